@@ -1,0 +1,143 @@
+"""The shapes that cross leadroute's edges: lead input, the normalized lead, decisions.
+
+Every Struct here is plain data. The pure core (``intake``, ``scoring``, ``routing.choose``)
+takes and returns these; the edges (``api``, ``store``, ``routing.state``) move them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+__all__ = [
+    "MAX_ATTRIBUTES",
+    "AttributeValue",
+    "Decision",
+    "GroupScore",
+    "LeadIn",
+    "NormalizedLead",
+    "OwnerSkip",
+    "RuleHit",
+    "Stage",
+]
+
+Stage = Literal["disqualified", "lead", "mql", "sql"]
+"""The four qualification stages, lowest to highest (``disqualified`` stands apart)."""
+
+MAX_ATTRIBUTES = 50
+"""At most this many extra attributes per lead: a form is not a document store."""
+
+Short = Annotated[str, msgspec.Meta(max_length=255)]
+Text = Annotated[str, msgspec.Meta(max_length=2000)]
+AttributeKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+AttributeScalar = str | int | float | bool | None
+AttributeValue = AttributeScalar | list[AttributeScalar]
+
+
+class LeadIn(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One lead event as web forms and CRMs post it (the CRM contract in DESIGN.md).
+
+    Every field is optional except that a lead must be reachable: ``email`` or ``phone``.
+    Fields the contract does not name are kept in ``attributes``, never dropped.
+    """
+
+    event_id: Short | None = None
+    occurred_at: datetime | None = None
+    source: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
+    first_name: Short | None = None
+    last_name: Short | None = None
+    phone: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    title: Short | None = None
+    company: Short | None = None
+    website: Text | None = None
+    country: Short | None = None
+    region: Short | None = None
+    city: Short | None = None
+    employees: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
+    annual_revenue: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    industry: Short | None = None
+    utm_source: Short | None = None
+    utm_medium: Short | None = None
+    utm_campaign: Short | None = None
+    attributes: dict[AttributeKey, AttributeValue] = msgspec.field(default_factory=dict)
+
+
+class NormalizedLead(msgspec.Struct, kw_only=True, frozen=True):
+    """A lead after normalization: what rules see, and what is stored.
+
+    ``email`` is lower-cased and syntax-checked, ``phone_e164`` is E.164 or None, ``country`` is
+    ISO 3166-1 alpha-2 or None, ``company_domain`` comes from the website or, for a corporate
+    address, the email.
+    """
+
+    source: str | None = None
+    email: str | None = None
+    email_domain: str | None = None
+    is_free_email: bool = False
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    phone_e164: str | None = None
+    title: str | None = None
+    company: str | None = None
+    website: str | None = None
+    company_domain: str | None = None
+    country: str | None = None
+    region: str | None = None
+    city: str | None = None
+    employees: int | None = None
+    annual_revenue: float | None = None
+    industry: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    occurred_at: datetime | None = None
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def facts(self) -> dict[str, Any]:
+        """The mapping rule expressions are evaluated against."""
+        return msgspec.structs.asdict(self)
+
+
+class RuleHit(msgspec.Struct, frozen=True):
+    """A scoring rule that matched, with the points it gave."""
+
+    rule: str
+    group: str
+    points: float
+
+
+class GroupScore(msgspec.Struct, frozen=True):
+    """One scoring group's total: the raw sum of its rules, and after its caps."""
+
+    raw: float
+    score: float
+    max: float | None = None
+    min: float | None = None
+
+
+class OwnerSkip(msgspec.Struct, frozen=True):
+    """An owner passed over while routing, and why (``inactive``, ...)."""
+
+    owner: str
+    reason: str
+
+
+class Decision(msgspec.Struct, kw_only=True):
+    """What leadroute decided for one lead event; the body of the intake response."""
+
+    lead_id: str
+    score: float
+    groups: dict[str, float]
+    stage: Stage
+    matched: list[RuleHit]
+    pool: str | None
+    owner: str | None
+    status: Literal["assigned", "unassigned"]
+    reason: str | None
+    routing_rule: str | None
+    ruleset_version: int
+    ruleset_sha256: str
