@@ -1,0 +1,136 @@
+"""Request body bytes to a :class:`~leadroute.models.LeadIn`, naming every bad field.
+
+msgspec stops at the first error when it decodes straight into a Struct, and a sales-ops
+person fixing a form wants to see all of them at once. So the body is decoded to a plain
+object first, then each known field is converted on its own against its annotated type in
+``LeadIn``, and every failure is collected before :class:`InvalidLead` is raised.
+
+Keys the CRM contract does not name are kept as extra attributes (merged under an explicit
+``attributes`` object, which wins on a clash) and checked like them.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from typing import Annotated, Any
+
+import msgspec
+
+from leadroute.intake.errors import FieldError, InvalidLead, MalformedBody
+from leadroute.models import MAX_ATTRIBUTES, LeadIn
+
+__all__ = ["parse_lead"]
+
+_DECODER = msgspec.json.Decoder()
+
+_FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in msgspec.structs.fields(LeadIn)}
+"""Each LeadIn field's annotated type (constraints included), resolved once at import."""
+
+_LAX_FIELDS = frozenset({"employees", "annual_revenue"})
+"""Numeric fields that also accept numeric strings: HTML forms post every value as text."""
+
+_ATTRIBUTE_KEY_TYPE: Any = typing.get_args(_FIELD_TYPES["attributes"])[0]
+
+_AttrText = Annotated[str, msgspec.Meta(max_length=2000)]
+_AttrScalar = _AttrText | int | float | bool | None
+_AttrValue = _AttrScalar | Annotated[list[_AttrScalar], msgspec.Meta(max_length=50)]
+"""``models.AttributeValue`` with the size limits applied at intake."""
+
+_MAX_KEY_IN_MESSAGE = 64
+
+
+def parse_lead(body: bytes) -> LeadIn:
+    """Decode and check one lead event body.
+
+    Raises :class:`MalformedBody` when the body is not a JSON object, and
+    :class:`InvalidLead` listing every bad field otherwise. Empty numeric fields
+    (``""``) count as absent. A lead needs an ``email`` or a ``phone`` (reported on ``email``).
+    """
+    try:
+        raw = _DECODER.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedBody(f"body is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise MalformedBody(f"body must be a JSON object, not {_json_kind(raw)}")
+
+    errors: list[FieldError] = []
+    values: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    for name, value in raw.items():
+        field_type = _FIELD_TYPES.get(name)
+        if field_type is None:
+            extras[name] = value
+        elif name == "attributes":
+            if isinstance(value, dict):
+                values[name] = value
+            else:
+                errors.append(FieldError(name, f"Expected `object`, got `{_json_kind(value)}`"))
+        else:
+            try:
+                values[name] = _convert_field(name, value, field_type)
+            except msgspec.ValidationError as exc:
+                errors.append(FieldError(name, str(exc)))
+
+    attributes = {**extras, **values.pop("attributes", {})}
+    errors.extend(_attribute_errors(attributes))
+
+    failed = {e.field for e in errors}
+    if not failed & {"email", "phone"} and not (_present(values, "email") or _present(values, "phone")):
+        errors.append(FieldError("email", "a lead needs an email or a phone"))
+    if errors:
+        raise InvalidLead(errors)
+    return LeadIn(**values, attributes=attributes)
+
+
+def _convert_field(name: str, value: Any, field_type: Any) -> Any:
+    if name not in _LAX_FIELDS:
+        return msgspec.convert(value, field_type)
+    if isinstance(value, str):
+        value = value.strip() or None
+    converted = msgspec.convert(value, field_type, strict=False)
+    if isinstance(converted, float) and not math.isfinite(converted):
+        raise msgspec.ValidationError("Expected a finite number")
+    return converted
+
+
+def _attribute_errors(attributes: dict[str, Any]) -> list[FieldError]:
+    if len(attributes) > MAX_ATTRIBUTES:
+        # One error, not one per key: a flood of keys should not become a flood of errors.
+        return [FieldError("attributes", f"at most {MAX_ATTRIBUTES} attributes, got {len(attributes)}")]
+    errors = []
+    for key, value in attributes.items():
+        field = f"attributes.{key[:_MAX_KEY_IN_MESSAGE]}"
+        try:
+            msgspec.convert(key, _ATTRIBUTE_KEY_TYPE)
+        except msgspec.ValidationError as exc:
+            errors.append(FieldError(field, f"bad attribute name: {str(exc).split(' - at ')[0]}"))
+            continue
+        try:
+            msgspec.convert(value, _AttrValue)
+        except msgspec.ValidationError as exc:
+            errors.append(FieldError(field, str(exc)))
+    return errors
+
+
+def _present(values: dict[str, Any], name: str) -> bool:
+    value = values.get(name)
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _json_kind(value: Any) -> str:
+    match value:
+        case dict():
+            return "object"
+        case list():
+            return "array"
+        case str():
+            return "str"
+        case bool():
+            return "bool"
+        case int() | float():
+            return "number"
+        case None:
+            return "null"
+        case _:
+            return type(value).__name__
