@@ -1,0 +1,44 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Response, get
+
+from leadroute.runtime import Runtime
+
+__all__ = ["live", "ready"]
+
+
+@get("/health/live", summary="The process is up", tags=["health"])
+async def live() -> dict[str, str]:
+    """Always 200 while the process serves requests."""
+    return {"status": "ok"}
+
+
+@get("/health/ready", summary="PostgreSQL and Redis answer", tags=["health"])
+async def ready(rt: Runtime) -> Response[dict[str, Any]]:
+    """200 when both dependencies answer within the ready timeout, else 503 naming the one that did not."""
+    timeout = rt.settings.ready_timeout
+
+    async def postgres() -> None:
+        async with rt.db.acquire(timeout=timeout) as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout)
+
+    async def redis() -> None:
+        await rt.redis.ping()
+
+    checks: dict[str, str] = {}
+    for name, check in (("postgres", postgres), ("redis", redis)):
+        try:
+            await asyncio.wait_for(check(), timeout)
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001  (any failure means not ready; the kind is reported)
+            checks[name] = f"unavailable: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return Response(
+        {"status": "ok" if ok else "unavailable", "checks": checks, "ruleset": rt.rules.ruleset.version},
+        status_code=200 if ok else 503,
+    )

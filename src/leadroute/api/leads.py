@@ -1,0 +1,115 @@
+"""Lead intake, read and explain."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+
+from leadroute.errors import NotFound
+from leadroute.runtime import Runtime
+from leadroute.store.queries import QUERIES
+from leadroute.workflow.intake import submit_lead
+
+__all__ = ["LeadController", "MAX_BODY_BYTES"]
+
+MAX_BODY_BYTES = 64 * 1024
+"""A lead is a form, not an upload: bodies over 64 KB get 413."""
+
+
+class LeadController(Controller):
+    path = "/v1/leads"
+    tags = ["leads"]  # noqa: RUF012  (Litestar reads it as a class attribute)
+
+    @post("/", request_max_body_size=MAX_BODY_BYTES, status_code=201, summary="Submit a lead")
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        rt: Runtime,
+        idempotency_key: Annotated[
+            str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)
+        ] = None,
+    ) -> Response[dict[str, Any]]:
+        """Score, qualify and route one lead; a retry with the same key returns the first decision."""
+        result = await submit_lead(rt, await request.body(), idempotency_key)
+        return Response(result.decision, status_code=201 if result.created else 200)
+
+    @get("/{lead_id:uuid}", summary="A lead, its current owner and its history")
+    async def read(self, rt: Runtime, lead_id: uuid.UUID) -> dict[str, Any]:
+        """The lead as normalized, its stage, score, owner, and every event, decision and assignment."""
+        async with rt.db.acquire() as conn:
+            lead = await conn.fetchrow(QUERIES["lead_get"], lead_id)
+            if lead is None:
+                raise NotFound("lead", str(lead_id))
+            events = await conn.fetch(QUERIES["lead_events"], lead_id)
+            decisions = await conn.fetch(QUERIES["lead_decisions"], lead_id)
+            assignments = await conn.fetch(QUERIES["lead_assignments"], lead_id)
+        history = sorted(
+            [{"at": e["received_at"], "type": e["kind"]} for e in events]
+            + [
+                {
+                    "at": d["decided_at"], "type": "decision", "stage": d["stage"], "score": d["score"],
+                    "ruleset_version": d["ruleset_version"], "routing_rule": d["routing_rule"],
+                }
+                for d in decisions
+            ]
+            + [
+                {
+                    "at": a["created_at"], "type": "assignment", "status": a["status"], "owner": a["owner_id"],
+                    "pool": a["pool_id"], "queue": a["queue"], "reason": a["reason"],
+                }
+                for a in assignments
+            ],
+            key=lambda item: item["at"],
+        )
+        return {
+            "id": str(lead["id"]),
+            "created_at": lead["created_at"],
+            "stage": lead["stage"],
+            "score": lead["score"],
+            "status": lead["status"],
+            "owner": lead["owner_id"],
+            "pool": lead["pool_id"],
+            "lead": lead["normalized"],
+            "history": history,
+        }
+
+    @get("/{lead_id:uuid}/explain", summary="Why this lead got its score, stage and owner")
+    async def explain(self, rt: Runtime, lead_id: uuid.UUID) -> dict[str, Any]:
+        """Every rule that matched with its points, the deciding rules, and each owner skipped and why."""
+        async with rt.db.acquire() as conn:
+            decisions = await conn.fetch(QUERIES["lead_decisions"], lead_id)
+        if not decisions:
+            raise NotFound("lead", str(lead_id))
+        d = decisions[-1]
+        why = d["explanation"]
+        return {
+            "lead_id": str(lead_id),
+            "decided_at": d["decided_at"],
+            "ruleset": {"version": d["ruleset_version"], "sha256": d["ruleset_sha256"]},
+            "score": d["score"],
+            **why,
+            "stage": d["stage"],
+            "owner": d["owner_id"],
+            "summary": summarize(d["stage"], d["score"], why),
+        }
+
+
+def summarize(stage: str, score: float, why: dict[str, Any]) -> str:
+    """One sentence for a person: "why did this lead go to Bob?"."""
+    routing, placed = why["routing"], why["assignment"]
+    text = f"Scored {score:g} and qualified as {stage} by rule {why['qualification']['rule']!r}. "
+    if routing["rule"] is None:
+        text += "No routing rule matched"
+    else:
+        text += f"Routing rule {routing['rule']!r} chose pool {routing['pool']!r}"
+    skipped = placed["owners_skipped"]
+    if skipped:
+        text += "; skipped " + ", ".join(f"{s['owner']} ({s['reason']})" for s in skipped)
+    if placed["owner"] is not None:
+        text += f"; assigned to {placed['owner']} by round robin in pool {placed['pool']!r}."
+    else:
+        text += f"; left in queue {placed['queue']!r}: {placed['reason']}."
+    return text

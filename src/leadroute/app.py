@@ -1,0 +1,122 @@
+"""The Litestar application: routes, error mapping, and the lifespan that opens PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
+from redis.asyncio import Redis
+
+from leadroute.api.deps import provide_runtime
+from leadroute.api.health import live, ready
+from leadroute.api.leads import LeadController
+from leadroute.api.owners import OwnerController, PoolController
+from leadroute.api.rulesets import RulesetController
+from leadroute.config import Settings
+from leadroute.errors import ClientError, problem
+from leadroute.intake import InvalidLead, MalformedBody
+from leadroute.routing.state import RoutingState
+from leadroute.rules import Ruleset, RulesetError, load_rules_path
+from leadroute.runtime import ActiveRuleset, Runtime
+from leadroute.store.db import create_pool
+from leadroute.store.migrate import migrate
+from leadroute.store.rulesets import record_ruleset
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, ruleset: Ruleset | None = None) -> Litestar:
+    """Build the app; the ruleset is loaded now (start-up fails on a bad one), connections at start."""
+    if settings.database_url is None or settings.redis_url is None:
+        raise ValueError("create_app needs database and redis URLs; the CLI starts embedded servers first")
+    active_rules = ruleset or load_rules_path(settings.rules_path)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        assert settings.database_url is not None and settings.redis_url is not None
+        db = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        redis: Redis = Redis.from_url(settings.redis_url)
+        try:
+            async with db.acquire() as conn:
+                await migrate(conn)
+                ruleset_id = await record_ruleset(conn, active_rules)
+            app.state.runtime = Runtime(
+                settings=settings,
+                db=db,
+                redis=redis,
+                routing=RoutingState(redis, settings.redis_prefix),
+                rules=ActiveRuleset(active_rules, ruleset_id),
+            )
+            log.info("ruleset %s v%s active (sha256 %s)", active_rules.path, active_rules.version,
+                     active_rules.sha256[:12])
+            yield
+        finally:
+            await redis.aclose()
+            await db.close()
+
+    return Litestar(
+        route_handlers=[LeadController, OwnerController, PoolController, RulesetController, live, ready],
+        dependencies={"rt": Provide(provide_runtime, sync_to_thread=False)},
+        lifespan=[lifespan],
+        plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
+        exception_handlers={
+            ClientError: _client_error,
+            InvalidLead: _invalid_lead,
+            RulesetError: _invalid_ruleset,
+            ValidationException: _validation_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        openapi_config=OpenAPIConfig(title="leadroute", version="1", path="/schema"),
+        debug=False,
+    )
+
+
+def _client_error(request: Request[Any, Any, Any], exc: ClientError) -> Response[Any]:
+    return problem(exc.status, exc.kind, exc.title, exc.detail, exc.errors).to_response(request)
+
+
+def _invalid_lead(request: Request[Any, Any, Any], exc: InvalidLead) -> Response[Any]:
+    errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+    if isinstance(exc, MalformedBody):
+        return problem(400, "malformed-body", "Malformed request body", str(exc), errors).to_response(request)
+    detail = "invalid lead: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(422, "invalid-lead", "Invalid lead", detail, errors).to_response(request)
+
+
+def _invalid_ruleset(request: Request[Any, Any, Any], exc: RulesetError) -> Response[Any]:
+    errors = [
+        {"rule": p.rule_id, "file": str(p.file), "line": p.line, "column": p.column, "message": p.message}
+        for p in exc.problems
+    ]
+    return problem(422, "invalid-ruleset", "Invalid ruleset", str(exc), errors).to_response(request)
+
+
+def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = [{"field": e.get("key") or e.get("source") or "body", "message": e.get("message", "")} for e in extra]
+    return problem(400, "invalid-request", "Invalid request", exc.detail, errors).to_response(request)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, ProblemDetailsException):
+        return exc.to_response(request)
+    kind = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(exc.status_code, "http-error")
+    return problem(exc.status_code, kind, exc.detail, exc.detail).to_response(request)
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # The lead body can hold PII: log the exception type and route, never the request.
+    log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return problem(500, "internal", "Internal error", "the request failed on our side; it is safe to retry").to_response(
+        request
+    )

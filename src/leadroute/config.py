@@ -1,0 +1,109 @@
+"""Settings, parsed once from ``LEADROUTE_*`` environment variables into one frozen object.
+
+Nothing else in leadroute reads the environment: ``Settings.from_env()`` is called by the CLI
+and the result is passed down. A bad value fails at start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = ["PREFIX", "Settings", "SettingsError"]
+
+PREFIX = "LEADROUTE_"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything leadroute can be configured with; one field per ``LEADROUTE_<NAME>`` variable."""
+
+    host: str = "127.0.0.1"
+    """Interface the HTTP server binds to."""
+    port: int = msgspec.field(default=8000)
+    """TCP port of the HTTP server."""
+    database_url: str | None = None
+    """PostgreSQL DSN. Unset together with ``redis_url``: embedded servers are started."""
+    redis_url: str | None = None
+    """Redis URL (``redis://``, ``rediss://`` or ``unix://``). Unset: embedded server."""
+    rules_path: Path = Path("rules")
+    """A ruleset file, or a directory holding exactly one."""
+    data_dir: Path = Path(".leadroute")
+    """Where the embedded servers keep their data (ignored when the URLs are set)."""
+    seed_demo: bool = True
+    """Seed demo owners and pools on the embedded default's first start with an empty database."""
+    demo_owners_file: Path = Path("examples/owners.yaml")
+    """The owners file used for the demo seed."""
+    redis_prefix: str = "lr"
+    """Prefix of every Redis key leadroute writes, so several deployments can share one Redis."""
+    db_pool_min: int = 2
+    """Minimum PostgreSQL connections per process."""
+    db_pool_max: int = 20
+    """Maximum PostgreSQL connections per process."""
+    ready_timeout: float = 1.0
+    """Seconds each dependency may take to answer ``/health/ready``."""
+    log_level: LogLevel = "INFO"
+    """Root log level."""
+
+    @property
+    def embedded(self) -> bool:
+        """True when leadroute runs its own PostgreSQL and Redis (no URLs configured)."""
+        return self.database_url is None and self.redis_url is None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Parse ``LEADROUTE_*`` variables; unknown ``LEADROUTE_`` names are errors (typos)."""
+        raw: dict[str, Any] = {}
+        fields = {f.name for f in msgspec.structs.fields(cls)}
+        for name, value in environ.items():
+            if not name.startswith(PREFIX):
+                continue
+            key = name.removeprefix(PREFIX).lower()
+            if key not in fields:
+                raise SettingsError(f"{name}: unknown setting (known: {_known()})")
+            raw[key] = value
+        raw.update(overrides)
+        if (raw.get("database_url") is None) != (raw.get("redis_url") is None):
+            missing = "LEADROUTE_REDIS_URL" if raw.get("redis_url") is None else "LEADROUTE_DATABASE_URL"
+            raise SettingsError(
+                f"{missing}: must be set too — set both URLs for external servers, or neither "
+                "for the embedded ones"
+            )
+        try:
+            settings = msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(_name_variable(str(exc))) from None
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check what types alone cannot."""
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"{PREFIX}PORT: {self.port} is not a TCP port (1-65535)")
+        if not 1 <= self.db_pool_min <= self.db_pool_max:
+            raise SettingsError(f"{PREFIX}DB_POOL_MIN: must be between 1 and {PREFIX}DB_POOL_MAX")
+        if self.ready_timeout <= 0:
+            raise SettingsError(f"{PREFIX}READY_TIMEOUT: must be a positive number of seconds")
+        if self.database_url is not None and not self.database_url.startswith(("postgres://", "postgresql://")):
+            raise SettingsError(f"{PREFIX}DATABASE_URL: expected a postgresql:// URL")
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"{PREFIX}REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+
+
+def _known() -> str:
+    return ", ".join(PREFIX + f.name.upper() for f in msgspec.structs.fields(Settings))
+
+
+def _name_variable(message: str) -> str:
+    """Turn msgspec's ``... - at `$.port``` into ``LEADROUTE_PORT: ...``."""
+    text, _, path = message.rpartition(" - at `$.")
+    if not path:
+        return message
+    return f"{PREFIX}{path.rstrip('`').upper()}: {text}"

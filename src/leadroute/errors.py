@@ -1,0 +1,105 @@
+"""leadroute's errors, and the one place they become ``application/problem+json``.
+
+    LeadrouteError
+    ├── ClientError                 4xx: the caller can fix it; the problem names the field or rule
+    │   ├── NotFound                404
+    │   ├── IdempotencyConflict     422: same key, different body
+    │   ├── UnknownOwners           422: a pool names owners that do not exist
+    │   └── InvalidRuleset          422: a ruleset failed to load or check
+    └── OwnersFileError             an owners file cannot be read (CLI)
+
+Errors raised by the pure core (``intake.InvalidLead``, ``rules.RulesetError``) stay free of HTTP;
+``problem_for`` maps them too. Every problem has ``type``, ``title``, ``status``, ``detail`` and,
+where it helps, ``errors``: a list of ``{field | rule, message}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.plugins.problem_details import ProblemDetailsException
+
+__all__ = [
+    "ClientError",
+    "IdempotencyConflict",
+    "InvalidRuleset",
+    "LeadrouteError",
+    "NotFound",
+    "OwnersFileError",
+    "UnknownOwners",
+    "problem",
+]
+
+PROBLEM_BASE = "https://leadroute.dev/problems/"
+
+
+class LeadrouteError(Exception):
+    """Base of every error leadroute raises on purpose."""
+
+
+class ClientError(LeadrouteError):
+    """Something the client sent is wrong; answered with a 4xx problem."""
+
+    status = 400
+    kind = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class NotFound(ClientError):
+    status = 404
+    kind = "not-found"
+    title = "Not found"
+
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"no {what} with id {ident!r}")
+
+
+class IdempotencyConflict(ClientError):
+    status = 422
+    kind = "idempotency-key-reused"
+    title = "Idempotency key reused with a different body"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            "this idempotency key was already used for a different request body; "
+            "use a new key for a new lead, or resend the original body",
+            errors=[{"field": "Idempotency-Key", "message": "already used for a different body"}],
+        )
+        self.key = key
+
+
+class UnknownOwners(ClientError):
+    status = 422
+    kind = "unknown-owner"
+    title = "Unknown owner"
+
+    def __init__(self, pool: str, owners: list[str]) -> None:
+        super().__init__(
+            f"pool {pool!r} names owners that do not exist: {', '.join(owners)}",
+            errors=[{"field": "members", "message": f"unknown owner {o!r}"} for o in owners],
+        )
+
+
+class InvalidRuleset(ClientError):
+    status = 422
+    kind = "invalid-ruleset"
+    title = "Invalid ruleset"
+
+
+class OwnersFileError(LeadrouteError):
+    """An owners file cannot be read or does not match the format."""
+
+
+def problem(
+    status: int, kind: str, title: str, detail: str, errors: list[dict[str, Any]] | None = None
+) -> ProblemDetailsException:
+    """Build the Litestar exception that renders as RFC 9457 problem+json."""
+    extra: dict[str, Any] = {"errors": errors} if errors else {}
+    return ProblemDetailsException(
+        status_code=status, type_=PROBLEM_BASE + kind, title=title, detail=detail, extra=extra
+    )
