@@ -1,0 +1,171 @@
+"""The ``leadroute`` command: serve, migrate, rules check, owners import.
+
+Every subcommand that needs the databases uses ``LEADROUTE_DATABASE_URL`` / ``LEADROUTE_REDIS_URL``
+when they are set, and otherwise starts the embedded servers on the data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import msgspec
+
+from leadroute.config import Settings, SettingsError
+from leadroute.errors import LeadrouteError
+
+__all__ = ["main"]
+
+log = logging.getLogger("leadroute")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``leadroute`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"leadroute: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(settings, args)
+    except LeadrouteError as exc:
+        print(f"leadroute: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leadroute", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP service (embedded servers unless URLs are set)")
+    serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="apply pending database migrations")
+    migrate.set_defaults(func=_migrate)
+
+    rules = sub.add_parser("rules", help="work with rule files").add_subparsers(required=True, metavar="ACTION")
+    check = rules.add_parser("check", help="load, type-check and run the tests of a ruleset")
+    check.add_argument("path", nargs="?", type=Path, help="a rule file or directory (default: LEADROUTE_RULES_PATH)")
+    check.set_defaults(func=_rules_check)
+
+    owners = sub.add_parser("owners", help="manage owners and pools").add_subparsers(required=True, metavar="ACTION")
+    imp = owners.add_parser("import", help="load owners and pools from a YAML file (idempotent)")
+    imp.add_argument("file", type=Path)
+    imp.set_defaults(func=_owners_import)
+    return parser
+
+
+@contextmanager
+def _servers(settings: Settings) -> Iterator[Settings]:
+    """Yield settings with database and Redis URLs, starting the embedded servers if none are set."""
+    if not settings.embedded:
+        yield settings
+        return
+    from leadroute.embedded import EmbeddedServers
+
+    servers = EmbeddedServers(settings.data_dir.resolve())
+    servers.start()
+    try:
+        yield msgspec.structs.replace(settings, database_url=servers.database_url, redis_url=servers.redis_url)
+    finally:
+        servers.stop()
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from leadroute.app import create_app
+    from leadroute.rules import RulesetError, load_rules_path
+
+    try:  # before anything starts: a broken ruleset never becomes active
+        ruleset = load_rules_path(settings.rules_path)
+    except RulesetError as exc:
+        print(f"leadroute: the ruleset failed to load; not starting.\n{exc}", file=sys.stderr)
+        return 1
+    with _servers(settings) as live:
+        seed = settings.embedded and settings.seed_demo
+        asyncio.run(_prepare(live, seed_file=settings.demo_owners_file if seed else None))
+        app = create_app(live, ruleset=ruleset)
+        log.info("serving on http://%s:%s", live.host, live.port)
+        uvicorn.run(app, host=live.host, port=live.port, log_level=live.log_level.lower(), lifespan="on")
+    return 0
+
+
+async def _prepare(settings: Settings, *, seed_file: Path | None) -> None:
+    """Migrate, and seed the demo owners when asked and the database has none yet."""
+    import asyncpg
+
+    from leadroute.store.migrate import migrate
+    from leadroute.store.owners import import_owners, load_owners_file
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrate(conn)
+        if seed_file is not None and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM owners)"):
+            owners, pools = await import_owners(conn, load_owners_file(seed_file))
+            log.info("seeded %d demo owners and %d pools from %s (LEADROUTE_SEED_DEMO=false turns this off)",
+                     owners, pools, seed_file)
+    finally:
+        await conn.close()
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from leadroute.store.migrate import migrate
+
+    async def run(dsn: str | None) -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            applied = await migrate(conn)
+        finally:
+            await conn.close()
+        print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.version:04d}_{m.name}" for m in applied))
+        return 0
+
+    with _servers(settings) as live:
+        return asyncio.run(run(live.database_url))
+
+
+def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.rules import RulesetError, check_rules
+
+    path: Path = args.path or settings.rules_path
+    try:
+        report = check_rules(path)
+    except RulesetError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(report.format())
+    return 0 if report.passed else 1
+
+
+def _owners_import(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from leadroute.store.migrate import migrate
+    from leadroute.store.owners import import_owners, load_owners_file
+
+    data = load_owners_file(args.file)
+
+    async def run(dsn: str | None) -> tuple[int, int]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+            return await import_owners(conn, data)
+        finally:
+            await conn.close()
+
+    with _servers(settings) as live:
+        owners, pools = asyncio.run(run(live.database_url))
+    print(f"imported {owners} owner(s) and {pools} pool(s) from {args.file}")
+    return 0
