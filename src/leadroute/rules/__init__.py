@@ -1,0 +1,52 @@
+"""Rule files: load, validate, type-check and compile a ruleset; run the tests written in it.
+
+Public API::
+
+    load_ruleset(path, *, evaluator=None) -> Ruleset      one file
+    load_rules_path(path) -> Ruleset                      a file, or a directory with exactly one
+    parse_ruleset(text, *, path=None, evaluator=None)     text already in memory (uploads)
+    pools_referenced(ruleset) -> set[str]
+    check_pools(ruleset, known) -> list[RuleProblem]
+    run_ruleset_tests(ruleset) -> list[TestOutcome]
+    check_rules(path) -> CheckReport
+
+Errors: :class:`RulesetError` (``.problems``: list of :class:`RuleProblem`). What expressions
+can use is described in :mod:`leadroute.rules._facts`.
+"""
+
+from leadroute.rules._filetests import CheckReport, TestOutcome, check_rules, run_ruleset_tests
+from leadroute.rules._loader import (
+    RULES_PATH_ENV,
+    check_pools,
+    load_rules_path,
+    load_ruleset,
+    parse_ruleset,
+    pools_referenced,
+)
+from leadroute.rules._problems import RuleProblem, RulesetError
+from leadroute.rules._ruleset import Group, QualificationRule, RoutingRule, Ruleset, RuleTest, ScoringRule
+from leadroute.rules.evaluator import Evaluator, RuleEngineEvaluator, SectionEvaluator
+
+__all__ = [
+    "RULES_PATH_ENV",
+    "CheckReport",
+    "Evaluator",
+    "Group",
+    "QualificationRule",
+    "RoutingRule",
+    "RuleEngineEvaluator",
+    "RuleProblem",
+    "RuleTest",
+    "Ruleset",
+    "RulesetError",
+    "ScoringRule",
+    "SectionEvaluator",
+    "TestOutcome",
+    "check_pools",
+    "check_rules",
+    "load_rules_path",
+    "load_ruleset",
+    "parse_ruleset",
+    "pools_referenced",
+    "run_ruleset_tests",
+]

@@ -1,0 +1,131 @@
+"""Run the tests written inside a rule file (``tests:``), and the ``rules check`` report.
+
+Each test lead goes through the same path as a posted lead: ``LeadIn`` (keys the contract does
+not name go into ``attributes``), then normalization, then scoring. Only the expectations a
+test gives are checked: ``stage``, ``pool``, ``score`` (within 1e-9), ``matched`` (those scoring
+rule ids all matched; others may match too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import msgspec
+
+from leadroute.models import LeadIn, NormalizedLead
+from leadroute.rules._loader import load_rules_path
+from leadroute.rules._ruleset import Ruleset
+from leadroute.rules._spec import TestSpec
+
+__all__ = ["CheckReport", "TestOutcome", "check_rules", "lead_from_test", "run_ruleset_tests"]
+
+SCORE_TOLERANCE = 1e-9
+_LEAD_FIELDS = frozenset(f.name for f in msgspec.structs.fields(LeadIn))
+
+Normalizer = Callable[[LeadIn], NormalizedLead]
+
+
+class TestOutcome(msgspec.Struct, frozen=True):
+    """One rule-file test: passed, or the differences between expected and actual."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
+    name: str
+    passed: bool
+    diffs: list[str]
+
+
+class CheckReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A loaded rule file and the outcome of its tests."""
+
+    path: str
+    version: int
+    sha256: str
+    groups: int
+    scoring_rules: int
+    qualification_rules: int
+    routing_rules: int
+    outcomes: list[TestOutcome]
+
+    @property
+    def ok(self) -> bool:
+        """True when every test passed."""
+        return all(outcome.passed for outcome in self.outcomes)
+
+    def format(self) -> str:
+        """Human-readable lines: the file, its identity, counts, then each failure."""
+        failed = [o for o in self.outcomes if not o.passed]
+        lines = [
+            f"{self.path}: version {self.version}, sha256 {self.sha256}",
+            f"  {self.groups} groups, {self.scoring_rules} scoring rules, "
+            f"{self.qualification_rules} qualification entries, {self.routing_rules} routing rules",
+            f"  tests: {len(self.outcomes) - len(failed)} passed, {len(failed)} failed",
+        ]
+        for outcome in failed:
+            lines.append(f"  FAILED {outcome.name}")
+            lines.extend(f"    {diff}" for diff in outcome.diffs)
+        return "\n".join(lines)
+
+
+def lead_from_test(lead: dict[str, Any]) -> LeadIn:
+    """A test's ``lead:`` as a ``LeadIn``: unknown keys become attributes, as for posted leads."""
+    known = {k: v for k, v in lead.items() if k in _LEAD_FIELDS}
+    extra = {k: v for k, v in lead.items() if k not in _LEAD_FIELDS}
+    if extra:
+        known["attributes"] = {**dict(known.get("attributes") or {}), **extra}
+    return msgspec.convert(known, LeadIn)
+
+
+def _default_normalizer() -> Normalizer:
+    from leadroute.intake.normalize import normalize
+
+    return normalize
+
+
+def run_ruleset_tests(ruleset: Ruleset, *, normalize: Normalizer | None = None) -> list[TestOutcome]:
+    """Run every test in ``ruleset``; ``normalize`` defaults to intake's normalization."""
+    normalizer = normalize or _default_normalizer()
+    return [_run_one(ruleset, test.spec, normalizer) for test in ruleset.tests]
+
+
+def _run_one(ruleset: Ruleset, test: TestSpec, normalize: Normalizer) -> TestOutcome:
+    from leadroute.scoring import evaluate
+
+    try:
+        lead = normalize(lead_from_test(test.lead))
+    except (msgspec.ValidationError, ValueError) as exc:
+        # intake's InvalidLead is a ValueError; its message names fields, not values.
+        return TestOutcome(test.name, False, [f"lead is invalid: {exc}"])
+    result = evaluate(ruleset, lead)
+    expect = test.expect
+    diffs: list[str] = []
+    if expect.stage is not None and expect.stage != result.stage:
+        diffs.append(f"stage: expected {expect.stage}, got {result.stage}")
+    if expect.pool is not None and expect.pool != result.pool:
+        diffs.append(f"pool: expected {expect.pool}, got {result.pool}")
+    if expect.score is not None and abs(expect.score - result.score) > SCORE_TOLERANCE:
+        diffs.append(f"score: expected {expect.score:g}, got {result.score:g}")
+    if expect.matched is not None:
+        hit = {h.rule for h in result.hits}
+        missing = [rule for rule in expect.matched if rule not in hit]
+        if missing:
+            matched = ", ".join(sorted(hit)) or "none"
+            diffs.append(f"matched: expected {', '.join(missing)} to match; matched: {matched}")
+    return TestOutcome(test.name, not diffs, diffs)
+
+
+def check_rules(path: Path, *, normalize: Normalizer | None = None) -> CheckReport:
+    """Load the rule file at ``path`` (:class:`RulesetError` propagates) and run its tests."""
+    ruleset = load_rules_path(path)
+    return CheckReport(
+        path=ruleset.display_path,
+        version=ruleset.version,
+        sha256=ruleset.sha256,
+        groups=len(ruleset.groups),
+        scoring_rules=len(ruleset.scoring_rules),
+        qualification_rules=len(ruleset.qualification_rules),
+        routing_rules=len(ruleset.routing_rules),
+        outcomes=run_ruleset_tests(ruleset, normalize=normalize),
+    )

@@ -1,0 +1,491 @@
+"""Load a rule file: YAML → validated Structs → type-checked expressions → :class:`Ruleset`.
+
+Each step collects problems instead of stopping at the first, so a file with a typo in one
+rule and an undeclared group in another reports both. Only a YAML syntax error or a broken top
+level stops early, because nothing after it can be trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import rule_engine
+import yaml
+
+from leadroute.models import Stage
+from leadroute.rules._facts import ATTRIBUTE_TYPES, Section, context_for
+from leadroute.rules._problems import RuleProblem, RulesetError
+from leadroute.rules._ruleset import Group, QualificationRule, RoutingRule, Ruleset, RuleTest, ScoringRule
+from leadroute.rules._spec import (
+    ExpectSpec,
+    GroupSpec,
+    QualificationSpec,
+    RoutingRuleSpec,
+    RoutingSectionSpec,
+    RoutingSpec,
+    RulesetSpec,
+    ScoringRuleSpec,
+    ScoringSectionSpec,
+    ScoringSpec,
+    Spec,
+    TestSpec,
+    TopSpec,
+)
+from leadroute.rules._yaml import Path as YamlPath
+from leadroute.rules._yaml import YamlDocument, parse_yaml
+from leadroute.rules.evaluator import Evaluator, RuleEngineEvaluator
+
+__all__ = [
+    "RULES_PATH_ENV",
+    "check_pools",
+    "load_rules_path",
+    "load_ruleset",
+    "parse_ruleset",
+    "pools_referenced",
+]
+
+RULES_PATH_ENV = "LEADROUTE_RULES_PATH"
+STAGES: tuple[str, ...] = typing.get_args(Stage)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ATTRIBUTE_FIELD = re.compile(r"^attributes\.([A-Za-z_][A-Za-z0-9_]*)$")
+_MSGSPEC_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
+_MSGSPEC_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
+_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
+
+S = TypeVar("S", bound=Spec)
+
+
+def load_ruleset(path: Path, *, evaluator: Evaluator | None = None) -> Ruleset:
+    """Load, validate and compile one rule file. Raises :class:`RulesetError` listing every problem."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesetError([RuleProblem(str(path), 1, 1, None, f"cannot read the rule file: {exc}")]) from exc
+    return parse_ruleset(source, path=path, evaluator=evaluator)
+
+
+def load_rules_path(path: Path) -> Ruleset:
+    """Load the ruleset at ``path``: a file, or a directory holding exactly one ``*.yaml``/``*.yml``."""
+    if not path.is_dir():
+        return load_ruleset(path)
+    candidates = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if len(candidates) == 1:
+        return load_ruleset(candidates[0])
+    if not candidates:
+        message = f"no rule file (*.yaml or *.yml) in directory {path}; add one or set {RULES_PATH_ENV}"
+    else:
+        names = ", ".join(p.name for p in candidates)
+        message = (
+            f"directory {path} holds several rule files ({names}); "
+            f"set {RULES_PATH_ENV} to the one file to use"
+        )
+    raise RulesetError([RuleProblem(str(path), 1, 1, None, message)])
+
+
+def parse_ruleset(source: str, *, path: Path | None = None, evaluator: Evaluator | None = None) -> Ruleset:
+    """Build a :class:`Ruleset` from rule-file text (``path`` only names it in messages)."""
+    return _Builder(source, path, evaluator or RuleEngineEvaluator()).build()
+
+
+def pools_referenced(ruleset: Ruleset) -> set[str]:
+    """Every pool a routing rule can send leads to."""
+    return {rule.pool for rule in ruleset.routing_rules}
+
+
+def check_pools(ruleset: Ruleset, known: set[str]) -> list[RuleProblem]:
+    """A problem for each routing rule whose pool is not in ``known``."""
+    names = ", ".join(sorted(known)) or "none"
+    return [
+        RuleProblem(
+            ruleset.display_path,
+            rule.line,
+            1,
+            rule.id,
+            f"pool {rule.pool!r} does not exist (known pools: {names}); create it or fix the name",
+        )
+        for rule in ruleset.routing_rules
+        if rule.pool not in known
+    ]
+
+
+class _Builder:
+    """One load: the document, the problems found so far, and the steps that find them."""
+
+    def __init__(self, source: str, path: Path | None, evaluator: Evaluator) -> None:
+        self.source = source
+        self.path = path
+        self.file = str(path) if path is not None else "<ruleset>"
+        self.evaluator = evaluator
+        self.doc = YamlDocument(None, None)
+        self.problems: list[RuleProblem] = []
+
+    # -- problems ---------------------------------------------------------------------------
+
+    def problem(
+        self, path: YamlPath, message: str, *, rule_id: str | None = None, key: str | None = None
+    ) -> None:
+        """Record a problem at ``path`` (or at ``key`` of the mapping there)."""
+        where = self.doc.locate(path, key=key)
+        self.problems.append(RuleProblem(self.file, where.line, where.column, rule_id, message))
+
+    def fail(self) -> typing.NoReturn:
+        """Raise everything found, in file order."""
+        raise RulesetError(sorted(self.problems, key=lambda p: (p.line, p.column)))
+
+    def convert(self, data: Any, spec: type[S], path: YamlPath, rule_id: str | None = None) -> S | None:
+        """Validate ``data`` as ``spec``; on failure record a problem at the offending key."""
+        try:
+            return msgspec.convert(data, spec)
+        except msgspec.ValidationError as exc:
+            self._validation_problem(str(exc), spec, path, rule_id)
+            return None
+
+    def _validation_problem(self, text: str, spec: type[Spec], path: YamlPath, rule_id: str | None) -> None:
+        found = _MSGSPEC_AT.match(text)
+        message, rel = (found["message"], found["path"]) if found else (text, "")
+        segments: list[str | int] = list(path)
+        for name, index in _MSGSPEC_SEGMENT.findall(rel):
+            segments.append(int(index) if index else name)
+        if unknown := _UNKNOWN_FIELD.match(message):
+            allowed = ""
+            if not rel:
+                allowed = " (allowed: " + ", ".join(f.name for f in msgspec.structs.fields(spec)) + ")"
+            self.problem(
+                segments,
+                f"unknown key {unknown['key']!r}{allowed}; remove it or fix its spelling",
+                rule_id=rule_id,
+                key=unknown["key"],
+            )
+        elif missing := _MISSING_FIELD.match(message):
+            self.problem(segments, f"missing required key {missing['key']!r}; add it", rule_id=rule_id)
+        else:
+            what = f"{segments[-1]!r}: " if segments and isinstance(segments[-1], str) else ""
+            self.problem(segments, what + message.replace("`", "'"), rule_id=rule_id)
+
+    # -- the steps ----------------------------------------------------------------------------
+
+    def build(self) -> Ruleset:
+        """Run every step; raise :class:`RulesetError` if any problem was found."""
+        try:
+            self.doc = parse_yaml(self.source)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+            detail = getattr(exc, "problem", None) or str(exc)
+            context = getattr(exc, "context", None)
+            message = f"YAML syntax error: {detail}" + (f" ({context})" if context else "")
+            raise RulesetError([RuleProblem(self.file, line, column, None, message)]) from exc
+        if not isinstance(self.doc.data, dict):
+            self.problem([], "a rule file must be a mapping with version, scoring, qualification and routing")
+            self.fail()
+        for key, where in self.doc.duplicate_keys():
+            self.problems.append(
+                RuleProblem(
+                    self.file, where.line, where.column, None, f"key {key!r} is written twice; keep one"
+                )
+            )
+        top = self.convert(self.doc.data, TopSpec, [])
+        if top is None:
+            self.fail()
+        if top.version < 1:
+            self.problem(["version"], "'version' must be a positive integer; bump it on every change")
+        fields = self.fields(top.fields)
+        groups, scoring_rules = self.scoring(top.scoring)
+        qualification = self.qualification(top.qualification)
+        routing = self.routing(top.routing)
+        tests = self.tests(top.tests)
+        self.check_ids(scoring_rules, qualification, routing[1] if routing else [])
+        attributes = {name[len("attributes.") :]: ATTRIBUTE_TYPES[kind] for name, kind in fields.items()}
+        group_names = [name for name, _ in groups]
+        scoring_compiled = self.compile(
+            "scoring", [(r.id, r.when, p) for r, p in scoring_rules], attributes, group_names
+        )
+        qualification_compiled = self.compile(
+            "qualification", [(r.id or "", r.when, p) for r, p in qualification], attributes, group_names
+        )
+        routing_compiled = self.compile(
+            "routing",
+            [(r.id, r.when, p) for r, p in (routing[1] if routing else [])],
+            attributes,
+            group_names,
+        )
+        if self.problems or routing is None:
+            self.fail()
+        fallback, routing_rules = routing
+        spec = RulesetSpec(
+            version=top.version,
+            description=top.description,
+            fields=fields,
+            scoring=ScoringSpec(groups=dict(groups), rules=[r for r, _ in scoring_rules]),
+            qualification=[q for q, _ in qualification],
+            routing=RoutingSpec(rules=[r for r, _ in routing_rules], fallback=fallback),
+            tests=[t for t, _ in tests],
+        )
+        return Ruleset(
+            version=top.version,
+            sha256=hashlib.sha256(msgspec.json.encode(spec, order="sorted")).hexdigest(),
+            description=top.description,
+            path=self.path,
+            source=self.source,
+            fields=fields,
+            groups={
+                name: Group(name=name, max=g.max, min=g.min, half_life_days=g.half_life_days)
+                for name, g in groups
+            },
+            scoring_rules=tuple(
+                ScoringRule(
+                    id=r.id,
+                    group=r.group,
+                    points=r.points,
+                    when=r.when,
+                    line=self.line(p),
+                    description=r.description,
+                )
+                for r, p in scoring_rules
+            ),
+            qualification_rules=tuple(
+                QualificationRule(
+                    id=q.id or "",
+                    stage=typing.cast(Stage, q.stage),
+                    when=q.when,
+                    line=self.line(p),
+                    description=q.description,
+                )
+                for q, p in qualification
+            ),
+            routing_rules=tuple(
+                RoutingRule(
+                    id=r.id, pool=r.pool or "", when=r.when, line=self.line(p), description=r.description
+                )
+                for r, p in routing_rules
+            ),
+            fallback=fallback,
+            tests=tuple(RuleTest(spec=t, line=self.line(p)) for t, p in tests),
+            scoring_evaluator=self.evaluator.compile(scoring_compiled),
+            qualification_evaluator=self.evaluator.compile(qualification_compiled),
+            routing_evaluator=self.evaluator.compile(routing_compiled),
+        )
+
+    def line(self, path: YamlPath) -> int:
+        """The line ``path`` was written on."""
+        return self.doc.locate(path).line
+
+    def fields(self, raw: Mapping[str, Any]) -> dict[str, str]:
+        """``fields:``: each key ``attributes.NAME``, each value a rule-engine type name."""
+        result: dict[str, str] = {}
+        allowed = ", ".join(ATTRIBUTE_TYPES)
+        for name, kind in raw.items():
+            if not isinstance(name, str) or not _ATTRIBUTE_FIELD.match(name):
+                self.problem(
+                    ["fields"],
+                    f"field {name!r} must be written 'attributes.NAME' (NAME: letters, digits, _); "
+                    "built-in lead fields need no declaration",
+                    key=str(name),
+                )
+            elif kind not in ATTRIBUTE_TYPES:
+                self.problem(["fields", name], f"field {name!r} has type {kind!r}; use one of {allowed}")
+            else:
+                result[name] = kind
+        return result
+
+    def scoring(
+        self, raw: Mapping[str, Any]
+    ) -> tuple[list[tuple[str, GroupSpec]], list[tuple[ScoringRuleSpec, YamlPath]]]:
+        """``scoring:``: groups (names usable as ``groups.NAME``) and rules in a declared group."""
+        section = self.convert(raw, ScoringSectionSpec, ["scoring"])
+        if section is None:
+            return [], []
+        groups: list[tuple[str, GroupSpec]] = []
+        for name, value in section.groups.items():
+            path: YamlPath = ["scoring", "groups", name]
+            if not isinstance(name, str) or not _NAME.match(name):
+                self.problem(
+                    ["scoring", "groups"],
+                    f"group name {name!r} must be letters, digits and _ "
+                    "(it is used as groups.NAME in expressions)",
+                    key=str(name),
+                )
+                continue
+            group = self.convert(value if value is not None else {}, GroupSpec, path)
+            if group is None:
+                continue
+            if group.max is not None and group.min is not None and group.min > group.max:
+                self.problem(path, f"group {name!r} has min {group.min:g} above max {group.max:g}")
+            groups.append((name, group))
+        declared = {name for name, _ in groups}
+        rules: list[tuple[ScoringRuleSpec, YamlPath]] = []
+        for index, value in enumerate(section.rules):
+            path = ["scoring", "rules", index]
+            rule = self.convert(value, ScoringRuleSpec, path, _raw_id(value))
+            if rule is None:
+                continue
+            if rule.on_activity is not None:
+                self.problem(
+                    path,
+                    "'on_activity' rules are not supported yet; remove the rule for now",
+                    rule_id=rule.id,
+                    key="on_activity",
+                )
+                continue
+            if rule.group not in declared and _NAME.match(rule.group):
+                known = ", ".join(sorted(declared)) or "none"
+                self.problem(
+                    [*path, "group"],
+                    f"group {rule.group!r} is not declared under scoring.groups "
+                    f"(declared: {known}); declare it or fix the name",
+                    rule_id=rule.id,
+                )
+            rules.append((rule, path))
+        return groups, rules
+
+    def qualification(self, raw: Sequence[Any]) -> list[tuple[QualificationSpec, YamlPath]]:
+        """``qualification:``: entries in order; unnamed ones are called ``qualification[i]``."""
+        entries: list[tuple[QualificationSpec, YamlPath]] = []
+        if not raw:
+            self.problem(["qualification"], "'qualification' needs at least one entry, e.g. {stage: lead}")
+        for index, value in enumerate(raw):
+            path: YamlPath = ["qualification", index]
+            rule_id = _raw_id(value) or f"qualification[{index}]"
+            entry = self.convert(value, QualificationSpec, path, rule_id)
+            if entry is None:
+                continue
+            if entry.stage not in STAGES:
+                self.problem(
+                    [*path, "stage"],
+                    f"stage {entry.stage!r} is not a stage; use one of " + ", ".join(STAGES),
+                    rule_id=rule_id,
+                )
+            entries.append((msgspec.structs.replace(entry, id=rule_id), path))
+        return entries
+
+    def routing(self, raw: Mapping[str, Any]) -> tuple[str, list[tuple[RoutingRuleSpec, YamlPath]]] | None:
+        """``routing:``: rules in order (each with a ``pool``) and the ``fallback`` queue."""
+        section = self.convert(raw, RoutingSectionSpec, ["routing"])
+        if section is None:
+            return None
+        if section.sla is not None:
+            self.problem(["routing"], "'sla' is not supported yet; remove it for now", key="sla")
+        rules: list[tuple[RoutingRuleSpec, YamlPath]] = []
+        for index, value in enumerate(section.rules):
+            path: YamlPath = ["routing", "rules", index]
+            rule = self.convert(value, RoutingRuleSpec, path, _raw_id(value))
+            if rule is None:
+                continue
+            if rule.route is not None:
+                self.problem(
+                    path,
+                    f"'route: {rule.route}' is not supported yet; use 'pool:'",
+                    rule_id=rule.id,
+                    key="route",
+                )
+            elif rule.pool is None:
+                self.problem(path, "missing required key 'pool'; name the pool to route to", rule_id=rule.id)
+            else:
+                rules.append((rule, path))
+        return section.fallback, rules
+
+    def tests(self, raw: Sequence[Any]) -> list[tuple[TestSpec, YamlPath]]:
+        """``tests:``: each a lead and what to expect of it."""
+        result: list[tuple[TestSpec, YamlPath]] = []
+        for index, value in enumerate(raw):
+            path: YamlPath = ["tests", index]
+            test = self.convert(value, TestSpec, path)
+            if test is None:
+                continue
+            expect: ExpectSpec = test.expect
+            if expect.stage is not None and expect.stage not in STAGES:
+                self.problem(
+                    [*path, "expect", "stage"],
+                    f"test {test.name!r} expects stage {expect.stage!r}; use one of " + ", ".join(STAGES),
+                )
+                continue
+            result.append((test, path))
+        return result
+
+    def check_ids(self, *sections: Sequence[tuple[Any, YamlPath]]) -> None:
+        """Rule ids are unique across the file: decisions and explanations name rules by id."""
+        seen: dict[str, int] = {}
+        for section in sections:
+            for rule, path in section:
+                if rule.id in seen:
+                    self.problem(
+                        path,
+                        f"duplicate rule id {rule.id!r} (first used on line {seen[rule.id]}); "
+                        "give each rule its own id",
+                        rule_id=rule.id,
+                        key="id",
+                    )
+                else:
+                    seen[rule.id] = self.line(path)
+
+    def compile(
+        self,
+        section: Section,
+        rules: Sequence[tuple[str, str | None, YamlPath]],
+        attributes: Mapping[str, Any],
+        groups: list[str],
+    ) -> list[rule_engine.Rule]:
+        """Parse and type-check each ``when`` of a section (None means always)."""
+        context = context_for(section, attributes, groups)
+        compiled: list[rule_engine.Rule] = []
+        for rule_id, when, path in rules:
+            text = "true" if when is None else when
+            try:
+                compiled.append(rule_engine.Rule(text, context=context))
+            except rule_engine.errors.EngineError as exc:
+                self.problem([*path, "when"], _explain(exc, text, section, groups), rule_id=rule_id)
+        return compiled
+
+
+def _raw_id(value: Any) -> str | None:
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        return typing.cast(str, value["id"])
+    return None
+
+
+_SECTION_HINTS: Mapping[str, str] = {
+    "score": "'score' is only available in qualification and routing",
+    "groups": "'groups' is only available in qualification and routing",
+    "stage": "'stage' is only available in routing",
+}
+
+
+def _explain(exc: Exception, text: str, section: Section, groups: list[str]) -> str:  # noqa: PLR0911 - one return per error kind
+    """Turn a rule-engine error into a sentence that says what to change."""
+    errors = rule_engine.errors
+    message = str(getattr(exc, "message", exc))
+    if isinstance(exc, errors.RuleSyntaxError):
+        token = getattr(exc, "token", None)
+        near = f" near {token.value!r}" if token is not None else " (the expression ends too early)"
+        return f"syntax error in 'when: {text}'{near}; check quotes, brackets and operators"
+    if isinstance(exc, errors.ObjectAttributeError):
+        obj = getattr(getattr(exc, "object", None), "name", "")
+        name = exc.attribute_name
+        if obj == "attributes":
+            return (
+                f"unknown field 'attributes.{name}': declare it under 'fields:' "
+                f"(e.g. 'attributes.{name}: STRING')"
+            )
+        if obj == "groups":
+            return f"unknown group 'groups.{name}'; scoring groups are: " + ", ".join(groups)
+    if isinstance(exc, errors.SymbolResolutionError):
+        name = exc.symbol_name
+        if (name in _SECTION_HINTS and section == "scoring") or (name == "stage" and section != "routing"):
+            return f"unknown field {name!r}: {_SECTION_HINTS[name]}"
+        suggestion = f" (did you mean {exc.suggestion!r}?)" if exc.suggestion else ""
+        return f"unknown field {name!r}{suggestion}; extra lead attributes are used as attributes.NAME"
+    if isinstance(exc, errors.RegexSyntaxError):
+        return f"invalid regular expression in 'when: {text}': {message}"
+    if isinstance(exc, errors.EvaluationError) and "mismatch" in message:
+        return (
+            f"type mismatch in 'when: {text}': {message}; compare text with text "
+            "(==, =~, in) and numbers with numbers (<, >=)"
+        )
+    return f"invalid expression 'when: {text}': {message}"

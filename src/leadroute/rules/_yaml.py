@@ -1,0 +1,102 @@
+"""YAML with line numbers: the parsed data and the node tree it came from.
+
+PyYAML's ``safe_load`` throws away where each value was written. We compose the node tree
+first (each node keeps its ``start_mark``), then construct plain Python data from that same
+tree, and keep both: the data is validated, the nodes answer "which line was that?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+__all__ = ["Located", "Path", "YamlDocument", "parse_yaml"]
+
+Path = Sequence[str | int]
+"""A location inside the document: mapping keys and sequence indexes, from the root."""
+
+
+class Located:
+    """A 1-based line and column."""
+
+    __slots__ = ("column", "line")
+
+    def __init__(self, line: int, column: int) -> None:
+        self.line = line
+        self.column = column
+
+
+def _at(node: yaml.Node) -> Located:
+    return Located(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class YamlDocument:
+    """One parsed YAML document: ``data`` and a way to find where any part of it was written."""
+
+    __slots__ = ("data", "root")
+
+    def __init__(self, data: Any, root: yaml.Node | None) -> None:
+        self.data = data
+        self.root = root
+
+    def node(self, path: Path) -> yaml.Node | None:
+        """The node at ``path``, or the deepest node on the way there that exists."""
+        node = self.root
+        for segment in path:
+            child = _child(node, segment) if node is not None else None
+            if child is None:
+                return node
+            node = child
+        return node
+
+    def locate(self, path: Path, *, key: str | None = None) -> Located:
+        """Where ``path`` was written; with ``key``, where that key of the mapping at ``path`` was."""
+        node = self.node(path)
+        if node is None:
+            return Located(1, 1)
+        if key is not None and isinstance(node, yaml.MappingNode):
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                    return _at(key_node)
+        return _at(node)
+
+    def duplicate_keys(self) -> list[tuple[str, Located]]:
+        """Mapping keys written twice (PyYAML silently keeps the last one)."""
+        found: list[tuple[str, Located]] = []
+        stack = [self.root] if self.root is not None else []
+        while stack:
+            node = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                seen: set[str] = set()
+                for key_node, value_node in node.value:
+                    if isinstance(key_node, yaml.ScalarNode):
+                        if key_node.value in seen:
+                            found.append((key_node.value, _at(key_node)))
+                        seen.add(key_node.value)
+                    stack.append(value_node)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(node.value)
+        return found
+
+
+def _child(node: yaml.Node, segment: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode) and isinstance(segment, str):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == segment:
+                return value_node  # type: ignore[no-any-return]
+    if isinstance(node, yaml.SequenceNode) and isinstance(segment, int) and 0 <= segment < len(node.value):
+        return node.value[segment]  # type: ignore[no-any-return]
+    return None
+
+
+def parse_yaml(text: str) -> YamlDocument:
+    """Parse one YAML document, keeping its node tree. Raises ``yaml.YAMLError`` (with a mark)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    finally:
+        loader.dispose()
+    return YamlDocument(data, root)
