@@ -1,0 +1,1 @@
+"""Load tests: a deterministic lead generator (``leads``) and a locust scenario (``locustfile``)."""

@@ -1,0 +1,84 @@
+"""Locust scenario: users posting generated leads to ``/v1/leads``, with some client retries.
+
+Run headless against a local server::
+
+    .venv/bin/locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 30s --host http://127.0.0.1:8000
+
+Each lead is posted with its ``event_id`` as the ``Idempotency-Key`` and must come back
+``201 Created``; about 5% of requests re-post one of the user's earlier leads with the same
+key, as a client retry would, and must come back ``200 OK`` with the same decision. Every
+response must carry ``lead_id``, ``stage`` and ``score``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any
+
+from locust import between, task
+from locust.contrib.fasthttp import FastHttpUser
+
+from loadtests.leads import Lead, make_lead
+
+__all__ = ["LeadPoster"]
+
+RETRY_SHARE = 0.05
+"""Share of requests that re-post an earlier lead with the same Idempotency-Key."""
+
+_RUN_SEED = random.SystemRandom().randrange(2**32)
+"""A fresh seed per run, so event ids (and idempotency keys) do not collide with earlier runs."""
+
+_REQUIRED = ("lead_id", "stage", "score")
+
+
+class LeadPoster(FastHttpUser):
+    """One lead source: posts new leads, and now and then retries one it sent before."""
+
+    wait_time = between(0.1, 1)
+    _next_user = 0
+
+    def on_start(self) -> None:
+        """Give this user its own slice of lead indexes and a short memory of what it sent."""
+        LeadPoster._next_user += 1
+        self._user = LeadPoster._next_user
+        self._sent = 0
+        self._recent: deque[tuple[Lead, dict[str, Any]]] = deque(maxlen=20)
+
+    @task
+    def post_lead(self) -> None:
+        """Post a new lead (201), or retry an earlier one with the same key (200, same decision)."""
+        if self._recent and random.random() < RETRY_SHARE:
+            lead, first = random.choice(self._recent)
+            self._post(lead, expect=200, name="/v1/leads [retry]", first=first)
+            return
+        lead = make_lead(_RUN_SEED, self._user * 10_000_000 + self._sent)
+        self._sent += 1
+        decision = self._post(lead, expect=201, name="/v1/leads")
+        if decision is not None:
+            self._recent.append((lead, decision))
+
+    def _post(
+        self, lead: Lead, *, expect: int, name: str, first: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        headers = {"Idempotency-Key": str(lead["event_id"])}
+        with self.client.post(
+            "/v1/leads", json=lead, headers=headers, name=name, catch_response=True
+        ) as response:
+            if response.status_code != expect:
+                response.failure(f"expected {expect}, got {response.status_code}")
+                return None
+            try:
+                decision = response.json()
+            except ValueError:
+                response.failure("response is not JSON")
+                return None
+            missing = [key for key in _REQUIRED if not isinstance(decision, dict) or key not in decision]
+            if missing:
+                response.failure(f"response lacks {', '.join(missing)}")
+                return None
+            if first is not None and decision.get("lead_id") != first.get("lead_id"):
+                response.failure("retry returned a different lead_id")
+                return None
+            response.success()
+            return dict(decision)
