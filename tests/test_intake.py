@@ -78,6 +78,11 @@ class TestUnknownFields:
 class TestParseNamesEveryBadField:
     """Every bad field is reported at once, each under its own name."""
 
+    def test_message_names_fields_not_values(self) -> None:
+        with pytest.raises(InvalidLead) as info:
+            parse_lead(body(email="secret@", employees="many"))
+        assert str(info.value) == "invalid lead: employees"
+
     def test_several_fields(self) -> None:
         errors = parse_errors(
             body(email=5, employees=-1, occurred_at="yesterday", annual_revenue=True, country=["US"])
@@ -155,6 +160,7 @@ class TestMalformedBody:
         with pytest.raises(MalformedBody) as info:
             parse_lead(raw)
         assert says in info.value.message
+        assert str(info.value) == info.value.message
         assert info.value.errors == [FieldError("body", info.value.message)]
         assert isinstance(info.value, InvalidLead)
 

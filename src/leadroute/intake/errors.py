@@ -5,8 +5,8 @@ The exception tree::
     InvalidLead             one or more fields are wrong (HTTP 422, one entry per field)
     └── MalformedBody       the body is not JSON, or not a JSON object (HTTP 400)
 
-Messages name the field and the rule it broke; they never echo the submitted value, so they
-are safe to log and to return to the caller.
+Messages name the field and the rule it broke, not the submitted value (at most the offending
+character of an email), so they are safe to log and to return to the caller.
 """
 
 from __future__ import annotations
@@ -41,3 +41,6 @@ class MalformedBody(InvalidLead):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__([FieldError("body", message)])
+
+    def __str__(self) -> str:
+        return self.message
