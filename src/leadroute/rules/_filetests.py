@@ -50,7 +50,7 @@ class CheckReport(msgspec.Struct, frozen=True, kw_only=True):
     outcomes: list[TestOutcome]
 
     @property
-    def ok(self) -> bool:
+    def passed(self) -> bool:
         """True when every test passed."""
         return all(outcome.passed for outcome in self.outcomes)
 

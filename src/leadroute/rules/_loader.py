@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 import rule_engine
 import yaml
+from rule_engine import DataType
 
 from leadroute.models import Stage
 from leadroute.rules._facts import ATTRIBUTE_TYPES, Section, context_for
@@ -125,6 +126,7 @@ class _Builder:
         self.evaluator = evaluator
         self.doc = YamlDocument(None, None)
         self.problems: list[RuleProblem] = []
+        self.untyped_fields: list[str] = []
 
     # -- problems ---------------------------------------------------------------------------
 
@@ -203,6 +205,7 @@ class _Builder:
         tests = self.tests(top.tests)
         self.check_ids(scoring_rules, qualification, routing[1] if routing else [])
         attributes = {name[len("attributes.") :]: ATTRIBUTE_TYPES[kind] for name, kind in fields.items()}
+        attributes.update((name[len("attributes.") :], DataType.UNDEFINED) for name in self.untyped_fields)
         group_names = [name for name, _ in groups]
         scoring_compiled = self.compile(
             "scoring", [(r.id, r.when, p) for r, p in scoring_rules], attributes, group_names
@@ -290,6 +293,7 @@ class _Builder:
                     key=str(name),
                 )
             elif kind not in ATTRIBUTE_TYPES:
+                self.untyped_fields.append(name)  # still declared: no second error where it is used
                 self.problem(["fields", name], f"field {name!r} has type {kind!r}; use one of {allowed}")
             else:
                 result[name] = kind

@@ -1,0 +1,355 @@
+"""Loading rule files: what a valid file gives, and how each kind of mistake is reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from leadroute.rules import (
+    RuleEngineEvaluator,
+    RuleProblem,
+    RulesetError,
+    check_pools,
+    load_rules_path,
+    load_ruleset,
+    pools_referenced,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RULES = ROOT / "rules" / "inbound.yaml"
+
+# Line numbers below are asserted by the tests: edit with care.
+BASE = """\
+version: 1
+description: test rules
+fields:
+  attributes.form: STRING
+scoring:
+  groups:
+    fit: {max: 60}
+    engagement: {max: 40, min: 0}
+  rules:
+    - id: senior-title
+      group: fit
+      when: 'title =~~ "(?i)(vp|director)"'
+      points: 25
+    - id: big-company
+      group: fit
+      when: '(employees ?? 0) >= 1000'
+      points: 20
+    - id: demo
+      group: engagement
+      when: 'attributes.form == "demo"'
+      points: 30
+qualification:
+  - {id: competitor, stage: disqualified, when: 'email_domain in ["competitor.example"]'}
+  - {stage: sql, when: 'score >= 70'}
+  - {stage: mql, when: 'score >= 40'}
+  - {stage: lead}
+routing:
+  rules:
+    - {id: enterprise-na, when: 'stage in ["sql", "mql"] and (employees ?? 0) >= 1000', pool: enterprise-na}
+    - {id: everyone-else, when: 'true', pool: inbound}
+  fallback: unassigned
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def edited(old: str, new: str) -> str:
+    assert old in BASE, old
+    return BASE.replace(old, new, 1)
+
+
+def problems_of(tmp_path: Path, text: str) -> list[RuleProblem]:
+    path = write(tmp_path, text)
+    with pytest.raises(RulesetError) as caught:
+        load_ruleset(path)
+    assert caught.value.problems
+    assert all(p.file == str(path) for p in caught.value.problems)
+    return caught.value.problems
+
+
+def only(problems: list[RuleProblem]) -> RuleProblem:
+    assert len(problems) == 1, [str(p) for p in problems]
+    return problems[0]
+
+
+class TestValidFile:
+    """A valid file loads into a ruleset exposing its rules, lines and identity."""
+
+    def test_base_loads_with_rules_and_lines(self, tmp_path: Path) -> None:
+        ruleset = load_ruleset(write(tmp_path, BASE))
+        assert ruleset.version == 1
+        assert ruleset.description == "test rules"
+        assert list(ruleset.groups) == ["fit", "engagement"]
+        assert ruleset.groups["engagement"].min == 0
+        assert [(r.id, r.line, r.points) for r in ruleset.scoring_rules] == [
+            ("senior-title", 10, 25),
+            ("big-company", 14, 20),
+            ("demo", 18, 30),
+        ]
+        assert [(q.id, q.stage, q.line) for q in ruleset.qualification_rules] == [
+            ("competitor", "disqualified", 23),
+            ("qualification[1]", "sql", 24),
+            ("qualification[2]", "mql", 25),
+            ("qualification[3]", "lead", 26),
+        ]
+        assert ruleset.qualification_rules[3].when is None
+        assert [(r.id, r.pool, r.line) for r in ruleset.routing_rules] == [
+            ("enterprise-na", "enterprise-na", 29),
+            ("everyone-else", "inbound", 30),
+        ]
+        assert ruleset.fallback == "unassigned"
+        assert ruleset.fields == {"attributes.form": "STRING"}
+        assert ruleset.source == BASE
+        assert len(ruleset.sha256) == 64
+
+    def test_default_ruleset_loads(self) -> None:
+        ruleset = load_ruleset(DEFAULT_RULES)
+        assert len(ruleset.scoring_rules) >= 20
+        assert set(ruleset.groups) == {"fit", "engagement"}
+        assert {q.stage for q in ruleset.qualification_rules} == {"disqualified", "lead", "mql", "sql"}
+        assert pools_referenced(ruleset) == {"enterprise-na", "emea", "inbound"}
+        assert len(ruleset.tests) >= 6
+
+    def test_half_life_is_stored(self, tmp_path: Path) -> None:
+        text = edited("engagement: {max: 40, min: 0}", "engagement: {max: 40, min: 0, half_life_days: 14}")
+        assert load_ruleset(write(tmp_path, text)).groups["engagement"].half_life_days == 14
+
+    def test_custom_evaluator_is_used(self, tmp_path: Path) -> None:
+        compiled: list[int] = []
+
+        class Counting(RuleEngineEvaluator):
+            def compile(self, rules):  # type: ignore[no-untyped-def]
+                compiled.append(len(rules))
+                return super().compile(rules)
+
+        load_ruleset(write(tmp_path, BASE), evaluator=Counting())
+        assert compiled == [3, 4, 2]
+
+
+class TestIdentity:
+    """The sha256 identifies content: layout and comments do not change it, rules do."""
+
+    def test_whitespace_and_comments_keep_the_checksum(self, tmp_path: Path) -> None:
+        first = load_ruleset(write(tmp_path, BASE, "a.yaml"))
+        relaid = "# a comment\n" + BASE.replace("    fit: {max: 60}", "    fit:   {max: 60}   # capped\n")
+        relaid = relaid.replace("description: test rules", "description:    'test rules'")
+        second = load_ruleset(write(tmp_path, relaid, "b.yaml"))
+        assert second.sha256 == first.sha256
+
+    def test_flow_and_block_style_are_the_same_content(self, tmp_path: Path) -> None:
+        block = edited("    fit: {max: 60}", "    fit:\n      max: 60")
+        assert (
+            load_ruleset(write(tmp_path, block, "a.yaml")).sha256
+            == load_ruleset(write(tmp_path, BASE)).sha256
+        )
+
+    def test_changing_a_rule_changes_the_checksum(self, tmp_path: Path) -> None:
+        changed = edited("points: 25", "points: 26")
+        assert (
+            load_ruleset(write(tmp_path, changed, "a.yaml")).sha256
+            != load_ruleset(write(tmp_path, BASE)).sha256
+        )
+
+
+class TestYamlAndSchemaErrors:
+    """YAML and schema mistakes name the file, the line and the rule."""
+
+    def test_yaml_syntax_error(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("      group: fit\n", "      group: fit: x\n")))
+        assert (problem.line, problem.column, problem.rule_id) == (11, 17, None)
+        assert "YAML syntax error" in problem.message
+
+    def test_wrong_type(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("points: 25", "points: lots")))
+        assert (problem.line, problem.column, problem.rule_id) == (13, 15, "senior-title")
+        assert "'points'" in problem.message
+        assert "float" in problem.message
+
+    def test_unknown_key_points_at_the_key(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("points: 25", "pionts: 25")))
+        assert (problem.line, problem.column, problem.rule_id) == (13, 7, "senior-title")
+        assert "unknown key 'pionts'" in problem.message
+        assert "points" in problem.message  # lists the allowed keys
+
+    def test_missing_key(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("      points: 20\n", "")))
+        assert (problem.line, problem.rule_id) == (14, "big-company")
+        assert "missing required key 'points'" in problem.message
+
+    def test_top_level_unknown_key(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, BASE + "routeing: {}\n"))
+        assert (problem.line, problem.column) == (32, 1)
+        assert "unknown key 'routeing'" in problem.message
+
+    def test_several_schema_problems_are_reported_together(self, tmp_path: Path) -> None:
+        text = edited("points: 25", "points: lots").replace("points: 20", "pionts: 20")
+        problems = problems_of(tmp_path, text)
+        assert [(p.line, p.rule_id) for p in problems] == [(13, "senior-title"), (17, "big-company")]
+
+    def test_qualification_stage_typo(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("{stage: sql,", "{stage: sqll,")))
+        assert (problem.line, problem.column, problem.rule_id) == (24, 13, "qualification[1]")
+        assert "'sqll'" in problem.message
+        assert "disqualified, lead, mql, sql" in problem.message
+
+    def test_duplicate_rule_id(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("- id: big-company", "- id: senior-title")))
+        assert (problem.line, problem.column, problem.rule_id) == (14, 7, "senior-title")
+        assert "duplicate rule id" in problem.message
+        assert "line 10" in problem.message
+
+    def test_group_not_declared(self, tmp_path: Path) -> None:
+        problem = only(
+            problems_of(
+                tmp_path,
+                edited("      group: fit\n      when: '(emp", "      group: fitt\n      when: '(emp"),
+            )
+        )
+        assert (problem.line, problem.column, problem.rule_id) == (15, 14, "big-company")
+        assert "group 'fitt' is not declared" in problem.message
+        assert "engagement, fit" in problem.message
+
+    def test_duplicate_yaml_key(self, tmp_path: Path) -> None:
+        problem = only(
+            problems_of(tmp_path, edited("      points: 25\n", "      points: 25\n      points: 5\n"))
+        )
+        assert problem.line == 14
+        assert "'points' is written twice" in problem.message
+
+    def test_on_activity_and_route_are_not_supported_yet(self, tmp_path: Path) -> None:
+        text = edited("      points: 30\n", "      points: 30\n      on_activity: page_view\n")
+        text = text.replace("pool: enterprise-na}", "route: account_owner}")
+        problems = problems_of(tmp_path, text)
+        assert [(p.rule_id, "not supported yet" in p.message) for p in problems] == [
+            ("demo", True),
+            ("enterprise-na", True),
+        ]
+
+    def test_unknown_field_type(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("attributes.form: STRING", "attributes.form: TEXT")))
+        assert problem.line == 4
+        assert "use one of STRING" in problem.message
+
+    def test_field_must_be_an_attribute(self, tmp_path: Path) -> None:
+        problem = only(
+            problems_of(
+                tmp_path, edited("  attributes.form: STRING", "  attributes.form: STRING\n  budget: FLOAT")
+            )
+        )
+        assert (problem.line, problem.column) == (5, 3)
+        assert "attributes.NAME" in problem.message
+
+
+class TestExpressionErrors:
+    """Expressions are parsed and type-checked at load, against the declared fields."""
+
+    def test_syntax_error(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("""'title =~~ "(?i)(vp|director)"'""", "'title =~~ '")))
+        assert (problem.line, problem.column, problem.rule_id) == (12, 13, "senior-title")
+        assert "syntax error" in problem.message
+
+    def test_unknown_field_with_suggestion(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited('title =~~ "(?i)', 'titel =~~ "(?i)')))
+        assert (problem.line, problem.rule_id) == (12, "senior-title")
+        assert "unknown field 'titel'" in problem.message
+        assert "did you mean 'title'" in problem.message
+
+    def test_undeclared_attribute_names_the_field(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("attributes.form ==", "attributes.budget ==")))
+        assert (problem.line, problem.rule_id) == (20, "demo")
+        assert "unknown field 'attributes.budget'" in problem.message
+        assert "fields:" in problem.message
+
+    def test_type_mismatch_regex_on_number(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("'(employees ?? 0) >= 1000'", "'employees =~ \"x\"'")))
+        assert (problem.line, problem.rule_id) == (16, "big-company")
+        assert "type mismatch" in problem.message
+
+    def test_type_mismatch_ordering_text_with_number(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("""'title =~~ "(?i)(vp|director)"'""", "'title > 5'")))
+        assert (problem.line, problem.rule_id) == (12, "senior-title")
+        assert "type mismatch" in problem.message
+
+    def test_score_is_not_available_in_scoring(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("'(employees ?? 0) >= 1000'", "'score > 5'")))
+        assert "only available in qualification and routing" in problem.message
+
+    def test_stage_is_only_available_in_routing(self, tmp_path: Path) -> None:
+        problem = only(
+            problems_of(
+                tmp_path, edited("{stage: sql, when: 'score >= 70'}", "{stage: sql, when: 'stage == \"x\"'}")
+            )
+        )
+        assert (problem.line, problem.rule_id) == (24, "qualification[1]")
+        assert "only available in routing" in problem.message
+
+    def test_group_scores_in_qualification(self, tmp_path: Path) -> None:
+        load_ruleset(write(tmp_path, edited("'score >= 70'", "'score >= 70 and groups.fit >= 30'")))
+        problem = only(problems_of(tmp_path, edited("'score >= 70'", "'groups.fitt >= 30'")))
+        assert "unknown group 'groups.fitt'" in problem.message
+
+    def test_all_expression_problems_are_reported(self, tmp_path: Path) -> None:
+        text = edited('title =~~ "(?i)', 'titel =~~ "(?i)').replace("attributes.form ==", "attributes.x ==")
+        text = text.replace("'true'", "'nope'")
+        problems = problems_of(tmp_path, text)
+        assert [(p.line, p.rule_id) for p in problems] == [
+            (12, "senior-title"),
+            (20, "demo"),
+            (30, "everyone-else"),
+        ]
+
+    def test_message_format(self, tmp_path: Path) -> None:
+        path = write(tmp_path, edited('title =~~ "(?i)', 'titel =~~ "(?i)'))
+        with pytest.raises(RulesetError) as caught:
+            load_ruleset(path)
+        assert str(caught.value).startswith(f"{path}:12:13: rule 'senior-title': unknown field 'titel'")
+
+
+class TestRulesPath:
+    """A rules path is a file, or a directory holding exactly one rule file."""
+
+    def test_directory_with_one_file(self, tmp_path: Path) -> None:
+        write(tmp_path, BASE, "inbound.yml")
+        (tmp_path / "README.md").write_text("not a ruleset", encoding="utf-8")
+        assert load_rules_path(tmp_path).path == tmp_path / "inbound.yml"
+
+    def test_file(self, tmp_path: Path) -> None:
+        assert load_rules_path(write(tmp_path, BASE)).version == 1
+
+    def test_directory_with_several_files(self, tmp_path: Path) -> None:
+        write(tmp_path, BASE, "a.yaml")
+        write(tmp_path, BASE, "b.yml")
+        with pytest.raises(RulesetError) as caught:
+            load_rules_path(tmp_path)
+        message = str(caught.value)
+        assert "a.yaml, b.yml" in message
+        assert "LEADROUTE_RULES_PATH" in message
+
+    def test_empty_directory(self, tmp_path: Path) -> None:
+        with pytest.raises(RulesetError, match="no rule file"):
+            load_rules_path(tmp_path)
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        with pytest.raises(RulesetError, match="cannot read"):
+            load_ruleset(tmp_path / "nope.yaml")
+
+
+class TestPools:
+    """The HTTP layer checks that every pool a routing rule names exists."""
+
+    def test_unknown_pool_is_a_problem_at_its_rule(self, tmp_path: Path) -> None:
+        path = write(tmp_path, BASE)
+        ruleset = load_ruleset(path)
+        assert pools_referenced(ruleset) == {"enterprise-na", "inbound"}
+        problem = only(check_pools(ruleset, {"inbound", "emea"}))
+        assert (problem.file, problem.line, problem.rule_id) == (str(path), 29, "enterprise-na")
+        assert "pool 'enterprise-na' does not exist" in problem.message
+        assert check_pools(ruleset, {"inbound", "enterprise-na"}) == []
