@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from litestar.di import NamedDependency
 from litestar import Response, get
 
 from leadroute.runtime import Runtime
@@ -19,7 +20,7 @@ async def live() -> dict[str, str]:
 
 
 @get("/health/ready", summary="PostgreSQL and Redis answer", tags=["health"])
-async def ready(rt: Runtime) -> Response[dict[str, Any]]:
+async def ready(rt: NamedDependency[Runtime]) -> Response[dict[str, Any]]:
     """200 when both dependencies answer within the ready timeout, else 503 naming the one that did not."""
     timeout = rt.settings.ready_timeout
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+from litestar.di import NamedDependency
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter
 
 from leadroute.errors import NotFound
 from leadroute.runtime import Runtime
@@ -27,9 +28,9 @@ class LeadController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
-        rt: Runtime,
+        rt: NamedDependency[Runtime],
         idempotency_key: Annotated[
-            str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)
+            str | None, HeaderParameter(name="Idempotency-Key", max_length=255, required=False)
         ] = None,
     ) -> Response[dict[str, Any]]:
         """Score, qualify and route one lead; a retry with the same key returns the first decision."""
@@ -37,7 +38,7 @@ class LeadController(Controller):
         return Response(result.decision, status_code=201 if result.created else 200)
 
     @get("/{lead_id:uuid}", summary="A lead, its current owner and its history")
-    async def read(self, rt: Runtime, lead_id: uuid.UUID) -> dict[str, Any]:
+    async def read(self, rt: NamedDependency[Runtime], lead_id: FromPath[uuid.UUID]) -> dict[str, Any]:
         """The lead as normalized, its stage, score, owner, and every event, decision and assignment."""
         async with rt.db.acquire() as conn:
             lead = await conn.fetchrow(QUERIES["lead_get"], lead_id)
@@ -77,7 +78,7 @@ class LeadController(Controller):
         }
 
     @get("/{lead_id:uuid}/explain", summary="Why this lead got its score, stage and owner")
-    async def explain(self, rt: Runtime, lead_id: uuid.UUID) -> dict[str, Any]:
+    async def explain(self, rt: NamedDependency[Runtime], lead_id: FromPath[uuid.UUID]) -> dict[str, Any]:
         """Every rule that matched with its points, the deciding rules, and each owner skipped and why."""
         async with rt.db.acquire() as conn:
             decisions = await conn.fetch(QUERIES["lead_decisions"], lead_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar import Controller, get, patch, put
 
 from leadroute.errors import ClientError, NotFound
@@ -59,12 +61,12 @@ class OwnerController(Controller):
     tags = ["admin"]  # noqa: RUF012
 
     @get("/", summary="List owners")
-    async def list_owners(self, rt: Runtime) -> list[dict[str, Any]]:
+    async def list_owners(self, rt: NamedDependency[Runtime]) -> list[dict[str, Any]]:
         """Every owner, by id."""
         return [_owner(r) for r in await rt.db.fetch(QUERIES["owner_list"])]
 
     @get("/{owner_id:str}", summary="One owner")
-    async def get_owner(self, rt: Runtime, owner_id: str) -> dict[str, Any]:
+    async def get_owner(self, rt: NamedDependency[Runtime], owner_id: FromPath[str]) -> dict[str, Any]:
         """One owner by id."""
         row = await rt.db.fetchrow(QUERIES["owner_get"], owner_id)
         if row is None:
@@ -72,14 +74,14 @@ class OwnerController(Controller):
         return _owner(row)
 
     @put("/{owner_id:str}", summary="Create or replace an owner")
-    async def put_owner(self, rt: Runtime, owner_id: str, data: OwnerBody) -> dict[str, Any]:
+    async def put_owner(self, rt: NamedDependency[Runtime], owner_id: FromPath[str], data: JSONBody[OwnerBody]) -> dict[str, Any]:
         """Create the owner, or replace its fields; sending the same body twice changes nothing."""
         owner = _with_id(OwnerIn, owner_id, data)
         async with rt.db.acquire() as conn:
             return _owner(await put_owner(conn, owner))
 
     @patch("/{owner_id:str}", summary="Change some fields of an owner (e.g. deactivate)")
-    async def patch_owner(self, rt: Runtime, owner_id: str, data: OwnerPatch) -> dict[str, Any]:
+    async def patch_owner(self, rt: NamedDependency[Runtime], owner_id: FromPath[str], data: JSONBody[OwnerPatch]) -> dict[str, Any]:
         """Change only the given fields; ``{"active": false}`` takes the owner out of routing."""
         row = await rt.db.fetchrow(QUERIES["owner_update"], owner_id, data.name, data.email, data.active)
         if row is None:
@@ -92,12 +94,12 @@ class PoolController(Controller):
     tags = ["admin"]  # noqa: RUF012
 
     @get("/", summary="List pools with their members")
-    async def list_pools(self, rt: Runtime) -> list[dict[str, Any]]:
+    async def list_pools(self, rt: NamedDependency[Runtime]) -> list[dict[str, Any]]:
         """Every pool, by id, with its members' ids."""
         return [dict(r) for r in await rt.db.fetch(QUERIES["pool_list"], None)]
 
     @get("/{pool_id:str}", summary="One pool")
-    async def get_pool(self, rt: Runtime, pool_id: str) -> dict[str, Any]:
+    async def get_pool(self, rt: NamedDependency[Runtime], pool_id: FromPath[str]) -> dict[str, Any]:
         """One pool with its members' ids."""
         rows = await rt.db.fetch(QUERIES["pool_list"], pool_id)
         if not rows:
@@ -105,7 +107,7 @@ class PoolController(Controller):
         return dict(rows[0])
 
     @put("/{pool_id:str}", summary="Create or replace a pool")
-    async def put_pool(self, rt: Runtime, pool_id: str, data: PoolBody) -> dict[str, Any]:
+    async def put_pool(self, rt: NamedDependency[Runtime], pool_id: FromPath[str], data: JSONBody[PoolBody]) -> dict[str, Any]:
         """Create the pool or replace its members, strategy and fallback; members must exist."""
         pool = _with_id(PoolIn, pool_id, data)
         async with rt.db.acquire() as conn, conn.transaction():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from litestar.di import NamedDependency
 from litestar import Controller, Request, get, post
 
 from leadroute.runtime import Runtime
@@ -21,7 +22,7 @@ class RulesetController(Controller):
     tags = ["rulesets"]  # noqa: RUF012
 
     @get("/active", summary="The ruleset deciding leads now")
-    async def active(self, rt: Runtime) -> dict[str, Any]:
+    async def active(self, rt: NamedDependency[Runtime]) -> dict[str, Any]:
         """Version, checksum and size of the active ruleset."""
         rs = rt.rules.ruleset
         return {
@@ -38,7 +39,7 @@ class RulesetController(Controller):
         "/validate", status_code=200, request_max_body_size=MAX_RULESET_BYTES,
         summary="Check a ruleset file without activating it",
     )
-    async def validate(self, rt: Runtime, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def validate(self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Load the YAML body, type-check it, check its pools exist, and run its tests. Writes nothing.
 
         A file that does not load, or names a pool that does not exist, is a 422 problem whose
