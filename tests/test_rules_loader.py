@@ -353,3 +353,17 @@ class TestPools:
         assert (problem.file, problem.line, problem.rule_id) == (str(path), 29, "enterprise-na")
         assert "pool 'enterprise-na' does not exist" in problem.message
         assert check_pools(ruleset, {"inbound", "enterprise-na"}) == []
+
+
+class TestSmallMistakes:
+    """Common slips get a message that says what to do."""
+
+    def test_unquoted_boolean_when(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("when: 'true'", "when: true")))
+        assert (problem.line, problem.rule_id) == (30, "everyone-else")
+        assert "put the value in quotes" in problem.message
+
+    def test_empty_file(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, ""))
+        assert (problem.line, problem.column) == (1, 1)
+        assert "must be a mapping" in problem.message

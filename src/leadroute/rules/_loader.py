@@ -169,7 +169,8 @@ class _Builder:
             self.problem(segments, f"missing required key {missing['key']!r}; add it", rule_id=rule_id)
         else:
             what = f"{segments[-1]!r}: " if segments and isinstance(segments[-1], str) else ""
-            self.problem(segments, what + message.replace("`", "'"), rule_id=rule_id)
+            hint = "; put the value in quotes" if message.startswith("Expected `str`") else ""
+            self.problem(segments, what + message.replace("`", "'") + hint, rule_id=rule_id)
 
     # -- the steps ----------------------------------------------------------------------------
 
