@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -96,8 +97,24 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(_prepare(live, seed_file=settings.demo_owners_file if seed else None))
         app = create_app(live, ruleset=ruleset)
         log.info("serving on http://%s:%s", live.host, live.port)
-        uvicorn.run(app, host=live.host, port=live.port, log_level=live.log_level.lower(), lifespan="on")
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal. Turning that
+        # re-raise into an exception lets the embedded servers stop cleanly before we exit.
+        previous = signal.signal(signal.SIGTERM, _raise_stop)
+        try:
+            uvicorn.run(app, host=live.host, port=live.port, log_level=live.log_level.lower(), lifespan="on")
+        except (_Stop, KeyboardInterrupt):
+            log.info("stopped by signal")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Stop(Exception):  # noqa: N818  (a signal, not an error)
+    """SIGTERM arrived."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop
 
 
 async def _prepare(settings: Settings, *, seed_file: Path | None) -> None:

@@ -1,0 +1,150 @@
+"""The README's run path: `leadroute serve` with no servers configured starts embedded ones.
+
+Start, post the README's lead, stop with SIGTERM, start again: the lead is still there, and no
+server process is left behind after either stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README_LEAD = {"email": "jane@acme.example", "title": "VP Sales", "employees": 5000, "country": "US"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def servers_using(data_dir: Path) -> list[psutil.Process]:
+    """Server processes whose working directory or arguments point into the data directory."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        try:
+            text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if str(data_dir) in text and proc.pid != os.getpid():
+            found.append(proc)
+    return found
+
+
+class Service:
+    def __init__(self, data_dir: Path, port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
+        env |= {"LEADROUTE_DATA_DIR": str(data_dir), "LEADROUTE_PORT": str(port)}
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = data_dir.parent / f"serve-{port}.log"
+        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "leadroute", "serve"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"leadroute serve exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.base + "/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"leadroute serve not ready in {timeout}s:\n{self.log.read_text()}")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+class TestEmbeddedServe:
+    """Zero configuration: embedded PostgreSQL and Valkey, demo owners seeded, data kept."""
+
+    def test_start_post_stop_start_again(self, tmp_path: Path) -> None:
+        data_dir = tmp_path / "data"
+        port = free_port()
+
+        first = Service(data_dir, port)
+        try:
+            first.wait_ready()
+            r = httpx.post(first.base + "/v1/leads", json=README_LEAD, timeout=10)
+            assert r.status_code == 201, r.text
+            decision = r.json()
+            assert decision["owner"] is not None  # the demo seed gave the pools owners
+            assert decision["stage"] in {"sql", "mql"}
+        finally:
+            assert first.stop() == 0, first.log.read_text()
+        assert servers_using(data_dir) == []
+        assert "data" in first.log.read_text()  # says where data lives
+
+        second = Service(data_dir, port)
+        try:
+            second.wait_ready()
+            got = httpx.get(f"{second.base}/v1/leads/{decision['lead_id']}", timeout=10)
+            assert got.status_code == 200, got.text
+            assert got.json()["owner"] == decision["owner"]
+            owners = httpx.get(second.base + "/v1/owners", timeout=10).json()
+            assert len(owners) == 7  # seeded once, not again on the second start
+        finally:
+            assert second.stop() == 0, second.log.read_text()
+        assert servers_using(data_dir) == []
+
+    def test_a_broken_ruleset_refuses_to_start_naming_file_line_and_rule(self, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(
+            "version: 1\nscoring:\n  groups: {fit: {max: 10}}\n  rules:\n"
+            "    - {id: broken-rule, group: fit, when: 'title =~~', points: 1}\n"
+            "qualification:\n  - {stage: lead}\nrouting:\n  rules: []\n  fallback: unassigned\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
+        env |= {"LEADROUTE_RULES_PATH": str(bad), "LEADROUTE_DATA_DIR": str(tmp_path / "data")}
+        proc = subprocess.run(
+            [sys.executable, "-m", "leadroute", "serve"], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=60, check=False,
+        )
+        assert proc.returncode == 1
+        assert f"{bad}:5" in proc.stderr
+        assert "broken-rule" in proc.stderr
+        assert not (tmp_path / "data").exists()  # refused before starting anything
+
+
+class TestRulesCheckCommand:
+    """`leadroute rules check` loads, type-checks and runs a file's tests."""
+
+    def test_default_rules_pass(self) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "leadroute", "rules", "check", "rules"], cwd=ROOT, capture_output=True,
+            text=True, timeout=60, check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def test_broken_rule_names_file_line_and_rule(self, tmp_path: Path) -> None:
+        bad = tmp_path / "r.yaml"
+        bad.write_text(
+            "version: 1\nscoring:\n  groups: {fit: {max: 10}}\n  rules:\n"
+            "    - {id: ok, group: fit, when: 'true', points: 1}\n"
+            "    - {id: typo, group: fit, when: 'titel == \"CEO\"', points: 1}\n"
+            "qualification:\n  - {stage: lead}\nrouting:\n  rules: []\n  fallback: unassigned\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "leadroute", "rules", "check", str(bad)], cwd=ROOT, capture_output=True,
+            text=True, timeout=60, check=False,
+        )
+        assert proc.returncode == 1
+        assert f"{bad}:6" in proc.stderr
+        assert "typo" in proc.stderr
+        assert "titel" in proc.stderr
