@@ -256,6 +256,11 @@ class TestExpressionErrors:
         assert (problem.line, problem.column, problem.rule_id) == (12, 13, "senior-title")
         assert "syntax error" in problem.message
 
+    def test_syntax_error_points_at_the_token(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("'(employees ?? 0) >= 1000'", "'employees >= >= 1000'")))
+        assert (problem.line, problem.column, problem.rule_id) == (16, 27, "big-company")
+        assert "near '>='" in problem.message
+
     def test_unknown_field_with_suggestion(self, tmp_path: Path) -> None:
         problem = only(problems_of(tmp_path, edited('title =~~ "(?i)', 'titel =~~ "(?i)')))
         assert (problem.line, problem.rule_id) == (12, "senior-title")

@@ -445,8 +445,20 @@ class _Builder:
             try:
                 compiled.append(rule_engine.Rule(text, context=context))
             except rule_engine.errors.EngineError as exc:
-                self.problem([*path, "when"], _explain(exc, text, section, groups), rule_id=rule_id)
+                message = _explain(exc, text, section, groups)
+                token = getattr(exc, "token", None)
+                where = self.doc.locate([*path, "when"])
+                column = self._token_column(where.line, where.column, text, getattr(token, "lexpos", None))
+                self.problems.append(RuleProblem(self.file, where.line, column, rule_id, message))
         return compiled
+
+    def _token_column(self, line: int, column: int, text: str, offset: int | None) -> int:
+        """The column of a syntax error's token, when the expression is written on one line."""
+        if offset is None:
+            return column
+        lines = self.source.splitlines()
+        start = lines[line - 1].find(text, column - 1) if 0 < line <= len(lines) else -1
+        return start + offset + 1 if start >= 0 else column
 
 
 def _raw_id(value: Any) -> str | None:
