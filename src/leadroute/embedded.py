@@ -182,6 +182,9 @@ class EmbeddedServers:
                 _stop_child(self._postgres, signal.SIGINT, "PostgreSQL")  # SIGINT: fast shutdown
                 self._postgres = None
                 logger.info("PostgreSQL stopped; data kept in %s", self.pgdata)
+            if self.socket_dir.parent != self.data_dir:  # the short directory in /tmp
+                with contextlib.suppress(OSError):
+                    self.socket_dir.rmdir()  # empty: both servers remove their sockets on shutdown
             self._release_lock()
 
     def __enter__(self) -> Self:
@@ -526,6 +529,12 @@ def _valkey_config(workdir: Path, sock: Path) -> str:
 
 def _tail(log: Path, lines: int = 20) -> str:
     try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        text = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+    if os.geteuid() == 0 and "Permission denied" in text:
+        text += (
+            f"\n(as root the servers run as {_SERVER_SYSTEM_USER!r}, who needs the x bit on every"
+            " directory above the data directory; something removed it since start-up?)"
+        )
+    return text
