@@ -126,9 +126,10 @@ async def fresh_database(servers: Servers) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def clean(settings: Settings) -> AsyncIterator[None]:
+async def clean(settings: Settings) -> None:
     """Empty tables and no routing state: every test starts from nothing."""
-    assert settings.database_url is not None and settings.redis_url is not None
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
     conn = await asyncpg.connect(settings.database_url)
     try:
         from leadroute.store.migrate import migrate
@@ -142,7 +143,6 @@ async def clean(settings: Settings) -> AsyncIterator[None]:
     if keys:
         await redis.delete(*keys)
     await redis.aclose()
-    yield
 
 
 @pytest.fixture
@@ -162,4 +162,3 @@ async def client(make_app: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """A client of one app instance on the default ruleset."""
     async with AsyncTestClient(make_app()) as c:
         yield c
-

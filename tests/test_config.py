@@ -41,7 +41,10 @@ class TestSettings:
             ({"LEADROUTE_SEED_DEMO": "perhaps"}, "LEADROUTE_SEED_DEMO"),
             ({"LEADROUTE_DATABSE_URL": "postgresql://x/y"}, "LEADROUTE_DATABSE_URL"),
             ({"LEADROUTE_DATABASE_URL": "postgresql://x/y"}, "LEADROUTE_REDIS_URL"),
-            ({"LEADROUTE_DATABASE_URL": "mysql://x/y", "LEADROUTE_REDIS_URL": "redis://r"}, "LEADROUTE_DATABASE_URL"),
+            (
+                {"LEADROUTE_DATABASE_URL": "mysql://x/y", "LEADROUTE_REDIS_URL": "redis://r"},
+                "LEADROUTE_DATABASE_URL",
+            ),
             ({"LEADROUTE_LOG_LEVEL": "LOUD"}, "LEADROUTE_LOG_LEVEL"),
         ],
     )

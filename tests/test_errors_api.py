@@ -27,7 +27,9 @@ class TestLeadProblems:
         assert r.json()["status"] == 422
 
     async def test_bad_json(self, client: AsyncTestClient[Litestar]) -> None:
-        r = await client.post("/v1/leads", content=b'{"email": ', headers={"content-type": "application/json"})
+        r = await client.post(
+            "/v1/leads", content=b'{"email": ', headers={"content-type": "application/json"}
+        )
         assert r.status_code == 400
         assert r.headers["content-type"].startswith(PROBLEM)
 
@@ -38,14 +40,16 @@ class TestLeadProblems:
 
     async def test_wrong_types_name_every_field(self, client: AsyncTestClient[Litestar]) -> None:
         r = await client.post(
-            "/v1/leads", json={"email": "a@corp.example", "employees": "lots", "annual_revenue": [1], "title": 5}
+            "/v1/leads",
+            json={"email": "a@corp.example", "employees": "lots", "annual_revenue": [1], "title": 5},
         )
         assert r.status_code == 422
         assert fields(r.json()) == {"employees", "annual_revenue", "title"}
 
     async def test_too_long_string_and_bad_attribute(self, client: AsyncTestClient[Litestar]) -> None:
         r = await client.post(
-            "/v1/leads", json={"email": "a@corp.example", "company": "x" * 5000, "attributes": {"ok": {"nested": 1}}}
+            "/v1/leads",
+            json={"email": "a@corp.example", "company": "x" * 5000, "attributes": {"ok": {"nested": 1}}},
         )
         assert r.status_code == 422
         assert fields(r.json()) == {"company", "attributes.ok"}
@@ -62,7 +66,9 @@ class TestLeadProblems:
     async def test_nothing_is_written_for_a_bad_lead(self, client: AsyncTestClient[Litestar]) -> None:
         await client.post("/v1/leads", json={"email": "nope"}, headers={"Idempotency-Key": "bad-1"})
         # the key was not consumed: the corrected lead goes through under the same key
-        r = await client.post("/v1/leads", json={"email": "ok@corp.example"}, headers={"Idempotency-Key": "bad-1"})
+        r = await client.post(
+            "/v1/leads", json={"email": "ok@corp.example"}, headers={"Idempotency-Key": "bad-1"}
+        )
         assert r.status_code == 201
 
     @pytest.mark.parametrize("path", ["/v1/leads/not-a-uuid", f"/v1/leads/{uuid.uuid4()}"])
@@ -110,7 +116,9 @@ routing:
   fallback: unassigned
 """
 
-    async def test_unknown_pool_in_a_rule_is_named_with_its_line(self, client: AsyncTestClient[Litestar]) -> None:
+    async def test_unknown_pool_in_a_rule_is_named_with_its_line(
+        self, client: AsyncTestClient[Litestar]
+    ) -> None:
         r = await client.post("/v1/rulesets/validate", content=self.CANDIDATE.encode())
         assert r.status_code == 422, r.text
         assert r.headers["content-type"].startswith(PROBLEM)

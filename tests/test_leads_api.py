@@ -149,7 +149,10 @@ class TestIdempotency:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
             await setup_pool(client, "sales", {"alice": True, "bob": True, "carol": True})
             responses = await asyncio.gather(
-                *(client.post("/v1/leads", json=lead(7), headers={"Idempotency-Key": "same"}) for _ in range(50))
+                *(
+                    client.post("/v1/leads", json=lead(7), headers={"Idempotency-Key": "same"})
+                    for _ in range(50)
+                )
             )
         statuses = collections.Counter(r.status_code for r in responses)
         assert statuses == {201: 1, 200: 49}
@@ -167,7 +170,11 @@ class TestRoundRobin:
             await setup_pool(client, "sales", {"alice": True, "bob": True, "carol": True})
             responses = await asyncio.gather(*(client.post("/v1/leads", json=lead(i)) for i in range(300)))
         assert all(r.status_code == 201 for r in responses)
-        assert collections.Counter(r.json()["owner"] for r in responses) == {"alice": 100, "bob": 100, "carol": 100}
+        assert collections.Counter(r.json()["owner"] for r in responses) == {
+            "alice": 100,
+            "bob": 100,
+            "carol": 100,
+        }
 
     async def test_two_app_instances_sharing_redis_split_evenly(self, make_app: Any) -> None:
         async with (

@@ -50,7 +50,11 @@ class Service:
         self.log = data_dir.parent / f"serve-{port}.log"
         with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "leadroute", "serve"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "leadroute", "serve"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def wait_ready(self, timeout: float = 90) -> None:
@@ -113,8 +117,13 @@ class TestEmbeddedServe:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
         env |= {"LEADROUTE_RULES_PATH": str(bad), "LEADROUTE_DATA_DIR": str(tmp_path / "data")}
         proc = subprocess.run(
-            [sys.executable, "-m", "leadroute", "serve"], cwd=ROOT, env=env, capture_output=True, text=True,
-            timeout=60, check=False,
+            [sys.executable, "-m", "leadroute", "serve"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert proc.returncode == 1
         assert f"{bad}:5" in proc.stderr
@@ -127,8 +136,12 @@ class TestRulesCheckCommand:
 
     def test_default_rules_pass(self) -> None:
         proc = subprocess.run(
-            [sys.executable, "-m", "leadroute", "rules", "check", "rules"], cwd=ROOT, capture_output=True,
-            text=True, timeout=60, check=False,
+            [sys.executable, "-m", "leadroute", "rules", "check", "rules"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -141,8 +154,12 @@ class TestRulesCheckCommand:
             "qualification:\n  - {stage: lead}\nrouting:\n  rules: []\n  fallback: unassigned\n"
         )
         proc = subprocess.run(
-            [sys.executable, "-m", "leadroute", "rules", "check", str(bad)], cwd=ROOT, capture_output=True,
-            text=True, timeout=60, check=False,
+            [sys.executable, "-m", "leadroute", "rules", "check", str(bad)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert proc.returncode == 1
         assert f"{bad}:6" in proc.stderr

@@ -11,7 +11,11 @@ from litestar import Litestar, Request, Response
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
 from redis.asyncio import Redis
 
 from leadroute.api.deps import provide_runtime
@@ -42,8 +46,11 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None) -> Litesta
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        assert settings.database_url is not None and settings.redis_url is not None
-        db = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        assert settings.database_url is not None
+        assert settings.redis_url is not None
+        db = await create_pool(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
         redis: Redis = Redis.from_url(settings.redis_url)
         try:
             async with db.acquire() as conn:
@@ -56,8 +63,12 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None) -> Litesta
                 routing=RoutingState(redis, settings.redis_prefix),
                 rules=ActiveRuleset(active_rules, ruleset_id),
             )
-            log.info("ruleset %s v%s active (sha256 %s)", active_rules.path, active_rules.version,
-                     active_rules.sha256[:12])
+            log.info(
+                "ruleset %s v%s active (sha256 %s)",
+                active_rules.path,
+                active_rules.version,
+                active_rules.sha256[:12],
+            )
             yield
         finally:
             await redis.aclose()
@@ -103,20 +114,24 @@ def _invalid_ruleset(request: Request[Any, Any, Any], exc: RulesetError) -> Resp
 
 def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    errors = [{"field": e.get("key") or e.get("source") or "body", "message": e.get("message", "")} for e in extra]
+    errors = [
+        {"field": e.get("key") or e.get("source") or "body", "message": e.get("message", "")} for e in extra
+    ]
     return problem(400, "invalid-request", "Invalid request", exc.detail, errors).to_response(request)
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, ProblemDetailsException):
         return exc.to_response(request)
-    kind = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(exc.status_code, "http-error")
+    kind = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
+        exc.status_code, "http-error"
+    )
     return problem(exc.status_code, kind, exc.detail, exc.detail).to_response(request)
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # The lead body can hold PII: log the exception type and route, never the request.
     log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-    return problem(500, "internal", "Internal error", "the request failed on our side; it is safe to retry").to_response(
-        request
-    )
+    return problem(
+        500, "internal", "Internal error", "the request failed on our side; it is safe to retry"
+    ).to_response(request)

@@ -44,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leadroute", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="leadroute", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the HTTP service (embedded servers unless URLs are set)")
@@ -53,12 +55,18 @@ def _parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply pending database migrations")
     migrate.set_defaults(func=_migrate)
 
-    rules = sub.add_parser("rules", help="work with rule files").add_subparsers(required=True, metavar="ACTION")
+    rules = sub.add_parser("rules", help="work with rule files").add_subparsers(
+        required=True, metavar="ACTION"
+    )
     check = rules.add_parser("check", help="load, type-check and run the tests of a ruleset")
-    check.add_argument("path", nargs="?", type=Path, help="a rule file or directory (default: LEADROUTE_RULES_PATH)")
+    check.add_argument(
+        "path", nargs="?", type=Path, help="a rule file or directory (default: LEADROUTE_RULES_PATH)"
+    )
     check.set_defaults(func=_rules_check)
 
-    owners = sub.add_parser("owners", help="manage owners and pools").add_subparsers(required=True, metavar="ACTION")
+    owners = sub.add_parser("owners", help="manage owners and pools").add_subparsers(
+        required=True, metavar="ACTION"
+    )
     imp = owners.add_parser("import", help="load owners and pools from a YAML file (idempotent)")
     imp.add_argument("file", type=Path)
     imp.set_defaults(func=_owners_import)
@@ -76,7 +84,9 @@ def _servers(settings: Settings) -> Iterator[Settings]:
     servers = EmbeddedServers(settings.data_dir.resolve())
     servers.start()
     try:
-        yield msgspec.structs.replace(settings, database_url=servers.database_url, redis_url=servers.redis_url)
+        yield msgspec.structs.replace(
+            settings, database_url=servers.database_url, redis_url=servers.redis_url
+        )
     finally:
         servers.stop()
 
@@ -109,7 +119,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-class _Stop(Exception):  # noqa: N818  (a signal, not an error)
+class _Stop(Exception):
     """SIGTERM arrived."""
 
 
@@ -129,8 +139,12 @@ async def _prepare(settings: Settings, *, seed_file: Path | None) -> None:
         await migrate(conn)
         if seed_file is not None and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM owners)"):
             owners, pools = await import_owners(conn, load_owners_file(seed_file))
-            log.info("seeded %d demo owners and %d pools from %s (LEADROUTE_SEED_DEMO=false turns this off)",
-                     owners, pools, seed_file)
+            log.info(
+                "seeded %d demo owners and %d pools from %s (LEADROUTE_SEED_DEMO=false turns this off)",
+                owners,
+                pools,
+                seed_file,
+            )
     finally:
         await conn.close()
 
@@ -146,7 +160,9 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
             applied = await migrate(conn)
         finally:
             await conn.close()
-        print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.version:04d}_{m.name}" for m in applied))
+        print(
+            f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.version:04d}_{m.name}" for m in applied)
+        )
         return 0
 
     with _servers(settings) as live:

@@ -91,7 +91,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"{PREFIX}DB_POOL_MIN: must be between 1 and {PREFIX}DB_POOL_MAX")
         if self.ready_timeout <= 0:
             raise SettingsError(f"{PREFIX}READY_TIMEOUT: must be a positive number of seconds")
-        if self.database_url is not None and not self.database_url.startswith(("postgres://", "postgresql://")):
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgres://", "postgresql://")
+        ):
             raise SettingsError(f"{PREFIX}DATABASE_URL: expected a postgresql:// URL")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError(f"{PREFIX}REDIS_URL: expected a redis://, rediss:// or unix:// URL")

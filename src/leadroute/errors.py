@@ -4,8 +4,7 @@
     ├── ClientError                 4xx: the caller can fix it; the problem names the field or rule
     │   ├── NotFound                404
     │   ├── IdempotencyConflict     422: same key, different body
-    │   ├── UnknownOwners           422: a pool names owners that do not exist
-    │   └── InvalidRuleset          422: a ruleset failed to load or check
+    │   └── UnknownOwners           422: a pool names owners that do not exist
     └── OwnersFileError             an owners file cannot be read (CLI)
 
 Errors raised by the pure core (``intake.InvalidLead``, ``rules.RulesetError``) stay free of HTTP;
@@ -22,7 +21,6 @@ from litestar.plugins.problem_details import ProblemDetailsException
 __all__ = [
     "ClientError",
     "IdempotencyConflict",
-    "InvalidRuleset",
     "LeadrouteError",
     "NotFound",
     "OwnersFileError",
@@ -83,12 +81,6 @@ class UnknownOwners(ClientError):
             f"pool {pool!r} names owners that do not exist: {', '.join(owners)}",
             errors=[{"field": "members", "message": f"unknown owner {o!r}"} for o in owners],
         )
-
-
-class InvalidRuleset(ClientError):
-    status = 422
-    kind = "invalid-ruleset"
-    title = "Invalid ruleset"
 
 
 class OwnersFileError(LeadrouteError):

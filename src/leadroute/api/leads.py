@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar.di import NamedDependency
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter
 
 from leadroute.errors import NotFound
@@ -14,7 +14,7 @@ from leadroute.runtime import Runtime
 from leadroute.store.queries import QUERIES
 from leadroute.workflow.intake import submit_lead
 
-__all__ = ["LeadController", "MAX_BODY_BYTES"]
+__all__ = ["MAX_BODY_BYTES", "LeadController"]
 
 MAX_BODY_BYTES = 64 * 1024
 """A lead is a form, not an upload: bodies over 64 KB get 413."""
@@ -51,15 +51,24 @@ class LeadController(Controller):
             [{"at": e["received_at"], "type": e["kind"]} for e in events]
             + [
                 {
-                    "at": d["decided_at"], "type": "decision", "stage": d["stage"], "score": d["score"],
-                    "ruleset_version": d["ruleset_version"], "routing_rule": d["routing_rule"],
+                    "at": d["decided_at"],
+                    "type": "decision",
+                    "stage": d["stage"],
+                    "score": d["score"],
+                    "ruleset_version": d["ruleset_version"],
+                    "routing_rule": d["routing_rule"],
                 }
                 for d in decisions
             ]
             + [
                 {
-                    "at": a["created_at"], "type": "assignment", "status": a["status"], "owner": a["owner_id"],
-                    "pool": a["pool_id"], "queue": a["queue"], "reason": a["reason"],
+                    "at": a["created_at"],
+                    "type": "assignment",
+                    "status": a["status"],
+                    "owner": a["owner_id"],
+                    "pool": a["pool_id"],
+                    "queue": a["queue"],
+                    "reason": a["reason"],
                 }
                 for a in assignments
             ],

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
+from litestar import Controller, get, patch, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from litestar import Controller, get, patch, put
 
 from leadroute.errors import ClientError, NotFound
 from leadroute.runtime import Runtime
@@ -74,14 +74,18 @@ class OwnerController(Controller):
         return _owner(row)
 
     @put("/{owner_id:str}", summary="Create or replace an owner")
-    async def put_owner(self, rt: NamedDependency[Runtime], owner_id: FromPath[str], data: JSONBody[OwnerBody]) -> dict[str, Any]:
+    async def put_owner(
+        self, rt: NamedDependency[Runtime], owner_id: FromPath[str], data: JSONBody[OwnerBody]
+    ) -> dict[str, Any]:
         """Create the owner, or replace its fields; sending the same body twice changes nothing."""
         owner = _with_id(OwnerIn, owner_id, data)
         async with rt.db.acquire() as conn:
             return _owner(await put_owner(conn, owner))
 
     @patch("/{owner_id:str}", summary="Change some fields of an owner (e.g. deactivate)")
-    async def patch_owner(self, rt: NamedDependency[Runtime], owner_id: FromPath[str], data: JSONBody[OwnerPatch]) -> dict[str, Any]:
+    async def patch_owner(
+        self, rt: NamedDependency[Runtime], owner_id: FromPath[str], data: JSONBody[OwnerPatch]
+    ) -> dict[str, Any]:
         """Change only the given fields; ``{"active": false}`` takes the owner out of routing."""
         row = await rt.db.fetchrow(QUERIES["owner_update"], owner_id, data.name, data.email, data.active)
         if row is None:
@@ -107,7 +111,9 @@ class PoolController(Controller):
         return dict(rows[0])
 
     @put("/{pool_id:str}", summary="Create or replace a pool")
-    async def put_pool(self, rt: NamedDependency[Runtime], pool_id: FromPath[str], data: JSONBody[PoolBody]) -> dict[str, Any]:
+    async def put_pool(
+        self, rt: NamedDependency[Runtime], pool_id: FromPath[str], data: JSONBody[PoolBody]
+    ) -> dict[str, Any]:
         """Create the pool or replace its members, strategy and fallback; members must exist."""
         pool = _with_id(PoolIn, pool_id, data)
         async with rt.db.acquire() as conn, conn.transaction():

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar.di import NamedDependency
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 
-from leadroute.runtime import Runtime
 from leadroute.rules import RulesetError, check_pools, parse_ruleset, run_ruleset_tests
+from leadroute.runtime import Runtime
 from leadroute.store.queries import QUERIES
 
 __all__ = ["RulesetController"]
@@ -36,7 +36,9 @@ class RulesetController(Controller):
         }
 
     @post(
-        "/validate", status_code=200, request_max_body_size=MAX_RULESET_BYTES,
+        "/validate",
+        status_code=200,
+        request_max_body_size=MAX_RULESET_BYTES,
         summary="Check a ruleset file without activating it",
     )
     async def validate(self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -> dict[str, Any]:

@@ -7,12 +7,12 @@ a loop) or a named queue. Every step and every skipped owner is returned for the
 
 from __future__ import annotations
 
-import asyncpg
 import msgspec
 
 from leadroute.models import OwnerSkip
 from leadroute.routing.eligibility import Member, screen
 from leadroute.routing.state import RoutingState
+from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
 __all__ = ["MAX_FALLBACK_HOPS", "Assignment", "assign"]
@@ -36,15 +36,17 @@ class Assignment(msgspec.Struct, kw_only=True):
         return "assigned" if self.owner is not None else "unassigned"
 
 
-async def assign(
-    conn: asyncpg.Connection, state: RoutingState, pool: str | None, *, fallback: str
-) -> Assignment:
+async def assign(conn: Connection, state: RoutingState, pool: str | None, *, fallback: str) -> Assignment:
     """Pick the next eligible owner of ``pool`` by round robin, following pool fallbacks."""
     skipped: list[OwnerSkip] = []
     tried: list[str] = []
     if pool is None:
         return Assignment(
-            owner=None, pool=None, queue=fallback, reason="no routing rule matched", skipped=skipped,
+            owner=None,
+            pool=None,
+            queue=fallback,
+            reason="no routing rule matched",
+            skipped=skipped,
             pools_tried=tried,
         )
     reasons: list[str] = []
@@ -64,9 +66,12 @@ async def assign(
         skipped += roster.skipped
         owner = await state.next_round_robin(current, roster)
         if owner is not None:
-            return Assignment(owner=owner, pool=current, queue=None, reason=None, skipped=skipped, pools_tried=tried)
+            return Assignment(
+                owner=owner, pool=current, queue=None, reason=None, skipped=skipped, pools_tried=tried
+            )
         reasons.append(
-            f"pool {current!r} has no members" if not rows
+            f"pool {current!r} has no members"
+            if not rows
             else f"pool {current!r} has no eligible owner ({len(rows)} skipped)"
         )
         if pool_fallback in tried or len(tried) > MAX_FALLBACK_HOPS:

@@ -13,7 +13,7 @@ import logging
 from importlib import resources
 from typing import NamedTuple
 
-import asyncpg
+from leadroute.store.db import Connection
 
 __all__ = ["MIGRATION_LOCK", "Migration", "MigrationError", "available", "migrate"]
 
@@ -50,7 +50,7 @@ def available() -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection) -> list[Migration]:
+async def migrate(conn: Connection) -> list[Migration]:
     """Apply pending migrations; return the ones applied by this call."""
     applied_now: list[Migration] = []
     async with conn.transaction():
@@ -62,7 +62,10 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
                    checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+        done = {
+            r["version"]: r["checksum"]
+            for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
         for migration in available():
             if migration.version in done:
                 if done[migration.version] != migration.checksum:

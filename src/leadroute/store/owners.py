@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import asyncpg
 import msgspec
 import yaml
 
 from leadroute.errors import NotFound, OwnersFileError, UnknownOwners
+from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
 __all__ = [
@@ -68,14 +69,14 @@ def load_owners_file(path: Path) -> OwnersFile:
     return parsed
 
 
-async def put_owner(conn: asyncpg.Connection, owner: OwnerIn) -> asyncpg.Record:
+async def put_owner(conn: Connection, owner: OwnerIn) -> asyncpg.Record:
     """Create or update one owner."""
     row = await conn.fetchrow(QUERIES["owner_upsert"], owner.id, owner.name, owner.email, owner.active)
     assert row is not None
     return row
 
 
-async def put_pool(conn: asyncpg.Connection, pool: PoolIn) -> None:
+async def put_pool(conn: Connection, pool: PoolIn) -> None:
     """Create or update one pool and set its members exactly; every member must exist."""
     missing = [r["id"] for r in await conn.fetch(QUERIES["owners_missing"], pool.members)]
     if missing:
@@ -84,7 +85,7 @@ async def put_pool(conn: asyncpg.Connection, pool: PoolIn) -> None:
     await conn.execute(QUERIES["pool_members_set"], pool.id, sorted(set(pool.members)))
 
 
-async def import_owners(conn: asyncpg.Connection, data: OwnersFile) -> tuple[int, int]:
+async def import_owners(conn: Connection, data: OwnersFile) -> tuple[int, int]:
     """Load an owners file in one transaction; importing twice changes nothing."""
     async with conn.transaction():
         for owner in data.owners:
@@ -94,7 +95,7 @@ async def import_owners(conn: asyncpg.Connection, data: OwnersFile) -> tuple[int
     return len(data.owners), len(data.pools)
 
 
-async def get_owner(conn: asyncpg.Connection, owner_id: str) -> asyncpg.Record:
+async def get_owner(conn: Connection, owner_id: str) -> asyncpg.Record:
     """One owner, or NotFound."""
     row = await conn.fetchrow(QUERIES["owner_get"], owner_id)
     if row is None:

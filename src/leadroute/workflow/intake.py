@@ -15,7 +15,6 @@ import hashlib
 import uuid
 from typing import Any
 
-import asyncpg
 import msgspec
 
 from leadroute.errors import IdempotencyConflict
@@ -24,6 +23,7 @@ from leadroute.models import Decision, NormalizedLead
 from leadroute.routing.assign import Assignment, assign
 from leadroute.runtime import ActiveRuleset, Runtime
 from leadroute.scoring import Evaluation, evaluate
+from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
 __all__ = ["IntakeResult", "explanation", "fingerprint", "submit_lead"]
@@ -52,29 +52,47 @@ async def submit_lead(rt: Runtime, body: bytes, idempotency_key: str | None) -> 
     lead = normalize(lead_in)
     active = rt.rules  # one reference: the whole request sees one ruleset
     evaluation = evaluate(active.ruleset, lead)
-    print_ = fingerprint(body) if key else ""
+    body_print = fingerprint(body) if key else ""
 
     async with rt.db.acquire() as conn, conn.transaction():
-        if key is not None and await conn.fetchval(QUERIES["idempotency_claim"], SCOPE, key, print_) is None:
-            return await _replay(conn, key, print_)
+        if (
+            key is not None
+            and await conn.fetchval(QUERIES["idempotency_claim"], SCOPE, key, body_print) is None
+        ):
+            return await _replay(conn, key, body_print)
         placed = await assign(conn, rt.routing, evaluation.pool, fallback=evaluation.fallback)
-        decision = await _record(conn, active, lead, lead_in.occurred_at, body, key, evaluation, placed)
+        decision = await _record(
+            conn,
+            active=active,
+            lead=lead,
+            occurred_at=lead_in.occurred_at,
+            body=body,
+            key=key,
+            evaluation=evaluation,
+            placed=placed,
+        )
         if key is not None:
-            await conn.execute(QUERIES["idempotency_complete"], SCOPE, key, uuid.UUID(decision.lead_id),
-                               msgspec.to_builtins(decision))
+            await conn.execute(
+                QUERIES["idempotency_complete"],
+                SCOPE,
+                key,
+                uuid.UUID(decision.lead_id),
+                msgspec.to_builtins(decision),
+            )
     return IntakeResult(msgspec.to_builtins(decision), created=True)
 
 
-async def _replay(conn: asyncpg.Connection, key: str, print_: str) -> IntakeResult:
+async def _replay(conn: Connection, key: str, body_print: str) -> IntakeResult:
     row = await conn.fetchrow(QUERIES["idempotency_get"], SCOPE, key)
     assert row is not None  # the claim conflicted, so the row exists and is committed
-    if row["fingerprint"] != print_:
+    if row["fingerprint"] != body_print:
         raise IdempotencyConflict(key)
     return IntakeResult(row["response"], created=False)
 
 
 async def _record(
-    conn: asyncpg.Connection,
+    conn: Connection,
+    *,
     active: ActiveRuleset,
     lead: NormalizedLead,
     occurred_at: Any,
@@ -100,21 +118,46 @@ async def _record(
         ruleset_sha256=ruleset.sha256,
     )
     await conn.execute(
-        QUERIES["lead_insert"], lead_id, lead.email, lead.company_domain, decision.stage, decision.score,
-        decision.status, placed.owner, placed.pool, msgspec.to_builtins(lead),
+        QUERIES["lead_insert"],
+        lead_id,
+        lead.email,
+        lead.company_domain,
+        decision.stage,
+        decision.score,
+        decision.status,
+        placed.owner,
+        placed.pool,
+        msgspec.to_builtins(lead),
     )
     event_id = await conn.fetchval(
         QUERIES["event_insert"], lead_id, "lead.received", key, occurred_at, _any_json(body)
     )
     decision_id = await conn.fetchval(
-        QUERIES["decision_insert"], lead_id, event_id, active.id, ruleset.version, ruleset.sha256,
-        decision.score, msgspec.to_builtins(evaluation.groups), msgspec.to_builtins(decision.matched),
-        decision.stage, evaluation.qualification_rule, evaluation.routing_rule, placed.pool, placed.owner,
+        QUERIES["decision_insert"],
+        lead_id,
+        event_id,
+        active.id,
+        ruleset.version,
+        ruleset.sha256,
+        decision.score,
+        msgspec.to_builtins(evaluation.groups),
+        msgspec.to_builtins(decision.matched),
+        decision.stage,
+        evaluation.qualification_rule,
+        evaluation.routing_rule,
+        placed.pool,
+        placed.owner,
         explanation(evaluation, placed),
     )
     await conn.execute(
-        QUERIES["assignment_insert"], lead_id, decision_id, placed.owner, placed.pool, decision.status,
-        placed.queue, placed.reason,
+        QUERIES["assignment_insert"],
+        lead_id,
+        decision_id,
+        placed.owner,
+        placed.pool,
+        decision.status,
+        placed.queue,
+        placed.reason,
     )
     return decision
 
