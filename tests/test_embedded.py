@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pytest
 import redis
 

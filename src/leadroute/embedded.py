@@ -58,7 +58,7 @@ from types import TracebackType
 from typing import IO, Any, Self
 from urllib.parse import quote
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 __all__ = ["EmbeddedServers", "EmbeddedServersError"]
 
