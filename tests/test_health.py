@@ -1,0 +1,37 @@
+"""Health endpoints and the OpenAPI document."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+
+class TestHealth:
+    """Liveness always answers; readiness reports each dependency."""
+
+    async def test_live(self, client: AsyncTestClient[Litestar]) -> None:
+        r = await client.get("/health/live")
+        assert (r.status_code, r.json()) == (200, {"status": "ok"})
+
+    async def test_ready_checks_postgres_and_redis(self, client: AsyncTestClient[Litestar]) -> None:
+        r = await client.get("/health/ready")
+        assert r.status_code == 200
+        assert r.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+
+    async def test_ready_is_503_naming_redis_when_it_is_gone(self, client: AsyncTestClient[Litestar]) -> None:
+        app = client.app
+        assert isinstance(app, Litestar)
+        runtime = app.state.runtime
+        await runtime.redis.connection_pool.disconnect()
+        runtime.redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
+        runtime.redis.connection_pool.connection_kwargs.pop("path", None)
+        r = await client.get("/health/ready")
+        assert r.status_code == 503
+        assert r.json()["checks"]["postgres"] == "ok"
+        assert r.json()["checks"]["redis"].startswith("unavailable")
+
+    async def test_openapi_schema_lists_the_api(self, client: AsyncTestClient[Litestar]) -> None:
+        r = await client.get("/schema/openapi.json")
+        assert r.status_code == 200
+        paths = r.json()["paths"]
+        assert {"/v1/leads", "/v1/leads/{lead_id}/explain", "/health/ready"} <= set(paths)
