@@ -27,7 +27,7 @@ class FieldError(msgspec.Struct, frozen=True):
     message: str
 
 
-class InvalidLead(ValueError):  # noqa: N818 - reads as the HTTP layer uses it: "except InvalidLead"
+class InvalidLead(ValueError):
     """A lead that cannot be accepted; ``errors`` lists every bad field, in input order."""
 
     def __init__(self, errors: list[FieldError]) -> None:
