@@ -42,6 +42,19 @@ def servers_using(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def leadroute(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI from the repo root, as a user would, and capture what it says."""
+    return subprocess.run(
+        [sys.executable, "-m", "leadroute", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class Service:
     def __init__(self, data_dir: Path, port: int) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
@@ -116,15 +129,7 @@ class TestEmbeddedServe:
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
         env |= {"LEADROUTE_RULES_PATH": str(bad), "LEADROUTE_DATA_DIR": str(tmp_path / "data")}
-        proc = subprocess.run(
-            [sys.executable, "-m", "leadroute", "serve"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = leadroute("serve", env=env)
         assert proc.returncode == 1
         assert f"{bad}:5" in proc.stderr
         assert "broken-rule" in proc.stderr
@@ -135,14 +140,7 @@ class TestRulesCheckCommand:
     """`leadroute rules check` loads, type-checks and runs a file's tests."""
 
     def test_default_rules_pass(self) -> None:
-        proc = subprocess.run(
-            [sys.executable, "-m", "leadroute", "rules", "check", "rules"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = leadroute("rules", "check", "rules")
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
     def test_broken_rule_names_file_line_and_rule(self, tmp_path: Path) -> None:
@@ -153,14 +151,7 @@ class TestRulesCheckCommand:
             "    - {id: typo, group: fit, when: 'titel == \"CEO\"', points: 1}\n"
             "qualification:\n  - {stage: lead}\nrouting:\n  rules: []\n  fallback: unassigned\n"
         )
-        proc = subprocess.run(
-            [sys.executable, "-m", "leadroute", "rules", "check", str(bad)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = leadroute("rules", "check", str(bad))
         assert proc.returncode == 1
         assert f"{bad}:6" in proc.stderr
         assert "typo" in proc.stderr
