@@ -84,6 +84,17 @@ def _with_database(dsn: str, name: str) -> str:
     return f"{dsn.rsplit('/', 1)[0]}/{name}"
 
 
+async def _drop_keys(redis_url: str, prefix: str) -> None:
+    """Delete every key under this run's prefix (never FLUSHALL: the server may be shared)."""
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
 @pytest.fixture(scope="session")
 async def settings(servers: Servers) -> AsyncIterator[Settings]:
     """Settings for this run: a database and a Redis prefix of its own, removed afterwards."""
@@ -105,11 +116,7 @@ async def settings(servers: Servers) -> AsyncIterator[Settings]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
-        redis = Redis.from_url(servers.redis_url)
-        keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
+        await _drop_keys(servers.redis_url, settings.redis_prefix)
 
 
 @pytest.fixture
@@ -138,11 +145,7 @@ async def clean(settings: Settings) -> None:
         await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     finally:
         await conn.close()
-    redis = Redis.from_url(settings.redis_url)
-    keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*", count=1000)]
-    if keys:
-        await redis.delete(*keys)
-    await redis.aclose()
+    await _drop_keys(settings.redis_url, settings.redis_prefix)
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ a loop) or a named queue. Every step and every skipped owner is returned for the
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 from leadroute.models import OwnerSkip
@@ -32,7 +34,7 @@ class Assignment(msgspec.Struct, kw_only=True):
     pools_tried: list[str]
 
     @property
-    def status(self) -> str:
+    def status(self) -> Literal["assigned", "unassigned"]:
         return "assigned" if self.owner is not None else "unassigned"
 
 

@@ -9,7 +9,7 @@ import asyncpg
 import msgspec
 import yaml
 
-from leadroute.errors import NotFound, OwnersFileError, UnknownOwners
+from leadroute.errors import OwnersFileError, UnknownOwners
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
@@ -93,11 +93,3 @@ async def import_owners(conn: Connection, data: OwnersFile) -> tuple[int, int]:
         for pool in data.pools:
             await put_pool(conn, pool)
     return len(data.owners), len(data.pools)
-
-
-async def get_owner(conn: Connection, owner_id: str) -> asyncpg.Record:
-    """One owner, or NotFound."""
-    row = await conn.fetchrow(QUERIES["owner_get"], owner_id)
-    if row is None:
-        raise NotFound("owner", owner_id)
-    return row

@@ -111,7 +111,7 @@ async def _record(
         matched=list(evaluation.hits),
         pool=placed.pool,
         owner=placed.owner,
-        status="assigned" if placed.owner is not None else "unassigned",
+        status=placed.status,
         reason=placed.reason,
         routing_rule=evaluation.routing_rule,
         ruleset_version=ruleset.version,
