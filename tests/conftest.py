@@ -11,6 +11,7 @@ import secrets
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,11 @@ from redis.asyncio import Redis
 from leadroute.app import create_app
 from leadroute.config import Settings
 from leadroute.rules import Ruleset, parse_ruleset
+from leadroute.runtime import Clock, utc_now
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_POSTGRES = "postgresql://127.0.0.1:5432/postgres"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
-
-TABLES = "owners, pools, pool_members, rulesets, leads, idempotency_keys, lead_events, decisions, assignments"
 
 
 class Servers(msgspec.Struct, frozen=True):
@@ -142,7 +142,11 @@ async def clean(settings: Settings) -> None:
         from leadroute.store.migrate import migrate
 
         await migrate(conn)
-        await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        tables = await conn.fetchval(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables"
+            " WHERE schemaname = current_schema() AND tablename <> 'schema_migrations'"
+        )
+        await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     finally:
         await conn.close()
     await _drop_keys(settings.redis_url, settings.redis_prefix)
@@ -152,10 +156,10 @@ async def clean(settings: Settings) -> None:
 def make_app(settings: Settings, clean: None) -> Any:
     """Build an app, optionally on a ruleset given as YAML text."""
 
-    def build(ruleset: str | Ruleset | None = None) -> Litestar:
+    def build(ruleset: str | Ruleset | None = None, *, clock: Clock = utc_now) -> Litestar:
         if isinstance(ruleset, str):
             ruleset = parse_ruleset(ruleset, path=Path("test.yaml"))
-        return create_app(settings, ruleset=ruleset)
+        return create_app(settings, ruleset=ruleset, clock=clock)
 
     return build
 
@@ -165,3 +169,23 @@ async def client(make_app: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """A client of one app instance on the default ruleset."""
     async with AsyncTestClient(make_app()) as c:
         yield c
+
+
+class FakeClock:
+    """A clock tests move by hand: ``clock()`` is "now", ``clock.advance(minutes=31)`` moves it."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # a Monday, 15:00 UTC
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fresh :class:`FakeClock` per test (pass it to ``make_app(clock=clock)``)."""
+    return FakeClock()

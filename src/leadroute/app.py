@@ -28,7 +28,7 @@ from leadroute.errors import ClientError, problem
 from leadroute.intake import InvalidLead, MalformedBody
 from leadroute.routing.state import RoutingState
 from leadroute.rules import Ruleset, RulesetError, load_rules_path
-from leadroute.runtime import ActiveRuleset, Runtime
+from leadroute.runtime import ActiveRuleset, Clock, Runtime, utc_now
 from leadroute.store.db import create_pool
 from leadroute.store.migrate import migrate
 from leadroute.store.rulesets import record_ruleset
@@ -38,8 +38,11 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, ruleset: Ruleset | None = None) -> Litestar:
-    """Build the app; the ruleset is loaded now (start-up fails on a bad one), connections at start."""
+def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clock = utc_now) -> Litestar:
+    """Build the app; the ruleset is loaded now (start-up fails on a bad one), connections at start.
+
+    ``clock`` is the source of "now" for routing, timers and decay; tests pass one they control.
+    """
     if settings.database_url is None or settings.redis_url is None:
         raise ValueError("create_app needs database and redis URLs; the CLI starts embedded servers first")
     active_rules = ruleset or load_rules_path(settings.rules_path)
@@ -62,6 +65,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None) -> Litesta
                 redis=redis,
                 routing=RoutingState(redis, settings.redis_prefix),
                 rules=ActiveRuleset(active_rules, ruleset_id),
+                clock=clock,
             )
             log.info(
                 "ruleset %s v%s active (sha256 %s)",

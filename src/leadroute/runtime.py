@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import asyncpg
 from redis.asyncio import Redis
@@ -11,7 +13,15 @@ from leadroute.config import Settings
 from leadroute.routing.state import RoutingState
 from leadroute.rules import Ruleset
 
-__all__ = ["ActiveRuleset", "Runtime"]
+__all__ = ["ActiveRuleset", "Clock", "Runtime", "utc_now"]
+
+Clock = Callable[[], datetime]
+"""What time it is (timezone-aware UTC); tests inject their own to move time."""
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +41,5 @@ class Runtime:
     redis: Redis
     routing: RoutingState
     rules: ActiveRuleset
+    clock: Clock = field(default=utc_now)
+    """Every "now" in routing, SLA timers and decay comes from here, never from ``datetime.now``."""

@@ -1,8 +1,9 @@
-"""Named SQL queries, loaded once from ``sql/queries.sql``.
+"""Named SQL queries, loaded once from every ``sql/*.sql`` file of this package.
 
 Each query sits under a ``-- name: <name>`` header followed by a one-line description, in the
-manner of procrastinate's ``queries.sql``. Callers pass the connection, so they own the
-transaction.
+manner of procrastinate's ``queries.sql``. Files group queries by area (``queries.sql`` for
+intake, ``routing.sql``, ...); a name is unique across all of them. Callers pass the connection,
+so they own the transaction.
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ def parse_queries(text: str) -> dict[str, str]:
     return queries
 
 
-QUERIES: Final = MappingProxyType(
-    parse_queries(resources.files("leadroute.store").joinpath("sql/queries.sql").read_text(encoding="utf-8"))
-)
+def _load_all() -> dict[str, str]:
+    queries: dict[str, str] = {}
+    files = sorted(
+        (f for f in resources.files("leadroute.store").joinpath("sql").iterdir() if f.name.endswith(".sql")),
+        key=lambda f: f.name,
+    )
+    for file in files:
+        for name, sql in parse_queries(file.read_text(encoding="utf-8")).items():
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice ({file.name})")
+            queries[name] = sql
+    return queries
+
+
+QUERIES: Final = MappingProxyType(_load_all())
