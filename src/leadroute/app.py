@@ -25,7 +25,7 @@ from leadroute.api.owners import OwnerController, PoolController
 from leadroute.api.rulesets import RulesetController
 from leadroute.config import Settings
 from leadroute.errors import ClientError, problem
-from leadroute.intake import InvalidLead, MalformedBody
+from leadroute.intake import InvalidEvent, InvalidLead, MalformedBody
 from leadroute.routing.state import RoutingState
 from leadroute.rules import Ruleset, RulesetError, load_rules_path
 from leadroute.runtime import ActiveRuleset, Clock, Runtime, utc_now
@@ -104,8 +104,9 @@ def _invalid_lead(request: Request[Any, Any, Any], exc: InvalidLead) -> Response
     errors = [{"field": e.field, "message": e.message} for e in exc.errors]
     if isinstance(exc, MalformedBody):
         return problem(400, "malformed-body", "Malformed request body", str(exc), errors).to_response(request)
-    detail = "invalid lead: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return problem(422, "invalid-lead", "Invalid lead", detail, errors).to_response(request)
+    what = "event" if isinstance(exc, InvalidEvent) else "lead"
+    detail = f"invalid {what}: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(422, f"invalid-{what}", f"Invalid {what}", detail, errors).to_response(request)
 
 
 def _invalid_ruleset(request: Request[Any, Any, Any], exc: RulesetError) -> Response[Any]:

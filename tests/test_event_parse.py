@@ -1,0 +1,68 @@
+"""Parsing activity events: every bad field named, nothing echoed back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from leadroute.intake import InvalidEvent, MalformedBody, parse_event
+
+
+def test_a_valid_event_by_email() -> None:
+    event = parse_event(
+        b'{"type": "page_view", "occurred_at": "2026-11-20T10:00:00Z", "email": "Jo@Acme.example",'
+        b' "properties": {"url": "/pricing", "seconds": 40}}'
+    )
+    assert event.type == "page_view"
+    assert event.occurred_at == datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert event.properties == {"url": "/pricing", "seconds": 40}
+    assert event.lead_id is None
+
+
+def test_a_valid_event_by_lead_id() -> None:
+    lead_id = uuid.uuid4()
+    event = parse_event(
+        f'{{"type": "webinar_attended", "occurred_at": "2026-11-20T10:00:00+01:00", "lead_id": "{lead_id}",'
+        f' "event_id": "evt-1"}}'.encode()
+    )
+    assert event.lead_id == lead_id
+    assert event.event_id == "evt-1"
+    assert event.properties == {}
+
+
+def fields(body: bytes) -> dict[str, str]:
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(body)
+    return {e.field: e.message for e in info.value.errors}
+
+
+def test_every_bad_field_is_named() -> None:
+    errors = fields(
+        b'{"type": "Page View", "occurred_at": "2026-11-20T10:00:00", "lead_id": "42", "url": "/pricing"}'
+    )
+    assert set(errors) == {"type", "occurred_at", "lead_id", "url"}
+    assert "timezone" in errors["occurred_at"]
+    assert "properties" in errors["url"]
+
+
+def test_the_lead_must_be_named_and_type_and_time_given() -> None:
+    errors = fields(b"{}")
+    assert set(errors) == {"type", "occurred_at", "lead_id"}
+
+
+HEAD = '"type": "x", "occurred_at": "2026-11-20T10:00:00Z", "email": "a@b.example"'
+
+
+def test_properties_are_flat_and_bounded() -> None:
+    errors = fields(f'{{{HEAD}, "properties": {{"url": "/x", "a": {{"b": 1}}, "bad key": 1}}}}'.encode())
+    assert set(errors) == {"properties.a", "properties.bad key"}
+    many = ", ".join(f'"k{i}": {i}' for i in range(51))
+    assert "properties" in fields(f'{{{HEAD}, "properties": {{{many}}}}}'.encode())
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"text"'])
+def test_a_body_that_is_not_an_object(body: bytes) -> None:
+    with pytest.raises(MalformedBody):
+        parse_event(body)
