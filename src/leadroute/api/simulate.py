@@ -1,0 +1,43 @@
+"""A dry run of one lead against the active ruleset, a stored version, or uploaded YAML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+
+from leadroute.replay import chosen_ruleset, parse_simulation, pools_for, simulation_answer
+from leadroute.runtime import Runtime
+from leadroute.scoring import evaluate
+
+__all__ = ["SimulateController"]
+
+MAX_SIMULATE_BYTES = 2 * 1024 * 1024
+"""A lead, its activities and at most a 1 MB ruleset."""
+
+
+class SimulateController(Controller):
+    path = "/v1/simulate"
+    tags = ["rulesets"]  # noqa: RUF012  (Litestar reads it as a class attribute)
+
+    @post("/", status_code=200, request_max_body_size=MAX_SIMULATE_BYTES, summary="Dry-run one lead")
+    async def simulate(self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Score, qualify and choose routing targets for ``lead`` (with optional ``activities``).
+
+        ``ruleset_version`` (a stored version) or ``ruleset`` (YAML text) picks the ruleset,
+        otherwise the active one decides. Writes nothing and claims no owner: the answer lists
+        the pools routing would try and who is in them. A bad lead field is a 422 naming
+        ``lead.<field>``; a ruleset that does not load is a 422 naming the rule and line.
+        """
+        body, lead, activities = parse_simulation(await request.body())
+        as_of = body.now or rt.clock()
+        active = rt.rules  # one reference for the whole request
+        async with rt.db.acquire() as conn:
+            chosen = await chosen_ruleset(
+                conn, text=body.ruleset, version=body.ruleset_version, field="ruleset_version"
+            )
+            ruleset, source = chosen or (active.ruleset, "active")
+            evaluation = evaluate(ruleset, lead, activities=activities, now=as_of)
+            pools = await pools_for(conn, [t.pool for t in evaluation.targets if t.pool is not None])
+        return simulation_answer(evaluation, lead, pools=pools, source=source, as_of=as_of)

@@ -1,0 +1,72 @@
+"""Trying a rule change before it goes live: rule-file test diffs, one-lead dry runs, replays.
+
+Public API::
+
+    run_file(path) -> FileResult                  ``leadroute rules test``: tests with diffs
+    parse_simulation(body) / simulation_answer()  ``POST /v1/simulate``: one lead, nothing written
+    replay_stored(conn, baseline=, candidate=, as_of=, since=, limit=) -> ReplayReport
+                                                  ``leadroute rules replay`` and its endpoint
+    ReplayAccumulator, outcome_of, score_stats    the pure diff core replay is built on
+    format_report(report), report_json(report)    the report for people, and for scripts
+
+Nothing here writes to PostgreSQL or touches Redis: routing state is never read or claimed.
+"""
+
+from leadroute.replay._progress import ProgressBar
+from leadroute.replay._report import (
+    STAGES,
+    Outcome,
+    ReplayAccumulator,
+    ReplayReport,
+    RulesetInfo,
+    ScoreStats,
+    outcome_of,
+    report_dict,
+    report_json,
+    score_stats,
+)
+from leadroute.replay._ruletests import FileResult, format_file_result, format_summary, rule_files, run_file
+from leadroute.replay._run import DEFAULT_BATCH, Side, parse_since, replay_leads, replay_stored
+from leadroute.replay._simulate import (
+    InvalidBody,
+    SimulateIn,
+    parse_simulation,
+    pools_for,
+    simulation_answer,
+)
+from leadroute.replay._source import StoredLead, UnknownRulesetVersion, chosen_ruleset, load_version
+from leadroute.replay._text import format_report
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "STAGES",
+    "FileResult",
+    "InvalidBody",
+    "Outcome",
+    "ProgressBar",
+    "ReplayAccumulator",
+    "ReplayReport",
+    "RulesetInfo",
+    "ScoreStats",
+    "Side",
+    "SimulateIn",
+    "StoredLead",
+    "UnknownRulesetVersion",
+    "chosen_ruleset",
+    "format_file_result",
+    "format_report",
+    "format_summary",
+    "load_version",
+    "outcome_of",
+    "parse_simulation",
+    "parse_since",
+    "pools_for",
+    "replay_leads",
+    "replay_stored",
+    "report_dict",
+    "report_json",
+    "rule_files",
+    "run_file",
+    "score_stats",
+    "simulation_answer",
+]

@@ -1,0 +1,149 @@
+"""``leadroute rules test`` and ``leadroute rules replay``: the command-line side of dry runs.
+
+``cli.py`` declares the arguments (so ``--help`` stays fast) and calls these with the settings
+and the parsed arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from leadroute.config import Settings
+from leadroute.replay._progress import ProgressBar
+from leadroute.replay._report import ReplayReport, report_json
+from leadroute.replay._ruletests import format_file_result, format_summary, rule_files, run_file
+from leadroute.replay._run import Side, parse_since, replay_stored
+from leadroute.replay._source import load_version
+from leadroute.replay._text import format_report
+from leadroute.rules import RulesetError, load_rules_path, load_ruleset, run_ruleset_tests
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
+    from leadroute.store.db import Connection
+
+__all__ = ["rules_replay", "rules_test"]
+
+
+def rules_test(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the tests of every rule file at PATH; 0 when all load and pass, 1 otherwise."""
+    path: Path = args.path or settings.rules_path
+    results = [run_file(file) for file in rule_files(path)] if path.exists() else []
+    for result in results:
+        print(format_file_result(result))
+    if not path.exists():
+        print(f"{path}: no such file or directory", file=sys.stderr)
+    print(format_summary(results))
+    return 0 if results and all(r.ok for r in results) else 1
+
+
+def rules_replay(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    servers: Callable[[Settings], AbstractContextManager[Settings]],
+) -> int:
+    """Replay stored leads under the baseline and the candidate; print the report, maybe write JSON."""
+    as_of = datetime.now(UTC)
+    try:
+        since = parse_since(args.since, now=as_of) if args.since else None
+    except ValueError as exc:
+        print(f"leadroute: {exc}", file=sys.stderr)
+        return 2
+    if args.limit is not None and args.limit < 1:
+        print("leadroute: --limit must be at least 1", file=sys.stderr)
+        return 2
+    try:  # files first: a typo in the candidate is reported before any server starts
+        candidate = _file_side(args.candidate) if args.candidate else None
+        baseline = None if args.baseline_version else _file_side(args.baseline or settings.rules_path)
+    except RulesetError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 1
+    if candidate is not None:
+        _warn_failing_tests(candidate)
+    with servers(settings) as live:
+        report = asyncio.run(
+            _replay(
+                live,
+                args,
+                baseline=baseline,
+                candidate=candidate,
+                as_of=as_of,
+                since=since,
+            )
+        )
+    if report is None:
+        return 1
+    print(format_report(report))
+    if args.output is not None:
+        args.output.write_bytes(report_json(report))
+        print(f"\nwrote {args.output}")
+    return 0
+
+
+def _file_side(path: Path) -> Side:
+    ruleset = load_rules_path(path) if path.is_dir() else load_ruleset(path)
+    return Side(ruleset, ruleset.display_path)
+
+
+def _warn_failing_tests(side: Side) -> None:
+    failed = [o.name for o in run_ruleset_tests(side.ruleset) if not o.passed]
+    if failed:
+        print(
+            f"warning: {len(failed)} test(s) of the candidate fail (leadroute rules test shows why): "
+            + "; ".join(failed),
+            file=sys.stderr,
+        )
+
+
+async def _replay(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    baseline: Side | None,
+    candidate: Side | None,
+    as_of: datetime,
+    since: datetime | None,
+) -> ReplayReport | None:
+    import asyncpg
+
+    from leadroute.store.db import init_connection
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await init_connection(conn)
+        try:
+            baseline = baseline or await _stored_side(conn, args.baseline_version)
+            candidate = candidate or await _stored_side(conn, args.candidate_version)
+        except LookupError as exc:
+            print(f"leadroute: {exc}", file=sys.stderr)
+            return None
+        bar = ProgressBar(sys.stderr)
+        try:
+            return await replay_stored(
+                conn,
+                baseline=baseline,
+                candidate=candidate,
+                as_of=as_of,
+                since=since,
+                limit=args.limit,
+                examples=args.examples,
+                progress=bar,
+            )
+        finally:
+            bar.close()
+    finally:
+        await conn.close()
+
+
+async def _stored_side(conn: Connection, version: int) -> Side:
+    loaded = await load_version(conn, version)
+    if loaded is None:
+        raise LookupError(f"no stored ruleset has version {version} (leadroute rules list shows them)")
+    return Side(loaded[0], f"stored version {version}")

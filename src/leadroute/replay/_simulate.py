@@ -1,0 +1,219 @@
+"""A dry run of one lead: the full decision and its explanation, with nothing written or claimed.
+
+The lead goes through the same parsing and normalization as ``POST /v1/leads`` and the same
+``evaluate`` as intake; routing stops at the targets (which pools, or the account owner, would
+be tried). Who sits in those pools is read from PostgreSQL to say who could get the lead, but no
+owner is picked: picking would advance round-robin cursors and claim capacity in Redis.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from leadroute.errors import ClientError
+from leadroute.intake import InvalidLead, normalize, parse_lead
+from leadroute.intake.errors import FieldError, MalformedBody
+from leadroute.models import Activity, NormalizedLead
+from leadroute.scoring import Evaluation
+from leadroute.store.db import Connection
+from leadroute.store.queries import QUERIES
+
+__all__ = [
+    "MAX_ACTIVITIES",
+    "InvalidBody",
+    "SimulateIn",
+    "parse_simulation",
+    "pools_for",
+    "simulation_answer",
+]
+
+MAX_ACTIVITIES = 1000
+MAX_RULESET_CHARS = 1024 * 1024
+MAX_FALLBACK_HOPS = 3
+"""Pool fallbacks are followed this many hops for the answer (routing's own limit)."""
+
+EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")]
+
+
+class ActivityIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An activity to score with the lead, as ``POST /v1/events`` takes it (without the lead)."""
+
+    type: EventType
+    occurred_at: Annotated[datetime, msgspec.Meta(tz=True)]
+    properties: Annotated[dict[str, Any], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=dict)
+
+
+class SimulateIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The body of ``POST /v1/simulate``.
+
+    ``ruleset_version`` (a stored version) or ``ruleset`` (YAML text) picks the ruleset; neither
+    means the active one. ``now`` is the moment activity decay is measured to (default: now).
+    """
+
+    lead: dict[str, Any]
+    ruleset_version: int | None = None
+    ruleset: Annotated[str, msgspec.Meta(max_length=MAX_RULESET_CHARS)] | None = None
+    activities: Annotated[list[ActivityIn], msgspec.Meta(max_length=MAX_ACTIVITIES)] = msgspec.field(
+        default_factory=list
+    )
+    now: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+
+
+class InvalidBody(ClientError):
+    """A request body (simulate, replay) is not of the documented shape; ``errors`` names the field."""
+
+    status = 422
+    kind = "invalid-request"
+    title = "Invalid request"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+_DECODER = msgspec.json.Decoder(SimulateIn)
+_ANY = msgspec.json.Decoder()
+
+
+def _field_of(error: str) -> tuple[str, str]:
+    """msgspec's ``Expected ... - at `$.activities[0].type``` as (``activities[0].type``, message)."""
+    message, sep, where = error.rpartition(" - at `")
+    if not sep:
+        return "body", error
+    return where.rstrip("`").removeprefix("$.").removeprefix("$") or "body", message
+
+
+def parse_simulation(body: bytes) -> tuple[SimulateIn, NormalizedLead, list[Activity]]:
+    """The checked body, its lead normalized like a posted lead, and its activities.
+
+    Raises :class:`MalformedBody` (not a JSON object), :class:`InvalidBody` (a body field
+    is wrong) or :class:`InvalidLead` with every bad lead field named ``lead.<field>``.
+    """
+    try:
+        raw = _ANY.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedBody(f"body is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise MalformedBody("body must be a JSON object with a lead")
+    try:
+        request = _DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidBody(*_field_of(str(exc))) from None
+    if request.ruleset is not None and request.ruleset_version is not None:
+        raise InvalidBody("ruleset", "give ruleset or ruleset_version, not both")
+    try:
+        lead = normalize(parse_lead(msgspec.json.encode(request.lead)))
+    except InvalidLead as exc:
+        raise InvalidLead([FieldError(f"lead.{e.field}", e.message) for e in exc.errors]) from None
+    activities = [
+        Activity(type=a.type, occurred_at=a.occurred_at, properties=a.properties) for a in request.activities
+    ]
+    return request, lead, activities
+
+
+async def pools_for(conn: Connection, pools: list[str]) -> dict[str, dict[str, Any]]:
+    """The named pools and the pools their fallbacks lead to: strategy, fallback, members."""
+    found: dict[str, dict[str, Any]] = {}
+    wanted = list(dict.fromkeys(pools))
+    for _ in range(MAX_FALLBACK_HOPS + 1):
+        if not wanted:
+            break
+        rows = await conn.fetch(QUERIES["simulate_pools"], wanted)
+        for row in rows:
+            found[row["id"]] = {
+                "id": row["id"],
+                "strategy": row["strategy"],
+                "fallback": row["fallback"],
+                "members": row["members"],
+            }
+        wanted = [r["fallback"] for r in rows if r["fallback"] not in found]
+    return found
+
+
+def _target(target: Any, pools: dict[str, dict[str, Any]], lead: NormalizedLead) -> dict[str, Any]:
+    entry: dict[str, Any] = {"rule": target.rule, "kind": target.kind, "sla": msgspec.to_builtins(target.sla)}
+    if target.kind == "account_owner":
+        entry["company_domain"] = lead.company_domain
+        return entry
+    chain: list[dict[str, Any]] = []
+    current: str | None = target.pool
+    while current is not None and len(chain) <= MAX_FALLBACK_HOPS:
+        pool = pools.get(current)
+        if pool is None:
+            chain.append({"id": current, "exists": False})
+            break
+        chain.append({**pool, "exists": True})
+        nxt = pool["fallback"]
+        current = nxt if nxt in pools and all(p["id"] != nxt for p in chain) else None
+        if current is None:
+            chain.append({"queue": nxt})
+    entry["pool"] = target.pool
+    entry["pools"] = chain
+    return entry
+
+
+def simulation_answer(
+    evaluation: Evaluation,
+    lead: NormalizedLead,
+    *,
+    pools: dict[str, dict[str, Any]],
+    source: str,
+    as_of: datetime,
+) -> dict[str, Any]:
+    """The decision a lead would get, why, and where routing would look for an owner."""
+    targets = [_target(t, pools, lead) for t in evaluation.targets]
+    explanation = {
+        "scoring": msgspec.to_builtins(evaluation.hits),
+        "rule_errors": msgspec.to_builtins(evaluation.rule_errors),
+        "groups": msgspec.to_builtins(evaluation.groups),
+        "qualification": {"rule": evaluation.qualification_rule, "stage": evaluation.stage},
+        "routing": {
+            "tried": msgspec.to_builtins(evaluation.routes_tried),
+            "rule": evaluation.routing_rule,
+            "pool": evaluation.pool,
+            "targets": targets,
+            "fallback": evaluation.fallback,
+        },
+    }
+    return {
+        "dry_run": True,
+        "ruleset": {
+            "version": evaluation.ruleset_version,
+            "sha256": evaluation.ruleset_sha256,
+            "source": source,
+        },
+        "as_of": as_of,
+        "score": evaluation.score,
+        "groups": {name: group.score for name, group in evaluation.groups.items()},
+        "stage": evaluation.stage,
+        "matched": msgspec.to_builtins(evaluation.hits),
+        "routing_rule": evaluation.routing_rule,
+        "pool": evaluation.pool,
+        "targets": targets,
+        "explanation": explanation,
+        "summary": _summary(evaluation, pools),
+    }
+
+
+def _summary(evaluation: Evaluation, pools: dict[str, dict[str, Any]]) -> str:
+    rule = evaluation.qualification_rule
+    text = f"Would score {evaluation.score:g} and qualify as {evaluation.stage}" + (
+        f" by rule {rule!r}. " if rule else " (no qualification entry matched). "
+    )
+    steps: list[str] = []
+    for target in evaluation.targets:
+        if target.kind == "account_owner":
+            steps.append(f"rule {target.rule!r}: the company's account owner, if there is one")
+            continue
+        pool = pools.get(target.pool or "")
+        if pool is None:
+            steps.append(f"rule {target.rule!r}: pool {target.pool!r}, which does not exist")
+            continue
+        members = [m["id"] for m in pool["members"] if m["active"]]
+        who = ", ".join(members) if members else "nobody active"
+        steps.append(f"rule {target.rule!r}: pool {target.pool!r} ({who})")
+    if evaluation.pool is None:
+        steps.append(f"otherwise queue {evaluation.fallback!r}")
+    return text + "Routing would try " + "; then ".join(steps) + ". Nothing was written or claimed."
