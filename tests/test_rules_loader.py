@@ -131,7 +131,7 @@ class TestValidFile:
                 return super().compile(rules)
 
         load_ruleset(write(tmp_path, BASE), evaluator=Counting())
-        assert compiled == [3, 4, 2]
+        assert compiled == [3, 4, 2]  # lead scoring, qualification, routing (no activity rules)
 
 
 class TestIdentity:
@@ -223,15 +223,6 @@ class TestYamlAndSchemaErrors:
         )
         assert problem.line == 14
         assert "'points' is written twice" in problem.message
-
-    def test_on_activity_and_route_are_not_supported_yet(self, tmp_path: Path) -> None:
-        text = edited("      points: 30\n", "      points: 30\n      on_activity: page_view\n")
-        text = text.replace("pool: enterprise-na}", "route: account_owner}")
-        problems = problems_of(tmp_path, text)
-        assert [(p.rule_id, "not supported yet" in p.message) for p in problems] == [
-            ("demo", True),
-            ("enterprise-na", True),
-        ]
 
     def test_unknown_field_type(self, tmp_path: Path) -> None:
         problem = only(problems_of(tmp_path, edited("attributes.form: STRING", "attributes.form: TEXT")))

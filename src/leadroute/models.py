@@ -13,6 +13,8 @@ import msgspec
 
 __all__ = [
     "MAX_ATTRIBUTES",
+    "STAGE_ORDER",
+    "Activity",
     "AttributeValue",
     "Decision",
     "GroupScore",
@@ -21,10 +23,25 @@ __all__ = [
     "OwnerSkip",
     "RuleHit",
     "Stage",
+    "stage_rank",
 ]
 
 Stage = Literal["disqualified", "lead", "mql", "sql"]
 """The four qualification stages, lowest to highest (``disqualified`` stands apart)."""
+
+STAGE_ORDER: tuple[Stage, ...] = ("disqualified", "lead", "mql", "sql")
+"""Stages from lowest to highest, for "did the stage rise?" (``disqualified`` is lowest)."""
+
+
+def stage_rank(stage: str) -> int:
+    """The position of ``stage`` in :data:`STAGE_ORDER` (disqualified 0 < lead 1 < mql 2 < sql 3).
+
+    Raises ``ValueError`` for a name that is not a stage.
+    """
+    try:
+        return STAGE_ORDER.index(stage)
+    except ValueError:
+        raise ValueError(f"not a stage: {stage!r}; stages are {', '.join(STAGE_ORDER)}") from None
 
 MAX_ATTRIBUTES = 50
 """At most this many extra attributes per lead: a form is not a document store."""
@@ -102,12 +119,35 @@ class NormalizedLead(msgspec.Struct, kw_only=True, frozen=True):
         return msgspec.structs.asdict(self)
 
 
-class RuleHit(msgspec.Struct, frozen=True):
-    """A scoring rule that matched, with the points it gave."""
+class Activity(msgspec.Struct, frozen=True, kw_only=True):
+    """Something a known lead did: a page view, a form, an email click, a webinar...
+
+    ``on_activity`` rules see ``properties`` as top-level names (``url``), plus ``type``,
+    ``occurred_at`` and the lead's own facts under ``lead.`` (see ``leadroute.rules._facts``).
+    """
+
+    type: str
+    """``page_view``, ``form_submit``, ``email_click``, ``webinar_attended``, ..."""
+    occurred_at: datetime
+    """When it happened (timezone-aware); activity points decay from this instant."""
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class RuleHit(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A scoring rule that matched, with the points it gave.
+
+    For an ``on_activity`` rule there is one hit per matching activity: ``activity`` is its
+    type, ``occurred_at`` its time, ``points`` the points after decay and ``decay`` the factor
+    applied (``0.5 ** (age_days / half_life_days)``; 1 when the group has no half-life).
+    Lead-level hits leave those three unset (and they are omitted from JSON).
+    """
 
     rule: str
     group: str
     points: float
+    activity: str | None = None
+    occurred_at: datetime | None = None
+    decay: float | None = None
 
 
 class GroupScore(msgspec.Struct, frozen=True):

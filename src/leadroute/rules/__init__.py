@@ -8,13 +8,20 @@ Public API::
     pools_referenced(ruleset) -> set[str]
     check_pools(ruleset, known) -> list[RuleProblem]
     run_ruleset_tests(ruleset) -> list[TestOutcome]
+    rule_test_inputs(test_spec, lead_in=None) -> (activities, now)   what a rule-file test evaluates with
     check_rules(path) -> CheckReport
 
 Errors: :class:`RulesetError` (``.problems``: list of :class:`RuleProblem`). What expressions
 can use is described in :mod:`leadroute.rules._facts`.
 """
 
-from leadroute.rules._filetests import CheckReport, TestOutcome, check_rules, run_ruleset_tests
+from leadroute.rules._filetests import (
+    CheckReport,
+    TestOutcome,
+    check_rules,
+    rule_test_inputs,
+    run_ruleset_tests,
+)
 from leadroute.rules._loader import (
     RULES_PATH_ENV,
     check_pools,
@@ -24,11 +31,21 @@ from leadroute.rules._loader import (
     pools_referenced,
 )
 from leadroute.rules._problems import RuleProblem, RulesetError
-from leadroute.rules._ruleset import Group, QualificationRule, RoutingRule, Ruleset, RuleTest, ScoringRule
+from leadroute.rules._ruleset import (
+    ActivitySection,
+    Group,
+    QualificationRule,
+    RoutingRule,
+    Ruleset,
+    RuleTest,
+    ScoringRule,
+    Sla,
+)
 from leadroute.rules.evaluator import Evaluator, RuleEngineEvaluator, SectionEvaluator
 
 __all__ = [
     "RULES_PATH_ENV",
+    "ActivitySection",
     "CheckReport",
     "Evaluator",
     "Group",
@@ -41,6 +58,7 @@ __all__ = [
     "RulesetError",
     "ScoringRule",
     "SectionEvaluator",
+    "Sla",
     "TestOutcome",
     "check_pools",
     "check_rules",
@@ -48,5 +66,6 @@ __all__ = [
     "load_ruleset",
     "parse_ruleset",
     "pools_referenced",
+    "rule_test_inputs",
     "run_ruleset_tests",
 ]

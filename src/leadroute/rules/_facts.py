@@ -15,6 +15,13 @@ is not declared is an error at load time, naming the field and how to declare it
 
 Qualification adds ``score`` (the total, ``FLOAT``) and ``groups``, an ``OBJECT`` with one
 ``FLOAT`` member per scoring group (``groups.fit >= 30``). Routing adds ``stage`` (``STRING``).
+
+Activity rules (``on_activity``) are evaluated against one activity, not the lead: its
+``properties`` by name (``url``), ``type`` (``STRING``), ``occurred_at`` (``DATETIME``) and the
+lead's facts under ``lead`` (``lead.title``, ``lead.attributes.form``). Activity properties are
+free-form, so a property a rule uses is declared under ``fields:`` as ``activity.NAME: TYPE``,
+exactly like ``attributes.NAME``: a typo (``ulr``) or a type mismatch (``url > 5``) is then a
+load-time error naming the rule, instead of a rule that silently never matches.
 """
 
 from __future__ import annotations
@@ -29,17 +36,19 @@ import msgspec
 import rule_engine
 from rule_engine import DataType
 
-from leadroute.models import NormalizedLead
+from leadroute.models import Activity, NormalizedLead
 
 __all__ = [
+    "ACTIVITY_BUILTINS",
     "ATTRIBUTE_TYPES",
     "ROUTING_EXTRA",
     "Section",
+    "activity_facts",
     "context_for",
     "lead_field_types",
 ]
 
-Section = typing.Literal["scoring", "qualification", "routing"]
+Section = typing.Literal["scoring", "activity", "qualification", "routing"]
 
 ATTRIBUTE_TYPES: Mapping[str, Any] = {
     "STRING": DataType.STRING,
@@ -51,6 +60,9 @@ ATTRIBUTE_TYPES: Mapping[str, Any] = {
 """The types a ``fields:`` entry may declare."""
 
 ROUTING_EXTRA = ("stage",)
+
+ACTIVITY_BUILTINS = ("type", "occurred_at", "lead")
+"""Names activity rules see besides the declared properties (properties cannot use them)."""
 
 _PY_TO_RULE: Mapping[type, Any] = {
     str: DataType.STRING,
@@ -83,19 +95,40 @@ def lead_field_types() -> dict[str, Any]:
 _LEAD_TYPES = lead_field_types()
 
 
-def context_for(section: Section, attributes: Mapping[str, Any], groups: list[str]) -> rule_engine.Context:
+def context_for(
+    section: Section,
+    attributes: Mapping[str, Any],
+    groups: list[str],
+    activity_properties: Mapping[str, Any] | None = None,
+) -> rule_engine.Context:
     """The typed context a section's expressions are parsed and evaluated with."""
     symbols: dict[str, Any] = dict(_LEAD_TYPES)
     symbols["attributes"] = DataType.OBJECT("attributes", attributes=attributes, accessor=_member)
+    if section == "activity":
+        lead = DataType.OBJECT("lead", attributes=symbols, accessor=_member)
+        symbols = dict(activity_properties or {})
+        symbols.update(type=DataType.STRING, occurred_at=DataType.DATETIME, lead=lead)
     if section in ("qualification", "routing"):
         symbols["score"] = DataType.FLOAT
         members = dict.fromkeys(groups, DataType.FLOAT)
         symbols["groups"] = DataType.OBJECT("groups", attributes=members, accessor=_member)
     if section == "routing":
         symbols["stage"] = DataType.STRING
-    return rule_engine.Context(
+    return rule_engine.Context(  # the same options for every section (the compiler relies on it)
         type_resolver=rule_engine.type_resolver_from_dict(symbols),
         default_value=None,
         default_timezone="utc",
         mapping_attribute_lookup=False,
     )
+
+
+def activity_facts(activity: Activity, lead_facts: Mapping[str, Any]) -> dict[str, Any]:
+    """What an ``on_activity`` rule sees: the properties, ``type``, ``occurred_at`` and ``lead``.
+
+    The built-in names win over properties of the same name.
+    """
+    facts = dict(activity.properties)
+    facts["type"] = activity.type
+    facts["occurred_at"] = activity.occurred_at
+    facts["lead"] = lead_facts
+    return facts

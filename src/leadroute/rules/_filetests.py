@@ -3,25 +3,43 @@
 Each test lead goes through the same path as a posted lead: the intake's parsing into ``LeadIn``
 (keys the contract does not name go into ``attributes``), then normalization, then scoring.
 Only the expectations a test gives are checked: ``stage``, ``pool``, ``score`` (within 1e-9),
-``matched`` (those scoring rule ids all matched; others may match too).
+``matched`` (those scoring rule ids all matched; others may match too), ``targets`` (the routing
+rule ids of the targets, in order).
+
+A test may give the lead's ``activities`` (each ``type``, ``properties``, and ``age_days`` or
+``occurred_at``) to exercise ``on_activity`` rules and decay. The test is evaluated at ``now``:
+the test's own ``now`` if given, else the latest ``occurred_at`` among its activities, else the
+lead's ``occurred_at``, else :data:`TEST_EPOCH`; an activity with ``age_days`` happened that many
+days before ``now``, one with neither key at ``now``. :func:`rule_test_inputs` builds all of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
 
-from leadroute.models import LeadIn, NormalizedLead
+from leadroute.models import Activity, LeadIn, NormalizedLead
 from leadroute.rules._loader import load_rules_path
 from leadroute.rules._ruleset import Ruleset
 from leadroute.rules._spec import TestSpec
 
-__all__ = ["CheckReport", "TestOutcome", "check_rules", "lead_from_test", "run_ruleset_tests"]
+__all__ = [
+    "TEST_EPOCH",
+    "CheckReport",
+    "TestOutcome",
+    "check_rules",
+    "lead_from_test",
+    "rule_test_inputs",
+    "run_ruleset_tests",
+]
 
 SCORE_TOLERANCE = 1e-9
+TEST_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+"""A test's ``now`` when nothing in the test gives one (only ages matter for decay)."""
 
 Normalizer = Callable[[LeadIn], NormalizedLead]
 
@@ -83,6 +101,32 @@ def lead_from_test(lead: dict[str, Any]) -> LeadIn:
     return parse_lead(body)
 
 
+def rule_test_inputs(test: TestSpec, lead: LeadIn | None = None) -> tuple[list[Activity], datetime]:
+    """A test's activities and the ``now`` to evaluate it at (see the module docstring).
+
+    ``lead`` (the parsed test lead) supplies its ``occurred_at`` as a last resort for ``now``.
+    Use as ``evaluate(ruleset, lead, activities=activities, now=now)``.
+    """
+    explicit = [a.occurred_at for a in test.activities if a.occurred_at is not None]
+    if test.now is not None:
+        now = test.now
+    elif explicit:
+        now = max(explicit)
+    elif lead is not None and lead.occurred_at is not None:
+        now = lead.occurred_at if lead.occurred_at.tzinfo else lead.occurred_at.replace(tzinfo=UTC)
+    else:
+        now = TEST_EPOCH
+    activities = [
+        Activity(
+            type=a.type,
+            occurred_at=a.occurred_at or now - timedelta(days=a.age_days or 0.0),
+            properties=dict(a.properties),
+        )
+        for a in test.activities
+    ]
+    return activities, now
+
+
 def _default_normalizer() -> Normalizer:
     from leadroute.intake.normalize import normalize
 
@@ -99,11 +143,13 @@ def _run_one(ruleset: Ruleset, test: TestSpec, normalize: Normalizer) -> TestOut
     from leadroute.scoring import evaluate
 
     try:
-        lead = normalize(lead_from_test(test.lead))
+        lead_in = lead_from_test(test.lead)
+        lead = normalize(lead_in)
     except ValueError as exc:
         # intake's InvalidLead is a ValueError; its message names fields, not values.
         return TestOutcome(test.name, False, [f"lead is invalid: {exc}"])
-    result = evaluate(ruleset, lead)
+    activities, now = rule_test_inputs(test, lead_in)
+    result = evaluate(ruleset, lead, activities=activities, now=now)
     expect = test.expect
     diffs: list[str] = []
     if expect.stage is not None and expect.stage != result.stage:
@@ -118,6 +164,11 @@ def _run_one(ruleset: Ruleset, test: TestSpec, normalize: Normalizer) -> TestOut
         if missing:
             matched = ", ".join(sorted(hit)) or "none"
             diffs.append(f"matched: expected {', '.join(missing)} to match; matched: {matched}")
+    if expect.targets is not None:
+        targets = [t.rule for t in result.targets]
+        if targets != expect.targets:
+            got = ", ".join(targets) or "none"
+            diffs.append(f"targets: expected {', '.join(expect.targets)}, got {got}")
     return TestOutcome(test.name, not diffs, diffs)
 
 

@@ -11,6 +11,7 @@ import hashlib
 import re
 import typing
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,9 +21,18 @@ import yaml
 from rule_engine import DataType
 
 from leadroute.models import Stage
-from leadroute.rules._facts import ATTRIBUTE_TYPES, Section, context_for
+from leadroute.rules._facts import ACTIVITY_BUILTINS, ATTRIBUTE_TYPES, Section, context_for, lead_field_types
 from leadroute.rules._problems import RuleProblem, RulesetError
-from leadroute.rules._ruleset import Group, QualificationRule, RoutingRule, Ruleset, RuleTest, ScoringRule
+from leadroute.rules._ruleset import (
+    ActivitySection,
+    Group,
+    QualificationRule,
+    RoutingRule,
+    Ruleset,
+    RuleTest,
+    ScoringRule,
+    Sla,
+)
 from leadroute.rules._spec import (
     ExpectSpec,
     GroupSpec,
@@ -34,6 +44,7 @@ from leadroute.rules._spec import (
     ScoringRuleSpec,
     ScoringSectionSpec,
     ScoringSpec,
+    SlaSpec,
     Spec,
     TestSpec,
     TopSpec,
@@ -52,13 +63,20 @@ __all__ = [
 ]
 
 RULES_PATH_ENV = "LEADROUTE_RULES_PATH"
-STAGES: tuple[str, ...] = typing.get_args(Stage)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ATTRIBUTE_FIELD = re.compile(r"^attributes\.([A-Za-z_][A-Za-z0-9_]*)$")
+_ACTIVITY_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_DECLARED_FIELD = re.compile(r"^(attributes|activity)\.([A-Za-z_][A-Za-z0-9_]*)$")
 _MSGSPEC_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
 _MSGSPEC_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
+_ENUM_VALUE = re.compile(r"^Invalid enum value (?P<value>.*)$")
+_CHOICES: Mapping[str, tuple[str, ...]] = {
+    "stage": typing.get_args(Stage),
+    "route": ("pool", "account_owner"),
+    "on_breach": ("reassign", "escalate"),
+}
+"""Keys whose value is one of a few words: an invalid value is answered with the list."""
 
 S = TypeVar("S", bound=Spec)
 
@@ -96,12 +114,12 @@ def parse_ruleset(source: str, *, path: Path | None = None, evaluator: Evaluator
 
 
 def pools_referenced(ruleset: Ruleset) -> set[str]:
-    """Every pool a routing rule can send leads to."""
-    return {rule.pool for rule in ruleset.routing_rules}
+    """Every pool a routing rule can send leads to (``account_owner`` rules name none)."""
+    return {rule.pool for rule in ruleset.routing_rules if rule.pool is not None}
 
 
 def check_pools(ruleset: Ruleset, known: set[str]) -> list[RuleProblem]:
-    """A problem for each routing rule whose pool is not in ``known``."""
+    """A problem for each routing rule whose pool is not in ``known`` (at the rule's line)."""
     names = ", ".join(sorted(known)) or "none"
     return [
         RuleProblem(
@@ -112,8 +130,23 @@ def check_pools(ruleset: Ruleset, known: set[str]) -> list[RuleProblem]:
             f"pool {rule.pool!r} does not exist (known pools: {names}); create it or fix the name",
         )
         for rule in ruleset.routing_rules
-        if rule.pool not in known
+        if rule.pool is not None and rule.pool not in known
     ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Routing:
+    """The ``routing:`` section once validated: its valid rules, ``fallback`` and default ``sla``."""
+
+    fallback: str
+    sla: SlaSpec | None
+    rules: list[tuple[RoutingRuleSpec, YamlPath]]
+
+
+def _sla(spec: SlaSpec | None) -> Sla | None:
+    if spec is None:
+        return None
+    return Sla(accept_within_minutes=spec.accept_within_minutes, on_breach=spec.on_breach)
 
 
 class _Builder:
@@ -126,7 +159,10 @@ class _Builder:
         self.evaluator = evaluator
         self.doc = YamlDocument(None, None)
         self.problems: list[RuleProblem] = []
-        self.untyped_fields: list[str] = []
+        self.attribute_types: dict[str, Any] = {}
+        """Declared ``attributes.NAME`` fields and their rule-engine types."""
+        self.activity_types: dict[str, Any] = {}
+        """Declared ``activity.NAME`` properties and their rule-engine types."""
 
     # -- problems ---------------------------------------------------------------------------
 
@@ -167,6 +203,12 @@ class _Builder:
             )
         elif missing := _MISSING_FIELD.match(message):
             self.problem(segments, f"missing required key {missing['key']!r}; add it", rule_id=rule_id)
+        elif (enum := _ENUM_VALUE.match(message)) and segments and segments[-1] in _CHOICES:
+            key = str(segments[-1])
+            choices = ", ".join(_CHOICES[key])
+            self.problem(
+                segments, f"{key} {enum['value']} is not one of {choices}; use one of them", rule_id=rule_id
+            )
         else:
             what = f"{segments[-1]!r}: " if segments and isinstance(segments[-1], str) else ""
             hint = "; put the value in quotes" if message.startswith("Expected `str`") else ""
@@ -184,6 +226,7 @@ class _Builder:
             detail = getattr(exc, "problem", None) or str(exc)
             context = getattr(exc, "context", None)
             message = f"YAML syntax error: {detail}" + (f" ({context})" if context else "")
+            message += "; check the indentation and quote values containing ': ' or '#'"
             raise RulesetError([RuleProblem(self.file, line, column, None, message)]) from exc
         if not isinstance(self.doc.data, dict):
             self.problem([], "a rule file must be a mapping with version, scoring, qualification and routing")
@@ -204,34 +247,39 @@ class _Builder:
         qualification = self.qualification(top.qualification)
         routing = self.routing(top.routing)
         tests = self.tests(top.tests)
-        self.check_ids(scoring_rules, qualification, routing[1] if routing else [])
-        attributes = {name[len("attributes.") :]: ATTRIBUTE_TYPES[kind] for name, kind in fields.items()}
-        attributes.update((name[len("attributes.") :], DataType.UNDEFINED) for name in self.untyped_fields)
+        self.check_ids(scoring_rules, qualification, routing.rules if routing else [])
         group_names = [name for name, _ in groups]
-        scoring_compiled = self.compile(
-            "scoring", [(r.id, r.when, p) for r, p in scoring_rules], attributes, group_names
+        lead_rules = [(r, p) for r, p in scoring_rules if r.on_activity is None]
+        activity_rules = [(r, p) for r, p in scoring_rules if r.on_activity is not None]
+        lead_compiled = self.compile("scoring", [(r.id, r.when, p) for r, p in lead_rules], group_names)
+        activity_compiled = self.compile(
+            "activity", [(r.id, r.when, p) for r, p in activity_rules], group_names
         )
         qualification_compiled = self.compile(
-            "qualification", [(r.id or "", r.when, p) for r, p in qualification], attributes, group_names
+            "qualification", [(r.id or "", r.when, p) for r, p in qualification], group_names
         )
         routing_compiled = self.compile(
-            "routing",
-            [(r.id, r.when, p) for r, p in (routing[1] if routing else [])],
-            attributes,
-            group_names,
+            "routing", [(r.id, r.when, p) for r, p in (routing.rules if routing else [])], group_names
         )
         if self.problems or routing is None:
             self.fail()
-        fallback, routing_rules = routing
         spec = RulesetSpec(
             version=top.version,
             description=top.description,
-            fields=fields,
+            fields=typing.cast(Any, fields),
             scoring=ScoringSpec(groups=dict(groups), rules=[r for r, _ in scoring_rules]),
             qualification=[q for q, _ in qualification],
-            routing=RoutingSpec(rules=[r for r, _ in routing_rules], fallback=fallback),
+            routing=RoutingSpec(
+                rules=[r for r, _ in routing.rules], fallback=routing.fallback, sla=routing.sla
+            ),
             tests=[t for t, _ in tests],
         )
+        rules = {r.id: self.scoring_rule(r, p) for r, p in scoring_rules}
+        by_type: dict[str, list[tuple[ScoringRule, rule_engine.Rule]]] = {}
+        for (spec_rule, _), engine_rule in zip(activity_rules, activity_compiled, strict=True):
+            for kind in spec_rule.on_activity or ():
+                by_type.setdefault(kind, []).append((rules[spec_rule.id], engine_rule))
+        default_sla = _sla(routing.sla)
         return Ruleset(
             version=top.version,
             sha256=hashlib.sha256(msgspec.json.encode(spec, order="sorted")).hexdigest(),
@@ -243,21 +291,11 @@ class _Builder:
                 name: Group(name=name, max=g.max, min=g.min, half_life_days=g.half_life_days)
                 for name, g in groups
             },
-            scoring_rules=tuple(
-                ScoringRule(
-                    id=r.id,
-                    group=r.group,
-                    points=r.points,
-                    when=r.when,
-                    line=self.line(p),
-                    description=r.description,
-                )
-                for r, p in scoring_rules
-            ),
+            scoring_rules=tuple(rules.values()),
             qualification_rules=tuple(
                 QualificationRule(
                     id=q.id or "",
-                    stage=typing.cast(Stage, q.stage),
+                    stage=q.stage,
                     when=q.when,
                     line=self.line(p),
                     description=q.description,
@@ -266,15 +304,42 @@ class _Builder:
             ),
             routing_rules=tuple(
                 RoutingRule(
-                    id=r.id, pool=r.pool or "", when=r.when, line=self.line(p), description=r.description
+                    id=r.id,
+                    when=r.when,
+                    line=self.line(p),
+                    pool=r.pool,
+                    route=r.route or "pool",
+                    sla=_sla(r.sla) or default_sla,
+                    description=r.description,
                 )
-                for r, p in routing_rules
+                for r, p in routing.rules
             ),
-            fallback=fallback,
+            fallback=routing.fallback,
+            sla=default_sla,
             tests=tuple(RuleTest(spec=t, line=self.line(p)) for t, p in tests),
-            scoring_evaluator=self.evaluator.compile(scoring_compiled),
+            lead_scoring_rules=tuple(rules[r.id] for r, _ in lead_rules),
+            scoring_evaluator=self.evaluator.compile(lead_compiled),
+            activity_sections={
+                kind: ActivitySection(
+                    rules=tuple(rule for rule, _ in entries),
+                    evaluator=self.evaluator.compile([engine for _, engine in entries]),
+                )
+                for kind, entries in by_type.items()
+            },
             qualification_evaluator=self.evaluator.compile(qualification_compiled),
             routing_evaluator=self.evaluator.compile(routing_compiled),
+        )
+
+    def scoring_rule(self, rule: ScoringRuleSpec, path: YamlPath) -> ScoringRule:
+        """The loaded form of a valid scoring rule."""
+        return ScoringRule(
+            id=rule.id,
+            group=rule.group,
+            points=rule.points,
+            when=rule.when,
+            line=self.line(path),
+            description=rule.description,
+            on_activity=tuple(rule.on_activity) if rule.on_activity is not None else None,
         )
 
     def line(self, path: YamlPath) -> int:
@@ -282,21 +347,36 @@ class _Builder:
         return self.doc.locate(path).line
 
     def fields(self, raw: Mapping[str, Any]) -> dict[str, str]:
-        """``fields:``: each key ``attributes.NAME``, each value a rule-engine type name."""
+        """``fields:``: ``attributes.NAME`` or ``activity.NAME``, each a rule-engine type name."""
         result: dict[str, str] = {}
         allowed = ", ".join(ATTRIBUTE_TYPES)
         for name, kind in raw.items():
-            if not isinstance(name, str) or not _ATTRIBUTE_FIELD.match(name):
+            found = _DECLARED_FIELD.match(name) if isinstance(name, str) else None
+            if found is None:
                 self.problem(
                     ["fields"],
-                    f"field {name!r} must be written 'attributes.NAME' (NAME: letters, digits, _); "
-                    "built-in lead fields need no declaration",
+                    f"field {name!r} must be written 'attributes.NAME' (an extra lead attribute) or "
+                    "'activity.NAME' (an activity property used by on_activity rules), NAME being "
+                    "letters, digits and _; built-in lead fields need no declaration",
                     key=str(name),
                 )
-            elif kind not in ATTRIBUTE_TYPES:
-                self.untyped_fields.append(name)  # still declared: no second error where it is used
+                continue
+            scope, short = found.groups()
+            if scope == "activity" and short in ACTIVITY_BUILTINS:
+                self.problem(
+                    ["fields"],
+                    f"'activity.{short}' is built in (on_activity rules always see "
+                    + ", ".join(ACTIVITY_BUILTINS)
+                    + "); remove this line",
+                    key=name,
+                )
+                continue
+            declared = self.attribute_types if scope == "attributes" else self.activity_types
+            if kind not in ATTRIBUTE_TYPES:
+                declared[short] = DataType.UNDEFINED  # still declared: no second error where it is used
                 self.problem(["fields", name], f"field {name!r} has type {kind!r}; use one of {allowed}")
             else:
+                declared[short] = ATTRIBUTE_TYPES[kind]
                 result[name] = kind
         return result
 
@@ -322,7 +402,9 @@ class _Builder:
             if group is None:
                 continue
             if group.max is not None and group.min is not None and group.min > group.max:
-                self.problem(path, f"group {name!r} has min {group.min:g} above max {group.max:g}")
+                self.problem(
+                    path, f"group {name!r} has min {group.min:g} above max {group.max:g}; swap or fix them"
+                )
             groups.append((name, group))
         declared = {name for name, _ in groups}
         rules: list[tuple[ScoringRuleSpec, YamlPath]] = []
@@ -332,13 +414,17 @@ class _Builder:
             if rule is None:
                 continue
             if rule.on_activity is not None:
-                self.problem(
-                    path,
-                    "'on_activity' rules are not supported yet; remove the rule for now",
-                    rule_id=rule.id,
-                    key="on_activity",
-                )
-                continue
+                kinds = [rule.on_activity] if isinstance(rule.on_activity, str) else rule.on_activity
+                kinds = list(dict.fromkeys(kinds))  # canonical: a list, each type once
+                if not kinds or not all(_ACTIVITY_TYPE.match(kind) for kind in kinds):
+                    self.problem(
+                        [*path, "on_activity"],
+                        "'on_activity' names an activity type (letters, digits, _, . and -) or a list "
+                        "of them, e.g. 'on_activity: page_view'",
+                        rule_id=rule.id,
+                    )
+                    continue
+                rule = msgspec.structs.replace(rule, on_activity=kinds)
             if rule.group not in declared and _NAME.match(rule.group):
                 known = ", ".join(sorted(declared)) or "none"
                 self.problem(
@@ -361,57 +447,67 @@ class _Builder:
             entry = self.convert(value, QualificationSpec, path, rule_id)
             if entry is None:
                 continue
-            if entry.stage not in STAGES:
-                self.problem(
-                    [*path, "stage"],
-                    f"stage {entry.stage!r} is not a stage; use one of " + ", ".join(STAGES),
-                    rule_id=rule_id,
-                )
             entries.append((msgspec.structs.replace(entry, id=rule_id), path))
         return entries
 
-    def routing(self, raw: Mapping[str, Any]) -> tuple[str, list[tuple[RoutingRuleSpec, YamlPath]]] | None:
-        """``routing:``: rules in order (each with a ``pool``) and the ``fallback`` queue."""
+    def routing(self, raw: Mapping[str, Any]) -> _Routing | None:
+        """``routing:``: rules in order (``pool`` or ``route: account_owner``), ``fallback``, ``sla``."""
         section = self.convert(raw, RoutingSectionSpec, ["routing"])
         if section is None:
             return None
-        if section.sla is not None:
-            self.problem(["routing"], "'sla' is not supported yet; remove it for now", key="sla")
         rules: list[tuple[RoutingRuleSpec, YamlPath]] = []
         for index, value in enumerate(section.rules):
             path: YamlPath = ["routing", "rules", index]
             rule = self.convert(value, RoutingRuleSpec, path, _raw_id(value))
             if rule is None:
                 continue
-            if rule.route is not None:
+            if rule.route == "account_owner" and rule.pool is not None:
                 self.problem(
                     path,
-                    f"'route: {rule.route}' is not supported yet; use 'pool:'",
+                    "a 'route: account_owner' rule sends the lead to its account's owner and takes no "
+                    "'pool'; remove 'pool' (a pool rule after it catches leads without an owner)",
                     rule_id=rule.id,
-                    key="route",
+                    key="pool",
                 )
-            elif rule.pool is None:
-                self.problem(path, "missing required key 'pool'; name the pool to route to", rule_id=rule.id)
-            else:
-                rules.append((rule, path))
-        return section.fallback, rules
+                continue
+            if rule.route != "account_owner" and rule.pool is None:
+                self.problem(
+                    path,
+                    "missing required key 'pool'; name the pool to route to, or write 'route: account_owner'",
+                    rule_id=rule.id,
+                )
+                continue
+            if rule.route == "pool":
+                rule = msgspec.structs.replace(rule, route=None)  # canonical: the default is left out
+            rules.append((rule, path))
+        return _Routing(fallback=section.fallback, sla=section.sla, rules=rules)
 
     def tests(self, raw: Sequence[Any]) -> list[tuple[TestSpec, YamlPath]]:
-        """``tests:``: each a lead and what to expect of it."""
+        """``tests:``: each a lead, its activities, and what to expect of it."""
         result: list[tuple[TestSpec, YamlPath]] = []
         for index, value in enumerate(raw):
             path: YamlPath = ["tests", index]
             test = self.convert(value, TestSpec, path)
             if test is None:
                 continue
+            ok = True
+            for number, activity in enumerate(test.activities):
+                if activity.age_days is not None and activity.occurred_at is not None:
+                    self.problem(
+                        [*path, "activities", number],
+                        f"test {test.name!r}: give an activity 'age_days' or 'occurred_at', not both",
+                        key="age_days",
+                    )
+                    ok = False
             expect: ExpectSpec = test.expect
-            if expect.stage is not None and expect.stage not in STAGES:
+            if expect.matched is not None and not expect.matched:
                 self.problem(
-                    [*path, "expect", "stage"],
-                    f"test {test.name!r} expects stage {expect.stage!r}; use one of " + ", ".join(STAGES),
+                    [*path, "expect", "matched"],
+                    f"test {test.name!r}: 'matched: []' checks nothing; list rule ids or remove it",
                 )
-                continue
-            result.append((test, path))
+                ok = False
+            if ok:
+                result.append((test, path))
         return result
 
     def check_ids(self, *sections: Sequence[tuple[Any, YamlPath]]) -> None:
@@ -431,21 +527,17 @@ class _Builder:
                     seen[rule.id] = self.line(path)
 
     def compile(
-        self,
-        section: Section,
-        rules: Sequence[tuple[str, str | None, YamlPath]],
-        attributes: Mapping[str, Any],
-        groups: list[str],
+        self, section: Section, rules: Sequence[tuple[str, str | None, YamlPath]], groups: list[str]
     ) -> list[rule_engine.Rule]:
         """Parse and type-check each ``when`` of a section (None means always)."""
-        context = context_for(section, attributes, groups)
+        context = context_for(section, self.attribute_types, groups, self.activity_types)
         compiled: list[rule_engine.Rule] = []
         for rule_id, when, path in rules:
             text = "true" if when is None else when
             try:
                 compiled.append(rule_engine.Rule(text, context=context))
             except rule_engine.errors.EngineError as exc:
-                message = _explain(exc, text, section, groups)
+                message = _explain(exc, text, section, groups, self.activity_types)
                 token = getattr(exc, "token", None)
                 where = self.doc.locate([*path, "when"])
                 column = self._token_column(where.line, where.column, text, getattr(token, "lexpos", None))
@@ -474,7 +566,12 @@ _SECTION_HINTS: Mapping[str, str] = {
 }
 
 
-def _explain(exc: Exception, text: str, section: Section, groups: list[str]) -> str:  # noqa: PLR0911 - one return per error kind
+_LEAD_NAMES = frozenset([*lead_field_types(), "attributes"])
+
+
+def _explain(  # noqa: PLR0911 - one return per error kind
+    exc: Exception, text: str, section: Section, groups: list[str], activity: Mapping[str, Any]
+) -> str:
     """Turn a rule-engine error into a sentence that says what to change."""
     errors = rule_engine.errors
     message = str(getattr(exc, "message", exc))
@@ -492,6 +589,10 @@ def _explain(exc: Exception, text: str, section: Section, groups: list[str]) -> 
             )
         if obj == "groups":
             return f"unknown group 'groups.{name}'; scoring groups are: " + ", ".join(groups)
+        if obj == "lead":
+            return f"unknown lead field 'lead.{name}'; write a lead field, e.g. lead.title or lead.country"
+    if isinstance(exc, errors.SymbolResolutionError) and section == "activity":
+        return _unknown_in_activity(exc.symbol_name, exc.suggestion, activity)
     if isinstance(exc, errors.SymbolResolutionError):
         name = exc.symbol_name
         if (name in _SECTION_HINTS and section == "scoring") or (name == "stage" and section != "routing"):
@@ -506,3 +607,17 @@ def _explain(exc: Exception, text: str, section: Section, groups: list[str]) -> 
             "(==, =~, in) and numbers with numbers (<, >=)"
         )
     return f"invalid expression 'when: {text}': {message}"
+
+
+def _unknown_in_activity(name: str, suggestion: str | None, declared: Mapping[str, Any]) -> str:
+    """An unknown name in an ``on_activity`` rule: a lead field, a late fact, or an undeclared property."""
+    if name in _LEAD_NAMES:
+        return f"unknown activity property {name!r}: on_activity rules see the lead's fields as lead.{name}"
+    if name in _SECTION_HINTS:
+        return f"{name!r} is not available in on_activity rules (scoring happens before qualification)"
+    known = ", ".join(sorted(declared)) or "none"
+    maybe = f" (did you mean {suggestion!r}?)" if suggestion and suggestion != "lead" else ""
+    return (
+        f"unknown activity property {name!r}{maybe}: declare it under 'fields:' as "
+        f"'activity.{name}: STRING' (or FLOAT, BOOLEAN, DATETIME, ARRAY); declared: {known}"
+    )

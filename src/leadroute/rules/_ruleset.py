@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import msgspec
 
@@ -17,11 +17,20 @@ from leadroute.models import Stage
 from leadroute.rules._spec import TestSpec
 from leadroute.rules.evaluator import SectionEvaluator
 
-__all__ = ["Group", "QualificationRule", "RoutingRule", "RuleTest", "Ruleset", "ScoringRule"]
+__all__ = [
+    "ActivitySection",
+    "Group",
+    "QualificationRule",
+    "RoutingRule",
+    "RuleTest",
+    "Ruleset",
+    "ScoringRule",
+    "Sla",
+]
 
 
 class Group(msgspec.Struct, frozen=True, kw_only=True):
-    """A scoring group and its caps (``half_life_days`` is stored, not applied yet)."""
+    """A scoring group and its caps; ``half_life_days`` decays the points of its activity rules."""
 
     name: str
     max: float | None = None
@@ -30,7 +39,11 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ScoringRule(msgspec.Struct, frozen=True, kw_only=True):
-    """Adds ``points`` to ``group`` when ``when`` matches; ``line`` is where it is written."""
+    """Adds ``points`` to ``group`` when ``when`` matches; ``line`` is where it is written.
+
+    ``on_activity`` None: a lead-level rule, evaluated once per lead. Otherwise the activity
+    types it scores: evaluated once per activity of one of those types, against that activity.
+    """
 
     id: str
     group: str
@@ -38,6 +51,14 @@ class ScoringRule(msgspec.Struct, frozen=True, kw_only=True):
     when: str
     line: int
     description: str | None = None
+    on_activity: tuple[str, ...] | None = None
+
+
+class Sla(msgspec.Struct, frozen=True, kw_only=True):
+    """How fast the owner must accept a routed lead, and what happens when they do not."""
+
+    accept_within_minutes: int
+    on_breach: Literal["reassign", "escalate"]
 
 
 class QualificationRule(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,13 +75,27 @@ class QualificationRule(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RoutingRule(msgspec.Struct, frozen=True, kw_only=True):
-    """Sends the lead to ``pool`` when ``when`` matches."""
+    """When ``when`` matches: ``route`` ``pool`` sends the lead to ``pool``; ``account_owner`` to
+    the owner of its company domain (``pool`` None), if there is one who can take it.
+
+    ``sla`` is the rule's own, else the routing-level default, else None.
+    """
 
     id: str
-    pool: str
     when: str
     line: int
+    pool: str | None
+    route: Literal["pool", "account_owner"] = "pool"
+    sla: Sla | None = None
     description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivitySection:
+    """The ``on_activity`` rules for one activity type, and their compiled evaluator (same order)."""
+
+    rules: tuple[ScoringRule, ...]
+    evaluator: SectionEvaluator
 
 
 class RuleTest(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,11 +120,18 @@ class Ruleset:
     """Declared extra attributes: ``attributes.NAME`` → rule-engine type name."""
     groups: Mapping[str, Group]
     scoring_rules: tuple[ScoringRule, ...]
+    """Every scoring rule, in file order (lead-level and ``on_activity`` ones)."""
     qualification_rules: tuple[QualificationRule, ...]
     routing_rules: tuple[RoutingRule, ...]
     fallback: str
+    sla: Sla | None
+    """The routing-level default SLA (already applied to each routing rule without its own)."""
     tests: tuple[RuleTest, ...]
+    lead_scoring_rules: tuple[ScoringRule, ...]
+    """The lead-level scoring rules, in the order ``scoring_evaluator`` returns results."""
     scoring_evaluator: SectionEvaluator
+    activity_sections: Mapping[str, ActivitySection]
+    """Per activity type: its ``on_activity`` rules and their evaluator."""
     qualification_evaluator: SectionEvaluator
     routing_evaluator: SectionEvaluator
 

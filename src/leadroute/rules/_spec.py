@@ -1,99 +1,243 @@
 """The rule-file format (DESIGN.md, "Rule files") as msgspec Structs.
 
 The one deliberate change from the DESIGN sketch: ``routing:`` is a mapping with ``rules:``
-(a list, first match wins) and ``fallback:``; the sketch mixed list items and keys, which is
-not valid YAML.
+(a list, first match wins), ``fallback:`` and an optional default ``sla:``; the sketch mixed
+list items and keys, which is not valid YAML.
 
-Sections are validated piece by piece (each scoring rule, each qualification entry...) so that
-one file can report several problems at once; :class:`RulesetSpec` is the assembled whole, and
-its canonical JSON encoding is what the ruleset's sha256 is taken over.
+Two uses, one source of truth:
+
+* The loader validates the file piece by piece (each scoring rule, each qualification entry...)
+  with these Structs, so that one file can report several problems at once. :class:`TopSpec`
+  and the ``*SectionSpec`` Structs are the not-yet-validated outlines it starts from.
+* :class:`RulesetSpec` is the whole file, typed precisely. It is what the JSON Schema for
+  editors is generated from (``leadroute rules schema``), and its canonical JSON encoding is
+  what the ruleset's sha256 is taken over.
+
+Docstrings and ``Meta(description=...)`` texts are shown by editors (VS Code YAML) as help, so
+they are written for the people who edit rule files. ``omit_defaults``: an optional key left
+out does not appear in the canonical form, so adding a new optional key to the format does not
+change the checksum of files that do not use it.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
+from leadroute.models import Stage
+
 __all__ = [
+    "ActivitySpec",
     "ExpectSpec",
+    "FieldType",
     "GroupSpec",
     "QualificationSpec",
     "RoutingRuleSpec",
+    "RoutingSectionSpec",
     "RoutingSpec",
     "RulesetSpec",
     "ScoringRuleSpec",
+    "ScoringSectionSpec",
     "ScoringSpec",
+    "SlaSpec",
+    "Spec",
     "TestSpec",
     "TopSpec",
 ]
 
+FieldType = Literal["STRING", "FLOAT", "BOOLEAN", "DATETIME", "ARRAY"]
+"""The types a ``fields:`` entry may declare (rule-engine type names)."""
 
-class Spec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """Base of every rule-file Struct.
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+FIELD_PATTERN = r"^(attributes|activity)\.[A-Za-z_][A-Za-z0-9_]*$"
 
-    ``forbid_unknown_fields``: a typo in a hand-edited file (``pionts: 10``) must be an error
-    naming the key, never a silently ignored setting. ``frozen``: parsed rules are shared by
-    concurrent evaluations and must not change under them. ``kw_only``: field order carries no
-    meaning in YAML (msgspec does not inherit these settings, so each subclass repeats
-    ``frozen=True, kw_only=True``).
-    """
+Expression = Annotated[
+    str,
+    msgspec.Meta(
+        description=(
+            "A rule-engine expression over the lead's fields, e.g. 'title =~~ \"(?i)director\"'. "
+            "Quote it in YAML. Missing values are null: write '(employees ?? 0) >= 1000'."
+        ),
+        examples=["(employees ?? 0) >= 1000", 'country in ["US", "CA"]', "is_free_email"],
+    ),
+]
+RuleId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        description="Unique across the file; decisions and explanations name rules by id.",
+        examples=["senior-title"],
+    ),
+]
+Description = Annotated[str, msgspec.Meta(description="Free text for people reading the rules.")]
+Points = Annotated[
+    float,
+    msgspec.Meta(
+        description="Points added to the group when the rule matches; negative points lower it.",
+        examples=[10, -20],
+    ),
+]
+Cap = Annotated[float, msgspec.Meta(description="The group's score is clamped to this (after decay).")]
+HalfLife = Annotated[
+    float,
+    msgspec.Meta(
+        gt=0,
+        description=(
+            "Points of on_activity rules in this group halve every this many days: "
+            "points x 0.5 ** (age_days / half_life_days). Lead-level rules do not decay."
+        ),
+        examples=[14],
+    ),
+]
+ActivityTypes = Annotated[
+    str | list[str],
+    msgspec.Meta(
+        description=(
+            "Score this rule once per activity of this type (or of any of these types) instead "
+            "of once per lead. Its 'when' sees the activity's properties (e.g. url), type, "
+            "occurred_at, and the lead's fields as lead.NAME."
+        ),
+        examples=["page_view", ["webinar_attended", "webinar_registered"]],
+    ),
+]
+PoolName = Annotated[
+    str, msgspec.Meta(min_length=1, description="A routing pool (pools live in the database).")
+]
+Minutes = Annotated[
+    int, msgspec.Meta(ge=1, description="The owner must accept the lead within this many minutes.")
+]
+
+
+class Spec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, omit_defaults=True):
+    """Base of every rule-file Struct."""
+
+    # forbid_unknown_fields: a typo in a hand-edited file ("pionts: 10") must be an error naming
+    # the key, never a silently ignored setting. frozen: parsed rules are shared by concurrent
+    # evaluations. kw_only: field order carries no meaning in YAML. omit_defaults: see module.
 
 
 class GroupSpec(Spec, frozen=True, kw_only=True):
-    """A scoring group's caps. ``half_life_days`` is stored but not applied yet (activity decay)."""
+    """A scoring group: its rules' points add up, then the total is clamped to min/max."""
 
-    max: float | None = None
-    min: float | None = None
-    half_life_days: float | None = None
+    max: Cap | None = None
+    min: Cap | None = None
+    half_life_days: HalfLife | None = None
 
 
 class ScoringRuleSpec(Spec, frozen=True, kw_only=True):
-    """``points`` to ``group`` when ``when`` matches the lead."""
+    """Adds 'points' to 'group' when 'when' matches the lead (or, with on_activity, each activity)."""
 
-    id: str
-    group: str
-    when: str
-    points: float
-    description: str | None = None
-    on_activity: str | None = None  # accepted only to say "not supported yet"
+    id: RuleId
+    group: Annotated[str, msgspec.Meta(description="A group declared under scoring.groups.")]
+    when: Expression
+    points: Points
+    on_activity: ActivityTypes | None = None
+    description: Description | None = None
 
 
 class QualificationSpec(Spec, frozen=True, kw_only=True):
-    """The lead reaches ``stage`` when ``when`` matches (no ``when``: always)."""
+    """The lead reaches 'stage' when 'when' matches (no 'when': always). First match wins."""
 
-    stage: str
-    id: str | None = None
-    when: str | None = None
-    description: str | None = None
+    stage: Annotated[Stage, msgspec.Meta(description="disqualified, lead, mql or sql.")]
+    id: RuleId | None = None
+    when: Expression | None = None
+    description: Description | None = None
+
+
+class SlaSpec(Spec, frozen=True, kw_only=True):
+    """How fast an owner must accept a routed lead, and what happens when they do not."""
+
+    accept_within_minutes: Minutes
+    on_breach: Annotated[
+        Literal["reassign", "escalate"],
+        msgspec.Meta(
+            description="reassign: route the lead to someone else; escalate: notify the pool's escalate_to."
+        ),
+    ]
 
 
 class RoutingRuleSpec(Spec, frozen=True, kw_only=True):
-    """Send the lead to ``pool`` when ``when`` matches."""
+    """Where a lead goes when 'when' matches: a 'pool', or 'route: account_owner'. First pool match wins."""
 
-    id: str
-    when: str
-    pool: str | None = None
-    route: str | None = None  # accepted only to say "not supported yet"
-    description: str | None = None
+    id: RuleId
+    when: Expression
+    pool: PoolName | None = None
+    route: (
+        Annotated[
+            Literal["pool", "account_owner"],
+            msgspec.Meta(
+                description=(
+                    "account_owner: the owner of the lead's company domain, when there is one and "
+                    "they can take it; otherwise the next matching rule is tried. "
+                    "pool (the default): the rule's 'pool'."
+                )
+            ),
+        ]
+        | None
+    ) = None
+    sla: SlaSpec | None = None
+    description: Description | None = None
 
 
 class ExpectSpec(Spec, frozen=True, kw_only=True):
-    """What a rule-file test expects; each key is optional and only given keys are checked."""
+    """What a test expects; only the keys given are checked."""
 
-    stage: str | None = None
-    pool: str | None = None
-    score: float | None = None
-    matched: list[str] | None = None
+    stage: Stage | None = None
+    pool: Annotated[str, msgspec.Meta(description="The pool of the first matching pool rule.")] | None = None
+    score: Annotated[float, msgspec.Meta(description="The total score (after caps and decay).")] | None = None
+    matched: (
+        Annotated[
+            list[str], msgspec.Meta(description="Scoring rule ids that must all match (others may too).")
+        ]
+        | None
+    ) = None
+    targets: (
+        Annotated[
+            list[str],
+            msgspec.Meta(
+                description=(
+                    "Ids of the routing rules that would place the lead, in order: "
+                    "account_owner rules, then the first pool rule."
+                )
+            ),
+        ]
+        | None
+    ) = None
+
+
+class ActivitySpec(Spec, frozen=True, kw_only=True):
+    """An activity of a test lead. Give 'age_days' (relative to the test's now) or 'occurred_at'."""
+
+    type: Annotated[str, msgspec.Meta(examples=["page_view"])]
+    age_days: Annotated[float, msgspec.Meta(ge=0, description="How long before the test's now.")] | None = (
+        None
+    )
+    occurred_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class TestSpec(Spec, frozen=True, kw_only=True):
-    """One test written in the rule file: a lead as a form would post it, and what should happen."""
+    """One test: a lead as a form would post it, optionally its activities, and what should happen."""
 
     __test__: ClassVar[bool] = False  # not a pytest test class
 
     name: str
-    lead: dict[str, Any]
+    lead: Annotated[
+        dict[str, Any],
+        msgspec.Meta(
+            description="Lead fields as posted (email, title, employees...); others become attributes."
+        ),
+    ]
+    activities: list[ActivitySpec] = msgspec.field(default_factory=list)
+    now: (
+        Annotated[
+            datetime,
+            msgspec.Meta(tz=True, description="When the test is evaluated (decay is measured to it)."),
+        ]
+        | None
+    ) = None
     expect: ExpectSpec
 
 
@@ -121,30 +265,59 @@ class RoutingSectionSpec(Spec, frozen=True, kw_only=True):
 
     rules: list[Any]
     fallback: str
-    sla: Any = None  # accepted only to say "not supported yet"
+    sla: SlaSpec | None = None
 
 
 class ScoringSpec(Spec, frozen=True, kw_only=True):
-    """``scoring:``: the groups and their rules."""
+    """Scoring: groups with caps, and rules adding points to them."""
 
-    groups: dict[str, GroupSpec]
-    rules: list[ScoringRuleSpec]
+    groups: dict[
+        Annotated[str, msgspec.Meta(pattern=NAME_PATTERN)],
+        Annotated[GroupSpec, msgspec.Meta(description="Group name: usable as groups.NAME in qualification.")],
+    ]
+    rules: list[ScoringRuleSpec] = msgspec.field(default_factory=list)
 
 
 class RoutingSpec(Spec, frozen=True, kw_only=True):
-    """``routing:``: rules in order, and the queue used when no owner can be chosen."""
+    """Routing: rules in order, the queue used when no owner can be chosen, and a default SLA."""
 
     rules: list[RoutingRuleSpec]
-    fallback: str
+    fallback: Annotated[
+        str,
+        msgspec.Meta(
+            description="The queue a lead waits in when no rule or owner can take it; never a drop."
+        ),
+    ]
+    sla: (
+        Annotated[SlaSpec, msgspec.Meta(description="The SLA of routing rules that do not set their own.")]
+        | None
+    ) = None
 
 
 class RulesetSpec(Spec, frozen=True, kw_only=True):
-    """A whole, valid rule file."""
+    """A leadroute rule file: scoring, qualification, routing, and tests."""
 
-    version: int
-    description: str
-    fields: dict[str, str]
+    version: Annotated[
+        int,
+        msgspec.Meta(ge=1, description="Bump on every change; each decision records version and checksum."),
+    ]
+    description: str = ""
+    fields: Annotated[
+        dict[Annotated[str, msgspec.Meta(pattern=FIELD_PATTERN)], FieldType],
+        msgspec.Meta(
+            description=(
+                "Declared types of extra lead attributes (attributes.NAME) and of activity "
+                "properties used by on_activity rules (activity.NAME)."
+            ),
+            examples=[{"attributes.form": "STRING", "activity.url": "STRING"}],
+        ),
+    ] = msgspec.field(default_factory=dict)
     scoring: ScoringSpec
-    qualification: list[QualificationSpec]
+    qualification: Annotated[
+        list[QualificationSpec],
+        msgspec.Meta(min_length=1, description="First match wins; end with {stage: lead}."),
+    ]
     routing: RoutingSpec
-    tests: list[TestSpec]
+    tests: Annotated[
+        list[TestSpec], msgspec.Meta(description="Run by 'leadroute rules test' and before activation.")
+    ] = msgspec.field(default_factory=list)

@@ -1,10 +1,19 @@
 """Score, qualify and choose a route for one lead: pure functions over a loaded ruleset.
 
 ``score`` sums the points of matched scoring rules per group, then clamps each group to its
-``max``/``min``; the total is the sum of the clamped groups. ``qualify`` takes the first
-qualification entry that matches (no entry matching gives ``lead``, with no rule named).
-``choose_route`` takes the first routing rule that matches; none matching gives no pool, and
-the caller uses the ruleset's ``fallback`` queue.
+``max``/``min``; the total is the sum of the clamped groups. Lead-level rules are evaluated once
+against the lead. ``on_activity`` rules are evaluated once per activity of their type, against
+that activity (:func:`leadroute.rules._facts.activity_facts`); each match gives its points times
+the group's decay factor ``0.5 ** (age_days / half_life_days)``, age measured from the
+activity's ``occurred_at`` to ``now`` (an activity after ``now`` counts as age 0; a group
+without ``half_life_days`` does not decay). Lead-level points never decay: they describe the
+lead, not a moment. Caps apply after decay.
+
+``qualify`` takes the first qualification entry that matches (no entry matching gives
+``lead``, with no rule named). ``choose_route`` walks the routing rules in order: every matching
+``route: account_owner`` rule becomes a target, and the first matching ``pool`` rule ends the
+walk as the last target (it is also ``pool``/``routing_rule``). No pool rule matching gives no
+pool, and the caller uses the ruleset's ``fallback`` queue.
 
 A rule that raises while evaluating counts as not matched, and is recorded in ``rule_errors``
 (or in its :class:`RouteTry`) so that "why" questions have an answer.
@@ -12,23 +21,28 @@ A rule that raises while evaluating counts as not matched, and is recorded in ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import msgspec
 
-from leadroute.models import GroupScore, NormalizedLead, RuleHit, Stage
-from leadroute.rules import Ruleset
+from leadroute.models import Activity, GroupScore, NormalizedLead, RuleHit, Stage
+from leadroute.rules import Ruleset, Sla
+from leadroute.rules._facts import activity_facts
 
 __all__ = [
     "DEFAULT_STAGE",
     "Evaluation",
     "Qualification",
     "RouteChoice",
+    "RouteTarget",
     "RouteTry",
     "RuleErrorInfo",
     "ScoreResult",
     "choose_route",
+    "decay_factor",
+    "default_now",
     "evaluate",
     "qualification_facts",
     "qualify",
@@ -54,6 +68,17 @@ class RouteTry(msgspec.Struct, frozen=True):
     error: str | None = None
 
 
+class RouteTarget(msgspec.Struct, frozen=True, kw_only=True):
+    """A place the lead may go, in the order routing tries them."""
+
+    rule: str
+    """The routing rule that matched."""
+    kind: Literal["pool", "account_owner"]
+    pool: str | None
+    """The pool (None for ``account_owner``)."""
+    sla: Sla | None
+
+
 class ScoreResult(msgspec.Struct, frozen=True, kw_only=True):
     """The scoring step's result."""
 
@@ -77,6 +102,7 @@ class RouteChoice(msgspec.Struct, frozen=True, kw_only=True):
     rule: str | None
     pool: str | None
     tried: list[RouteTry]
+    targets: list[RouteTarget]
 
 
 class Evaluation(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +120,11 @@ class Evaluation(msgspec.Struct, frozen=True, kw_only=True):
     fallback: str
     ruleset_version: int
     ruleset_sha256: str
+    targets: list[RouteTarget] = msgspec.field(default_factory=list)
+    """Matched routing rules in order: ``account_owner`` ones, up to and including the first
+    ``pool`` one (the same as ``routing_rule``/``pool``)."""
+    as_of: datetime | None = None
+    """The instant activity points were decayed to (None when there were no activities)."""
 
 
 def _error(rule: str, exc: BaseException) -> RuleErrorInfo:
@@ -101,17 +132,66 @@ def _error(rule: str, exc: BaseException) -> RuleErrorInfo:
     return RuleErrorInfo(rule, f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}")
 
 
-def score(ruleset: Ruleset, facts: Mapping[str, Any]) -> ScoreResult:
-    """Sum matched scoring rules per group, clamp each group, and total them."""
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def decay_factor(half_life_days: float | None, occurred_at: datetime, now: datetime) -> float:
+    """``0.5 ** (age_days / half_life_days)``; 1 without a half-life or for an age <= 0."""
+    if half_life_days is None:
+        return 1.0
+    age_days = (_aware(now) - _aware(occurred_at)).total_seconds() / 86400
+    return 0.5 ** (age_days / half_life_days) if age_days > 0 else 1.0
+
+
+def default_now(lead: NormalizedLead, activities: Sequence[Activity]) -> datetime | None:
+    """The instant to decay to when none is given: the latest activity or lead time."""
+    moments = [_aware(a.occurred_at) for a in activities]
+    if lead.occurred_at is not None:
+        moments.append(_aware(lead.occurred_at))
+    return max(moments, default=None)
+
+
+def score(
+    ruleset: Ruleset,
+    facts: Mapping[str, Any],
+    *,
+    activities: Sequence[Activity] = (),
+    now: datetime | None = None,
+) -> ScoreResult:
+    """Sum matched scoring rules per group (activity points decayed to ``now``), clamp, total.
+
+    ``now`` matters only when there are activities; None means the latest activity time.
+    """
     raw = dict.fromkeys(ruleset.groups, 0.0)
     hits: list[RuleHit] = []
     errors: list[RuleErrorInfo] = []
-    for rule, result in zip(ruleset.scoring_rules, ruleset.scoring_evaluator(facts), strict=True):
+    for rule, result in zip(ruleset.lead_scoring_rules, ruleset.scoring_evaluator(facts), strict=True):
         if result is True:
             raw[rule.group] += rule.points
             hits.append(RuleHit(rule.id, rule.group, rule.points))
         elif isinstance(result, BaseException):
             errors.append(_error(rule.id, result))
+    if activities and ruleset.activity_sections:
+        moment = now if now is not None else max(_aware(a.occurred_at) for a in activities)
+        for activity in sorted(activities, key=lambda a: _aware(a.occurred_at)):
+            section = ruleset.activity_sections.get(activity.type)
+            if section is None:
+                continue
+            results = section.evaluator(activity_facts(activity, facts))
+            for rule, result in zip(section.rules, results, strict=True):
+                if result is True:
+                    group = ruleset.groups[rule.group]
+                    factor = decay_factor(group.half_life_days, activity.occurred_at, moment)
+                    points = rule.points * factor
+                    raw[rule.group] += points
+                    hits.append(
+                        RuleHit(rule.id, rule.group, points, activity.type, activity.occurred_at, factor)
+                    )
+                elif isinstance(result, BaseException):
+                    error = _error(rule.id, result)
+                    at = activity.occurred_at.isoformat()
+                    errors.append(RuleErrorInfo(rule.id, f"{activity.type} at {at}: {error.message}"))
     groups: dict[str, GroupScore] = {}
     for name, group in ruleset.groups.items():
         capped = raw[name]
@@ -143,19 +223,33 @@ def qualify(ruleset: Ruleset, facts: Mapping[str, Any]) -> Qualification:
 def choose_route(ruleset: Ruleset, facts: Mapping[str, Any]) -> RouteChoice:
     """The first routing rule that matches ``facts`` (which include ``stage``), and those tried before it."""
     tried: list[RouteTry] = []
+    targets: list[RouteTarget] = []
     for rule, result in zip(ruleset.routing_rules, ruleset.routing_evaluator(facts), strict=True):
         if result is True:
             tried.append(RouteTry(rule.id, True))
-            return RouteChoice(rule=rule.id, pool=rule.pool, tried=tried)
+            targets.append(RouteTarget(rule=rule.id, kind=rule.route, pool=rule.pool, sla=rule.sla))
+            if rule.route == "pool":
+                return RouteChoice(rule=rule.id, pool=rule.pool, tried=tried, targets=targets)
+            continue
         error = _error(rule.id, result).message if isinstance(result, BaseException) else None
         tried.append(RouteTry(rule.id, False, error))
-    return RouteChoice(rule=None, pool=None, tried=tried)
+    return RouteChoice(rule=None, pool=None, tried=tried, targets=targets)
 
 
-def evaluate(ruleset: Ruleset, lead: NormalizedLead) -> Evaluation:
-    """Score, qualify and choose a routing rule for ``lead``."""
+def evaluate(
+    ruleset: Ruleset,
+    lead: NormalizedLead,
+    *,
+    activities: Sequence[Activity] = (),
+    now: datetime | None = None,
+) -> Evaluation:
+    """Score (with ``activities``, decayed to ``now``), qualify and choose routing targets.
+
+    ``now`` defaults to the latest of the activities' and the lead's times (:func:`default_now`).
+    """
     facts = lead.facts()
-    scored = score(ruleset, facts)
+    as_of = (now if now is not None else default_now(lead, activities)) if activities else None
+    scored = score(ruleset, facts, activities=activities, now=as_of)
     facts = qualification_facts(facts, scored)
     qualified = qualify(ruleset, facts)
     facts["stage"] = qualified.stage
@@ -173,4 +267,6 @@ def evaluate(ruleset: Ruleset, lead: NormalizedLead) -> Evaluation:
         fallback=ruleset.fallback,
         ruleset_version=ruleset.version,
         ruleset_sha256=ruleset.sha256,
+        targets=route.targets,
+        as_of=as_of,
     )
