@@ -63,6 +63,30 @@ def _parser() -> argparse.ArgumentParser:
         "path", nargs="?", type=Path, help="a rule file or directory (default: LEADROUTE_RULES_PATH)"
     )
     check.set_defaults(func=_rules_check)
+    test = rules.add_parser("test", help="run the tests inside rule files, with a diff for each failure")
+    test.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        help="a rule file or a directory of them (default: LEADROUTE_RULES_PATH)",
+    )
+    test.set_defaults(func=_rules_test)
+    replay = rules.add_parser("replay", help="what a candidate ruleset would change on the stored leads")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--candidate", type=Path, metavar="FILE", help="the changed rule file to try")
+    which.add_argument("--candidate-version", type=int, metavar="N", help="a stored ruleset version instead")
+    base = replay.add_mutually_exclusive_group()
+    base.add_argument(
+        "--baseline", type=Path, metavar="FILE", help="compare with this file, not the active ruleset"
+    )
+    base.add_argument("--baseline-version", type=int, metavar="N", help="compare with a stored version")
+    replay.add_argument(
+        "--since", metavar="WHEN", help="only leads created since: 30d, 12h, 2w or an ISO date"
+    )
+    replay.add_argument("--limit", type=int, metavar="N", help="replay at most the N newest leads")
+    replay.add_argument("--output", type=Path, metavar="FILE", help="also write the report as JSON to FILE")
+    replay.add_argument("--examples", type=int, default=5, metavar="N", help="lead ids per kind of change")
+    replay.set_defaults(func=_rules_replay)
 
     owners = sub.add_parser("owners", help="manage owners and pools").add_subparsers(
         required=True, metavar="ACTION"
@@ -180,6 +204,18 @@ def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(report.format())
     return 0 if report.passed else 1
+
+
+def _rules_test(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.replay._cli import rules_test
+
+    return rules_test(settings, args)
+
+
+def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.replay._cli import rules_replay
+
+    return rules_replay(settings, args, servers=_servers)
 
 
 def _owners_import(settings: Settings, args: argparse.Namespace) -> int:

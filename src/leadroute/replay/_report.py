@@ -48,6 +48,9 @@ STAGES: tuple[Stage, ...] = typing.get_args(Stage)
 BUCKET_WIDTH = 10.0
 """Score histogram buckets are this wide, aligned on multiples of it."""
 
+STAT_DIGITS = 6
+"""Mean and percentiles are rounded to this many decimals (``71.8``, not ``71.80000000000001``)."""
+
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     """The parts of one evaluation that replay compares."""
@@ -320,11 +323,11 @@ def score_stats(
     ]
     return ScoreStats(
         count=len(ordered),
-        mean=math.fsum(ordered) / len(ordered),
+        mean=round(math.fsum(ordered) / len(ordered), STAT_DIGITS),
         min=ordered[0],
         max=ordered[-1],
-        p50=_quantile(ordered, 0.5),
-        p90=_quantile(ordered, 0.9),
+        p50=round(_quantile(ordered, 0.5), STAT_DIGITS),
+        p90=round(_quantile(ordered, 0.9), STAT_DIGITS),
         histogram=histogram,
     )
 

@@ -3,8 +3,9 @@
 Pass or fail comes from the rule-file test runner (:func:`leadroute.rules.run_ruleset_tests`, the
 same one ``rules check``, upload validation and activation use). For a failed test this module
 evaluates its lead once more to lay expected and actual side by side: stage, pool, score, and
-the expected rule ids that did not match (missing) next to those that matched without being
-listed (unexpected: listed for information, they do not fail a test), with each rule's points.
+the routing targets, the expected rule ids that did not match (missing) next to those that
+matched without being listed (unexpected: for information, they do not fail a test), and each
+rule's points (activity rules with their activity and decay).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import msgspec
 
-from leadroute.models import LeadIn, NormalizedLead
+from leadroute.models import LeadIn, NormalizedLead, RuleHit
 from leadroute.rules import Ruleset, RulesetError, RuleTest, TestOutcome, load_ruleset, run_ruleset_tests
-from leadroute.rules._filetests import lead_from_test
+from leadroute.rules._filetests import lead_from_test, rule_test_inputs
 from leadroute.scoring import Evaluation, evaluate
 
 __all__ = ["FileResult", "format_file_result", "format_summary", "rule_files", "run_file"]
@@ -87,10 +88,12 @@ def run_file(path: Path, *, normalize: Normalizer | None = None) -> FileResult:
 
 def _diff(ruleset: Ruleset, test: RuleTest, outcome: TestOutcome, normalize: Normalizer) -> list[str]:
     try:
-        actual = evaluate(ruleset, normalize(lead_from_test(test.spec.lead)))
+        lead = lead_from_test(test.spec.lead)
+        normalized = normalize(lead)
     except ValueError:
         return outcome.diffs  # the lead itself is invalid: the runner's message says which field
-    return expected_vs_actual(test, actual)
+    activities, now = rule_test_inputs(test.spec, lead)  # the runner's own activities and "now"
+    return expected_vs_actual(test, evaluate(ruleset, normalized, activities=activities, now=now))
 
 
 def expected_vs_actual(test: RuleTest, actual: Evaluation) -> list[str]:
@@ -105,6 +108,10 @@ def expected_vs_actual(test: RuleTest, actual: Evaluation) -> list[str]:
         delta = actual.score - expect.score
         shown = f"{actual.score:g} ({delta:+g})" if delta else f"{actual.score:g}"
         rows.append(("score", f"{expect.score:g}", shown, abs(delta) > 1e-9))
+    if expect.targets is not None:
+        got = ", ".join(t.rule for t in actual.targets) or "none"
+        want = ", ".join(expect.targets) or "none"
+        rows.append(("targets", want, got, list(expect.targets) != [t.rule for t in actual.targets]))
     width = max([len(r[1]) for r in rows] + [len("expected")])
     lines = [f"  {'':<8}{'expected':<{width}}  actual"] if rows else []
     lines += [f"{'!' if bad else ' '} {name:<8}{exp:<{width}}  {act}" for name, exp, act, bad in rows]
@@ -114,13 +121,20 @@ def expected_vs_actual(test: RuleTest, actual: Evaluation) -> list[str]:
         unexpected = [r for r in hit if r not in expect.matched]
         lines.append(f"{'!' if missing else ' '} matched: missing {', '.join(missing) or 'none'}")
         lines.append(f"  matched: unexpected (not a failure) {', '.join(unexpected) or 'none'}")
-    points = ", ".join(f"{h.rule} {h.points:+g}" for h in actual.hits) or "no scoring rule matched"
+    points = ", ".join(_hit(h) for h in actual.hits) or "no scoring rule matched"
     lines.append(f"  points: {points}")
     lines.append(
         f"  decided by: qualification {actual.qualification_rule!r}, routing {actual.routing_rule!r}"
     )
     lines += [f"  rule error: {e.rule}: {e.message}" for e in actual.rule_errors]
     return lines
+
+
+def _hit(hit: RuleHit) -> str:
+    if hit.activity is None:
+        return f"{hit.rule} {hit.points:+g}"
+    decay = f", decay {hit.decay:.3g}" if hit.decay is not None and hit.decay != 1 else ""
+    return f"{hit.rule} {hit.points:+.3g} ({hit.activity}{decay})"
 
 
 def format_file_result(result: FileResult) -> str:

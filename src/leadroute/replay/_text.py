@@ -59,7 +59,11 @@ def format_report(report: ReplayReport) -> str:
         *_matrix(report),
         "",
         *_transitions("Pool changes", report.pool_changes),
-        *_transitions("Routing target changes", report.target_changes),
+        *(
+            []  # without account-owner rules the target chain is the pool: say it once
+            if report.target_changes == report.pool_changes
+            else _transitions("Routing target changes", report.target_changes)
+        ),
         "",
         *_scores(report.scores_before, report.scores_after),
     ]
