@@ -22,7 +22,9 @@ from leadroute.api.deps import provide_runtime
 from leadroute.api.health import live, ready
 from leadroute.api.leads import LeadController
 from leadroute.api.owners import OwnerController, PoolController
+from leadroute.api.replay import ReplayController
 from leadroute.api.rulesets import RulesetController
+from leadroute.api.simulate import SimulateController
 from leadroute.config import Settings
 from leadroute.errors import ClientError, problem
 from leadroute.intake import InvalidEvent, InvalidLead, MalformedBody
@@ -79,7 +81,16 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             await db.close()
 
     return Litestar(
-        route_handlers=[LeadController, OwnerController, PoolController, RulesetController, live, ready],
+        route_handlers=[
+            LeadController,
+            OwnerController,
+            PoolController,
+            RulesetController,
+            ReplayController,
+            SimulateController,
+            live,
+            ready,
+        ],
         dependencies={"rt": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
