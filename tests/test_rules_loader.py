@@ -10,6 +10,7 @@ from leadroute.rules import (
     RuleEngineEvaluator,
     RuleProblem,
     RulesetError,
+    Sla,
     check_pools,
     load_rules_path,
     load_ruleset,
@@ -363,3 +364,222 @@ class TestSmallMistakes:
         problem = only(problems_of(tmp_path, ""))
         assert (problem.line, problem.column) == (1, 1)
         assert "must be a mapping" in problem.message
+
+
+def line_of(text: str, fragment: str) -> int:
+    """The 1-based line of the first line containing ``fragment``."""
+    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+
+
+ACTIVITY_RULE = """\
+    - id: pricing-page
+      group: engagement
+      on_activity: page_view
+      when: 'url =~~ "/pricing"'
+      points: 5
+qualification:
+"""
+
+
+def with_activity_rule(rule: str = ACTIVITY_RULE, fields: str = "  activity.url: STRING\n") -> str:
+    text = edited("qualification:\n", rule)
+    return text.replace("  attributes.form: STRING\n", "  attributes.form: STRING\n" + fields, 1)
+
+
+class TestActivityRules:
+    """on_activity rules: loaded per activity type, typed against declared activity properties."""
+
+    def test_loads_into_its_own_section(self, tmp_path: Path) -> None:
+        text = with_activity_rule(
+            ACTIVITY_RULE.replace(
+                "on_activity: page_view", "on_activity: [page_view, page_view, email_click]"
+            )
+        )
+        ruleset = load_ruleset(write(tmp_path, text))
+        assert ruleset.fields == {"attributes.form": "STRING", "activity.url": "STRING"}
+        rule = ruleset.scoring_rules[-1]
+        assert (rule.id, rule.on_activity, rule.line) == ("pricing-page", ("page_view", "email_click"), 23)
+        assert [r.id for r in ruleset.lead_scoring_rules] == ["senior-title", "big-company", "demo"]
+        assert set(ruleset.activity_sections) == {"page_view", "email_click"}
+        assert [r.id for r in ruleset.activity_sections["page_view"].rules] == ["pricing-page"]
+
+    def test_each_activity_type_is_compiled_as_a_section(self, tmp_path: Path) -> None:
+        compiled: list[int] = []
+
+        class Counting(RuleEngineEvaluator):
+            def compile(self, rules):  # type: ignore[no-untyped-def]
+                compiled.append(len(rules))
+                return super().compile(rules)
+
+        text = with_activity_rule(ACTIVITY_RULE.replace("page_view", "[page_view, email_click]"))
+        load_ruleset(write(tmp_path, text), evaluator=Counting())
+        assert compiled == [3, 1, 1, 4, 2]  # lead rules, page_view, email_click, qualification, routing
+
+    def test_a_single_type_and_a_list_of_it_are_the_same_content(self, tmp_path: Path) -> None:
+        one = load_ruleset(write(tmp_path, with_activity_rule(), "a.yaml"))
+        listed = with_activity_rule(ACTIVITY_RULE.replace("page_view", "[page_view]"))
+        assert load_ruleset(write(tmp_path, listed, "b.yaml")).sha256 == one.sha256
+
+    def test_undeclared_property_says_how_to_declare_it(self, tmp_path: Path) -> None:
+        text = with_activity_rule(fields="")
+        problem = only(problems_of(tmp_path, text))
+        assert (problem.line, problem.column, problem.rule_id) == (
+            line_of(text, "/pricing"),
+            13,
+            "pricing-page",
+        )
+        assert "unknown activity property 'url'" in problem.message
+        assert "'activity.url: STRING'" in problem.message
+
+    def test_property_typo_suggests_the_declared_name(self, tmp_path: Path) -> None:
+        text = with_activity_rule(ACTIVITY_RULE.replace("'url =~~", "'ulr =~~"))
+        problem = only(problems_of(tmp_path, text))
+        assert problem.rule_id == "pricing-page"
+        assert "unknown activity property 'ulr' (did you mean 'url'?)" in problem.message
+
+    def test_property_type_mismatch(self, tmp_path: Path) -> None:
+        text = with_activity_rule(ACTIVITY_RULE.replace("""'url =~~ "/pricing"'""", "'url > 5'"))
+        problem = only(problems_of(tmp_path, text))
+        assert (problem.line, problem.rule_id) == (line_of(text, "url > 5"), "pricing-page")
+        assert "type mismatch" in problem.message
+
+    def test_lead_fields_are_under_lead(self, tmp_path: Path) -> None:
+        good = ACTIVITY_RULE.replace(
+            """'url =~~ "/pricing"'""", """'lead.title =~~ "VP" and lead.attributes.form == "demo"'"""
+        )
+        load_ruleset(write(tmp_path, with_activity_rule(good)))
+        bare = with_activity_rule(ACTIVITY_RULE.replace("""'url =~~ "/pricing"'""", """'title =~~ "VP"'"""))
+        assert "lead's fields as lead.title" in only(problems_of(tmp_path, bare)).message
+        typo = with_activity_rule(
+            ACTIVITY_RULE.replace("""'url =~~ "/pricing"'""", """'lead.titel =~~ "VP"'""")
+        )
+        assert "unknown lead field 'lead.titel'" in only(problems_of(tmp_path, typo)).message
+
+    def test_score_is_not_available_to_activity_rules(self, tmp_path: Path) -> None:
+        text = with_activity_rule(ACTIVITY_RULE.replace("""'url =~~ "/pricing"'""", "'score > 5'"))
+        assert "not available in on_activity rules" in only(problems_of(tmp_path, text)).message
+
+    def test_built_in_names_cannot_be_declared(self, tmp_path: Path) -> None:
+        text = with_activity_rule(fields="  activity.url: STRING\n  activity.type: STRING\n")
+        problem = only(problems_of(tmp_path, text))
+        assert (problem.line, problem.column) == (line_of(text, "activity.type"), 3)
+        assert "built in" in problem.message
+
+    def test_bad_activity_type(self, tmp_path: Path) -> None:
+        text = with_activity_rule(ACTIVITY_RULE.replace("on_activity: page_view", "on_activity: []"))
+        problem = only(problems_of(tmp_path, text))
+        assert (problem.line, problem.column, problem.rule_id) == (
+            line_of(text, "on_activity"),
+            20,
+            "pricing-page",
+        )
+        assert "activity type" in problem.message
+
+    def test_half_life_must_be_positive(self, tmp_path: Path) -> None:
+        text = edited("engagement: {max: 40, min: 0}", "engagement: {max: 40, min: 0, half_life_days: 0}")
+        problem = only(problems_of(tmp_path, text))
+        assert (problem.line, problem.column) == (8, 51)
+        assert "'half_life_days'" in problem.message
+        assert "> 0" in problem.message
+
+
+class TestRoutingForms:
+    """Routing rules: a pool, or route: account_owner; SLAs per rule and as a default."""
+
+    def test_account_owner_and_slas(self, tmp_path: Path) -> None:
+        text = edited(
+            "  rules:\n    - {id: enterprise-na",
+            "  rules:\n"
+            "    - {id: existing-account, when: 'true', route: account_owner}\n"
+            "    - {id: enterprise-na",
+        ).replace(
+            "pool: enterprise-na}",
+            "pool: enterprise-na, sla: {accept_within_minutes: 10, on_breach: escalate}}",
+        )
+        text += "  sla: {accept_within_minutes: 30, on_breach: reassign}\n"
+        ruleset = load_ruleset(write(tmp_path, text))
+        default = Sla(accept_within_minutes=30, on_breach="reassign")
+        assert ruleset.sla == default
+        assert [(r.id, r.route, r.pool, r.sla) for r in ruleset.routing_rules] == [
+            ("existing-account", "account_owner", None, default),
+            ("enterprise-na", "pool", "enterprise-na", Sla(accept_within_minutes=10, on_breach="escalate")),
+            ("everyone-else", "pool", "inbound", default),
+        ]
+        assert pools_referenced(ruleset) == {"enterprise-na", "inbound"}
+        assert check_pools(ruleset, {"enterprise-na", "inbound"}) == []
+
+    def test_explicit_route_pool_is_the_default(self, tmp_path: Path) -> None:
+        text = edited(
+            "{id: everyone-else, when: 'true', pool: inbound}",
+            "{id: everyone-else, when: 'true', route: pool, pool: inbound}",
+        )
+        assert (
+            load_ruleset(write(tmp_path, text, "a.yaml")).sha256 == load_ruleset(write(tmp_path, BASE)).sha256
+        )
+
+    def test_account_owner_takes_no_pool(self, tmp_path: Path) -> None:
+        text = edited("pool: enterprise-na}", "route: account_owner, pool: enterprise-na}")
+        problem = only(problems_of(tmp_path, text))
+        assert (problem.line, problem.rule_id) == (29, "enterprise-na")
+        assert "takes no 'pool'" in problem.message
+
+    def test_pool_rule_needs_a_pool(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited(", pool: inbound}", "}")))
+        assert (problem.line, problem.rule_id) == (30, "everyone-else")
+        assert "missing required key 'pool'" in problem.message
+        assert "route: account_owner" in problem.message
+
+    def test_unknown_route_lists_the_choices(self, tmp_path: Path) -> None:
+        problem = only(problems_of(tmp_path, edited("pool: inbound}", "route: owner}")))
+        assert (problem.line, problem.column, problem.rule_id) == (30, 48, "everyone-else")
+        assert "'owner' is not one of pool, account_owner" in problem.message
+
+    def test_sla_mistakes(self, tmp_path: Path) -> None:
+        text = edited(
+            "pool: inbound}", "pool: inbound, sla: {accept_within_minutes: 0, on_breach: reassign}}"
+        )
+        text += "  sla: {accept_within_minutes: 30, on_breach: reasign}\n"
+        problems = problems_of(tmp_path, text)
+        assert [(p.line, p.rule_id) for p in problems] == [(30, "everyone-else"), (32, None)]
+        assert "'accept_within_minutes'" in problems[0].message
+        assert ">= 1" in problems[0].message
+        assert "'reasign' is not one of reassign, escalate" in problems[1].message
+        assert problems[1].column == 47
+
+    def test_unknown_pool_for_account_owner_is_not_checked(self, tmp_path: Path) -> None:
+        text = edited("pool: enterprise-na}", "route: account_owner}")
+        ruleset = load_ruleset(write(tmp_path, text))
+        assert [p.rule_id for p in check_pools(ruleset, set())] == ["everyone-else"]
+
+
+class TestRuleFileTestsSection:
+    """Mistakes in tests: are reported like any other."""
+
+    def test_activity_with_age_and_time(self, tmp_path: Path) -> None:
+        text = BASE + (
+            "tests:\n"
+            "  - name: t\n"
+            "    lead: {email: a@b.example}\n"
+            "    activities:\n"
+            "      - {type: page_view, age_days: 1, occurred_at: 2025-01-01T00:00:00Z}\n"
+            "    expect: {stage: lead}\n"
+        )
+        problem = only(problems_of(tmp_path, text))
+        assert (problem.line, problem.column) == (36, 27)
+        assert "not both" in problem.message
+
+    def test_expected_stage_typo(self, tmp_path: Path) -> None:
+        text = BASE + "tests:\n  - name: t\n    lead: {email: a@b.example}\n    expect: {stage: MQL}\n"
+        problem = only(problems_of(tmp_path, text))
+        assert (problem.line, problem.column) == (35, 21)
+        assert "'MQL' is not one of disqualified, lead, mql, sql" in problem.message
+
+    def test_naive_activity_time(self, tmp_path: Path) -> None:
+        text = BASE + (
+            "tests:\n  - name: t\n    lead: {email: a@b.example}\n"
+            "    activities: [{type: page_view, occurred_at: '2025-01-01T00:00:00'}]\n"
+            "    expect: {stage: lead}\n"
+        )
+        problem = only(problems_of(tmp_path, text))
+        assert problem.line == 35
+        assert "timezone" in problem.message

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from leadroute.models import GroupScore, NormalizedLead, RuleHit
-from leadroute.rules import Ruleset, parse_ruleset
-from leadroute.scoring import RouteTry, evaluate
+from leadroute.models import Activity, GroupScore, NormalizedLead, RuleHit
+from leadroute.rules import Ruleset, Sla, parse_ruleset
+from leadroute.scoring import RouteTarget, RouteTry, decay_factor, evaluate
 
 RULES = """\
 version: 3
@@ -167,3 +168,215 @@ class TestRouting:
     def test_identity_is_recorded(self, ruleset: Ruleset) -> None:
         result = evaluate(ruleset, lead())
         assert (result.ruleset_version, result.ruleset_sha256) == (3, ruleset.sha256)
+
+
+ACTIVITY_RULES = """\
+version: 1
+fields:
+  activity.url: STRING
+  activity.minutes: FLOAT
+  attributes.form: STRING
+scoring:
+  groups:
+    fit: {max: 50}
+    engagement: {max: 30, min: 0, half_life_days: 10}
+    intent: {min: -5}
+  rules:
+    - {id: vp, group: fit, when: 'title == "VP"', points: 20}
+    - {id: demo-form, group: engagement, when: 'attributes.form == "demo"', points: 10}
+    - {id: pricing, group: engagement, on_activity: page_view, when: 'url =~~ "/pricing"', points: 8}
+    - {id: webinar, group: engagement, on_activity: [webinar_attended, webinar_watched],
+       when: '(minutes ?? 0) >= 30 and lead.title == "VP"', points: 12}
+    - {id: careers, group: intent, on_activity: page_view, when: 'url =~~ "/careers"', points: -3}
+qualification:
+  - {id: mql, stage: mql, when: 'score >= 40'}
+  - {id: lead, stage: lead}
+routing:
+  rules:
+    - {id: existing-account, when: 'true', route: account_owner}
+    - id: mql-owner
+      when: 'stage == "mql"'
+      route: account_owner
+      sla: {accept_within_minutes: 5, on_breach: escalate}
+    - {id: mql-pool, when: 'stage == "mql"', pool: hot}
+    - {id: everyone-else, when: 'true', pool: inbound}
+  fallback: unassigned
+  sla: {accept_within_minutes: 30, on_breach: reassign}
+"""
+
+NOW = datetime(2025, 3, 1, 12, tzinfo=UTC)
+
+
+def seen(kind: str, days_ago: float, **properties: object) -> Activity:
+    return Activity(type=kind, occurred_at=NOW - timedelta(days=days_ago), properties=properties)
+
+
+@pytest.fixture(scope="module")
+def activity_rules() -> Ruleset:
+    return parse_ruleset(ACTIVITY_RULES, path=Path("activity.yaml"))
+
+
+class TestActivityScoring:
+    """on_activity rules score each matching activity, against its properties and the lead."""
+
+    def test_each_matching_activity_scores_once(self, activity_rules: Ruleset) -> None:
+        result = evaluate(
+            activity_rules,
+            lead(),
+            activities=[seen("page_view", 0, url="/pricing"), seen("page_view", 0, url="/pricing/teams")],
+            now=NOW,
+        )
+        assert [(h.rule, h.points, h.activity, h.occurred_at) for h in result.hits] == [
+            ("pricing", 8, "page_view", NOW),
+            ("pricing", 8, "page_view", NOW),
+        ]
+        assert result.score == 16
+
+    def test_only_activities_of_the_rules_type(self, activity_rules: Ruleset) -> None:
+        result = evaluate(
+            activity_rules, lead(), activities=[seen("email_click", 0, url="/pricing")], now=NOW
+        )
+        assert result.hits == []
+        assert result.score == 0
+
+    def test_a_list_of_types_and_lead_facts(self, activity_rules: Ruleset) -> None:
+        acts = [seen("webinar_attended", 0, minutes=45), seen("webinar_watched", 0, minutes=31)]
+        vp = evaluate(activity_rules, lead(title="VP"), activities=acts, now=NOW)
+        assert [h.activity for h in vp.hits if h.rule == "webinar"] == ["webinar_attended", "webinar_watched"]
+        other = evaluate(activity_rules, lead(title="Analyst"), activities=acts, now=NOW)
+        assert [h.rule for h in other.hits] == []
+
+    def test_missing_property_is_null_and_wrong_type_is_an_isolated_error(
+        self, activity_rules: Ruleset
+    ) -> None:
+        acts = [seen("page_view", 0), seen("page_view", 0, url=5), seen("page_view", 0, url="/pricing")]
+        result = evaluate(activity_rules, lead(), activities=acts, now=NOW)
+        assert [h.rule for h in result.hits] == ["pricing"]
+        assert {e.rule for e in result.rule_errors} == {"pricing", "careers"}
+        assert all(e.message.startswith("page_view at ") for e in result.rule_errors)
+
+    def test_lead_level_rules_still_count(self, activity_rules: Ruleset) -> None:
+        result = evaluate(
+            activity_rules,
+            lead(title="VP", attributes={"form": "demo"}),
+            activities=[seen("page_view", 0, url="/pricing")],
+        )
+        assert [h.rule for h in result.hits] == ["vp", "demo-form", "pricing"]
+        assert result.score == 38
+
+
+class TestDecay:
+    """Activity points halve every half_life_days; lead-level points never decay; caps apply after."""
+
+    def test_points_halve_each_half_life(self, activity_rules: Ruleset) -> None:
+        acts = [
+            seen("page_view", 0, url="/pricing"),
+            seen("page_view", 10, url="/pricing"),
+            seen("page_view", 20, url="/pricing"),
+        ]
+        result = evaluate(activity_rules, lead(), activities=acts, now=NOW)
+        assert sorted((h.points, h.decay) for h in result.hits) == [(2, 0.25), (4, 0.5), (8, 1)]
+        assert result.score == pytest.approx(14)
+        assert result.as_of == NOW
+
+    def test_fractional_age(self, activity_rules: Ruleset) -> None:
+        result = evaluate(activity_rules, lead(), activities=[seen("page_view", 3, url="/pricing")], now=NOW)
+        assert result.hits[0].points == pytest.approx(8 * 0.5**0.3)
+        assert result.score == pytest.approx(8 * 0.5**0.3)
+
+    def test_lead_points_do_not_decay(self, activity_rules: Ruleset) -> None:
+        result = evaluate(
+            activity_rules,
+            lead(attributes={"form": "demo"}),
+            activities=[seen("page_view", 40, url="/x")],
+            now=NOW,
+        )
+        assert [(h.rule, h.points, h.decay) for h in result.hits] == [("demo-form", 10, None)]
+
+    def test_group_without_half_life_does_not_decay(self, activity_rules: Ruleset) -> None:
+        result = evaluate(
+            activity_rules, lead(), activities=[seen("page_view", 100, url="/careers")], now=NOW
+        )
+        assert [(h.rule, h.points, h.decay) for h in result.hits] == [("careers", -3, 1)]
+
+    def test_future_activity_counts_in_full(self, activity_rules: Ruleset) -> None:
+        result = evaluate(activity_rules, lead(), activities=[seen("page_view", -2, url="/pricing")], now=NOW)
+        assert result.hits[0].points == 8
+
+    def test_cap_applies_after_decay(self, activity_rules: Ruleset) -> None:
+        # Six fresh pricing views (48) cap at 30; six views one half-life old (24) do not.
+        fresh = evaluate(
+            activity_rules, lead(), activities=[seen("page_view", 0, url="/pricing")] * 6, now=NOW
+        )
+        assert fresh.groups["engagement"] == GroupScore(raw=48, score=30, max=30, min=0)
+        old = evaluate(
+            activity_rules, lead(), activities=[seen("page_view", 10, url="/pricing")] * 6, now=NOW
+        )
+        assert old.groups["engagement"].raw == pytest.approx(24)
+        assert old.groups["engagement"].score == pytest.approx(24)
+
+    def test_min_floor_applies_to_negative_activity_points(self, activity_rules: Ruleset) -> None:
+        acts = [seen("page_view", 0, url="/careers")] * 3
+        result = evaluate(activity_rules, lead(), activities=acts, now=NOW)
+        assert result.groups["intent"] == GroupScore(raw=-9, score=-5, max=None, min=-5)
+        assert result.score == -5
+
+    def test_now_defaults_to_the_latest_activity_or_lead_time(self, activity_rules: Ruleset) -> None:
+        acts = [seen("page_view", 10, url="/pricing"), seen("email_click", 0)]
+        result = evaluate(activity_rules, lead(), activities=acts)
+        assert result.as_of == NOW
+        assert result.score == pytest.approx(4)
+        later = evaluate(activity_rules, lead(occurred_at=NOW + timedelta(days=10)), activities=acts)
+        assert later.as_of == NOW + timedelta(days=10)
+        assert later.score == pytest.approx(2)
+
+    def test_no_activities_no_as_of(self, activity_rules: Ruleset) -> None:
+        assert evaluate(activity_rules, lead()).as_of is None
+
+    def test_decay_factor(self) -> None:
+        assert decay_factor(None, NOW - timedelta(days=100), NOW) == 1
+        assert decay_factor(7, NOW - timedelta(days=7), NOW) == 0.5
+        assert decay_factor(7, NOW + timedelta(days=7), NOW) == 1
+
+
+class TestTargets:
+    """account_owner rules become targets ahead of the first matching pool rule."""
+
+    def test_account_owner_then_pool_with_slas(self, activity_rules: Ruleset) -> None:
+        result = evaluate(
+            activity_rules,
+            lead(title="VP", attributes={"form": "demo"}),
+            activities=[seen("page_view", 0, url="/pricing")] * 2,
+        )
+        assert result.stage == "mql"
+        default = Sla(accept_within_minutes=30, on_breach="reassign")
+        assert result.targets == [
+            RouteTarget(rule="existing-account", kind="account_owner", pool=None, sla=default),
+            RouteTarget(
+                rule="mql-owner",
+                kind="account_owner",
+                pool=None,
+                sla=Sla(accept_within_minutes=5, on_breach="escalate"),
+            ),
+            RouteTarget(rule="mql-pool", kind="pool", pool="hot", sla=default),
+        ]
+        assert (result.routing_rule, result.pool) == ("mql-pool", "hot")
+        assert [t.rule for t in result.routes_tried] == ["existing-account", "mql-owner", "mql-pool"]
+
+    def test_unmatched_account_owner_rule_is_not_a_target(self, activity_rules: Ruleset) -> None:
+        result = evaluate(activity_rules, lead())
+        assert [(t.rule, t.kind) for t in result.targets] == [
+            ("existing-account", "account_owner"),
+            ("everyone-else", "pool"),
+        ]
+        assert result.routes_tried[1] == RouteTry("mql-owner", False, None)
+
+    def test_no_pool_rule_matching_keeps_account_owner_targets(self) -> None:
+        text = ACTIVITY_RULES.replace("    - {id: everyone-else, when: 'true', pool: inbound}\n", "")
+        result = evaluate(parse_ruleset(text), lead())
+        assert [t.rule for t in result.targets] == ["existing-account"]
+        assert (result.routing_rule, result.pool, result.fallback) == (None, None, "unassigned")
+
+    def test_without_sla_targets_have_none(self, ruleset: Ruleset) -> None:
+        result = evaluate(ruleset, lead(country="FR"))
+        assert result.targets == [RouteTarget(rule="emea", kind="pool", pool="emea", sla=None)]

@@ -7,6 +7,7 @@ level stops early, because nothing after it can be trusted.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 import typing
@@ -388,6 +389,7 @@ class _Builder:
         if section is None:
             return [], []
         groups: list[tuple[str, GroupSpec]] = []
+        declared: set[str] = set()  # with groups whose settings are wrong: no second error per rule
         for name, value in section.groups.items():
             path: YamlPath = ["scoring", "groups", name]
             if not isinstance(name, str) or not _NAME.match(name):
@@ -398,6 +400,7 @@ class _Builder:
                     key=str(name),
                 )
                 continue
+            declared.add(name)
             group = self.convert(value if value is not None else {}, GroupSpec, path)
             if group is None:
                 continue
@@ -406,7 +409,6 @@ class _Builder:
                     path, f"group {name!r} has min {group.min:g} above max {group.max:g}; swap or fix them"
                 )
             groups.append((name, group))
-        declared = {name for name, _ in groups}
         rules: list[tuple[ScoringRuleSpec, YamlPath]] = []
         for index, value in enumerate(section.rules):
             path = ["scoring", "rules", index]
@@ -455,6 +457,7 @@ class _Builder:
         section = self.convert(raw, RoutingSectionSpec, ["routing"])
         if section is None:
             return None
+        sla = None if section.sla is None else self.convert(section.sla, SlaSpec, ["routing", "sla"])
         rules: list[tuple[RoutingRuleSpec, YamlPath]] = []
         for index, value in enumerate(section.rules):
             path: YamlPath = ["routing", "rules", index]
@@ -480,7 +483,7 @@ class _Builder:
             if rule.route == "pool":
                 rule = msgspec.structs.replace(rule, route=None)  # canonical: the default is left out
             rules.append((rule, path))
-        return _Routing(fallback=section.fallback, sla=section.sla, rules=rules)
+        return _Routing(fallback=section.fallback, sla=sla, rules=rules)
 
     def tests(self, raw: Sequence[Any]) -> list[tuple[TestSpec, YamlPath]]:
         """``tests:``: each a lead, its activities, and what to expect of it."""
@@ -592,7 +595,7 @@ def _explain(  # noqa: PLR0911 - one return per error kind
         if obj == "lead":
             return f"unknown lead field 'lead.{name}'; write a lead field, e.g. lead.title or lead.country"
     if isinstance(exc, errors.SymbolResolutionError) and section == "activity":
-        return _unknown_in_activity(exc.symbol_name, exc.suggestion, activity)
+        return _unknown_in_activity(exc.symbol_name, activity)
     if isinstance(exc, errors.SymbolResolutionError):
         name = exc.symbol_name
         if (name in _SECTION_HINTS and section == "scoring") or (name == "stage" and section != "routing"):
@@ -609,14 +612,15 @@ def _explain(  # noqa: PLR0911 - one return per error kind
     return f"invalid expression 'when: {text}': {message}"
 
 
-def _unknown_in_activity(name: str, suggestion: str | None, declared: Mapping[str, Any]) -> str:
+def _unknown_in_activity(name: str, declared: Mapping[str, Any]) -> str:
     """An unknown name in an ``on_activity`` rule: a lead field, a late fact, or an undeclared property."""
     if name in _LEAD_NAMES:
         return f"unknown activity property {name!r}: on_activity rules see the lead's fields as lead.{name}"
     if name in _SECTION_HINTS:
         return f"{name!r} is not available in on_activity rules (scoring happens before qualification)"
     known = ", ".join(sorted(declared)) or "none"
-    maybe = f" (did you mean {suggestion!r}?)" if suggestion and suggestion != "lead" else ""
+    close = difflib.get_close_matches(name, list(declared), n=1)
+    maybe = f" (did you mean {close[0]!r}?)" if close else ""
     return (
         f"unknown activity property {name!r}{maybe}: declare it under 'fields:' as "
         f"'activity.{name}: STRING' (or FLOAT, BOOLEAN, DATETIME, ARRAY); declared: {known}"

@@ -265,7 +265,7 @@ class RoutingSectionSpec(Spec, frozen=True, kw_only=True):
 
     rules: list[Any]
     fallback: str
-    sla: SlaSpec | None = None
+    sla: Any = None
 
 
 class ScoringSpec(Spec, frozen=True, kw_only=True):
