@@ -28,7 +28,7 @@ from leadroute.api.simulate import SimulateController
 from leadroute.config import Settings
 from leadroute.errors import ClientError, problem
 from leadroute.intake import InvalidEvent, InvalidLead, MalformedBody
-from leadroute.routing.state import RoutingState
+from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset, RulesetError, load_rules_path
 from leadroute.runtime import ActiveRuleset, Clock, Runtime, utc_now
 from leadroute.store.db import create_pool
@@ -61,11 +61,13 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             async with db.acquire() as conn:
                 await migrate(conn)
                 ruleset_id = await record_ruleset(conn, active_rules)
+            routing = Router(redis, settings.redis_prefix, database_url=settings.database_url, clock=clock)
+            await routing.ensure_state()  # first start, or Redis lost its data: rebuild from PG
             app.state.runtime = Runtime(
                 settings=settings,
                 db=db,
                 redis=redis,
-                routing=RoutingState(redis, settings.redis_prefix),
+                routing=routing,
                 rules=ActiveRuleset(active_rules, ruleset_id),
                 clock=clock,
             )

@@ -160,10 +160,15 @@ class GroupScore(msgspec.Struct, frozen=True):
 
 
 class OwnerSkip(msgspec.Struct, frozen=True):
-    """An owner passed over while routing, and why (``inactive``, ...)."""
+    """An owner passed over while routing, why, and in which pool (None: the account owner).
+
+    Reasons: ``excluded``, ``inactive``, ``out_of_office``, ``off_hours``, ``missing_skill``,
+    ``over_capacity``, ``daily_cap`` (see ``leadroute.routing.eligibility``).
+    """
 
     owner: str
     reason: str
+    pool: str | None = None
 
 
 class Decision(msgspec.Struct, kw_only=True):

@@ -10,7 +10,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from leadroute.config import Settings
-from leadroute.routing.state import RoutingState
+from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
 
 __all__ = ["ActiveRuleset", "Clock", "Runtime", "utc_now"]
@@ -39,7 +39,7 @@ class Runtime:
     settings: Settings
     db: asyncpg.Pool
     redis: Redis
-    routing: RoutingState
+    routing: Router
     rules: ActiveRuleset
     clock: Clock = field(default=utc_now)
     """Every "now" in routing, SLA timers and decay comes from here, never from ``datetime.now``."""

@@ -1,26 +1,82 @@
-"""Choose an owner for a lead in the pool its routing rule picked: PostgreSQL roster, Redis pick.
+"""Choose an owner for a lead: routing targets in order, eligibility in Python, the claim in Redis.
 
-Called inside the intake transaction, so the roster read and the assignment written agree.
-A pool with nobody eligible follows its ``fallback``: another pool (at most a few hops, never in
-a loop) or a named queue. Every step and every skipped owner is returned for the explanation.
+:class:`Router` is what the service holds as ``rt.routing``. ``assign`` runs inside the caller's
+PostgreSQL transaction (which then writes the assignment row, so PostgreSQL is the record):
+
+1. make sure the Redis state exists (a missing generation key means Redis lost it: rebuild from
+   PostgreSQL first, under a lock, so one instance rebuilds);
+2. take the routing advisory lock in *shared* mode for the rest of the transaction: a rebuild
+   takes it exclusively, so it waits until every claim already made in Redis is committed (or
+   rolled back) in PostgreSQL, and then counts exactly what PostgreSQL holds;
+3. try the targets: ``account_owner`` (the domain's owner, if eligible and with room) and then a
+   ``pool`` (its strategy's Lua pick-and-claim, following the pool's fallback chain: another pool,
+   at most a few hops and never a loop, or a queue).
+
+Every skipped owner is returned with its reason for the explanation.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import asyncio
+import logging
+import secrets
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
+import asyncpg
 import msgspec
+from redis.asyncio import Redis
 
 from leadroute.models import OwnerSkip
-from leadroute.routing.eligibility import Member, screen
-from leadroute.routing.state import RoutingState
+from leadroute.routing.eligibility import Member, PoolRules, local_day, screen, skip_reason
+from leadroute.routing.state import RoutingState, RoutingStateLost, Snapshot
+from leadroute.rules import Sla
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
-__all__ = ["MAX_FALLBACK_HOPS", "Assignment", "assign"]
+__all__ = [
+    "MAX_FALLBACK_HOPS",
+    "ROUTING_LOCK",
+    "Assignment",
+    "Router",
+    "Target",
+    "member_from_row",
+    "snapshot_from_pg",
+]
+
+log = logging.getLogger(__name__)
 
 MAX_FALLBACK_HOPS = 3
 """A pool's fallback may name another pool; this many hops at most."""
+
+ROUTING_LOCK = 0x1EAD_0004
+"""Advisory lock key: claims hold it shared (per transaction), a rebuild holds it exclusively."""
+
+REBUILD_LOCK_TIMEOUT = "30s"
+
+
+class Target(Protocol):
+    """A routing target (``scoring.RouteTarget``): a matched routing rule and where it sends."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def pool(self) -> str | None: ...
+    @property
+    def sla(self) -> Sla | None: ...
+
+
+class PoolTarget(msgspec.Struct, frozen=True, kw_only=True):
+    """A plain pool target (callers without rule targets, e.g. a reassignment within a pool)."""
+
+    rule: str
+    kind: Literal["pool", "account_owner"] = "pool"
+    pool: str | None = None
+    sla: Sla | None = None
 
 
 class Assignment(msgspec.Struct, kw_only=True):
@@ -32,54 +88,295 @@ class Assignment(msgspec.Struct, kw_only=True):
     reason: str | None
     skipped: list[OwnerSkip]
     pools_tried: list[str]
+    rule: str | None = None
+    """The routing rule whose target placed the lead (None: no target placed it)."""
+    sla: Sla | None = None
+    """The SLA of that target (``rules.Sla``), None when unassigned."""
+    strategy: str | None = None
+    """How the owner was chosen: ``account_owner``, ``round_robin``, ``weighted``, ``least_loaded``."""
+    seq: int | None = None
+    """The Redis claim sequence number (stored with the assignment row)."""
 
     @property
     def status(self) -> Literal["assigned", "unassigned"]:
         return "assigned" if self.owner is not None else "unassigned"
 
 
-async def assign(conn: Connection, state: RoutingState, pool: str | None, *, fallback: str) -> Assignment:
-    """Pick the next eligible owner of ``pool`` by round robin, following pool fallbacks."""
-    skipped: list[OwnerSkip] = []
-    tried: list[str] = []
-    if pool is None:
+def member_from_row(row: Any) -> Member:
+    """An ``owners`` row as eligibility sees it."""
+    return Member(
+        id=row["id"],
+        active=row["active"],
+        timezone=row["timezone"],
+        working_hours=row["working_hours"],
+        out_of_office=list(row["out_of_office"] or []),
+        max_open=row["max_open"],
+        max_per_day=row["max_per_day"],
+        weight=row["weight"],
+        skills=list(row["skills"]),
+    )
+
+
+async def snapshot_from_pg(conn: Connection, now: datetime) -> Snapshot:
+    """The routing state PostgreSQL implies at ``now`` (what a rebuild writes to Redis)."""
+    snap = Snapshot()
+    snap.open = {r["owner_id"]: int(r["n"]) for r in await conn.fetch(QUERIES["rebuild_open"])}
+    for r in await conn.fetch(QUERIES["rebuild_daily"], now):
+        snap.daily[r["owner_id"]] = int(r["n"])
+        snap.day[r["owner_id"]] = local_day(Member(id=r["owner_id"], timezone=r["timezone"]), now)
+    snap.last = {r["owner_id"]: int(r["seq"]) for r in await conn.fetch(QUERIES["rebuild_last"])}
+    snap.seq = max(snap.last.values(), default=0)
+    snap.rr = {r["pool_id"]: r["owner_id"] for r in await conn.fetch(QUERIES["rebuild_cursors"])}
+    snap.account = {r["company_domain"]: r["owner_id"] for r in await conn.fetch(QUERIES["rebuild_accounts"])}
+    return snap
+
+
+class Router:
+    """Routing for one service process: Redis state plus the rules to pick and claim owners."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        *,
+        database_url: str | None,
+        clock: Any = None,
+    ) -> None:
+        self.state = RoutingState(redis, prefix)
+        self.database_url = database_url
+        self._clock = clock
+        self._rebuilding = asyncio.Lock()
+        self.rebuilds = 0
+        """How many rebuilds this process did (for logs and tests)."""
+
+    # -- assignment --------------------------------------------------------------------------
+
+    async def assign(
+        self,
+        conn: Connection,
+        *,
+        lead_id: uuid.UUID,
+        company_domain: str | None,
+        targets: Sequence[Target],
+        fallback: str,
+        now: datetime,
+        exclude: Collection[str] = (),
+    ) -> Assignment:
+        """Try ``targets`` in order and claim an owner; else the queue with the reasons.
+
+        Raises :class:`RoutingStateLost` when Redis lost its state between the check and the
+        claim: the caller rolls back and retries (the next try rebuilds first).
+        """
+        await self.ensure_state()
+        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ROUTING_LOCK)
+        skipped: list[OwnerSkip] = []
+        tried: list[str] = []
+        reasons: list[str] = []
+        for target in targets:
+            if target.kind == "account_owner":
+                placed = await self._account_owner(
+                    conn, target=target, domain=company_domain, now=now, exclude=exclude, skipped=skipped
+                )
+                if placed is None:
+                    reasons.append(f"rule {target.rule!r}: no eligible account owner")
+                    continue
+                placed.pools_tried = tried
+                await self._record_account(conn, company_domain, placed.owner, lead_id, now)
+                return placed
+            if target.pool is None:
+                continue
+            placed = await self._pool_chain(
+                conn,
+                target=target,
+                fallback=fallback,
+                now=now,
+                exclude=exclude,
+                skipped=skipped,
+                tried=tried,
+                reasons=reasons,
+            )
+            if placed.owner is not None:
+                await self._record_account(conn, company_domain, placed.owner, lead_id, now)
+            return placed
         return Assignment(
             owner=None,
             pool=None,
             queue=fallback,
-            reason="no routing rule matched",
+            reason="; ".join(reasons) if reasons else "no routing rule matched",
             skipped=skipped,
             pools_tried=tried,
         )
-    reasons: list[str] = []
-    queue = fallback
-    current = pool
-    while True:
-        pool_fallback = await conn.fetchval(QUERIES["pool_exists"], current)
-        if pool_fallback is None:
-            if tried:  # a pool's fallback that is not a pool names a queue
-                queue = current
-            else:
-                reasons.append(f"pool {current!r} does not exist")
-            break
-        tried.append(current)
-        rows = await conn.fetch(QUERIES["pool_roster"], current)
-        roster = screen([Member(r["id"], r["active"]) for r in rows])
-        skipped += roster.skipped
-        owner = await state.next_round_robin(current, roster)
-        if owner is not None:
-            return Assignment(
-                owner=owner, pool=current, queue=None, reason=None, skipped=skipped, pools_tried=tried
-            )
-        reasons.append(
-            f"pool {current!r} has no members"
-            if not rows
-            else f"pool {current!r} has no eligible owner ({len(rows)} skipped)"
+
+    async def _account_owner(
+        self,
+        conn: Connection,
+        *,
+        target: Target,
+        domain: str | None,
+        now: datetime,
+        exclude: Collection[str],
+        skipped: list[OwnerSkip],
+    ) -> Assignment | None:
+        if domain is None:
+            return None
+        owner_id = await self.state.account_owner(domain)
+        if owner_id is None:
+            owner_id = await conn.fetchval(QUERIES["routing_account_owner"], domain)
+            if owner_id is None:
+                return None
+            await self.state.set_account_owner(domain, owner_id)
+        row = await conn.fetchrow(QUERIES["routing_owner_get"], owner_id)
+        if row is None:
+            return None
+        member = member_from_row(row)
+        reason = skip_reason(member, PoolRules(), now, exclude)
+        if reason is not None:
+            skipped.append(OwnerSkip(owner_id, reason, None))
+            return None
+        claim = await self.state.pick("claim", None, [member], frozenset({owner_id}), now)
+        skipped += claim.skipped
+        if claim.owner is None:
+            return None
+        return Assignment(
+            owner=claim.owner,
+            pool=None,
+            queue=None,
+            reason=None,
+            skipped=skipped,
+            pools_tried=[],
+            rule=target.rule,
+            sla=target.sla,
+            strategy="account_owner",
+            seq=claim.seq,
         )
-        if pool_fallback in tried or len(tried) > MAX_FALLBACK_HOPS:
-            reasons.append(f"fallback chain stopped at {pool_fallback!r}")
-            break
-        current = pool_fallback
-    return Assignment(
-        owner=None, pool=pool, queue=queue, reason="; ".join(reasons), skipped=skipped, pools_tried=tried
-    )
+
+    async def _pool_chain(
+        self,
+        conn: Connection,
+        *,
+        target: Target,
+        fallback: str,
+        now: datetime,
+        exclude: Collection[str],
+        skipped: list[OwnerSkip],
+        tried: list[str],
+        reasons: list[str],
+    ) -> Assignment:
+        assert target.pool is not None
+        queue = fallback
+        current = target.pool
+        while True:
+            pool = await conn.fetchrow(QUERIES["routing_pool"], current)
+            if pool is None:
+                if tried:  # a pool's fallback that is not a pool names a queue
+                    queue = current
+                else:
+                    reasons.append(f"pool {current!r} does not exist")
+                break
+            tried.append(current)
+            rows = await conn.fetch(QUERIES["routing_roster"], current)
+            members = [member_from_row(r) for r in rows]
+            rules = PoolRules(required_skill=pool["required_skill"], allow_off_hours=pool["allow_off_hours"])
+            roster = screen(members, rules, now, exclude=exclude, pool_id=current)
+            skipped += roster.skipped
+            claim = await self.state.pick(pool["strategy"], current, members, roster.eligible, now)
+            skipped += claim.skipped
+            if claim.owner is not None:
+                return Assignment(
+                    owner=claim.owner,
+                    pool=current,
+                    queue=None,
+                    reason=None,
+                    skipped=skipped,
+                    pools_tried=tried,
+                    rule=target.rule,
+                    sla=target.sla,
+                    strategy=pool["strategy"],
+                    seq=claim.seq,
+                )
+            reasons.append(
+                f"pool {current!r} has no members"
+                if not rows
+                else f"pool {current!r} has no eligible owner ({len(rows)} skipped)"
+            )
+            nxt = pool["fallback"]
+            if nxt in tried or len(tried) > MAX_FALLBACK_HOPS:
+                reasons.append(f"fallback chain stopped at {nxt!r}")
+                break
+            current = nxt
+        return Assignment(
+            owner=None,
+            pool=target.pool,
+            queue=queue,
+            reason="; ".join(reasons),
+            skipped=skipped,
+            pools_tried=tried,
+            rule=target.rule,
+        )
+
+    async def _record_account(
+        self, conn: Connection, domain: str | None, owner: str | None, lead_id: uuid.UUID, now: datetime
+    ) -> None:
+        """Record the domain's account owner in this transaction (first owner wins; see SQL)."""
+        if domain is None or owner is None:
+            return
+        written = await conn.fetchval(QUERIES["routing_account_owner_set"], domain, owner, lead_id, now)
+        if written is not None:
+            await self.state.set_account_owner(domain, written)
+
+    async def release(self, conn: Connection, *, owner_id: str, pool_id: str | None = None) -> None:
+        """A lead of ``owner_id`` was closed or moved away: free one open slot.
+
+        Call it in the transaction that closes or moves the lead; it holds the routing lock shared
+        like a claim, so a concurrent rebuild counts the committed result exactly once.
+        """
+        del pool_id  # open counts are per owner, shared by every pool
+        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ROUTING_LOCK)
+        await self.state.release(owner_id)
+
+    # -- rebuild -----------------------------------------------------------------------------
+
+    async def ensure_state(self) -> None:
+        """Rebuild from PostgreSQL if Redis lost the state (one rebuild across all instances)."""
+        if await self.state.present():
+            return
+        async with self._rebuilding:
+            if await self.state.present():
+                return
+            if self.database_url is None:
+                raise RoutingStateLost("routing state lost and no database URL to rebuild from")
+            # A connection of its own: pooled ones may all be inside transactions waiting on this.
+            conn = await asyncpg.connect(self.database_url)
+            try:
+                await self.rebuild(conn, only_if_lost=True)
+            finally:
+                await conn.close()
+
+    async def rebuild(
+        self, conn: Connection, *, only_if_lost: bool = False, now: datetime | None = None
+    ) -> bool:
+        """Replace the Redis state with what PostgreSQL holds; returns whether it rebuilt.
+
+        Takes the routing advisory lock exclusively (waiting for in-flight claims to commit), so
+        only one instance rebuilds; with ``only_if_lost`` it does nothing when another instance
+        has rebuilt meanwhile. ``conn`` must not be inside a transaction that holds the lock shared.
+        """
+        at = now or (self._clock() if self._clock is not None else datetime.now().astimezone())
+        await conn.execute(f"SET lock_timeout = '{REBUILD_LOCK_TIMEOUT}'")
+        await conn.execute("SELECT pg_advisory_lock($1)", ROUTING_LOCK)
+        try:
+            if only_if_lost and await self.state.present():
+                return False
+            snap = await snapshot_from_pg(conn, at)
+            await self.state.write(snap, secrets.token_hex(8))
+            self.rebuilds += 1
+            log.warning(
+                "routing state rebuilt from PostgreSQL: %d owners with open leads, %d cursors, %d accounts",
+                len(snap.open),
+                len(snap.rr),
+                len(snap.account),
+            )
+            return True
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", ROUTING_LOCK)
+            await conn.execute("RESET lock_timeout")

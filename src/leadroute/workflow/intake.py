@@ -4,6 +4,10 @@ The pure steps run first, outside any transaction. Then one PostgreSQL transacti
 idempotency key, picks the owner (Redis, atomically), and writes the lead, its event, its decision
 and its assignment; the response is stored with the key, so a retry gets the same answer.
 
+Routing claims capacity in Redis before the transaction commits. If Redis lost its state between
+the check and the claim (``RoutingStateLost``), the transaction rolls back and the whole request is
+tried again (the router rebuilds first); if anything fails after a claim, the claim is released.
+
 Concurrent retries of one key: the second ``INSERT ... ON CONFLICT DO NOTHING`` on the key waits
 for the first transaction, then finds the row and reads the stored response. If the first rolled
 back, the second claims the key and does the work itself. Either way exactly one lead exists.
@@ -13,22 +17,25 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from leadroute.errors import IdempotencyConflict
 from leadroute.intake import normalize, parse_lead
-from leadroute.models import Decision, NormalizedLead
-from leadroute.routing.assign import Assignment, assign
+from leadroute.models import Decision, LeadIn, NormalizedLead
+from leadroute.routing import Assignment, RoutingStateLost
 from leadroute.runtime import ActiveRuleset, Runtime
 from leadroute.scoring import Evaluation, evaluate
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
-__all__ = ["IntakeResult", "explanation", "fingerprint", "submit_lead"]
+__all__ = ["IntakeResult", "explanation", "fingerprint", "record_assignment", "submit_lead"]
 
 SCOPE = "lead"
+STATE_LOST_RETRIES = 3
+"""Tries of one request when Redis loses its routing state mid-request (each rebuilds first)."""
 _canonical = msgspec.json.Encoder(order="sorted").encode
 _any_json = msgspec.json.Decoder().decode
 
@@ -54,31 +61,78 @@ async def submit_lead(rt: Runtime, body: bytes, idempotency_key: str | None) -> 
     evaluation = evaluate(active.ruleset, lead)
     body_print = fingerprint(body) if key else ""
 
-    async with rt.db.acquire() as conn, conn.transaction():
-        if (
-            key is not None
-            and await conn.fetchval(QUERIES["idempotency_claim"], SCOPE, key, body_print) is None
-        ):
-            return await _replay(conn, key, body_print)
-        placed = await assign(conn, rt.routing, evaluation.pool, fallback=evaluation.fallback)
-        decision = await _record(
-            conn,
-            active=active,
-            lead=lead,
-            occurred_at=lead_in.occurred_at,
-            body=body,
-            key=key,
-            evaluation=evaluation,
-            placed=placed,
-        )
-        if key is not None:
-            await conn.execute(
-                QUERIES["idempotency_complete"],
-                SCOPE,
-                key,
-                uuid.UUID(decision.lead_id),
-                msgspec.to_builtins(decision),
+    for attempt in range(STATE_LOST_RETRIES):
+        try:
+            return await _decide(
+                rt,
+                lead_in=lead_in,
+                lead=lead,
+                key=key,
+                body=body,
+                body_print=body_print,
+                active=active,
+                evaluation=evaluation,
             )
+        except RoutingStateLost:
+            if attempt == STATE_LOST_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _decide(
+    rt: Runtime,
+    *,
+    lead_in: LeadIn,
+    lead: NormalizedLead,
+    key: str | None,
+    body: bytes,
+    body_print: str,
+    active: ActiveRuleset,
+    evaluation: Evaluation,
+) -> IntakeResult:
+    lead_id = uuid.uuid4()
+    placed: Assignment | None = None
+    try:
+        async with rt.db.acquire() as conn, conn.transaction():
+            if (
+                key is not None
+                and await conn.fetchval(QUERIES["idempotency_claim"], SCOPE, key, body_print) is None
+            ):
+                return await _replay(conn, key, body_print)
+            now = rt.clock()
+            placed = await rt.routing.assign(
+                conn,
+                lead_id=lead_id,
+                company_domain=lead.company_domain,
+                targets=evaluation.targets,
+                fallback=evaluation.fallback,
+                now=now,
+            )
+            decision = await _record(
+                rt,
+                conn,
+                lead_id=lead_id,
+                active=active,
+                lead=lead,
+                occurred_at=lead_in.occurred_at,
+                body=body,
+                key=key,
+                evaluation=evaluation,
+                placed=placed,
+                now=now,
+            )
+            if key is not None:
+                await conn.execute(
+                    QUERIES["idempotency_complete"],
+                    SCOPE,
+                    key,
+                    lead_id,
+                    msgspec.to_builtins(decision),
+                )
+    except BaseException:
+        if placed is not None and placed.owner is not None:  # rolled back: give the slot back
+            await rt.routing.state.release(placed.owner)
+        raise
     return IntakeResult(msgspec.to_builtins(decision), created=True)
 
 
@@ -91,8 +145,10 @@ async def _replay(conn: Connection, key: str, body_print: str) -> IntakeResult:
 
 
 async def _record(
+    rt: Runtime,
     conn: Connection,
     *,
+    lead_id: uuid.UUID,
     active: ActiveRuleset,
     lead: NormalizedLead,
     occurred_at: Any,
@@ -100,9 +156,9 @@ async def _record(
     key: str | None,
     evaluation: Evaluation,
     placed: Assignment,
+    now: datetime,
 ) -> Decision:
     ruleset = active.ruleset
-    lead_id = uuid.uuid4()
     decision = Decision(
         lead_id=str(lead_id),
         score=evaluation.score,
@@ -113,7 +169,7 @@ async def _record(
         owner=placed.owner,
         status=placed.status,
         reason=placed.reason,
-        routing_rule=evaluation.routing_rule,
+        routing_rule=placed.rule if placed.rule is not None else evaluation.routing_rule,
         ruleset_version=ruleset.version,
         ruleset_sha256=ruleset.sha256,
     )
@@ -144,27 +200,61 @@ async def _record(
         msgspec.to_builtins(decision.matched),
         decision.stage,
         evaluation.qualification_rule,
-        evaluation.routing_rule,
+        decision.routing_rule,
         placed.pool,
         placed.owner,
         explanation(evaluation, placed),
     )
+    await record_assignment(rt, conn, lead_id=lead_id, decision_id=decision_id, placed=placed, now=now)
+    return decision
+
+
+async def record_assignment(
+    rt: Runtime,
+    conn: Connection,
+    *,
+    lead_id: uuid.UUID,
+    decision_id: int | None,
+    placed: Assignment,
+    now: datetime,
+    replace: bool = False,
+) -> None:
+    """Write ``placed`` as the lead's current assignment, in the caller's transaction.
+
+    ``replace=True`` (a lead that already exists): end the current assignment first, release its
+    owner's open slot (``Router.release``), and point the lead row at the new owner or queue.
+    A new lead's row already names its owner, so intake passes ``replace=False``.
+    """
+    if replace:
+        current = await conn.fetchrow(QUERIES["routing_assignment_current"], lead_id)
+        if current is not None:
+            await conn.execute(QUERIES["routing_assignment_end"], current["id"], now)
+            if current["owner_id"] is not None:
+                await rt.routing.release(conn, owner_id=current["owner_id"], pool_id=current["pool_id"])
+        await conn.execute(
+            QUERIES["routing_lead_placed"], lead_id, placed.owner, placed.pool, placed.status, now
+        )
     await conn.execute(
-        QUERIES["assignment_insert"],
+        QUERIES["routing_assignment_insert"],
         lead_id,
         decision_id,
         placed.owner,
         placed.pool,
-        decision.status,
+        placed.status,
         placed.queue,
         placed.reason,
+        now,
+        placed.seq,
+        placed.rule,
     )
-    return decision
 
 
-def explanation(evaluation: Evaluation, placed: Assignment) -> dict[str, Any]:
-    """Everything ``explain`` needs, frozen at decision time (later rule edits cannot rewrite it)."""
-    return {
+def explanation(evaluation: Evaluation, placed: Assignment | None) -> dict[str, Any]:
+    """Everything ``explain`` needs, frozen at decision time (later rule edits cannot rewrite it).
+
+    ``placed`` None: routing did not run (the caller fills in ``assignment``).
+    """
+    why: dict[str, Any] = {
         "scoring": msgspec.to_builtins(evaluation.hits),
         "rule_errors": msgspec.to_builtins(evaluation.rule_errors),
         "groups": msgspec.to_builtins(evaluation.groups),
@@ -173,13 +263,19 @@ def explanation(evaluation: Evaluation, placed: Assignment) -> dict[str, Any]:
             "tried": msgspec.to_builtins(evaluation.routes_tried),
             "rule": evaluation.routing_rule,
             "pool": evaluation.pool,
+            "targets": msgspec.to_builtins(evaluation.targets),
         },
-        "assignment": {
+        "assignment": {},
+    }
+    if placed is not None:
+        why["assignment"] = {
             "owner": placed.owner,
             "pool": placed.pool,
+            "rule": placed.rule,
+            "strategy": placed.strategy,
             "pools_tried": placed.pools_tried,
             "owners_skipped": msgspec.to_builtins(placed.skipped),
             "queue": placed.queue,
             "reason": placed.reason,
-        },
-    }
+        }
+    return why
