@@ -17,7 +17,7 @@ from leadroute.errors import ClientError
 from leadroute.intake import InvalidLead, normalize, parse_lead
 from leadroute.intake.errors import FieldError, MalformedBody
 from leadroute.models import Activity, NormalizedLead
-from leadroute.scoring import Evaluation
+from leadroute.scoring import Evaluation, RouteTarget
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
@@ -132,7 +132,7 @@ async def pools_for(conn: Connection, pools: list[str]) -> dict[str, dict[str, A
     return found
 
 
-def _target(target: Any, pools: dict[str, dict[str, Any]], lead: NormalizedLead) -> dict[str, Any]:
+def _target(target: RouteTarget, pools: dict[str, dict[str, Any]], lead: NormalizedLead) -> dict[str, Any]:
     entry: dict[str, Any] = {"rule": target.rule, "kind": target.kind, "sla": msgspec.to_builtins(target.sla)}
     if target.kind == "account_owner":
         entry["company_domain"] = lead.company_domain
