@@ -8,16 +8,25 @@ lead, giving one result per rule, in order.
 A rule that raises while evaluating (an ordered comparison with a null value, an attribute
 of the wrong type...) does not stop the others: its slot holds the exception, and callers count
 it as not matched and record it.
+
+:func:`default_evaluator` is what the loader uses when it is given none: the compiled evaluator
+(:mod:`leadroute.rules.compiler`), or rule-engine's own tree walker when the environment variable
+``LEADROUTE_RULES_EVALUATOR`` is ``rule-engine`` (for comparison, or should a compiled rule ever
+be suspected of disagreeing with the reference).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import rule_engine
 
-__all__ = ["Evaluator", "RuleEngineEvaluator", "SectionEvaluator"]
+__all__ = ["EVALUATOR_ENV", "Evaluator", "RuleEngineEvaluator", "SectionEvaluator", "default_evaluator"]
+
+EVALUATOR_ENV = "LEADROUTE_RULES_EVALUATOR"
+"""``compiled`` (the default) or ``rule-engine``."""
 
 
 class SectionEvaluator(Protocol):
@@ -56,3 +65,15 @@ class RuleEngineEvaluator:
     def compile(self, rules: Sequence[rule_engine.Rule]) -> SectionEvaluator:
         """Return an evaluator for ``rules``, in order."""
         return _RuleEngineSection(rules)
+
+
+def default_evaluator() -> Evaluator:
+    """The evaluator ``LEADROUTE_RULES_EVALUATOR`` names: ``compiled`` (default) or ``rule-engine``."""
+    choice = os.environ.get(EVALUATOR_ENV, "compiled").strip().lower() or "compiled"
+    if choice == "rule-engine":
+        return RuleEngineEvaluator()
+    if choice != "compiled":
+        raise ValueError(f"{EVALUATOR_ENV} must be 'compiled' or 'rule-engine', not {choice!r}")
+    from leadroute.rules.compiler import CompiledEvaluator  # the compiler imports this module
+
+    return CompiledEvaluator()
