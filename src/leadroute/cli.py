@@ -87,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--output", type=Path, metavar="FILE", help="also write the report as JSON to FILE")
     replay.add_argument("--examples", type=int, default=5, metavar="N", help="lead ids per kind of change")
     replay.set_defaults(func=_rules_replay)
+    schema = rules.add_parser("schema", help="print the JSON Schema of rule files (for editors)")
+    schema.set_defaults(func=_rules_schema)
 
     owners = sub.add_parser("owners", help="manage owners and pools").add_subparsers(
         required=True, metavar="ACTION"
@@ -216,6 +218,13 @@ def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
     from leadroute.replay._cli import rules_replay
 
     return rules_replay(settings, args, servers=_servers)
+
+
+def _rules_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.rules import ruleset_schema_text
+
+    sys.stdout.write(ruleset_schema_text())
+    return 0
 
 
 def _owners_import(settings: Settings, args: argparse.Namespace) -> int:

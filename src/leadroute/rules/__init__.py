@@ -10,6 +10,7 @@ Public API::
     run_ruleset_tests(ruleset) -> list[TestOutcome]
     rule_test_inputs(test_spec, lead_in=None) -> (activities, now)   what a rule-file test evaluates with
     check_rules(path) -> CheckReport
+    ruleset_schema_text() -> str                         the JSON Schema (``leadroute rules schema``)
 
 Errors: :class:`RulesetError` (``.problems``: list of :class:`RuleProblem`). What expressions
 can use is described in :mod:`leadroute.rules._facts`.
@@ -41,10 +42,12 @@ from leadroute.rules._ruleset import (
     ScoringRule,
     Sla,
 )
+from leadroute.rules._schema import SCHEMA_FILE_NAME, ruleset_json_schema, ruleset_schema_text
 from leadroute.rules.evaluator import Evaluator, RuleEngineEvaluator, SectionEvaluator
 
 __all__ = [
     "RULES_PATH_ENV",
+    "SCHEMA_FILE_NAME",
     "ActivitySection",
     "CheckReport",
     "Evaluator",
@@ -67,5 +70,7 @@ __all__ = [
     "parse_ruleset",
     "pools_referenced",
     "rule_test_inputs",
+    "ruleset_json_schema",
+    "ruleset_schema_text",
     "run_ruleset_tests",
 ]
