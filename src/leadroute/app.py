@@ -19,9 +19,10 @@ from litestar.plugins.problem_details import (
 from redis.asyncio import Redis
 
 from leadroute.api.deps import provide_runtime
+from leadroute.api.events import EventController
 from leadroute.api.health import live, ready
 from leadroute.api.leads import LeadController
-from leadroute.api.owners import OwnerController, PoolController
+from leadroute.api.owners import OwnerController, PoolController, RoutingController
 from leadroute.api.replay import ReplayController
 from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
@@ -85,8 +86,10 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
     return Litestar(
         route_handlers=[
             LeadController,
+            EventController,
             OwnerController,
             PoolController,
+            RoutingController,
             RulesetController,
             ReplayController,
             SimulateController,

@@ -93,9 +93,17 @@ def _parser() -> argparse.ArgumentParser:
     owners = sub.add_parser("owners", help="manage owners and pools").add_subparsers(
         required=True, metavar="ACTION"
     )
-    imp = owners.add_parser("import", help="load owners and pools from a YAML file (idempotent)")
+    imp = owners.add_parser(
+        "import", help="load owners and pools from a YAML or CSV (.csv) file (idempotent)"
+    )
     imp.add_argument("file", type=Path)
     imp.set_defaults(func=_owners_import)
+
+    routing = sub.add_parser("routing", help="routing state").add_subparsers(required=True, metavar="ACTION")
+    rebuild = routing.add_parser(
+        "rebuild", help="rebuild the Redis routing state (counts, cursors, account owners) from PostgreSQL"
+    )
+    rebuild.set_defaults(func=_routing_rebuild)
     return parser
 
 
@@ -246,4 +254,36 @@ def _owners_import(settings: Settings, args: argparse.Namespace) -> int:
     with _servers(settings) as live:
         owners, pools = asyncio.run(run(live.database_url))
     print(f"imported {owners} owner(s) and {pools} pool(s) from {args.file}")
+    return 0
+
+
+def _routing_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+    from redis.asyncio import Redis
+
+    from leadroute.routing import Router
+    from leadroute.store.migrate import migrate
+
+    async def run(live: Settings) -> dict[str, int]:
+        assert live.database_url is not None
+        assert live.redis_url is not None
+        redis: Redis = Redis.from_url(live.redis_url)
+        conn = await asyncpg.connect(live.database_url)
+        try:
+            await migrate(conn)
+            router = Router(redis, live.redis_prefix, database_url=live.database_url)
+            await router.rebuild(conn)
+            snap = await router.state.read()
+        finally:
+            await conn.close()
+            await redis.aclose()
+        return {
+            "owners with open leads": len(snap.open),
+            "pool cursors": len(snap.rr),
+            "accounts": len(snap.account),
+        }
+
+    with _servers(settings) as live:
+        counts = asyncio.run(run(live))
+    print("routing state rebuilt from PostgreSQL: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0

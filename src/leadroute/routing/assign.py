@@ -102,14 +102,19 @@ class Assignment(msgspec.Struct, kw_only=True):
         return "assigned" if self.owner is not None else "unassigned"
 
 
+def _jsonb(value: Any) -> Any:
+    """A jsonb value: decoded already (pooled connections) or JSON text (plain connections)."""
+    return msgspec.json.decode(value) if isinstance(value, str) else value
+
+
 def member_from_row(row: Any) -> Member:
     """An ``owners`` row as eligibility sees it."""
     return Member(
         id=row["id"],
         active=row["active"],
         timezone=row["timezone"],
-        working_hours=row["working_hours"],
-        out_of_office=list(row["out_of_office"] or []),
+        working_hours=_jsonb(row["working_hours"]),
+        out_of_office=list(_jsonb(row["out_of_office"]) or []),
         max_open=row["max_open"],
         max_per_day=row["max_per_day"],
         weight=row["weight"],

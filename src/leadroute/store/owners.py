@@ -1,43 +1,118 @@
-"""Owners and pools: the rows routing draws from, and the owners-file import."""
+"""Owners and pools: the rows routing draws from, and the owners-file import (YAML or CSV).
+
+An owner's availability is validated and normalized on the way in (``OwnerIn.__post_init__``), so
+what is stored is canonical and importing the same file twice writes the same values (and
+``updated_at`` does not move): importing twice changes nothing.
+
+CSV (one owner per row, header required; empty cell = default; list fields are ``;``-separated):
+
+=================  ====================================================================
+``id``             required
+``name``           required
+``email``          optional
+``active``         ``true``/``false`` (also yes/no, 1/0); default true
+``timezone``       IANA name, default ``UTC``
+``working_hours``  ``mon-fri=09:00-18:00;sat=10:00-14:00``; empty = always available
+``out_of_office``  ``2026-12-24/2027-01-02;2027-02-01T09:00+01:00/2027-02-01T17:00+01:00``
+``max_open``       integer; empty = unlimited
+``max_per_day``    integer; empty = unlimited
+``weight``         integer >= 1, default 1
+``skills``         ``fr;enterprise``
+``crm_user_id``    optional
+``pools``          ``inbound;emea``: pools the owner is added to (created as round_robin
+                   pools falling back to ``unassigned`` when they do not exist yet)
+=================  ====================================================================
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import msgspec
 import yaml
 
-from leadroute.errors import OwnersFileError, UnknownOwners
+from leadroute.errors import ClientError, OwnersFileError, UnknownOwners
+from leadroute.routing.eligibility import normalize_absences, normalize_hours, valid_timezone
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
 __all__ = [
+    "CSV_COLUMNS",
+    "Capacity",
+    "Id",
     "OwnerIn",
     "OwnersFile",
     "PoolIn",
+    "Strategy",
     "import_owners",
+    "jsonb",
     "load_owners_file",
+    "owner_from_row",
     "put_owner",
     "put_pool",
 ]
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")]
 """Owner and pool ids: short, URL-safe, stable (they appear in rule files and history)."""
+Skill = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Strategy = Literal["round_robin", "weighted", "least_loaded"]
+CSV_COLUMNS = (
+    "id",
+    "name",
+    "email",
+    "active",
+    "timezone",
+    "working_hours",
+    "out_of_office",
+    "max_open",
+    "max_per_day",
+    "weight",
+    "skills",
+    "crm_user_id",
+    "pools",
+)
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Owners files are edited by hand: an unknown key is a typo, so it is an error."""
 
 
+class Capacity(_Strict):
+    """How much an owner takes: open leads at once, and new leads per day (their timezone)."""
+
+    max_open: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    max_per_day: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
 class OwnerIn(_Strict):
-    """An owner (sales rep) as an admin or an owners file describes it."""
+    """An owner (sales rep) as an admin or an owners file describes it; validated and normalized."""
 
     id: Id
-    name: str
-    email: str | None = None
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
     active: bool = True
+    timezone: str = "UTC"
+    working_hours: dict[str, Any] | None = None
+    """``{"mon-fri": "09:00-18:00", "sat": "10:00-14:00"}``; absent: always available."""
+    out_of_office: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    """``[{"from": "2026-12-24", "to": "2027-01-02"}]``: dates (whole days) or datetimes."""
+    capacity: Capacity | None = None
+    weight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    skills: list[Skill] = msgspec.field(default_factory=list)
+    crm_user_id: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+
+    def __post_init__(self) -> None:
+        # ValueError here becomes a msgspec.ValidationError naming the problem.
+        valid_timezone(self.timezone)
+        self.working_hours = normalize_hours(self.working_hours)
+        self.out_of_office = list(normalize_absences(self.out_of_office))
+        self.skills = sorted(set(self.skills))
+        if self.capacity is not None and self.capacity == Capacity():
+            self.capacity = None
 
 
 class PoolIn(_Strict):
@@ -45,8 +120,16 @@ class PoolIn(_Strict):
 
     id: Id
     members: list[Id] = msgspec.field(default_factory=list)
-    strategy: Literal["round_robin"] = "round_robin"
-    fallback: str = "unassigned"
+    strategy: Strategy = "round_robin"
+    fallback: Id = "unassigned"
+    """Another pool, or the name of a queue."""
+    required_skill: Skill | None = None
+    allow_off_hours: bool = False
+    """Members may get leads outside their working hours (still not when out of office)."""
+    sla_business_hours: bool = False
+    """SLA timers of this pool's leads pause outside the owner's working hours."""
+    escalate_to: Id | None = None
+    """Where an SLA breach escalates: an owner id or a pool id."""
 
 
 class OwnersFile(_Strict):
@@ -54,24 +137,144 @@ class OwnersFile(_Strict):
 
     owners: list[OwnerIn] = msgspec.field(default_factory=list)
     pools: list[PoolIn] = msgspec.field(default_factory=list)
+    memberships: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """CSV only: pool id → owners to add to it (pools created when missing)."""
 
 
 def load_owners_file(path: Path) -> OwnersFile:
-    """Read a YAML owners file; errors name the file and the offending entry."""
+    """Read a YAML or CSV (by suffix ``.csv``) owners file; errors name the file and the entry."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OwnersFileError(f"{path}: {exc}") from None
+    if path.suffix.lower() == ".csv":
+        return _load_csv(path, text)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise OwnersFileError(f"{path}: {exc}") from None
     try:
         parsed = msgspec.convert(raw or {}, OwnersFile)
     except msgspec.ValidationError as exc:
         raise OwnersFileError(f"{path}: {exc}") from None
+    if parsed.memberships:
+        raise OwnersFileError(f"{path}: 'memberships' is for CSV files; list members under pools")
     return parsed
 
 
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"true", "yes", "1", "y"}:
+        return True
+    if value in {"false", "no", "0", "n"}:
+        return False
+    raise ValueError(f"{text!r} is not true or false")
+
+
+def _items(text: str) -> list[str]:
+    return [part.strip() for part in text.split(";") if part.strip()]
+
+
+def _csv_owner(row: dict[str, str]) -> dict[str, Any]:
+    owner: dict[str, Any] = {"id": row.get("id", ""), "name": row.get("name", "")}
+    owner |= {k: row[k] for k in ("email", "timezone", "crm_user_id") if row.get(k)}
+    if row.get("active"):
+        owner["active"] = _bool(row["active"])
+    if row.get("working_hours"):
+        hours: dict[str, str] = {}
+        for item in _items(row["working_hours"]):
+            days, sep, span = item.partition("=")
+            if not sep:
+                raise ValueError(f"working_hours: {item!r} should look like mon-fri=09:00-18:00")
+            hours[days.strip()] = (hours[days.strip()] + "," if days.strip() in hours else "") + span
+        owner["working_hours"] = hours
+    if row.get("out_of_office"):
+        ranges = []
+        for item in _items(row["out_of_office"]):
+            start, sep, end = item.partition("/")
+            if not sep:
+                raise ValueError(f"out_of_office: {item!r} should look like 2026-12-24/2027-01-02")
+            ranges.append({"from": start.strip(), "to": end.strip()})
+        owner["out_of_office"] = ranges
+    capacity = {k: int(row[k]) for k in ("max_open", "max_per_day") if row.get(k, "").strip()}
+    if capacity:
+        owner["capacity"] = capacity
+    if row.get("weight"):
+        owner["weight"] = int(row["weight"])
+    if row.get("skills"):
+        owner["skills"] = _items(row["skills"])
+    return owner
+
+
+def _load_csv(path: Path, text: str) -> OwnersFile:
+    reader = csv.DictReader(io.StringIO(text))
+    unknown = sorted(set(reader.fieldnames or ()) - set(CSV_COLUMNS))
+    if unknown:
+        known = ", ".join(CSV_COLUMNS)
+        raise OwnersFileError(f"{path}: unknown column(s) {', '.join(unknown)} (known: {known})")
+    owners: list[OwnerIn] = []
+    memberships: dict[str, list[str]] = {}
+    for line, row in enumerate(reader, start=2):
+        cells = {k: (v or "").strip() for k, v in row.items() if k is not None}
+        try:
+            owner = msgspec.convert(_csv_owner(cells), OwnerIn)
+        except (ValueError, msgspec.ValidationError) as exc:
+            raise OwnersFileError(f"{path}:{line}: {exc}") from None
+        owners.append(owner)
+        for pool in _items(cells.get("pools", "")):
+            memberships.setdefault(pool, []).append(owner.id)
+    return OwnersFile(owners=owners, memberships=memberships)
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def jsonb(value: Any) -> Any:
+    """A jsonb column's value: decoded already (pooled connections) or JSON text (plain ones)."""
+    return msgspec.json.decode(value) if isinstance(value, str) else value
+
+
+def owner_from_row(row: Any) -> dict[str, Any]:
+    """An ``owners`` row as the API shows it (the same shape an owners file uses)."""
+    capacity = None
+    if row["max_open"] is not None or row["max_per_day"] is not None:
+        capacity = {"max_open": row["max_open"], "max_per_day": row["max_per_day"]}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "email": row["email"],
+        "active": row["active"],
+        "timezone": row["timezone"],
+        "working_hours": jsonb(row["working_hours"]),
+        "out_of_office": jsonb(row["out_of_office"]),
+        "capacity": capacity,
+        "weight": row["weight"],
+        "skills": list(row["skills"]),
+        "crm_user_id": row["crm_user_id"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
 async def put_owner(conn: Connection, owner: OwnerIn) -> asyncpg.Record:
-    """Create or update one owner."""
-    row = await conn.fetchrow(QUERIES["owner_upsert"], owner.id, owner.name, owner.email, owner.active)
+    """Create or replace one owner (every field); returns the row."""
+    cap = owner.capacity or Capacity()
+    row = await conn.fetchrow(
+        QUERIES["routing_owner_put"],
+        owner.id,
+        owner.name,
+        owner.email,
+        owner.active,
+        owner.timezone,
+        None if owner.working_hours is None else _json(owner.working_hours),
+        _json(owner.out_of_office),
+        cap.max_open,
+        cap.max_per_day,
+        owner.weight,
+        owner.skills,
+        owner.crm_user_id,
+    )
     assert row is not None
     return row
 
@@ -81,8 +284,29 @@ async def put_pool(conn: Connection, pool: PoolIn) -> None:
     missing = [r["id"] for r in await conn.fetch(QUERIES["owners_missing"], pool.members)]
     if missing:
         raise UnknownOwners(pool.id, sorted(missing))
-    await conn.execute(QUERIES["pool_upsert"], pool.id, pool.strategy, pool.fallback)
+    await conn.execute(
+        QUERIES["routing_pool_put"],
+        pool.id,
+        pool.strategy,
+        pool.fallback,
+        pool.required_skill,
+        pool.allow_off_hours,
+        pool.sla_business_hours,
+        pool.escalate_to,
+    )
     await conn.execute(QUERIES["pool_members_set"], pool.id, sorted(set(pool.members)))
+
+
+async def check_escalation(conn: Connection, pool: PoolIn) -> None:
+    """``escalate_to`` must name an existing owner or pool."""
+    if pool.escalate_to is None:
+        return
+    found = await conn.fetchval(QUERIES["routing_escalation_target_exists"], pool.escalate_to)
+    if not found:
+        raise ClientError(
+            f"pool {pool.id!r}: escalate_to {pool.escalate_to!r} is neither an owner nor a pool",
+            errors=[{"field": "escalate_to", "message": f"unknown owner or pool {pool.escalate_to!r}"}],
+        )
 
 
 async def import_owners(conn: Connection, data: OwnersFile) -> tuple[int, int]:
@@ -92,4 +316,9 @@ async def import_owners(conn: Connection, data: OwnersFile) -> tuple[int, int]:
             await put_owner(conn, owner)
         for pool in data.pools:
             await put_pool(conn, pool)
-    return len(data.owners), len(data.pools)
+        for pool in data.pools:
+            await check_escalation(conn, pool)
+        for pool_id, members in data.memberships.items():
+            await conn.execute(QUERIES["routing_pool_ensure"], pool_id)
+            await conn.execute(QUERIES["routing_pool_members_add"], pool_id, members)
+    return len(data.owners), len(data.pools) + len(data.memberships)

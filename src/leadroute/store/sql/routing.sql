@@ -3,9 +3,10 @@
 
 -- name: routing_owner_put
 -- Create an owner or replace every field; updated_at moves only when something changed.
+-- JSON arrives as text ($6, $7), so plain connections and pooled ones (JSON codec) both work.
 INSERT INTO owners (id, name, email, active, timezone, working_hours, out_of_office, max_open,
                     max_per_day, weight, skills, crm_user_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7::text::jsonb, $8, $9, $10, $11, $12)
 ON CONFLICT (id) DO UPDATE
    SET name = EXCLUDED.name, email = EXCLUDED.email, active = EXCLUDED.active,
        timezone = EXCLUDED.timezone, working_hours = EXCLUDED.working_hours,
@@ -142,3 +143,17 @@ SELECT DISTINCT ON (pool_id) pool_id, owner_id FROM assignments
 -- name: rebuild_accounts
 -- The whole account-owner map.
 SELECT company_domain, owner_id FROM account_owners;
+
+-- name: routing_escalation_target_exists
+-- Whether an id names an owner or a pool (a pool's escalate_to).
+SELECT EXISTS (SELECT 1 FROM owners WHERE id = $1) OR EXISTS (SELECT 1 FROM pools WHERE id = $1);
+
+-- name: routing_pool_ensure
+-- Create a pool with the default settings unless it exists (CSV imports name pools by id only).
+INSERT INTO pools (id) VALUES ($1) ON CONFLICT (id) DO NOTHING;
+
+-- name: routing_pool_members_add
+-- Add owners to a pool, keeping its other members.
+INSERT INTO pool_members (pool_id, owner_id)
+SELECT $1, unnest($2::text[])
+ON CONFLICT DO NOTHING;
