@@ -511,7 +511,10 @@ class _RuleCompiler:
         if node.name not in table:
             raise _Unsupported(f"attribute .{node.name}")
         template, kind = table[node.name]
-        if not node.safe:  # on null: Python raises, as rule-engine does
+        # On null: `&.` gives null; so does `.`, by way of the context's default value (when that is
+        # undefined rule-engine raises, and so does the Python expression).
+        null_gives_null = node.safe or node.context.default_value is None
+        if NONE not in target.kinds or not null_gives_null:
             return _Value(_expr(template, T=target.expr), frozenset({kind}))
         first, again = self.bound(target)
         expr = _expr(f"None if FIRST is None else {template}", FIRST=first, T=again)
