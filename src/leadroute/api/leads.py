@@ -115,6 +115,8 @@ def summarize(stage: str, score: float, why: dict[str, Any]) -> str:
         text += "No routing rule matched"
     else:
         text += f"Routing rule {routing['rule']!r} chose pool {routing['pool']!r}"
+    if placed.get("unchanged"):
+        return text + f"; routing did not run again: {placed['reason']}."
     skipped = placed["owners_skipped"]
     if skipped:
         text += "; skipped " + ", ".join(f"{s['owner']} ({s['reason']})" for s in skipped)

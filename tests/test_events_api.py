@@ -1,0 +1,267 @@
+"""POST /v1/events end to end on real PostgreSQL and Redis: store, rescore with decay, route on a rise."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from tests.conftest import FakeClock
+from tests.test_leads_api import count, setup_pool
+
+from leadroute.config import Settings
+
+# Engagement comes only from activities, halves every 10 days; routing takes only mql and sql
+# leads, so a plain lead waits in the queue until its activity lifts it.
+RULES = """
+version: 1
+description: activity-driven
+fields:
+  activity.url: STRING
+scoring:
+  groups:
+    fit: {max: 50}
+    engagement: {max: 60, half_life_days: 10}
+  rules:
+    - {id: vp, group: fit, when: 'title =~~ "(?i)\\\\bvp\\\\b"', points: 30}
+    - {id: pricing, group: engagement, on_activity: page_view, when: 'url =~~ "/pricing"', points: 20}
+    - {id: webinar, group: engagement, on_activity: webinar_attended, when: 'true', points: 40}
+qualification:
+  - {id: hot, stage: sql, when: 'score >= 80'}
+  - {id: warm, stage: mql, when: 'score >= 40'}
+  - {id: rest, stage: lead}
+routing:
+  rules:
+    - {id: qualified, when: 'stage in ["mql", "sql"]', pool: sales}
+  fallback: nurture
+"""
+
+
+def at(clock: FakeClock, **ago: float) -> str:
+    moment: datetime = clock.now - timedelta(**ago)
+    return moment.isoformat()
+
+
+@pytest.fixture
+async def client(make_app: Any, clock: FakeClock) -> Any:
+    async with AsyncTestClient(make_app(RULES, clock=clock)) as c:
+        await setup_pool(c, "sales", {"ana": True, "ben": True})
+        yield c
+
+
+async def new_lead(client: AsyncTestClient[Litestar], email: str, **fields: Any) -> dict[str, Any]:
+    r = await client.post("/v1/leads", json={"email": email, **fields})
+    assert r.status_code == 201, r.text
+    decision: dict[str, Any] = r.json()
+    return decision
+
+
+async def event(client: AsyncTestClient[Litestar], body: dict[str, Any], **headers: str) -> Any:
+    return await client.post("/v1/events", json=body, headers=headers)
+
+
+class TestRescoring:
+    async def test_an_event_is_stored_and_rescores_the_lead(
+        self, client: AsyncTestClient[Litestar], clock: FakeClock
+    ) -> None:
+        lead = await new_lead(client, "jo@acme.example", title="VP Sales")
+        assert (lead["score"], lead["stage"], lead["status"]) == (30, "lead", "unassigned")
+
+        r = await event(
+            client,
+            {
+                "lead_id": lead["lead_id"],
+                "type": "page_view",
+                "occurred_at": at(clock),
+                "properties": {"url": "/docs"},
+            },
+        )
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert (body["score"], body["stage"], body["routed"]) == (30, "lead", False)
+
+        r = await event(
+            client,
+            {
+                "email": "JO@acme.example",
+                "type": "page_view",
+                "occurred_at": at(clock),
+                "properties": {"url": "/pricing"},
+            },
+        )
+        body = r.json()
+        assert body["lead_id"] == lead["lead_id"]
+        assert body["previous_score"] == 30
+        assert body["score"] == 50
+        assert body["groups"] == {"fit": 30, "engagement": 20}
+        assert [hit["rule"] for hit in body["matched"]] == ["vp", "pricing"]
+
+        history = (await client.get(f"/v1/leads/{lead['lead_id']}")).json()
+        assert history["score"] == 50
+        assert [h["type"] for h in history["history"]].count("activity") == 2
+
+    async def test_activity_points_decay_with_age(
+        self, client: AsyncTestClient[Litestar], clock: FakeClock
+    ) -> None:
+        lead = await new_lead(client, "old@acme.example")
+        # 20 points, 10 days old, half-life 10 days: 10 points now.
+        r = await event(
+            client,
+            {
+                "lead_id": lead["lead_id"],
+                "type": "page_view",
+                "occurred_at": at(clock, days=10),
+                "properties": {"url": "/pricing"},
+            },
+        )
+        assert r.json()["score"] == pytest.approx(10)
+        # Twenty days later the same activity is worth a quarter of the original... and a new one
+        # counts in full: the whole history is rescored at the clock's now.
+        clock.advance(days=10)
+        r = await event(
+            client, {"lead_id": lead["lead_id"], "type": "webinar_attended", "occurred_at": at(clock)}
+        )
+        assert r.json()["score"] == pytest.approx(5 + 40)
+        assert r.json()["stage"] == "mql"
+
+    async def test_an_event_for_an_unknown_lead_is_404_and_keeps_nothing(
+        self, client: AsyncTestClient[Litestar], clock: FakeClock, settings: Settings
+    ) -> None:
+        body = {
+            "lead_id": str(uuid.uuid4()),
+            "type": "page_view",
+            "occurred_at": at(clock),
+            "event_id": "e-1",
+        }
+        r = await event(client, body)
+        assert r.status_code == 404
+        assert r.headers["content-type"].startswith("application/problem+json")
+        r = await event(client, {**body, "lead_id": None, "email": "nobody@acme.example"})
+        assert r.status_code == 404
+        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity'") == 0
+        assert await count(settings, "SELECT count(*) FROM idempotency_keys WHERE scope = 'event'") == 0
+
+    async def test_a_bad_event_names_its_fields(self, client: AsyncTestClient[Litestar]) -> None:
+        r = await event(client, {"type": "Page View", "occurred_at": "yesterday", "url": "/x"})
+        assert r.status_code == 422
+        problem = r.json()
+        assert problem["type"].endswith("/invalid-event")
+        assert {e["field"] for e in problem["errors"]} == {"type", "occurred_at", "url", "lead_id"}
+
+    async def test_by_email_the_newest_lead_gets_the_event(
+        self, client: AsyncTestClient[Litestar], clock: FakeClock
+    ) -> None:
+        await new_lead(client, "twice@acme.example")
+        second = await new_lead(client, "twice@acme.example", title="VP Ops")
+        r = await event(
+            client, {"email": "twice@acme.example", "type": "webinar_attended", "occurred_at": at(clock)}
+        )
+        assert r.json()["lead_id"] == second["lead_id"]
+
+
+class TestIdempotency:
+    async def test_a_retry_gets_the_first_answer_and_stores_one_event(
+        self, client: AsyncTestClient[Litestar], clock: FakeClock, settings: Settings
+    ) -> None:
+        lead = await new_lead(client, "retry@acme.example")
+        body = {
+            "lead_id": lead["lead_id"],
+            "type": "page_view",
+            "occurred_at": at(clock),
+            "properties": {"url": "/pricing"},
+            "event_id": "pv-1",
+        }
+        first, second = await asyncio.gather(event(client, body), event(client, body))
+        assert sorted([first.status_code, second.status_code]) == [200, 201]
+        assert first.json() == second.json()
+        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity'") == 1
+        # The header key wins over event_id, and a changed body under a used key is refused.
+        r = await event(client, {**body, "properties": {"url": "/blog"}}, **{"Idempotency-Key": "pv-1"})
+        assert r.status_code == 422
+        assert r.json()["type"].endswith("/idempotency-key-reused")
+
+
+class TestRoutingOnStageRise:
+    async def test_a_queued_lead_is_routed_when_it_becomes_mql(
+        self, client: AsyncTestClient[Litestar], clock: FakeClock
+    ) -> None:
+        lead = await new_lead(client, "rise@acme.example", title="VP Sales")
+        assert lead["status"] == "unassigned"
+        r = await event(
+            client,
+            {
+                "lead_id": lead["lead_id"],
+                "type": "page_view",
+                "occurred_at": at(clock),
+                "properties": {"url": "/pricing"},
+            },
+        )
+        body = r.json()
+        assert (body["previous_stage"], body["stage"], body["routed"]) == ("lead", "mql", True)
+        assert body["owner"] in {"ana", "ben"}
+        assert body["pool"] == "sales"
+
+        read = (await client.get(f"/v1/leads/{lead['lead_id']}")).json()
+        assert read["owner"] == body["owner"]
+        assert read["stage"] == "mql"
+        kinds = [h["type"] for h in read["history"]]
+        assert "lead.routed" in kinds
+        explain = (await client.get(f"/v1/leads/{lead['lead_id']}/explain")).json()
+        assert explain["owner"] == body["owner"]
+        assert explain["stage"] == "mql"
+
+    async def test_an_owned_lead_keeps_its_owner_when_its_score_rises(
+        self, client: AsyncTestClient[Litestar], clock: FakeClock
+    ) -> None:
+        lead = await new_lead(client, "owned@acme.example", title="VP Sales")
+        first = (
+            await event(
+                client,
+                {
+                    "lead_id": lead["lead_id"],
+                    "type": "page_view",
+                    "occurred_at": at(clock),
+                    "properties": {"url": "/pricing"},
+                },
+            )
+        ).json()
+        assert first["routed"] is True
+        second = (
+            await event(
+                client, {"lead_id": lead["lead_id"], "type": "webinar_attended", "occurred_at": at(clock)}
+            )
+        ).json()
+        assert (second["previous_stage"], second["stage"]) == ("mql", "sql")
+        assert second["routed"] is False
+        assert second["owner"] == first["owner"]
+        explain = (await client.get(f"/v1/leads/{lead['lead_id']}/explain")).json()
+        assert "keeps its owner" in explain["assignment"]["reason"]
+
+    async def test_concurrent_events_of_one_lead_route_it_once(
+        self, client: AsyncTestClient[Litestar], clock: FakeClock, settings: Settings
+    ) -> None:
+        lead = await new_lead(client, "race@acme.example", title="VP Sales")
+        bodies = [
+            {
+                "lead_id": lead["lead_id"],
+                "type": "page_view",
+                "occurred_at": at(clock, minutes=i),
+                "properties": {"url": "/pricing"},
+            }
+            for i in range(5)
+        ]
+        answers = await asyncio.gather(*(event(client, b) for b in bodies))
+        assert all(a.status_code == 201 for a in answers)
+        assert sum(a.json()["routed"] for a in answers) == 1
+        assert max(a.json()["score"] for a in answers) == pytest.approx(30 + 60)  # engagement capped at 60
+        assert (
+            await count(
+                settings,
+                f"SELECT count(*) FROM assignments WHERE lead_id = '{lead['lead_id']}' AND ended_at IS NULL",
+            )
+            == 1
+        )
