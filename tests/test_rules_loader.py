@@ -167,12 +167,14 @@ class TestYamlAndSchemaErrors:
         problem = only(problems_of(tmp_path, edited("      group: fit\n", "      group: fit: x\n")))
         assert (problem.line, problem.column, problem.rule_id) == (11, 17, None)
         assert "YAML syntax error" in problem.message
+        assert "check the indentation" in problem.message
 
     def test_wrong_type(self, tmp_path: Path) -> None:
         problem = only(problems_of(tmp_path, edited("points: 25", "points: lots")))
         assert (problem.line, problem.column, problem.rule_id) == (13, 15, "senior-title")
         assert "'points'" in problem.message
         assert "float" in problem.message
+        assert "write a number" in problem.message
 
     def test_unknown_key_points_at_the_key(self, tmp_path: Path) -> None:
         problem = only(problems_of(tmp_path, edited("points: 25", "pionts: 25")))
@@ -583,3 +585,4 @@ class TestRuleFileTestsSection:
         problem = only(problems_of(tmp_path, text))
         assert problem.line == 35
         assert "timezone" in problem.message
+        assert "end the time with Z" in problem.message

@@ -52,7 +52,7 @@ from leadroute.rules._spec import (
 )
 from leadroute.rules._yaml import Path as YamlPath
 from leadroute.rules._yaml import YamlDocument, parse_yaml
-from leadroute.rules.evaluator import Evaluator, RuleEngineEvaluator
+from leadroute.rules.evaluator import Evaluator, default_evaluator
 
 __all__ = [
     "RULES_PATH_ENV",
@@ -111,7 +111,7 @@ def load_rules_path(path: Path) -> Ruleset:
 
 def parse_ruleset(source: str, *, path: Path | None = None, evaluator: Evaluator | None = None) -> Ruleset:
     """Build a :class:`Ruleset` from rule-file text (``path`` only names it in messages)."""
-    return _Builder(source, path, evaluator or RuleEngineEvaluator()).build()
+    return _Builder(source, path, evaluator or default_evaluator()).build()
 
 
 def pools_referenced(ruleset: Ruleset) -> set[str]:
@@ -212,8 +212,7 @@ class _Builder:
             )
         else:
             what = f"{segments[-1]!r}: " if segments and isinstance(segments[-1], str) else ""
-            hint = "; put the value in quotes" if message.startswith("Expected `str`") else ""
-            self.problem(segments, what + message.replace("`", "'") + hint, rule_id=rule_id)
+            self.problem(segments, what + message.replace("`", "'") + _type_hint(message), rule_id=rule_id)
 
     # -- the steps ----------------------------------------------------------------------------
 
@@ -554,6 +553,25 @@ class _Builder:
         lines = self.source.splitlines()
         start = lines[line - 1].find(text, column - 1) if 0 < line <= len(lines) else -1
         return start + offset + 1 if start >= 0 else column
+
+
+_TYPE_HINTS: Sequence[tuple[str, str]] = (
+    ("Expected `str`,", "; put the value in quotes"),
+    ("Expected `str | array", "; write one word or a list like [a, b]"),
+    ("Expected `str` of length", "; write a non-empty value"),
+    ("Expected `float`,", "; write a number like 10 or -2.5"),
+    ("Expected `int`,", "; write a whole number"),
+    ("Expected `float` >", "; write a number in that range"),
+    ("Expected `int` >", "; write a whole number in that range"),
+    ("Expected `datetime` with a timezone", "; end the time with Z (UTC) or an offset like +02:00"),
+    ("Expected `object`", "; write a mapping (key: value, or {key: value})"),
+    ("Expected `array`", "; write a list (- item lines, or [a, b])"),
+)
+"""What to do about a msgspec type error, by how its message starts."""
+
+
+def _type_hint(message: str) -> str:
+    return next((hint for start, hint in _TYPE_HINTS if message.startswith(start)), "; fix the value's type")
 
 
 def _raw_id(value: Any) -> str | None:
