@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -32,7 +33,7 @@ from leadroute.replay import (
     replay_stored,
     score_stats,
 )
-from leadroute.rules import parse_ruleset
+from leadroute.rules import Ruleset, parse_ruleset
 from leadroute.scoring import evaluate
 from leadroute.store.db import init_connection
 
@@ -181,29 +182,54 @@ class TestScoreStats:
         assert score_stats([]).histogram == []
 
 
+ROUTES = """
+version: 1
+scoring:
+  groups:
+    fit: {max: 100}
+  rules:
+    - {id: big, group: fit, when: '(employees ?? 0) >= 1000', points: 50}
+qualification:
+  - {id: warm, stage: mql, when: 'score >= 50'}
+  - {id: rest, stage: lead}
+routing:
+  rules:
+    - {id: known-account, when: 'stage == "mql"', route: account_owner}
+    - {id: enterprise, when: 'stage == "mql" and country == "US"', pool: enterprise-na}
+    - {id: emea, when: 'country == "DE"', pool: emea}
+  fallback: unassigned
+"""
+
+
+@pytest.fixture(scope="module")
+def ruleset() -> Ruleset:
+    return parse_ruleset(ROUTES, path=Path("routes.yaml"))
+
+
 class TestOutcomeOf:
     """An evaluation reduces to stage, score, pool (or the fallback queue) and the target chain."""
 
-    def test_pool_and_queue(self) -> None:
-        ruleset = parse_ruleset(INBOUND, path=Path("inbound.yaml"))
-        hot = outcome_of(
-            evaluate(
-                ruleset, NormalizedLead(title="VP", employees=5000, country="US", attributes={"form": "demo"})
-            )
+    def test_account_owner_then_pool(self, ruleset: Ruleset) -> None:
+        hot = outcome_of(evaluate(ruleset, NormalizedLead(employees=5000, country="US")))
+        assert (hot.stage, hot.score, hot.pool) == ("mql", 50, "enterprise-na")
+        assert hot.targets == "account_owner > enterprise-na"
+        assert hot.matched == ("big",)
+
+    def test_pool_only(self, ruleset: Ruleset) -> None:
+        cold = outcome_of(evaluate(ruleset, NormalizedLead(country="DE")))
+        assert (cold.pool, cold.targets) == ("emea", "emea")
+
+    def test_no_pool_is_the_fallback_queue(self, ruleset: Ruleset) -> None:
+        none = outcome_of(evaluate(ruleset, NormalizedLead(country="JP")))
+        assert (none.pool, none.targets) == ("queue:unassigned", "queue:unassigned")
+        owner_only = outcome_of(evaluate(ruleset, NormalizedLead(employees=5000, country="JP")))
+        assert owner_only.targets == "account_owner > queue:unassigned"
+
+    def test_rule_errors_are_listed(self) -> None:
+        strict = parse_ruleset(
+            ROUTES.replace("(employees ?? 0) >= 1000", "employees >= 1000"), path=Path("x.yaml")
         )
-        assert hot.pool == "enterprise-na"
-        assert hot.targets == "enterprise-na"
-        assert "employees-1000-plus" in hot.matched
-        no_route = parse_ruleset(
-            INBOUND.replace(
-                "    - id: everyone-else\n      when: 'true'\n",
-                "    - id: everyone-else\n      when: 'false'\n",
-            ),
-            path=Path("x.yaml"),
-        )
-        cold = outcome_of(evaluate(no_route, NormalizedLead(country="JP")))
-        assert cold.pool == "queue:unassigned"
-        assert cold.targets == "queue:unassigned"
+        assert outcome_of(evaluate(strict, NormalizedLead(country="US"))).errors == ("big",)
 
 
 class TestParseSince:
@@ -270,7 +296,10 @@ class TestProgressBar:
         assert text.endswith("\n")
 
 
-CANDIDATE = INBOUND.replace("version: 1\n", "version: 2\n", 1).replace(
+VERSION = int(re.search(r"^version: (\d+)$", INBOUND, re.MULTILINE)[1])  # type: ignore[index]
+"""The shipped ruleset's version: the one the ``client`` fixture's app records and activates."""
+
+CANDIDATE = INBOUND.replace(f"version: {VERSION}\n", f"version: {VERSION + 1}\n", 1).replace(
     "when: 'score >= 40'", "when: 'score >= 30'"
 )
 """The shipped rules with the MQL threshold lowered from 40 to 30."""
@@ -314,6 +343,30 @@ async def post_demo_leads(client: AsyncTestClient[Litestar]) -> dict[str, dict[s
     return decisions
 
 
+ENGAGEMENT = """
+version: 10
+fields:
+  activity.url: STRING
+scoring:
+  groups:
+    engagement: {max: 40, half_life_days: 14}
+  rules:
+    - {id: web-form, group: engagement, when: 'source == "web_form"', points: 1}
+qualification:
+  - {id: warm, stage: mql, when: 'score >= 30'}
+  - {id: rest, stage: lead}
+routing:
+  rules:
+    - {id: everyone, when: 'true', pool: inbound}
+  fallback: unassigned
+"""
+WITH_PRICING = ENGAGEMENT.replace(
+    "points: 1}\n",
+    "points: 1}\n"
+    "    - {id: pricing-page, group: engagement, on_activity: page_view, when: 'url =~~ \"/pricing\"',"
+    " points: 28}\n",
+)
+
 EXPECTED_MATRIX = {
     "disqualified": {"disqualified": 1, "lead": 0, "mql": 0, "sql": 0},
     "lead": {"disqualified": 0, "lead": 2, "mql": 2, "sql": 0},
@@ -355,7 +408,7 @@ class TestReplayEndToEnd:
         assert r.examples["pool inbound -> enterprise-na"] == [decided["ca-enterprise"]["lead_id"]]
         assert r.scores_before.mean == r.scores_after.mean  # a threshold moves stages, not scores
         assert r.score_changed == 0
-        assert (r.baseline.version, r.candidate.version) == (1, 2)
+        assert (r.baseline.version, r.candidate.version) == (VERSION, VERSION + 1)
         text = format_report(r)
         assert "Stage transitions" in text
         assert "inbound -> enterprise-na" in text
@@ -367,12 +420,6 @@ class TestReplayEndToEnd:
     ) -> None:
         decided = await post_demo_leads(client)
         lead_id = decided["student"]["lead_id"]
-        with_pricing = CANDIDATE.replace("fields:\n", "fields:\n  activity.url: STRING\n", 1).replace(
-            "    - id: demo-request\n",
-            "    - id: pricing-page\n      group: engagement\n      on_activity: page_view\n"
-            "      when: 'url =~~ \"/pricing\"'\n      points: 28\n    - id: demo-request\n",
-            1,
-        )
         conn = await asyncpg.connect(settings.database_url)
         try:
             await init_connection(conn)
@@ -386,19 +433,20 @@ class TestReplayEndToEnd:
                 )
             r = await replay_stored(
                 conn,
-                baseline=Side(parse_ruleset(INBOUND, path=Path("a.yaml")), "active"),
-                candidate=Side(parse_ruleset(with_pricing, path=Path("b.yaml")), "candidate"),
+                baseline=Side(parse_ruleset(ENGAGEMENT, path=Path("a.yaml")), "active"),
+                candidate=Side(parse_ruleset(WITH_PRICING, path=Path("b.yaml")), "candidate"),
                 as_of=AS_OF,
             )
         finally:
             await conn.close()
-        # The student's engagement (8) gains 28 (today) + 14 (one half-life ago, decayed), the blog
-        # view nothing: 50, capped at the group's max of 40. No other lead has activities.
+        # 28 points for today's pricing view, 14 for the one a half-life (14 days) old, none for
+        # the blog: 42, capped at the group's max of 40. No other lead has activities.
         assert r.score_changed == 1
         [change] = r.largest_score_changes
-        assert (change.lead_id, change.before, change.after) == (lead_id, 8, 40)
-        assert r.stage_matrix["lead"]["mql"] == 3
-        assert r.rules["pricing-page"].after == 1
+        assert (change.lead_id, change.before, change.after) == (lead_id, 0, 40)
+        assert r.stage_changes[0].count == 1
+        assert r.examples["stage lead -> mql"] == [lead_id]
+        assert (r.rules["pricing-page"].before, r.rules["pricing-page"].after) == (0, 1)
 
     async def test_since_and_limit(self, client: AsyncTestClient[Litestar], settings: Settings) -> None:
         await post_demo_leads(client)
@@ -452,10 +500,10 @@ class TestReplayEndToEnd:
         limited = await client.post("/v1/rulesets/replay", json={"candidate": CANDIDATE, "limit": 3})
         assert limited.json()["leads"] == 3
 
-        same = await client.post("/v1/rulesets/replay", json={"version": 1})
+        same = await client.post("/v1/rulesets/replay", json={"version": VERSION})
         assert same.status_code == 200, same.text
         assert same.json()["changed"] == 0
-        assert same.json()["candidate"]["source"] == "stored version 1"
+        assert same.json()["candidate"]["source"] == f"stored version {VERSION}"
 
     async def test_admin_endpoint_errors(self, client: AsyncTestClient[Litestar]) -> None:
         r = await client.post("/v1/rulesets/replay", json={})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from leadroute.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 INBOUND = (ROOT / "rules" / "inbound.yaml").read_text(encoding="utf-8")
+VERSION = int(re.search(r"^version: (\d+)$", INBOUND, re.MULTILINE)[1])  # type: ignore[index]
+"""The shipped ruleset's version: the one the ``client`` fixture's app records and activates."""
 VP = {"email": "jane@acme.example", "title": "VP Sales", "employees": 5000, "country": "US", "form": "demo"}
 TABLES = ("leads", "lead_events", "decisions", "assignments", "idempotency_keys")
 
@@ -59,7 +62,7 @@ class TestDecision:
         assert r.status_code == 200, r.text
         d = r.json()
         assert d["dry_run"] is True
-        assert d["ruleset"]["version"] == 1
+        assert d["ruleset"]["version"] == VERSION
         assert d["ruleset"]["source"] == "active"
         assert d["stage"] == "sql"
         assert d["pool"] == "enterprise-na"
@@ -74,13 +77,16 @@ class TestDecision:
         chain = target["pools"]
         assert chain[0]["id"] == "enterprise-na"
         assert chain[0]["exists"] is True
-        assert chain[0]["members"] == [{"id": "alice", "active": True}, {"id": "bob", "active": False}]
+        assert chain[0]["members"] == [
+            {"id": "alice", "available": True, "reason": None},
+            {"id": "bob", "available": False, "reason": "inactive"},
+        ]
         assert chain[1]["id"] == "inbound"  # the pool's fallback, followed
         assert chain[2] == {"queue": "unassigned"}
         why = d["explanation"]
         assert why["qualification"] == {"rule": "sql", "stage": "sql"}
-        assert why["routing"]["tried"][0] == {"rule": "enterprise-na", "matched": True, "error": None}
-        assert "pool 'enterprise-na' (alice)" in d["summary"]
+        assert {"rule": "enterprise-na", "matched": True, "error": None} in why["routing"]["tried"]
+        assert "pool 'enterprise-na' (available now: alice)" in d["summary"]
 
     async def test_missing_pool_and_no_route(self, client: AsyncTestClient[Litestar]) -> None:
         d = (await simulate(client, {"lead": {"email": "kenji@tokyo.example", "country": "JP"}})).json()
@@ -99,8 +105,48 @@ class TestDecision:
         assert await redis_keys(settings) == keys
         # Round robin starts where it would have: simulations did not move the cursor.
         first = (await client.post("/v1/leads", json=VP)).json()["owner"]
-        second = (await client.post("/v1/leads", json=VP | {"email": "jo@acme.example"})).json()["owner"]
+        second = (await client.post("/v1/leads", json=VP | {"email": "jo@initech.example"})).json()["owner"]
         assert {first, second} == {"alice", "bob"}
+
+
+ACCOUNT_RULES = """
+version: 4
+scoring:
+  groups:
+    fit: {max: 100}
+  rules:
+    - {id: big, group: fit, when: '(employees ?? 0) >= 1000', points: 50}
+qualification:
+  - {id: rest, stage: lead}
+routing:
+  rules:
+    - {id: existing-account, when: 'true', route: account_owner}
+    - {id: everyone, when: 'true', pool: sales}
+  fallback: unassigned
+"""
+
+
+class TestAccountOwner:
+    """An account-owner target names the company's recorded owner and whether they can take it."""
+
+    async def test_recorded_owner(self, make_app: Any) -> None:
+        async with AsyncTestClient(make_app(ACCOUNT_RULES)) as client:
+            await setup_pool(client, "sales", {"alice": True}, "unassigned")
+            first = await simulate(client, {"lead": {"email": "a@acme.example"}})
+            assert first.json()["targets"][0]["owner"] == {
+                "id": None,
+                "available": False,
+                "reason": "no account owner recorded",
+            }
+            posted = await client.post("/v1/leads", json={"email": "a@acme.example"})
+            assert posted.json()["owner"] == "alice"
+            d = (await simulate(client, {"lead": {"email": "b@acme.example"}})).json()
+            [account, pool] = d["targets"]
+            assert account["kind"] == "account_owner"
+            assert account["company_domain"] == "acme.example"
+            assert account["owner"] == {"id": "alice", "available": True, "reason": None}
+            assert pool["pool"] == "sales"
+            assert "account owner alice (available)" in d["summary"]
 
 
 class TestOtherRulesets:
@@ -110,20 +156,20 @@ class TestOtherRulesets:
         lead = {"email": "li@maple.example", "title": "Analyst", "employees": 3000, "country": "CA"}
         active = (await simulate(client, {"lead": lead})).json()
         assert (active["stage"], active["pool"]) == ("lead", "inbound")
-        candidate = INBOUND.replace("version: 1\n", "version: 9\n", 1).replace(
+        candidate = INBOUND.replace(f"version: {VERSION}\n", "version: 999\n", 1).replace(
             "when: 'score >= 40'", "when: 'score >= 30'"
         )
         r = await simulate(client, {"lead": lead, "ruleset": candidate})
         assert r.status_code == 200, r.text
         d = r.json()
         assert (d["stage"], d["pool"]) == ("mql", "enterprise-na")
-        assert d["ruleset"]["version"] == 9
+        assert d["ruleset"]["version"] == 999
         assert d["ruleset"]["source"] == "uploaded uploaded.yaml"
 
     async def test_stored_version(self, client: AsyncTestClient[Litestar]) -> None:
-        r = await simulate(client, {"lead": VP, "ruleset_version": 1})
+        r = await simulate(client, {"lead": VP, "ruleset_version": VERSION})
         assert r.status_code == 200, r.text
-        assert r.json()["ruleset"]["source"] == "stored version 1"
+        assert r.json()["ruleset"]["source"] == f"stored version {VERSION}"
         assert r.json()["stage"] == "sql"
 
 
@@ -192,7 +238,7 @@ class TestErrors:
         problem = r.json()
         assert problem["type"].endswith("/invalid-ruleset")
         assert problem["errors"][0]["rule"] == "title-c-level"
-        assert problem["errors"][0]["line"] == 23  # the points value
+        assert problem["errors"][0]["line"] == INBOUND[: INBOUND.index("points: 25\n")].count("\n") + 1
 
     async def test_unknown_version(self, client: AsyncTestClient[Litestar]) -> None:
         r = await simulate(client, {"lead": VP, "ruleset_version": 42})

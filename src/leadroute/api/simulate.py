@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 
-from leadroute.replay import chosen_ruleset, parse_simulation, pools_for, simulation_answer
+from leadroute.replay import chosen_ruleset, parse_simulation, routing_view, simulation_answer
 from leadroute.runtime import Runtime
 from leadroute.scoring import evaluate
 
@@ -39,5 +39,5 @@ class SimulateController(Controller):
             )
             ruleset, source = chosen or (active.ruleset, "active")
             evaluation = evaluate(ruleset, lead, activities=activities, now=as_of)
-            pools = await pools_for(conn, [t.pool for t in evaluation.targets if t.pool is not None])
-        return simulation_answer(evaluation, lead, pools=pools, source=source, as_of=as_of)
+            view = await routing_view(conn, evaluation.targets, lead, as_of)
+        return simulation_answer(evaluation, lead, view=view, source=source, as_of=as_of)

@@ -29,9 +29,10 @@ from leadroute.replay._ruletests import FileResult, format_file_result, format_s
 from leadroute.replay._run import DEFAULT_BATCH, Side, parse_since, replay_leads, replay_stored
 from leadroute.replay._simulate import (
     InvalidBody,
+    RoutingView,
     SimulateIn,
     parse_simulation,
-    pools_for,
+    routing_view,
     simulation_answer,
 )
 from leadroute.replay._source import StoredLead, UnknownRulesetVersion, chosen_ruleset, load_version
@@ -46,6 +47,7 @@ __all__ = [
     "ProgressBar",
     "ReplayAccumulator",
     "ReplayReport",
+    "RoutingView",
     "RulesetInfo",
     "ScoreStats",
     "Side",
@@ -60,11 +62,11 @@ __all__ = [
     "outcome_of",
     "parse_simulation",
     "parse_since",
-    "pools_for",
     "replay_leads",
     "replay_stored",
     "report_dict",
     "report_json",
+    "routing_view",
     "rule_files",
     "run_file",
     "score_stats",

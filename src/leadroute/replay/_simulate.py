@@ -2,12 +2,14 @@
 
 The lead goes through the same parsing and normalization as ``POST /v1/leads`` and the same
 ``evaluate`` as intake; routing stops at the targets (which pools, or the account owner, would
-be tried). Who sits in those pools is read from PostgreSQL to say who could get the lead, but no
-owner is picked: picking would advance round-robin cursors and claim capacity in Redis.
+be tried). Who sits in those pools, and whether routing's eligibility rules would let them take
+a lead now, is read from PostgreSQL; no owner is picked: picking would advance round-robin
+cursors and claim capacity in Redis, and a dry run makes no Redis call at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,6 +19,8 @@ from leadroute.errors import ClientError
 from leadroute.intake import InvalidLead, normalize, parse_lead
 from leadroute.intake.errors import FieldError, MalformedBody
 from leadroute.models import Activity, NormalizedLead
+from leadroute.routing.assign import member_from_row
+from leadroute.routing.eligibility import Member, PoolRules, skip_reason
 from leadroute.scoring import Evaluation, RouteTarget
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
@@ -24,9 +28,10 @@ from leadroute.store.queries import QUERIES
 __all__ = [
     "MAX_ACTIVITIES",
     "InvalidBody",
+    "RoutingView",
     "SimulateIn",
     "parse_simulation",
-    "pools_for",
+    "routing_view",
     "simulation_answer",
 ]
 
@@ -113,40 +118,76 @@ def parse_simulation(body: bytes) -> tuple[SimulateIn, NormalizedLead, list[Acti
     return request, lead, activities
 
 
-async def pools_for(conn: Connection, pools: list[str]) -> dict[str, dict[str, Any]]:
-    """The named pools and the pools their fallbacks lead to: strategy, fallback, members."""
-    found: dict[str, dict[str, Any]] = {}
-    wanted = list(dict.fromkeys(pools))
+class RoutingView(msgspec.Struct, kw_only=True):
+    """What PostgreSQL says about the places routing would try (read only, capacity aside)."""
+
+    pools: dict[str, dict[str, Any]]
+    """Pool id → settings and members, each member ``available`` now or skipped with a ``reason``."""
+    account_owner: dict[str, Any] | None = None
+    """The lead's company's recorded account owner and whether they could take it now."""
+
+
+def _availability(member: Member, rules: PoolRules, now: datetime) -> dict[str, Any]:
+    reason = skip_reason(member, rules, now)
+    return {"id": member.id, "available": reason is None, "reason": reason}
+
+
+async def routing_view(
+    conn: Connection, targets: Sequence[RouteTarget], lead: NormalizedLead, now: datetime
+) -> RoutingView:
+    """Read the target pools (and the pools their fallbacks lead to) and the account owner.
+
+    Eligibility is routing's own (:func:`leadroute.routing.eligibility.skip_reason`: active, out of
+    office, working hours, required skill) at ``now``. Capacity is not checked: its counters live
+    in Redis, and a dry run reads no routing state.
+    """
+    pools: dict[str, dict[str, Any]] = {}
+    wanted = [t.pool for t in targets if t.pool is not None]
     for _ in range(MAX_FALLBACK_HOPS + 1):
-        if not wanted:
-            break
-        rows = await conn.fetch(QUERIES["simulate_pools"], wanted)
-        for row in rows:
-            found[row["id"]] = {
-                "id": row["id"],
+        following: list[str] = []
+        for pool_id in dict.fromkeys(wanted):
+            row = None if pool_id in pools else await conn.fetchrow(QUERIES["routing_pool"], pool_id)
+            if row is None:
+                continue
+            rules = PoolRules(required_skill=row["required_skill"], allow_off_hours=row["allow_off_hours"])
+            members = [member_from_row(r) for r in await conn.fetch(QUERIES["routing_roster"], pool_id)]
+            pools[pool_id] = {
+                "id": pool_id,
                 "strategy": row["strategy"],
+                "required_skill": row["required_skill"],
                 "fallback": row["fallback"],
-                "members": row["members"],
+                "members": [_availability(m, rules, now) for m in members],
             }
-        wanted = [r["fallback"] for r in rows if r["fallback"] not in found]
-    return found
+            following.append(row["fallback"])
+        wanted = following
+    view = RoutingView(pools=pools)
+    if lead.company_domain is not None and any(t.kind == "account_owner" for t in targets):
+        owner_id = await conn.fetchval(QUERIES["routing_account_owner"], lead.company_domain)
+        owner = await conn.fetchrow(QUERIES["routing_owner_get"], owner_id) if owner_id else None
+        view.account_owner = (
+            {"id": None, "available": False, "reason": "no account owner recorded"}
+            if owner is None
+            else _availability(member_from_row(owner), PoolRules(), now)
+        )
+    return view
 
 
-def _target(target: RouteTarget, pools: dict[str, dict[str, Any]], lead: NormalizedLead) -> dict[str, Any]:
+def _target(target: RouteTarget, view: RoutingView, lead: NormalizedLead) -> dict[str, Any]:
     entry: dict[str, Any] = {"rule": target.rule, "kind": target.kind, "sla": msgspec.to_builtins(target.sla)}
     if target.kind == "account_owner":
         entry["company_domain"] = lead.company_domain
+        entry["owner"] = view.account_owner
         return entry
     chain: list[dict[str, Any]] = []
     current: str | None = target.pool
     while current is not None and len(chain) <= MAX_FALLBACK_HOPS:
-        pool = pools.get(current)
+        pool = view.pools.get(current)
         if pool is None:
             chain.append({"id": current, "exists": False})
             break
         chain.append({**pool, "exists": True})
         nxt = pool["fallback"]
-        current = nxt if nxt in pools and all(p["id"] != nxt for p in chain) else None
+        current = nxt if nxt in view.pools and all(p["id"] != nxt for p in chain) else None
         if current is None:
             chain.append({"queue": nxt})
     entry["pool"] = target.pool
@@ -158,12 +199,12 @@ def simulation_answer(
     evaluation: Evaluation,
     lead: NormalizedLead,
     *,
-    pools: dict[str, dict[str, Any]],
+    view: RoutingView,
     source: str,
     as_of: datetime,
 ) -> dict[str, Any]:
     """The decision a lead would get, why, and where routing would look for an owner."""
-    targets = [_target(t, pools, lead) for t in evaluation.targets]
+    targets = [_target(t, view, lead) for t in evaluation.targets]
     explanation = {
         "scoring": msgspec.to_builtins(evaluation.hits),
         "rule_errors": msgspec.to_builtins(evaluation.rule_errors),
@@ -193,11 +234,11 @@ def simulation_answer(
         "pool": evaluation.pool,
         "targets": targets,
         "explanation": explanation,
-        "summary": _summary(evaluation, pools),
+        "summary": _summary(evaluation, view),
     }
 
 
-def _summary(evaluation: Evaluation, pools: dict[str, dict[str, Any]]) -> str:
+def _summary(evaluation: Evaluation, view: RoutingView) -> str:
     rule = evaluation.qualification_rule
     text = f"Would score {evaluation.score:g} and qualify as {evaluation.stage}" + (
         f" by rule {rule!r}. " if rule else " (no qualification entry matched). "
@@ -205,14 +246,19 @@ def _summary(evaluation: Evaluation, pools: dict[str, dict[str, Any]]) -> str:
     steps: list[str] = []
     for target in evaluation.targets:
         if target.kind == "account_owner":
-            steps.append(f"rule {target.rule!r}: the company's account owner, if there is one")
+            owner = view.account_owner
+            if owner is None or owner["id"] is None:
+                steps.append(f"rule {target.rule!r}: the company's account owner (none recorded)")
+            else:
+                state = "available" if owner["available"] else owner["reason"]
+                steps.append(f"rule {target.rule!r}: account owner {owner['id']} ({state})")
             continue
-        pool = pools.get(target.pool or "")
+        pool = view.pools.get(target.pool or "")
         if pool is None:
             steps.append(f"rule {target.rule!r}: pool {target.pool!r}, which does not exist")
             continue
-        members = [m["id"] for m in pool["members"] if m["active"]]
-        who = ", ".join(members) if members else "nobody active"
+        members = [m["id"] for m in pool["members"] if m["available"]]
+        who = "available now: " + ", ".join(members) if members else "nobody available now"
         steps.append(f"rule {target.rule!r}: pool {target.pool!r} ({who})")
     if evaluation.pool is None:
         steps.append(f"otherwise queue {evaluation.fallback!r}")

@@ -1,4 +1,5 @@
--- Dry runs: simulate (one lead) and replay (stored leads). Read-only, every one of them.
+-- Dry runs: replay (stored leads) and stored ruleset sources. Read-only, every one of them.
+-- Simulate reads pools and owners with routing's own queries (routing.sql).
 
 -- name: replay_lead_count
 -- How many stored leads a replay would read: created at or after $1 (NULL: all), at most $2 (NULL: no limit).
@@ -22,14 +23,3 @@ SELECT lead_id, occurred_at, payload FROM lead_events
 -- name: replay_ruleset_source
 -- The stored source of a ruleset version (the newest row if a version was recorded twice).
 SELECT id, version, sha256, source, path FROM rulesets WHERE version = $1 ORDER BY id DESC LIMIT 1;
-
--- name: simulate_pools
--- Pools by id with their fallback and members (each with its active flag), for a dry run's answer.
-SELECT p.id, p.strategy, p.fallback,
-       coalesce(json_agg(json_build_object('id', o.id, 'active', o.active) ORDER BY o.id COLLATE "C")
-                FILTER (WHERE o.id IS NOT NULL), '[]') AS members
-  FROM pools p
-  LEFT JOIN pool_members m ON m.pool_id = p.id
-  LEFT JOIN owners o ON o.id = m.owner_id
- WHERE p.id = ANY($1::text[])
- GROUP BY p.id;
