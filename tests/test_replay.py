@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -420,22 +419,24 @@ class TestReplayEndToEnd:
     ) -> None:
         decided = await post_demo_leads(client)
         lead_id = decided["student"]["lead_id"]
+        now = datetime.now(UTC).replace(microsecond=0)
+        for days, url in ((0, "/pricing"), (14, "/pricing"), (1, "/blog")):
+            event = {
+                "lead_id": lead_id,
+                "type": "page_view",
+                "occurred_at": (now - timedelta(days=days)).isoformat(),
+                "properties": {"url": url},
+            }
+            posted = await client.post("/v1/events", json=event)
+            assert posted.status_code in (200, 201), posted.text
         conn = await asyncpg.connect(settings.database_url)
         try:
             await init_connection(conn)
-            for days, url in ((0, "/pricing"), (14, "/pricing"), (1, "/blog")):
-                await conn.execute(
-                    "INSERT INTO lead_events (lead_id, kind, occurred_at, payload)"
-                    " VALUES ($1, 'activity', $2, $3)",
-                    uuid.UUID(lead_id),
-                    AS_OF - timedelta(days=days),
-                    {"type": "page_view", "properties": {"url": url}},
-                )
             r = await replay_stored(
                 conn,
                 baseline=Side(parse_ruleset(ENGAGEMENT, path=Path("a.yaml")), "active"),
                 candidate=Side(parse_ruleset(WITH_PRICING, path=Path("b.yaml")), "candidate"),
-                as_of=AS_OF,
+                as_of=now,
             )
         finally:
             await conn.close()
