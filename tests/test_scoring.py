@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from leadroute.models import Activity, GroupScore, NormalizedLead, RuleHit
-from leadroute.rules import Ruleset, Sla, parse_ruleset
+from leadroute.models import Activity, GroupScore, LeadIn, NormalizedLead, RuleHit
+from leadroute.rules import Ruleset, Sla, parse_ruleset, rule_test_inputs, run_ruleset_tests
+from leadroute.rules._filetests import TEST_EPOCH
 from leadroute.scoring import RouteTarget, RouteTry, decay_factor, evaluate
 
 RULES = """\
@@ -380,3 +381,77 @@ class TestTargets:
     def test_without_sla_targets_have_none(self, ruleset: Ruleset) -> None:
         result = evaluate(ruleset, lead(country="FR"))
         assert result.targets == [RouteTarget(rule="emea", kind="pool", pool="emea", sla=None)]
+
+
+FILE_TESTS = """\
+version: 1
+fields: {activity.url: STRING}
+scoring:
+  groups: {engagement: {max: 30, half_life_days: 7}}
+  rules:
+    - {id: pricing, group: engagement, on_activity: page_view, when: 'url =~~ "/pricing"', points: 8}
+qualification:
+  - {id: mql, stage: mql, when: 'score >= 8'}
+  - {id: lead, stage: lead}
+routing:
+  rules:
+    - {id: owner, when: 'stage == "mql"', route: account_owner}
+    - {id: rest, when: 'true', pool: inbound}
+  fallback: unassigned
+tests:
+  - name: ages are relative to the test's now
+    lead: {email: a@b.example}
+    activities: [{type: page_view, age_days: 7, properties: {url: /pricing}}]
+    expect: {score: 4, stage: lead, targets: [rest]}
+  - name: explicit times decay to the latest of them
+    lead: {email: a@b.example}
+    activities:
+      - {type: page_view, occurred_at: 2025-03-01T00:00:00Z, properties: {url: /pricing}}
+      - {type: email_click, occurred_at: 2025-03-08T00:00:00Z}
+    expect: {score: 4}
+  - name: an explicit now
+    lead: {email: a@b.example}
+    now: 2025-03-15T00:00:00Z
+    activities: [{type: page_view, occurred_at: 2025-03-01T00:00:00Z, properties: {url: /pricing}}]
+    expect: {score: 2}
+  - name: a fresh view makes an MQL routed to the account owner first
+    lead: {email: a@b.example}
+    activities: [{type: page_view, properties: {url: /pricing}}]
+    expect: {score: 8, stage: mql, targets: [owner, rest], matched: [pricing]}
+  - name: a wrong expectation shows both sides
+    lead: {email: a@b.example}
+    activities: [{type: page_view, properties: {url: /pricing}}]
+    expect: {targets: [rest]}
+"""
+
+
+class TestRuleFileTestsWithActivities:
+    """Rule-file tests can give activities; ages are relative to the test's now."""
+
+    def test_outcomes(self) -> None:
+        outcomes = run_ruleset_tests(parse_ruleset(FILE_TESTS))
+        assert [(o.name, o.passed) for o in outcomes[:4]] == [
+            ("ages are relative to the test's now", True),
+            ("explicit times decay to the latest of them", True),
+            ("an explicit now", True),
+            ("a fresh view makes an MQL routed to the account owner first", True),
+        ], [o.diffs for o in outcomes]
+        assert outcomes[4].diffs == ["targets: expected rest, got owner, rest"]
+
+    def test_inputs(self) -> None:
+        ruleset = parse_ruleset(FILE_TESTS)
+        activities, now = rule_test_inputs(ruleset.tests[0].spec)
+        assert now == TEST_EPOCH
+        assert activities == [
+            Activity(
+                type="page_view", occurred_at=TEST_EPOCH - timedelta(days=7), properties={"url": "/pricing"}
+            )
+        ]
+        _, now = rule_test_inputs(ruleset.tests[1].spec)
+        assert now == datetime(2025, 3, 8, tzinfo=UTC)
+        _, now = rule_test_inputs(ruleset.tests[2].spec)
+        assert now == datetime(2025, 3, 15, tzinfo=UTC)
+        lead_in = LeadIn(email="a@b.example", occurred_at=datetime(2025, 6, 1, tzinfo=UTC))
+        activities, now = rule_test_inputs(ruleset.tests[3].spec, lead_in)
+        assert now == datetime(2025, 6, 1, tzinfo=UTC)
+        assert activities[0].occurred_at == now
