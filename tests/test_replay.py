@@ -140,6 +140,13 @@ class TestAccumulator:
         assert {k: (v.before, v.after) for k, v in r.rules.items()} == {"demo": (2, 0), "new": (0, 1)}
         assert {k: (v.before, v.after) for k, v in r.rule_errors.items()} == {"broken": (0, 2)}
 
+    def test_drift_from_the_stored_stage(self) -> None:
+        acc = ReplayAccumulator()
+        acc.add("a", outcome("lead"), outcome("lead"), stored_stage="mql")
+        acc.add("b", outcome("lead"), outcome("mql"), stored_stage="lead")
+        acc.add("c", outcome("lead"), outcome("lead"))
+        assert report(acc).baseline_drift == 1
+
     def test_skipped_leads_are_counted_apart(self) -> None:
         acc = ReplayAccumulator()
         acc.skip()
@@ -400,6 +407,7 @@ class TestReplayEndToEnd:
         assert r.leads == 7
         assert r.skipped == 0
         assert r.stage_matrix == EXPECTED_MATRIX
+        assert r.baseline_drift == 0  # the baseline is the ruleset that decided them
         assert [(t.from_, t.to, t.count) for t in r.pool_changes] == [("inbound", "enterprise-na", 1)]
         assert sorted(r.examples["stage lead -> mql"]) == sorted(
             [decided["ca-enterprise"]["lead_id"], decided["gb-enterprise"]["lead_id"]]

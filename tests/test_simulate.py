@@ -65,6 +65,7 @@ class TestDecision:
         assert d["ruleset"]["version"] == VERSION
         assert d["ruleset"]["source"] == "active"
         assert d["stage"] == "sql"
+        assert d["lead"]["email_domain"] == "acme.example"  # what the rules saw
         assert d["pool"] == "enterprise-na"
         assert d["routing_rule"] == "enterprise-na"
         assert d["score"] == sum(d["groups"].values())

@@ -160,6 +160,9 @@ class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
     scores_before: ScoreStats
     scores_after: ScoreStats
     score_changed: int
+    baseline_drift: int
+    """Leads whose stored stage differs from the baseline's re-evaluation: they were decided by
+    another ruleset version, or their engagement has decayed since. Not caused by the candidate."""
     rules: dict[str, RuleCount]
     """Scoring rules whose match count differs between the rulesets (rules in only one count 0)."""
     rule_errors: dict[str, RuleCount]
@@ -178,6 +181,7 @@ class ReplayAccumulator:
         self.skipped = 0
         self.changed = 0
         self.score_changed = 0
+        self.drift = 0
         self.before_scores = array("d")
         self.after_scores = array("d")
         self.stages: Counter[tuple[str, str]] = Counter()
@@ -190,9 +194,15 @@ class ReplayAccumulator:
         self.examples: dict[str, list[str]] = {}
         self._largest: list[tuple[float, int, ScoreChange]] = []  # min-heap on |delta|
 
-    def add(self, lead_id: str, before: Outcome, after: Outcome) -> None:
-        """Count one lead evaluated under both rulesets."""
+    def add(self, lead_id: str, before: Outcome, after: Outcome, *, stored_stage: str | None = None) -> None:
+        """Count one lead evaluated under both rulesets.
+
+        ``stored_stage`` is the stage the lead has in the database; when it differs from the
+        baseline's re-evaluation the lead is counted in ``baseline_drift`` (see the report).
+        """
         self.leads += 1
+        if stored_stage is not None and stored_stage != before.stage:
+            self.drift += 1
         self.before_scores.append(before.score)
         self.after_scores.append(after.score)
         self.stages[before.stage, after.stage] += 1
@@ -268,6 +278,7 @@ class ReplayAccumulator:
             scores_before=score_stats(self.before_scores, low=low, high=high),
             scores_after=score_stats(self.after_scores, low=low, high=high),
             score_changed=self.score_changed,
+            baseline_drift=self.drift,
             rules={
                 r: RuleCount(self.hits_before[r], self.hits_after[r])
                 for r in rule_ids

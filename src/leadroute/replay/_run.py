@@ -75,7 +75,7 @@ def replay_leads(
             continue
         before = evaluate(baseline, stored.lead, activities=stored.activities, now=as_of)
         after = evaluate(candidate, stored.lead, activities=stored.activities, now=as_of)
-        acc.add(stored.id, outcome_of(before), outcome_of(after))
+        acc.add(stored.id, outcome_of(before), outcome_of(after), stored_stage=stored.stage)
 
 
 async def replay_stored(

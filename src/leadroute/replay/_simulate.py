@@ -226,6 +226,7 @@ def simulation_answer(
             "source": source,
         },
         "as_of": as_of,
+        "lead": msgspec.to_builtins(lead),  # what the rules saw: the lead after normalization
         "score": evaluation.score,
         "groups": {name: group.score for name, group in evaluation.groups.items()},
         "stage": evaluation.stage,

@@ -31,6 +31,8 @@ class StoredLead(msgspec.Struct, frozen=True):
     id: str
     lead: NormalizedLead | None
     activities: list[Activity]
+    stage: str | None = None
+    """The stage stored with the lead (its latest decision's)."""
 
 
 def _activity(row: Any) -> Activity | None:
@@ -74,7 +76,10 @@ async def stream_leads(
             activity = _activity(row)
             if activity is not None:
                 activities[row["lead_id"]].append(activity)
-        yield [StoredLead(str(row["id"]), _lead(row["normalized"]), activities[row["id"]]) for row in rows]
+        yield [
+            StoredLead(str(row["id"]), _lead(row["normalized"]), activities[row["id"]], row["stage"])
+            for row in rows
+        ]
 
 
 async def load_version(conn: Connection, version: int) -> tuple[Ruleset, int] | None:

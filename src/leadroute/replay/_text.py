@@ -55,6 +55,14 @@ def format_report(report: ReplayReport) -> str:
         _ruleset("baseline", report.baseline),
         _ruleset("candidate", report.candidate),
         f"  changed    {report.changed:,} leads{share}; score changed for {report.score_changed:,}",
+        *(
+            [
+                f"  note       {report.baseline_drift:,} leads' stored stage differs from the baseline's"
+                " re-evaluation (decided by another version, or engagement decayed since)"
+            ]
+            if report.baseline_drift
+            else []
+        ),
         "",
         *_matrix(report),
         "",

@@ -9,7 +9,7 @@ SELECT count(*) FROM (
 
 -- name: replay_leads
 -- Stored leads to replay, newest first: created at or after $1 (NULL: all), at most $2 (NULL: no limit).
-SELECT id, normalized FROM leads
+SELECT id, stage, normalized FROM leads
  WHERE $1::timestamptz IS NULL OR created_at >= $1
  ORDER BY created_at DESC, id
  LIMIT $2::bigint;
