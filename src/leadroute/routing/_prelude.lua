@@ -31,8 +31,12 @@ local function capacity(i)
     return 'over_capacity'
   end
   local max_day = tonumber(field(i, 4))
-  if max_day >= 0 and redis.call('HGET', KEYS[4], id) == field(i, 5) then
-    if tonumber(redis.call('HGET', KEYS[3], id) or '0') >= max_day then
+  if max_day >= 0 then
+    local today = 0  -- the stored count is for the stored day; another day means none yet today
+    if redis.call('HGET', KEYS[4], id) == field(i, 5) then
+      today = tonumber(redis.call('HGET', KEYS[3], id) or '0')
+    end
+    if today >= max_day then
       return 'daily_cap'
     end
   end
