@@ -1,0 +1,131 @@
+"""Two `leadroute serve` processes sharing PostgreSQL and Redis: round robin stays exact.
+
+Each process is a real service started by the CLI (as in production), on its own port, against
+this test run's database and Redis prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from leadroute.config import Settings
+from routing_support import POOL_RULES, fetch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Served:
+    """One `leadroute serve` child process."""
+
+    def __init__(self, settings: Settings, rules: Path, log: Path) -> None:
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
+        env |= {
+            "LEADROUTE_DATABASE_URL": str(settings.database_url),
+            "LEADROUTE_REDIS_URL": str(settings.redis_url),
+            "LEADROUTE_REDIS_PREFIX": settings.redis_prefix,
+            "LEADROUTE_RULES_PATH": str(rules),
+            "LEADROUTE_PORT": str(port),
+            "LEADROUTE_DB_POOL_MIN": "2",
+            "LEADROUTE_DB_POOL_MAX": "10",
+            "LEADROUTE_LOG_LEVEL": "WARNING",
+        }
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = log
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "leadroute", "serve"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"leadroute serve exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.base + "/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"leadroute serve not ready in {timeout}s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def two_services(settings: Settings, clean: None, tmp_path: Path) -> Iterator[tuple[Served, Served]]:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(POOL_RULES)
+    one = Served(settings, rules, tmp_path / "one.log")
+    two = Served(settings, rules, tmp_path / "two.log")
+    try:
+        one.wait_ready()
+        two.wait_ready()
+        yield one, two
+    finally:
+        one.stop()
+        two.stop()
+
+
+class TestTwoProcesses:
+    async def test_1000_concurrent_leads_into_a_pool_of_7_give_142_or_143_each(
+        self, two_services: tuple[Served, Served], settings: Settings
+    ) -> None:
+        one, two = two_services
+        names = [f"rep{i}" for i in range(7)]
+        async with httpx.AsyncClient(timeout=60) as http:
+            for name in names:
+                r = await http.put(f"{one.base}/v1/owners/{name}", json={"name": name})
+                assert r.status_code == 200, r.text
+            r = await http.put(f"{two.base}/v1/pools/sales", json={"members": names})
+            assert r.status_code == 200, r.text
+
+            gate = asyncio.Semaphore(48)
+
+            async def post(i: int) -> dict[str, Any]:
+                base = one.base if i % 2 else two.base
+                async with gate:
+                    r = await http.post(f"{base}/v1/leads", json={"email": f"p{i}@c{i}.example"})
+                assert r.status_code == 201, r.text
+                result: dict[str, Any] = r.json()
+                return result
+
+            decisions = await asyncio.gather(*(post(i) for i in range(1000)))
+        counts = collections.Counter(d["owner"] for d in decisions)
+        assert set(counts) == set(names)
+        assert set(counts.values()) <= {142, 143}, counts
+        rows = await fetch(settings, "SELECT owner_id, count(*) AS n FROM assignments GROUP BY owner_id")
+        assert {r["owner_id"]: r["n"] for r in rows} == counts
