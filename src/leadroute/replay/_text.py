@@ -12,7 +12,7 @@ def _ruleset(label: str, info: RulesetInfo) -> str:
 
 
 def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    return "-" if value is None else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def _transitions(title: str, rows: list[Transition]) -> list[str]:
@@ -35,11 +35,12 @@ def _matrix(report: ReplayReport) -> list[str]:
 
 
 def _scores(before: ScoreStats, after: ScoreStats) -> list[str]:
-    lines = ["Scores:", f"  {'':<8}{'before':>10}{'after':>10}"]
-    for name in ("count", "mean", "p50", "p90", "min", "max"):
-        lines.append(f"  {name:<8}{_num(getattr(before, name)):>10}{_num(getattr(after, name)):>10}")
+    lines = ["Scores:", f"  {'':<14}{'before':>10}{'after':>10}"]
+    lines.append(f"  {'count':<14}{before.count:>10,}{after.count:>10,}")
+    for name in ("mean", "p50", "p90", "min", "max"):
+        lines.append(f"  {name:<14}{_num(getattr(before, name)):>10}{_num(getattr(after, name)):>10}")
     if before.histogram:
-        lines.append("  histogram")
+        lines.append("  histogram:")
         for b, a in zip(before.histogram, after.histogram, strict=True):
             lines.append(f"  {f'[{b.low:g}, {b.high:g})':<14}{b.count:>10,}{a.count:>10,}")
     return lines
