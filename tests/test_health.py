@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 
 class TestHealth:
@@ -22,10 +23,13 @@ class TestHealth:
         app = client.app
         assert isinstance(app, Litestar)
         runtime = app.state.runtime
-        await runtime.redis.connection_pool.disconnect()
-        runtime.redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
-        runtime.redis.connection_pool.connection_kwargs.pop("path", None)
-        r = await client.get("/health/ready")
+        healthy = runtime.redis
+        runtime.redis = Redis(host="127.0.0.1", port=1)  # nothing listens there
+        try:
+            r = await client.get("/health/ready")
+        finally:
+            await runtime.redis.aclose()
+            runtime.redis = healthy
         assert r.status_code == 503
         assert r.json()["checks"]["postgres"] == "ok"
         assert r.json()["checks"]["redis"].startswith("unavailable")
