@@ -214,7 +214,7 @@ def simulation_answer(
             "tried": msgspec.to_builtins(evaluation.routes_tried),
             "rule": evaluation.routing_rule,
             "pool": evaluation.pool,
-            "targets": targets,
+            "targets": [t.rule for t in evaluation.targets],  # detailed in the answer's "targets"
             "fallback": evaluation.fallback,
         },
     }
