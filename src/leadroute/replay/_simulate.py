@@ -24,6 +24,7 @@ from leadroute.routing.eligibility import Member, PoolRules, skip_reason
 from leadroute.scoring import Evaluation, RouteTarget
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
+from leadroute.workflow.intake import explanation
 
 __all__ = [
     "MAX_ACTIVITIES",
@@ -205,19 +206,10 @@ def simulation_answer(
 ) -> dict[str, Any]:
     """The decision a lead would get, why, and where routing would look for an owner."""
     targets = [_target(t, view, lead) for t in evaluation.targets]
-    explanation = {
-        "scoring": msgspec.to_builtins(evaluation.hits),
-        "rule_errors": msgspec.to_builtins(evaluation.rule_errors),
-        "groups": msgspec.to_builtins(evaluation.groups),
-        "qualification": {"rule": evaluation.qualification_rule, "stage": evaluation.stage},
-        "routing": {
-            "tried": msgspec.to_builtins(evaluation.routes_tried),
-            "rule": evaluation.routing_rule,
-            "pool": evaluation.pool,
-            "targets": [t.rule for t in evaluation.targets],  # detailed in the answer's "targets"
-            "fallback": evaluation.fallback,
-        },
-    }
+    # The same explanation intake stores with a decision; routing stops before assignment.
+    explained = explanation(evaluation, None)
+    del explained["assignment"]
+    explained["routing"]["fallback"] = evaluation.fallback
     return {
         "dry_run": True,
         "ruleset": {
@@ -234,7 +226,7 @@ def simulation_answer(
         "routing_rule": evaluation.routing_rule,
         "pool": evaluation.pool,
         "targets": targets,
-        "explanation": explanation,
+        "explanation": explained,
         "summary": _summary(evaluation, view),
     }
 
