@@ -349,7 +349,12 @@ class TestPools:
         ruleset = load_ruleset(path)
         assert pools_referenced(ruleset) == {"enterprise-na", "inbound"}
         problem = only(check_pools(ruleset, {"inbound", "emea"}))
-        assert (problem.file, problem.line, problem.rule_id) == (str(path), 29, "enterprise-na")
+        assert (problem.file, problem.line, problem.column, problem.rule_id) == (
+            str(path),
+            29,
+            95,
+            "enterprise-na",
+        )
         assert "pool 'enterprise-na' does not exist" in problem.message
         assert check_pools(ruleset, {"inbound", "enterprise-na"}) == []
 

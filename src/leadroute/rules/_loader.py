@@ -125,8 +125,8 @@ def check_pools(ruleset: Ruleset, known: set[str]) -> list[RuleProblem]:
     return [
         RuleProblem(
             ruleset.display_path,
-            rule.line,
-            1,
+            rule.pool_line or rule.line,
+            rule.pool_column,
             rule.id,
             f"pool {rule.pool!r} does not exist (known pools: {names}); create it or fix the name",
         )
@@ -311,6 +311,8 @@ class _Builder:
                     route=r.route or "pool",
                     sla=_sla(r.sla) or default_sla,
                     description=r.description,
+                    pool_line=self.doc.locate([*p, "pool"]).line if r.pool is not None else 0,
+                    pool_column=self.doc.locate([*p, "pool"]).column if r.pool is not None else 1,
                 )
                 for r, p in routing.rules
             ),

@@ -88,6 +88,9 @@ class RoutingRule(msgspec.Struct, frozen=True, kw_only=True):
     route: Literal["pool", "account_owner"] = "pool"
     sla: Sla | None = None
     description: str | None = None
+    pool_line: int = 0
+    pool_column: int = 1
+    """Where the ``pool`` value is written (for "pool does not exist" messages; 0: unknown)."""
 
 
 @dataclass(frozen=True, slots=True)
