@@ -256,6 +256,16 @@ class TestActivityScoring:
         assert {e.rule for e in result.rule_errors} == {"pricing", "careers"}
         assert all(e.message.startswith("page_view at ") for e in result.rule_errors)
 
+    def test_one_error_entry_per_rule_however_many_activities_fail(self, activity_rules: Ruleset) -> None:
+        result = evaluate(
+            activity_rules, lead(), activities=[seen("page_view", n, url=5) for n in range(3)], now=NOW
+        )
+        assert [e.rule for e in result.rule_errors] == ["pricing", "careers"]
+        assert "(and 2 more activities)" in result.rule_errors[0].message
+        assert result.rule_errors[0].message.startswith(
+            f"page_view at {(NOW - timedelta(days=2)).isoformat()}"
+        )
+
     def test_lead_level_rules_still_count(self, activity_rules: Ruleset) -> None:
         result = evaluate(
             activity_rules,

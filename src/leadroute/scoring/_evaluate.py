@@ -136,6 +136,15 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _activity_error(rule: str, failures: list[tuple[Activity, BaseException]]) -> RuleErrorInfo:
+    # One entry per rule, naming the first failing activity: a property of the wrong type in
+    # every event of a long history must not bury the explanation under copies.
+    activity, exc = failures[0]
+    more = f" (and {len(failures) - 1} more activities)" if len(failures) > 1 else ""
+    message = f"{activity.type} at {activity.occurred_at.isoformat()}{more}: {_error(rule, exc).message}"
+    return RuleErrorInfo(rule, message)
+
+
 def decay_factor(half_life_days: float | None, occurred_at: datetime, now: datetime) -> float:
     """``0.5 ** (age_days / half_life_days)``; 1 without a half-life or for an age <= 0."""
     if half_life_days is None:
@@ -174,24 +183,11 @@ def score(
             errors.append(_error(rule.id, result))
     if activities and ruleset.activity_sections:
         moment = now if now is not None else max(_aware(a.occurred_at) for a in activities)
-        for activity in sorted(activities, key=lambda a: _aware(a.occurred_at)):
-            section = ruleset.activity_sections.get(activity.type)
-            if section is None:
-                continue
-            results = section.evaluator(activity_facts(activity, facts))
-            for rule, result in zip(section.rules, results, strict=True):
-                if result is True:
-                    group = ruleset.groups[rule.group]
-                    factor = decay_factor(group.half_life_days, activity.occurred_at, moment)
-                    points = rule.points * factor
-                    raw[rule.group] += points
-                    hits.append(
-                        RuleHit(rule.id, rule.group, points, activity.type, activity.occurred_at, factor)
-                    )
-                elif isinstance(result, BaseException):
-                    error = _error(rule.id, result)
-                    at = activity.occurred_at.isoformat()
-                    errors.append(RuleErrorInfo(rule.id, f"{activity.type} at {at}: {error.message}"))
+        points, activity_hits, activity_errors = _score_activities(ruleset, facts, activities, moment)
+        for name, value in points.items():
+            raw[name] += value
+        hits.extend(activity_hits)
+        errors.extend(activity_errors)
     groups: dict[str, GroupScore] = {}
     for name, group in ruleset.groups.items():
         capped = raw[name]
@@ -202,6 +198,30 @@ def score(
         groups[name] = GroupScore(raw=raw[name], score=capped, max=group.max, min=group.min)
     total = sum(g.score for g in groups.values())
     return ScoreResult(score=total, groups=groups, hits=hits, rule_errors=errors)
+
+
+def _score_activities(
+    ruleset: Ruleset, facts: Mapping[str, Any], activities: Sequence[Activity], moment: datetime
+) -> tuple[dict[str, float], list[RuleHit], list[RuleErrorInfo]]:
+    """Decayed points per group, one hit per matching activity, and one error entry per failing rule."""
+    raw: dict[str, float] = dict.fromkeys(ruleset.groups, 0.0)
+    hits: list[RuleHit] = []
+    failed: dict[str, list[tuple[Activity, BaseException]]] = {}
+    for activity in sorted(activities, key=lambda a: _aware(a.occurred_at)):
+        section = ruleset.activity_sections.get(activity.type)
+        if section is None:
+            continue
+        results = section.evaluator(activity_facts(activity, facts))
+        for rule, result in zip(section.rules, results, strict=True):
+            if result is True:
+                group = ruleset.groups[rule.group]
+                factor = decay_factor(group.half_life_days, activity.occurred_at, moment)
+                points = rule.points * factor
+                raw[rule.group] += points
+                hits.append(RuleHit(rule.id, rule.group, points, activity.type, activity.occurred_at, factor))
+            elif isinstance(result, BaseException):
+                failed.setdefault(rule.id, []).append((activity, result))
+    return raw, hits, [_activity_error(rule_id, failures) for rule_id, failures in failed.items()]
 
 
 def qualification_facts(facts: Mapping[str, Any], scored: ScoreResult) -> dict[str, Any]:
