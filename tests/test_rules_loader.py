@@ -482,6 +482,13 @@ class TestActivityRules:
         )
         assert "activity type" in problem.message
 
+    @pytest.mark.parametrize("written", ["Page_View", "[page_view, page-view]"])
+    def test_activity_types_are_written_like_events(self, tmp_path: Path, written: str) -> None:
+        text = with_activity_rule(ACTIVITY_RULE.replace("on_activity: page_view", f"on_activity: {written}"))
+        problem = only(problems_of(tmp_path, text))
+        assert (problem.line, problem.rule_id) == (line_of(text, "on_activity"), "pricing-page")
+        assert "lower-case letters, digits, _ and ." in problem.message
+
     def test_half_life_must_be_positive(self, tmp_path: Path) -> None:
         text = edited("engagement: {max: 40, min: 0}", "engagement: {max: 40, min: 0, half_life_days: 0}")
         problem = only(problems_of(tmp_path, text))

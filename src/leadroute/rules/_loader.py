@@ -65,13 +65,16 @@ __all__ = [
 
 RULES_PATH_ENV = "LEADROUTE_RULES_PATH"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ACTIVITY_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _DECLARED_FIELD = re.compile(r"^(attributes|activity)\.([A-Za-z_][A-Za-z0-9_]*)$")
 _MSGSPEC_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
 _MSGSPEC_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
 _ENUM_VALUE = re.compile(r"^Invalid enum value (?P<value>.*)$")
+_ACTIVITY_TYPE_HINT = (
+    "an activity type is written like the events posted to /v1/events: lower-case letters, digits, "
+    "_ and . (e.g. page_view); 'on_activity' takes one or a list of them"
+)
 _CHOICES: Mapping[str, tuple[str, ...]] = {
     "stage": typing.get_args(Stage),
     "route": ("pool", "account_owner"),
@@ -204,6 +207,10 @@ class _Builder:
             )
         elif missing := _MISSING_FIELD.match(message):
             self.problem(segments, f"missing required key {missing['key']!r}; add it", rule_id=rule_id)
+        elif "Expected `str` matching regex" in message and (
+            "on_activity" in segments or (segments[-1] == "type" and "activities" in segments)
+        ):
+            self.problem(segments, _ACTIVITY_TYPE_HINT, rule_id=rule_id)
         elif (enum := _ENUM_VALUE.match(message)) and segments and segments[-1] in _CHOICES:
             key = str(segments[-1])
             choices = ", ".join(_CHOICES[key])
@@ -419,13 +426,8 @@ class _Builder:
             if rule.on_activity is not None:
                 kinds = [rule.on_activity] if isinstance(rule.on_activity, str) else rule.on_activity
                 kinds = list(dict.fromkeys(kinds))  # canonical: a list, each type once
-                if not kinds or not all(_ACTIVITY_TYPE.match(kind) for kind in kinds):
-                    self.problem(
-                        [*path, "on_activity"],
-                        "'on_activity' names an activity type (letters, digits, _, . and -) or a list "
-                        "of them, e.g. 'on_activity: page_view'",
-                        rule_id=rule.id,
-                    )
+                if not kinds:
+                    self.problem([*path, "on_activity"], _ACTIVITY_TYPE_HINT, rule_id=rule.id)
                     continue
                 rule = msgspec.structs.replace(rule, on_activity=kinds)
             if rule.group not in declared and _NAME.match(rule.group):

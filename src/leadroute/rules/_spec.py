@@ -91,8 +91,11 @@ HalfLife = Annotated[
         examples=[14],
     ),
 ]
+ACTIVITY_TYPE_PATTERN = r"^[a-z][a-z0-9_.]*$"
+"""Activity event types, as ``POST /v1/events`` accepts them: ``page_view``, ``webinar.attended``."""
+ActivityType = Annotated[str, msgspec.Meta(pattern=ACTIVITY_TYPE_PATTERN)]
 ActivityTypes = Annotated[
-    str | list[str],
+    ActivityType | list[ActivityType],
     msgspec.Meta(
         description=(
             "Score this rule once per activity of this type (or of any of these types) instead "
@@ -210,7 +213,7 @@ class ExpectSpec(Spec, frozen=True, kw_only=True):
 class ActivitySpec(Spec, frozen=True, kw_only=True):
     """An activity of a test lead. Give 'age_days' (relative to the test's now) or 'occurred_at'."""
 
-    type: Annotated[str, msgspec.Meta(examples=["page_view"])]
+    type: Annotated[str, msgspec.Meta(pattern=ACTIVITY_TYPE_PATTERN, examples=["page_view"])]
     age_days: Annotated[float, msgspec.Meta(ge=0, description="How long before the test's now.")] | None = (
         None
     )
