@@ -587,6 +587,7 @@ class TestRuleFileTestsSection:
         problem = only(problems_of(tmp_path, text))
         assert (problem.line, problem.column) == (35, 21)
         assert "'MQL' is not one of disqualified, lead, mql, sql" in problem.message
+        assert problem.message.startswith("test 't': ")
 
     def test_naive_activity_time(self, tmp_path: Path) -> None:
         text = BASE + (

@@ -173,9 +173,23 @@ class _Builder:
     def problem(
         self, path: YamlPath, message: str, *, rule_id: str | None = None, key: str | None = None
     ) -> None:
-        """Record a problem at ``path`` (or at ``key`` of the mapping there)."""
+        """Record a problem at ``path`` (or at ``key`` of the mapping there).
+
+        A problem inside ``tests:`` names its test (tests have names, not rule ids).
+        """
         where = self.doc.locate(path, key=key)
+        name = self._test_name(path)
+        if name is not None and not message.startswith("test "):
+            message = f"test {name!r}: {message}"
         self.problems.append(RuleProblem(self.file, where.line, where.column, rule_id, message))
+
+    def _test_name(self, path: YamlPath) -> str | None:
+        if len(path) < 2 or path[0] != "tests" or not isinstance(path[1], int):
+            return None
+        tests = self.doc.data.get("tests") if isinstance(self.doc.data, dict) else None
+        test = tests[path[1]] if isinstance(tests, list) and path[1] < len(tests) else None
+        name = test.get("name") if isinstance(test, dict) else None
+        return name if isinstance(name, str) else None
 
     def fail(self) -> typing.NoReturn:
         """Raise everything found, in file order."""
