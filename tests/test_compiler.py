@@ -75,6 +75,10 @@ def one(text: str, **facts: Any) -> Result:
         ("annual_revenue == 0.1", {"annual_revenue": 0.1}, True),
         ("annual_revenue < 0.1000000000000000055511151231257827", {"annual_revenue": 0.1}, True),
         ("annual_revenue > 9007199254740992", {"annual_revenue": 9007199254740993.0}, False),
+        # a float is its repr: 2.0**60 is 1.152921504606847e18 to rule-engine, not 2**60
+        ("annual_revenue == 1152921504606846976", {"annual_revenue": 2.0**60}, False),
+        ("annual_revenue > 1152921504606846976", {"annual_revenue": 2.0**60}, True),
+        ("annual_revenue == 1152921504606847000", {"annual_revenue": 2.0**60}, True),
         # regexes: =~ is anchored at the start, =~~ searches
         ('title =~ "VP"', {"title": "SVP Sales"}, False),
         ('title =~~ "VP"', {"title": "SVP Sales"}, True),
