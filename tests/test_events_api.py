@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from tests.conftest import FakeClock
-from tests.test_leads_api import count, setup_pool
 
+from conftest import FakeClock
 from leadroute.config import Settings
+from test_leads_api import count, setup_pool
 
 # Engagement comes only from activities, halves every 10 days; routing takes only mql and sql
 # leads, so a plain lead waits in the queue until its activity lifts it.
