@@ -19,7 +19,7 @@ from rule_engine import DataType
 
 from leadroute.rules import parse_ruleset, run_ruleset_tests
 from leadroute.rules._facts import _member, context_for
-from leadroute.rules.compiler import CompiledEvaluator, CompiledSection
+from leadroute.rules.compiler import CompiledEvaluator, CompiledSection, compiled_section
 from leadroute.rules.evaluator import EVALUATOR_ENV, RuleEngineEvaluator, default_evaluator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,10 +35,8 @@ CONTEXT = context_for("routing", ATTRIBUTES, ["fit", "engagement"])
 Result = bool | BaseException
 
 
-def compiled_section(texts: Sequence[str], context: rule_engine.Context = CONTEXT) -> CompiledSection:
-    section = CompiledEvaluator().compile([rule_engine.Rule(text, context=context) for text in texts])
-    assert isinstance(section, CompiledSection)
-    return section
+def build(texts: Sequence[str], context: rule_engine.Context = CONTEXT) -> CompiledSection:
+    return CompiledSection([rule_engine.Rule(text, context=context) for text in texts])
 
 
 def both(
@@ -131,7 +129,7 @@ def one(text: str, **facts: Any) -> Result:
 )
 def test_agrees_with_rule_engine(text: str, facts: dict[str, Any], expected: bool) -> None:
     assert one(text, **facts) is expected
-    assert not compiled_section([text]).fallback_rules
+    assert not build([text]).fallback_rules
 
 
 @pytest.mark.parametrize(
@@ -182,7 +180,7 @@ def test_odd_input_is_evaluated_by_rule_engine() -> None:
 
 def test_uncovered_nodes_fall_back_for_that_rule_only() -> None:
     texts = ['country == "US"', "$now > occurred_at", '["a", "b"][0] == country', "title[0] == 'V'"]
-    section = compiled_section(texts)
+    section = build(texts)
     assert sorted(section.fallback_rules) == [1, 3]  # the item of a literal array is folded at parse time
     now = datetime.now(UTC)
     assert both(texts, {"country": "a", "occurred_at": now, "title": "VP"}) == [False, True, True, True]
@@ -192,7 +190,7 @@ def test_uncovered_nodes_fall_back_for_that_rule_only() -> None:
 def test_rule_text_is_data_never_code() -> None:
     text = 'title == "\\"); raise SystemExit(\\"" or country == "\\\\x00\' + __import__(\'os\')"'
     assert one(text, title='"); raise SystemExit("') is True
-    section = compiled_section([text])
+    section = build([text])
     assert not section.fallback_rules
     tree = ast.parse(section.source)
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
@@ -214,7 +212,7 @@ def test_nested_objects_read_with_the_plain_accessor() -> None:
         mapping_attribute_lookup=False,
     )
     texts = ['lead.attributes.form == "demo"', 'url =~~ "/pricing" and lead.title != null']
-    assert not compiled_section(texts, context).fallback_rules
+    assert not build(texts, context).fallback_rules
     facts = {"url": "https://x.example/pricing", "lead": {"title": "CTO", "attributes": {"form": "demo"}}}
     assert both(texts, facts, context) == [True, True]
     assert both(texts, {"lead": None}, context) == [False, False]
@@ -224,8 +222,9 @@ def test_nested_objects_read_with_the_plain_accessor() -> None:
 
 def test_the_default_ruleset_compiles_fully_and_its_tests_pass() -> None:
     ruleset = parse_ruleset((ROOT / "rules" / "inbound.yaml").read_text(), evaluator=CompiledEvaluator())
-    for section in (ruleset.scoring_evaluator, ruleset.qualification_evaluator, ruleset.routing_evaluator):
-        assert isinstance(section, CompiledSection)
+    for evaluator in (ruleset.scoring_evaluator, ruleset.qualification_evaluator, ruleset.routing_evaluator):
+        section = compiled_section(evaluator)
+        assert section is not None
         assert section.fallback_rules == {}
     assert all(outcome.passed for outcome in run_ruleset_tests(ruleset))
 
@@ -233,10 +232,10 @@ def test_the_default_ruleset_compiles_fully_and_its_tests_pass() -> None:
 def test_compiled_is_the_default_and_rule_engine_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
     text = (ROOT / "rules" / "inbound.yaml").read_text()
     monkeypatch.delenv(EVALUATOR_ENV, raising=False)
-    assert isinstance(parse_ruleset(text).scoring_evaluator, CompiledSection)
+    assert compiled_section(parse_ruleset(text).scoring_evaluator) is not None
     monkeypatch.setenv(EVALUATOR_ENV, "rule-engine")
     assert isinstance(default_evaluator(), RuleEngineEvaluator)
-    assert not isinstance(parse_ruleset(text).scoring_evaluator, CompiledSection)
+    assert compiled_section(parse_ruleset(text).scoring_evaluator) is None
     monkeypatch.setenv(EVALUATOR_ENV, "fast")
     with pytest.raises(ValueError, match=EVALUATOR_ENV):
         default_evaluator()

@@ -50,7 +50,7 @@ from rule_engine import DataType
 from leadroute.rules._facts import _member as member_accessor
 from leadroute.rules.evaluator import RuleEngineEvaluator, SectionEvaluator
 
-__all__ = ["CompiledEvaluator", "CompiledSection"]
+__all__ = ["CompiledEvaluator", "CompiledSection", "compiled_section"]
 
 _rast = rule_engine.ast
 
@@ -232,7 +232,8 @@ _LEAF_CHECKS: Final[Mapping[str, str]] = {
     NUM: (
         "if type(V) is not int and V is not None:\n"
         "    if type(V) is float:\n"
-        "        V = NORM_FLOAT(V)\n"
+        "        if not (-EXACT < V < EXACT and V % 1.0 == 0.0):\n"
+        "            V = NORM_FLOAT(V)\n"
         "    elif type(V) is not DECIMAL:\n"
         "        return FALLBACK(facts)"
     ),
@@ -350,7 +351,7 @@ class _Section:
             default = self.default if len(path) == 1 else ast.Constant(None)
             body += _stmts("V = SRC.get(NAME, DEFAULT)", V=_name(variable), SRC=_name(source),
                            NAME=ast.Constant(path[-1]), DEFAULT=default)  # fmt: skip
-            body += _stmts(_LEAF_CHECKS[kind], V=_name(variable))
+            body += _stmts(_LEAF_CHECKS[kind], V=_name(variable), EXACT=ast.Constant(_EXACT_FLOAT_INT))
         return body
 
 
@@ -660,24 +661,24 @@ def _reference(rule: rule_engine.Rule) -> Callable[[Any], bool | BaseException]:
 class CompiledSection:
     """One section's rules as one generated function (see the module docstring)."""
 
-    __slots__ = ("_function", "fallback_rules", "rules", "source")
+    __slots__ = ("fallback_rules", "function", "rules", "source")
 
     def __init__(self, rules: Sequence[rule_engine.Rule]) -> None:
         self.rules: tuple[rule_engine.Rule, ...] = tuple(rules)
         self.fallback_rules: dict[int, str] = {}
         """Index of each rule evaluated by rule-engine, and the node that made it so."""
-        self._function, self.source = self._build()
+        self.function: SectionEvaluator
+        """The generated function itself (what :meth:`CompiledEvaluator.compile` returns)."""
+        self.function, self.source = self._build()
 
     def __call__(self, facts: Mapping[str, Any]) -> list[bool | BaseException]:
-        result: list[bool | BaseException] = self._function(facts)
-        return result
+        return self.function(facts)
 
-    def _build(self) -> tuple[Callable[[Any], list[bool | BaseException]], str]:
+    def _build(self) -> tuple[SectionEvaluator, str]:
         reference = RuleEngineEvaluator().compile(self.rules)
-        if not self.rules:
-            return reference, "# no rules"
-        section = _Section(self.rules[0].context)
+        section = _Section(self.rules[0].context if self.rules else rule_engine.Context(default_value=None))
         section.namespace["FALLBACK"] = reference
+        section.namespace["SECTION"] = self  # for compiled_section(); the code never reads it
         compiler = _RuleCompiler(section)
         body: list[ast.stmt] = []
         results: list[ast.expr] = []
@@ -708,7 +709,7 @@ class CompiledSection:
         module = ast.fix_missing_locations(ast.Module(body=[function], type_ignores=[]))
         code = compile(module, filename="<leadroute compiled rules>", mode="exec")
         exec(code, section.namespace)  # noqa: S102 - code built from ast nodes; rule text is only data
-        generated: Callable[[Any], list[bool | BaseException]] = section.namespace["section"]
+        generated: SectionEvaluator = section.namespace["section"]
         return generated, ast.unparse(module)
 
     def explain(self) -> Iterator[str]:
@@ -722,5 +723,12 @@ class CompiledEvaluator:
     """The default evaluator: each section compiled to one Python function."""
 
     def compile(self, rules: Sequence[rule_engine.Rule]) -> SectionEvaluator:
-        """Return an evaluator for ``rules``, in order."""
-        return CompiledSection(rules)
+        """Return an evaluator for ``rules``, in order: the generated function itself."""
+        return CompiledSection(rules).function
+
+
+def compiled_section(evaluator: object) -> CompiledSection | None:
+    """The :class:`CompiledSection` behind an evaluator :class:`CompiledEvaluator` returned, else None."""
+    namespace = getattr(evaluator, "__globals__", None)
+    found = namespace.get("SECTION") if isinstance(namespace, dict) else None
+    return found if isinstance(found, CompiledSection) else None
