@@ -31,10 +31,11 @@ from leadroute.errors import ClientError, problem
 from leadroute.intake import InvalidEvent, InvalidLead, MalformedBody
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset, RulesetError, load_rules_path
+from leadroute.rulesets import RulesetSync, actor
 from leadroute.runtime import ActiveRuleset, Clock, Runtime, utc_now
 from leadroute.store.db import create_pool
 from leadroute.store.migrate import migrate
-from leadroute.store.rulesets import record_ruleset
+from leadroute.store.rulesets import adopt_startup_ruleset
 
 __all__ = ["create_app"]
 
@@ -61,7 +62,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         try:
             async with db.acquire() as conn:
                 await migrate(conn)
-                ruleset_id = await record_ruleset(conn, active_rules)
+                running, ruleset_id = await adopt_startup_ruleset(conn, active_rules, actor=actor("start"))
             routing = Router(redis, settings.redis_prefix, database_url=settings.database_url, clock=clock)
             await routing.ensure_state()  # first start, or Redis lost its data: rebuild from PG
             app.state.runtime = Runtime(
@@ -69,16 +70,21 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                 db=db,
                 redis=redis,
                 routing=routing,
-                rules=ActiveRuleset(active_rules, ruleset_id),
+                rules=ActiveRuleset(running, ruleset_id),
                 clock=clock,
             )
             log.info(
                 "ruleset %s v%s active (sha256 %s)",
-                active_rules.path,
-                active_rules.version,
-                active_rules.sha256[:12],
+                running.path,
+                running.version,
+                running.sha256[:12],
             )
-            yield
+            rulesets = app.state.runtime.rulesets = RulesetSync(app.state.runtime)
+            await rulesets.start()  # follows fleet-wide activations (LISTEN + poll), watches the file
+            try:
+                yield
+            finally:
+                await rulesets.stop()
         finally:
             await redis.aclose()
             await db.close()

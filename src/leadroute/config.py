@@ -51,6 +51,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds each dependency may take to answer ``/health/ready``."""
     log_level: LogLevel = "INFO"
     """Root log level."""
+    ruleset_poll_interval: float = 5.0
+    """Seconds between checks of the fleet's active ruleset: the fallback when a LISTEN/NOTIFY
+    activation message was missed (the listening connection is reconnected at the same pace)."""
+    watch_rules: bool = False
+    """Reload ``rules_path`` when it changes: a file that loads, names known pools and passes its
+    tests is published and activated fleet-wide; otherwise the last good version stays active."""
+    watch_interval: float = 2.0
+    """Seconds between checks of ``rules_path`` when ``watch_rules`` is on."""
 
     @property
     def embedded(self) -> bool:
@@ -91,6 +99,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"{PREFIX}DB_POOL_MIN: must be between 1 and {PREFIX}DB_POOL_MAX")
         if self.ready_timeout <= 0:
             raise SettingsError(f"{PREFIX}READY_TIMEOUT: must be a positive number of seconds")
+        if self.ruleset_poll_interval <= 0:
+            raise SettingsError(f"{PREFIX}RULESET_POLL_INTERVAL: must be a positive number of seconds")
+        if self.watch_interval <= 0:
+            raise SettingsError(f"{PREFIX}WATCH_INTERVAL: must be a positive number of seconds")
         if self.database_url is not None and not self.database_url.startswith(
             ("postgres://", "postgresql://")
         ):

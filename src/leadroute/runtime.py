@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 from redis.asyncio import Redis
@@ -13,7 +14,7 @@ from leadroute.config import Settings
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
 
-__all__ = ["ActiveRuleset", "Clock", "Runtime", "utc_now"]
+__all__ = ["ActiveRuleset", "Clock", "RulesetFollower", "Runtime", "utc_now"]
 
 Clock = Callable[[], datetime]
 """What time it is (timezone-aware UTC); tests inject their own to move time."""
@@ -32,6 +33,13 @@ class ActiveRuleset:
     id: int
 
 
+class RulesetFollower(Protocol):
+    """What handlers use of :class:`leadroute.rulesets.RulesetSync` (a Protocol: no import cycle)."""
+
+    async def refresh(self) -> bool: ...
+    def remember(self, ruleset_id: int, ruleset: Ruleset) -> None: ...
+
+
 @dataclass(slots=True)
 class Runtime:
     """The I/O edges shared by request handlers."""
@@ -43,3 +51,5 @@ class Runtime:
     rules: ActiveRuleset
     clock: Clock = field(default=utc_now)
     """Every "now" in routing, SLA timers and decay comes from here, never from ``datetime.now``."""
+    rulesets: RulesetFollower | None = None
+    """Follows the fleet's active ruleset and swaps ``rules`` (``rulesets.RulesetSync``); set at start."""
