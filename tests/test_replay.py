@@ -587,6 +587,23 @@ class TestReplayCli:
         assert data["stage_matrix"] == EXPECTED_MATRIX
         assert len(data["examples"]["stage lead -> mql"]) == 1
         assert data["candidate"]["source"].endswith("candidate.yaml")
+        assert data["baseline"]["source"] == f"active (stored version {VERSION})"  # what the fleet runs
+
+        same = await asyncio.to_thread(
+            leadroute,
+            "rules",
+            "replay",
+            "--candidate-version",
+            str(VERSION),
+            "--baseline-version",
+            str(VERSION),
+            env=env,
+        )
+        assert same.returncode == 0, same.stderr
+        assert "changed    0 leads" in same.stdout
+        missing = await asyncio.to_thread(leadroute, "rules", "replay", "--candidate-version", "999", env=env)
+        assert missing.returncode == 1
+        assert "no stored ruleset has version 999" in missing.stderr
 
     def test_cli_bad_candidate_fails_before_connecting(self, tmp_path: Path) -> None:
         candidate = tmp_path / "candidate.yaml"

@@ -35,7 +35,7 @@ from leadroute.replay._simulate import (
     routing_view,
     simulation_answer,
 )
-from leadroute.replay._source import StoredLead, UnknownRulesetVersion, chosen_ruleset, load_version
+from leadroute.replay._source import StoredLead, UnknownRulesetVersion, active_side, chosen_ruleset
 from leadroute.replay._text import format_report
 
 __all__ = [
@@ -54,11 +54,11 @@ __all__ = [
     "SimulateIn",
     "StoredLead",
     "UnknownRulesetVersion",
+    "active_side",
     "chosen_ruleset",
     "format_file_result",
     "format_report",
     "format_summary",
-    "load_version",
     "outcome_of",
     "parse_simulation",
     "parse_since",

@@ -18,9 +18,10 @@ from leadroute.replay._progress import ProgressBar
 from leadroute.replay._report import ReplayReport, report_json
 from leadroute.replay._ruletests import format_file_result, format_summary, rule_files, run_file
 from leadroute.replay._run import Side, parse_since, replay_stored
-from leadroute.replay._source import load_version
+from leadroute.replay._source import active_side
 from leadroute.replay._text import format_report
 from leadroute.rules import RulesetError, load_rules_path, load_ruleset, run_ruleset_tests
+from leadroute.store.rulesets import load_stored_ruleset
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -61,7 +62,7 @@ def rules_replay(
         return 2
     try:  # files first: a typo in the candidate is reported before any server starts
         candidate = _file_side(args.candidate) if args.candidate else None
-        baseline = None if args.baseline_version else _file_side(args.baseline or settings.rules_path)
+        baseline = _file_side(args.baseline) if args.baseline else None
     except RulesetError as exc:
         print(f"{exc}", file=sys.stderr)
         return 1
@@ -119,10 +120,13 @@ async def _replay(
     try:
         await init_connection(conn)
         try:
-            baseline = baseline or await _stored_side(conn, args.baseline_version)
+            baseline = baseline or await _baseline(conn, settings, args.baseline_version)
             candidate = candidate or await _stored_side(conn, args.candidate_version)
         except LookupError as exc:
             print(f"leadroute: {exc}", file=sys.stderr)
+            return None
+        except RulesetError as exc:
+            print(f"{exc}", file=sys.stderr)
             return None
         bar = ProgressBar(sys.stderr)
         try:
@@ -142,8 +146,18 @@ async def _replay(
         await conn.close()
 
 
+async def _baseline(conn: Connection, settings: Settings, version: int | None) -> Side:
+    """A stored version if asked; else what the fleet runs; else, before any activation, the rules file."""
+    if version is not None:
+        return await _stored_side(conn, version)
+    active = await active_side(conn)
+    if active is not None:
+        return Side(*active)
+    return _file_side(settings.rules_path)
+
+
 async def _stored_side(conn: Connection, version: int) -> Side:
-    loaded = await load_version(conn, version)
+    loaded = await load_stored_ruleset(conn, version)
     if loaded is None:
         raise LookupError(f"no stored ruleset has version {version} (leadroute rules list shows them)")
     return Side(loaded[0], f"stored version {version}")

@@ -1,5 +1,6 @@
 """Reading what dry runs need from PostgreSQL: stored leads with their activities, stored rulesets.
 
+Stored rulesets are read with the rulesets store (:mod:`leadroute.store.rulesets`).
 Stored leads stream through a server-side cursor in batches, so a replay of 100,000 leads holds
 one batch in memory at a time. A cursor lives inside a transaction: the caller opens one
 (read-only, repeatable read, so the whole replay sees one snapshot).
@@ -21,8 +22,16 @@ from leadroute.models import Activity, NormalizedLead
 from leadroute.rules import Ruleset, parse_ruleset
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
+from leadroute.store.rulesets import active_activation, load_ruleset_by_id, load_stored_ruleset
 
-__all__ = ["StoredLead", "chosen_ruleset", "count_leads", "load_version", "stream_leads"]
+__all__ = [
+    "StoredLead",
+    "UnknownRulesetVersion",
+    "active_side",
+    "chosen_ruleset",
+    "count_leads",
+    "stream_leads",
+]
 
 
 class StoredLead(msgspec.Struct, frozen=True):
@@ -82,19 +91,6 @@ async def stream_leads(
         ]
 
 
-async def load_version(conn: Connection, version: int) -> tuple[Ruleset, int] | None:
-    """A stored ruleset version, parsed and compiled, and its row id; None when never stored.
-
-    Raises :class:`~leadroute.rules.RulesetError` if the stored source no longer loads.
-    """
-    row = await conn.fetchrow(QUERIES["replay_ruleset_source"], version)
-    if row is None:
-        return None
-    path = Path(row["path"]).name if row["path"] else f"version-{version}.yaml"
-    ruleset_id: int = row["id"]
-    return parse_ruleset(row["source"], path=Path(path)), ruleset_id
-
-
 class UnknownRulesetVersion(ClientError):
     """No stored ruleset has the requested version."""
 
@@ -119,7 +115,16 @@ async def chosen_ruleset(
         return parse_ruleset(text, path=Path(name)), f"uploaded {name}"
     if version is None:
         return None
-    loaded = await load_version(conn, version)
+    loaded = await load_stored_ruleset(conn, version)
     if loaded is None:
         raise UnknownRulesetVersion(field, version)
     return loaded[0], f"stored version {version}"
+
+
+async def active_side(conn: Connection) -> tuple[Ruleset, str] | None:
+    """The ruleset the fleet runs (the latest activation) and its label; None before the first."""
+    activation = await active_activation(conn)
+    loaded = await load_ruleset_by_id(conn, activation.ruleset_id) if activation is not None else None
+    if activation is None or loaded is None:
+        return None
+    return loaded[0], f"active (stored version {activation.version})"

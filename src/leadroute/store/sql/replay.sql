@@ -1,4 +1,4 @@
--- Dry runs: replay (stored leads) and stored ruleset sources. Read-only, every one of them.
+-- Replay: stored leads and their activities. Read-only, every one of them.
 -- Simulate reads pools and owners with routing's own queries (routing.sql).
 
 -- name: replay_lead_count
@@ -19,7 +19,3 @@ SELECT id, stage, normalized FROM leads
 SELECT lead_id, occurred_at, payload FROM lead_events
  WHERE lead_id = ANY($1::uuid[]) AND kind = 'activity'
  ORDER BY lead_id, occurred_at, id;
-
--- name: replay_ruleset_source
--- The stored source of a ruleset version (the newest row if a version was recorded twice).
-SELECT id, version, sha256, source, path FROM rulesets WHERE version = $1 ORDER BY id DESC LIMIT 1;
