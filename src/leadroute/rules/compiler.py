@@ -286,7 +286,7 @@ class _Section:
             "NE": _ne,
             "DEC": _dec,
         }
-        self.constants: dict[tuple[type, Any], str] = {}
+        self.constants: dict[tuple[type, str], str] = {}
         self.leaves: dict[tuple[str, ...], tuple[str, str]] = {}  # path -> (variable, kind)
         self.objects: dict[tuple[str, ...], str] = {}  # path -> variable
         self.decimal_contexts: dict[int, decimal.Context] = {}
@@ -301,11 +301,8 @@ class _Section:
         """``value`` in generated code: a literal constant, or a namespace name."""
         if value is None or type(value) in (str, int, float, bool):
             return ast.Constant(value)
-        try:
-            key: tuple[type, Any] = (type(value), value)
-            hash(key)
-        except TypeError:
-            key = (type(value), id(value))
+        # Shared by repr, not equality: (1, True) == (1, 1), but they are different literals.
+        key = (type(value), repr(value))
         if key not in self.constants:
             identifier = self.fresh("k")
             self.constants[key] = identifier
