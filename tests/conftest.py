@@ -110,6 +110,7 @@ async def settings(servers: Servers) -> AsyncIterator[Settings]:
         rules_path=str(ROOT / "rules"),
         db_pool_min=1,
         db_pool_max=30,
+        sla_poll_seconds=0,  # no background SLA scheduler: tests fire timers with fire_due_timers
     )
     try:
         yield settings

@@ -18,6 +18,7 @@ from litestar.plugins.problem_details import (
 )
 from redis.asyncio import Redis
 
+from leadroute.api.assignments import AssignmentController
 from leadroute.api.deps import provide_runtime
 from leadroute.api.events import EventController
 from leadroute.api.health import live, ready
@@ -36,6 +37,7 @@ from leadroute.runtime import ActiveRuleset, Clock, Runtime, utc_now
 from leadroute.store.db import create_pool
 from leadroute.store.migrate import migrate
 from leadroute.store.rulesets import adopt_startup_ruleset
+from leadroute.workflow.scheduler import scheduler as sla_scheduler
 
 __all__ = ["create_app"]
 
@@ -82,7 +84,8 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             rulesets = app.state.runtime.rulesets = RulesetSync(app.state.runtime)
             await rulesets.start()  # follows fleet-wide activations (LISTEN + poll), watches the file
             try:
-                yield
+                async with sla_scheduler(app.state.runtime):  # fires due SLA timers in the background
+                    yield
             finally:
                 await rulesets.stop()
         finally:
@@ -92,6 +95,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
     return Litestar(
         route_handlers=[
             LeadController,
+            AssignmentController,
             EventController,
             OwnerController,
             PoolController,

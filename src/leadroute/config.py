@@ -51,6 +51,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds each dependency may take to answer ``/health/ready``."""
     log_level: LogLevel = "INFO"
     """Root log level."""
+    sla_poll_seconds: float = 2.0
+    """Seconds between SLA scheduler passes in each instance (a breach acts within this); 0: off."""
+    sla_max_breaches: int = 3
+    """The SLA breach of a lead that sends it to the fallback queue instead of another owner."""
     ruleset_poll_interval: float = 5.0
     """Seconds between checks of the fleet's active ruleset: the fallback when a LISTEN/NOTIFY
     activation message was missed (the listening connection is reconnected at the same pace)."""
@@ -97,6 +101,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"{PREFIX}PORT: {self.port} is not a TCP port (1-65535)")
         if not 1 <= self.db_pool_min <= self.db_pool_max:
             raise SettingsError(f"{PREFIX}DB_POOL_MIN: must be between 1 and {PREFIX}DB_POOL_MAX")
+        if self.sla_poll_seconds < 0:
+            raise SettingsError(f"{PREFIX}SLA_POLL_SECONDS: must be 0 (off) or a positive number of seconds")
+        if self.sla_max_breaches < 1:
+            raise SettingsError(f"{PREFIX}SLA_MAX_BREACHES: must be at least 1")
         if self.ready_timeout <= 0:
             raise SettingsError(f"{PREFIX}READY_TIMEOUT: must be a positive number of seconds")
         if self.ruleset_poll_interval <= 0:

@@ -12,6 +12,7 @@ from litestar.params import FromPath, HeaderParameter
 from leadroute.errors import NotFound
 from leadroute.runtime import Runtime
 from leadroute.store.queries import QUERIES
+from leadroute.workflow.actions import workflow_history
 from leadroute.workflow.intake import submit_lead
 
 __all__ = ["MAX_BODY_BYTES", "LeadController"]
@@ -47,6 +48,7 @@ class LeadController(Controller):
             events = await conn.fetch(QUERIES["lead_events"], lead_id)
             decisions = await conn.fetch(QUERIES["lead_decisions"], lead_id)
             assignments = await conn.fetch(QUERIES["lead_assignments"], lead_id)
+            workflow = await workflow_history(conn, lead_id)  # state, SLA timers, steps with details
         history = sorted(
             [{"at": e["received_at"], "type": e["kind"]} for e in events]
             + [
@@ -84,6 +86,7 @@ class LeadController(Controller):
             "pool": lead["pool_id"],
             "lead": lead["normalized"],
             "history": history,
+            "workflow": workflow,
         }
 
     @get("/{lead_id:uuid}/explain", summary="Why this lead got its score, stage and owner")

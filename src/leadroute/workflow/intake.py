@@ -30,6 +30,7 @@ from leadroute.runtime import ActiveRuleset, Runtime
 from leadroute.scoring import Evaluation, evaluate
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
+from leadroute.workflow.sla import on_assigned
 
 __all__ = ["IntakeResult", "explanation", "fingerprint", "record_assignment", "submit_lead"]
 
@@ -234,7 +235,7 @@ async def record_assignment(
         await conn.execute(
             QUERIES["routing_lead_placed"], lead_id, placed.owner, placed.pool, placed.status, now
         )
-    await conn.execute(
+    assignment_id = await conn.fetchval(
         QUERIES["routing_assignment_insert"],
         lead_id,
         decision_id,
@@ -246,6 +247,10 @@ async def record_assignment(
         now,
         placed.seq,
         placed.rule,
+    )
+    # the routing target's SLA starts now, in this transaction (package E: workflow/sla.py)
+    await on_assigned(
+        conn, lead_id=lead_id, assignment_id=assignment_id, placed=placed, now=now, replace=replace
     )
 
 

@@ -1,0 +1,98 @@
+-- The lead workflow (package E): SLA timers, accept / reassign / close, and the history reads.
+-- Every change locks the lead row first (workflow_lead_lock), then touches its assignments and
+-- timers, so requests and schedulers on one lead apply one after the other.
+
+-- name: sla_timer_insert
+-- Start an SLA timer for a lead's current assignment; returns the row.
+INSERT INTO sla_timers (lead_id, assignment_id, owner_id, pool_id, minutes, on_breach, business_hours,
+                        started_at, due_at, breaches)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING *;
+
+-- name: sla_timers_cancel
+-- Stop a lead's running timer (accepted, moved, closed); returns the ids stopped.
+UPDATE sla_timers SET status = 'cancelled', resolution = $2, resolved_at = $3
+ WHERE lead_id = $1 AND status = 'pending'
+RETURNING id;
+
+-- name: sla_timer_claim
+-- The most overdue pending timer not in $2, locked; rows another instance holds are skipped.
+SELECT * FROM sla_timers
+ WHERE status = 'pending' AND due_at <= $1 AND id <> ALL ($2::bigint[])
+ ORDER BY due_at, id
+   FOR UPDATE SKIP LOCKED
+ LIMIT 1;
+
+-- name: sla_timer_resolve
+-- A claimed timer fired (resolution 'breached') or turned out stale ('cancelled').
+UPDATE sla_timers SET status = $2, resolution = $3, resolved_at = $4 WHERE id = $1;
+
+-- name: sla_timer_failed
+-- Firing failed at $3: count the attempt, remember the error type, put the timer off by 1, 2, 4 ...
+-- minutes (at most $4); it stays pending.
+UPDATE sla_timers
+   SET attempts = attempts + 1, last_error = $2,
+       due_at = $3::timestamptz + make_interval(mins => least(power(2, least(attempts, 20))::int, $4::int))
+ WHERE id = $1 AND status = 'pending'
+RETURNING attempts;
+
+-- name: sla_breached_owners
+-- Every owner who let this lead's SLA run out (a reassignment never goes back to them).
+SELECT DISTINCT owner_id FROM sla_timers WHERE lead_id = $1 AND status = 'fired';
+
+-- name: sla_lead_timers
+-- A lead's timers, oldest first.
+SELECT id, assignment_id, owner_id, pool_id, minutes, on_breach, business_hours, started_at, due_at,
+       breaches, status, resolution, resolved_at
+  FROM sla_timers WHERE lead_id = $1 ORDER BY id;
+
+-- name: sla_lead_latest
+-- A lead's newest timer (its SLA terms carry over to the next owner).
+SELECT * FROM sla_timers WHERE lead_id = $1 ORDER BY id DESC LIMIT 1;
+
+-- name: workflow_lead_lock
+-- A lead's workflow fields, locked until the transaction ends.
+SELECT id, status, owner_id, pool_id, company_domain FROM leads WHERE id = $1 FOR UPDATE;
+
+-- name: workflow_lead_try_lock
+-- The same, but nothing when another transaction holds the lead (the scheduler comes back later).
+SELECT id, status, owner_id, pool_id, company_domain FROM leads WHERE id = $1 FOR UPDATE SKIP LOCKED;
+
+-- name: workflow_current
+-- A lead's current assignment (the lead row is locked by the caller).
+SELECT id, owner_id, pool_id, status, queue, reason, rule, created_at, accepted_at
+  FROM assignments WHERE lead_id = $1 AND ended_at IS NULL;
+
+-- name: workflow_assignment_state
+-- Move the current assignment to a new state (accepted, closed) without ending it.
+UPDATE assignments SET status = $2, accepted_at = coalesce($3, accepted_at) WHERE id = $1;
+
+-- name: workflow_lead_set
+-- The lead's workflow state, owner and pool.
+UPDATE leads SET status = $2, owner_id = $3, pool_id = $4, updated_at = $5 WHERE id = $1;
+
+-- name: workflow_lead_status
+-- Only the lead's workflow state.
+UPDATE leads SET status = $2, updated_at = $3 WHERE id = $1;
+
+-- name: workflow_event
+-- One workflow step in the lead's history, at the service clock's time.
+INSERT INTO lead_events (lead_id, kind, received_at, occurred_at, payload)
+VALUES ($1, $2, $3, $3, $4)
+RETURNING id;
+
+-- name: workflow_targets
+-- The routing targets of the lead's latest decision (a reassignment tries them again).
+SELECT explanation -> 'routing' -> 'targets' AS targets
+  FROM decisions WHERE lead_id = $1 ORDER BY id DESC LIMIT 1;
+
+-- name: workflow_steps
+-- The workflow steps of a lead (routing, SLA and assignment events) with their details.
+SELECT id, kind, received_at, payload FROM lead_events
+ WHERE lead_id = $1 AND (kind LIKE 'assignment.%' OR kind LIKE 'sla.%' OR kind = 'lead.routed')
+ ORDER BY id;
+
+-- name: workflow_assignments
+-- Every assignment of a lead with its workflow fields, oldest first.
+SELECT id, owner_id, pool_id, status, queue, reason, rule, created_at, accepted_at, ended_at
+  FROM assignments WHERE lead_id = $1 ORDER BY id;

@@ -1,0 +1,152 @@
+"""SLA timers: when an owner must accept a lead by, and the rows the scheduler fires.
+
+A routing rule's ``sla`` (``accept_within_minutes``, ``on_breach``) starts a timer when the lead is
+assigned to an owner: one ``sla_timers`` row, written in the assigning transaction, so a lead and
+its deadline commit together. Accepting, reassigning or closing the lead stops it
+(:func:`cancel_timers`); the scheduler (:mod:`leadroute.workflow.scheduler`) fires the ones that
+run out.
+
+The deadline is ``now + accept_within_minutes`` of wall-clock time, or, when the pool has
+``sla_business_hours``, that many minutes counted only inside the owner's working hours in their
+own timezone (:func:`business_due`): a lead assigned at 16:50 with 30 minutes to accept, to an
+owner who works 09:00-17:00, is due at 09:20 the next working day.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from leadroute.routing import Assignment, Member, member_from_row
+from leadroute.routing.eligibility import DAYS, _span
+from leadroute.rules import Sla
+from leadroute.store.db import Connection
+from leadroute.store.queries import QUERIES
+
+__all__ = ["MAX_SEARCH_DAYS", "business_due", "cancel_timers", "on_assigned", "start_timer", "working_spans"]
+
+MAX_SEARCH_DAYS = 400
+"""How far ahead :func:`business_due` looks for working time before giving up on the hours."""
+
+
+def working_spans(member: Member, day: date) -> list[tuple[datetime, datetime]]:
+    """The owner's working spans on their local ``day``, as UTC instants, merged and in order."""
+    assert member.working_hours is not None
+    tz = ZoneInfo(member.timezone)
+    minutes = sorted(_span(s) for s in member.working_hours.get(DAYS[day.weekday()], ()))
+    merged: list[list[int]] = []
+    for start, end in minutes:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(_instant(day, start, tz), _instant(day, end, tz)) for start, end in merged]
+
+
+def _instant(day: date, minute: int, tz: ZoneInfo) -> datetime:
+    """Local ``day`` at ``minute`` past midnight (1440: the next midnight) in UTC."""
+    if minute >= 24 * 60:
+        day, minute = day + timedelta(days=1), minute - 24 * 60
+    local = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=tz)
+    return local.astimezone(UTC)
+
+
+def business_due(member: Member, start: datetime, minutes: int) -> datetime:
+    """``start`` plus ``minutes`` counted only inside the owner's working hours (their timezone).
+
+    Time outside the hours (nights, days off) does not count; a start outside the hours begins
+    counting when the next span opens. Owners without hours (always available) count wall-clock
+    time, as does an owner whose hours have no span in the next :data:`MAX_SEARCH_DAYS` days.
+    Daylight-saving changes are handled: spans are local times converted to instants each day.
+    """
+    wall = start + timedelta(minutes=minutes)
+    if member.working_hours is None or minutes <= 0:
+        return wall
+    remaining = timedelta(minutes=minutes)
+    first = start.astimezone(ZoneInfo(member.timezone)).date()
+    for offset in range(MAX_SEARCH_DAYS):
+        for opens, closes in working_spans(member, first + timedelta(days=offset)):
+            begin = max(opens, start)
+            if begin >= closes:
+                continue
+            if remaining <= closes - begin:
+                return begin + remaining
+            remaining -= closes - begin
+    return wall
+
+
+async def start_timer(
+    conn: Connection,
+    *,
+    lead_id: uuid.UUID,
+    assignment_id: int,
+    owner_id: str,
+    pool_id: str | None,
+    sla: Sla,
+    now: datetime,
+    breaches: int = 0,
+) -> Any:
+    """Insert the timer of a new assignment (caller's transaction); returns the row.
+
+    ``pool_id`` is the pool whose settings apply (``sla_business_hours``, and ``escalate_to`` on a
+    breach); ``breaches`` is how many times the lead breached before this timer.
+    """
+    due = now + timedelta(minutes=sla.accept_within_minutes)
+    business = False
+    if pool_id is not None:
+        pool = await conn.fetchrow(QUERIES["routing_pool"], pool_id)
+        if pool is not None and pool["sla_business_hours"]:
+            row = await conn.fetchrow(QUERIES["routing_owner_get"], owner_id)
+            if row is not None:
+                business = True
+                due = business_due(member_from_row(row), now, sla.accept_within_minutes)
+    return await conn.fetchrow(
+        QUERIES["sla_timer_insert"],
+        lead_id,
+        assignment_id,
+        owner_id,
+        pool_id,
+        sla.accept_within_minutes,
+        sla.on_breach,
+        business,
+        now,
+        due,
+        breaches,
+    )
+
+
+async def cancel_timers(
+    conn: Connection, lead_id: uuid.UUID, resolution: str, now: datetime
+) -> Sequence[int]:
+    """Stop the lead's running timer, saying why; returns the ids stopped (none or one)."""
+    return [r["id"] for r in await conn.fetch(QUERIES["sla_timers_cancel"], lead_id, resolution, now)]
+
+
+async def on_assigned(
+    conn: Connection,
+    *,
+    lead_id: uuid.UUID,
+    assignment_id: int,
+    placed: Assignment,
+    now: datetime,
+    replace: bool = False,
+) -> None:
+    """Routing placed a lead (intake, or a rescore that routed it): start its SLA, if it has one.
+
+    ``replace``: the lead had an assignment before, whose timer (if any) stops.
+    """
+    if replace:
+        await cancel_timers(conn, lead_id, "rerouted", now)
+    if placed.owner is not None and placed.sla is not None:
+        await start_timer(
+            conn,
+            lead_id=lead_id,
+            assignment_id=assignment_id,
+            owner_id=placed.owner,
+            pool_id=placed.pool,
+            sla=placed.sla,
+            now=now,
+        )

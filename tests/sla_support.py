@@ -1,0 +1,134 @@
+"""Helpers shared by the SLA and workflow tests: rule files with an SLA, leads, reads."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from leadroute.app import create_app
+from leadroute.config import Settings
+from leadroute.routing import snapshot_from_pg
+from leadroute.rules import parse_ruleset
+from leadroute.runtime import Clock, Runtime
+from leadroute.workflow.scheduler import fire_due_timers
+
+Client = AsyncTestClient[Litestar]
+
+
+def sla_rules(minutes: int = 30, on_breach: str = "reassign", pool: str = "sales") -> str:
+    """Every lead to ``pool``, with an SLA."""
+    return f"""
+version: 1
+description: every lead to one pool, with an SLA
+scoring:
+  groups:
+    fit: {{max: 100}}
+  rules:
+    - {{id: senior, group: fit, when: 'title =~~ "(?i)\\\\bvp\\\\b"', points: 60}}
+qualification:
+  - {{id: rest, stage: lead}}
+routing:
+  rules:
+    - {{id: everyone, when: 'true', pool: {pool}}}
+  fallback: unassigned
+  sla: {{accept_within_minutes: {minutes}, on_breach: {on_breach}}}
+"""
+
+
+def runtime(client: Client) -> Runtime:
+    rt: Runtime = client.app.state.runtime
+    return rt
+
+
+@asynccontextmanager
+async def instance(settings: Settings, rules: str, clock: Clock, **overrides: Any) -> AsyncIterator[Client]:
+    """One more app instance on the same database and Redis (its own pool and scheduler)."""
+    from pathlib import Path
+
+    app = create_app(
+        msgspec.structs.replace(settings, **overrides),
+        ruleset=parse_ruleset(rules, path=Path("test.yaml")),
+        clock=clock,
+    )
+    async with AsyncTestClient(app) as client:
+        yield client
+
+
+async def setup_pool(client: Client, owners: list[str], pool: str = "sales", **pool_fields: Any) -> None:
+    for ident in owners:
+        r = await client.put(f"/v1/owners/{ident}", json={"name": ident.title()})
+        assert r.status_code == 200, r.text
+    r = await client.put(f"/v1/pools/{pool}", json={"members": owners} | pool_fields)
+    assert r.status_code == 200, r.text
+
+
+async def post_lead(client: Client, n: int = 1) -> dict[str, Any]:
+    r = await client.post("/v1/leads", json={"email": f"p{n}@company-{n}.example", "title": "VP Sales"})
+    assert r.status_code == 201, r.text
+    result: dict[str, Any] = r.json()
+    return result
+
+
+async def lead(client: Client, lead_id: str) -> dict[str, Any]:
+    r = await client.get(f"/v1/leads/{lead_id}")
+    assert r.status_code == 200, r.text
+    result: dict[str, Any] = r.json()
+    return result
+
+
+def kinds(view: dict[str, Any]) -> list[str]:
+    """The workflow step kinds of a lead, in order."""
+    return [s["kind"] for s in view["workflow"]["steps"]]
+
+
+T = TypeVar("T")
+
+
+async def in_app(client: Client, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run ``fn(runtime, *args)`` on the app's own event loop (its pools live there), in a thread
+    so that several calls, on one app or several, run at the same time."""
+    portal = client.blocking_portal
+    return await asyncio.to_thread(portal.call, fn, runtime(client), *args)
+
+
+async def fire(client: Client) -> int:
+    """One scheduler pass of this instance at its clock's "now"; how many timers breached."""
+    return await in_app(client, fire_due_timers)
+
+
+async def open_counts(client: Client) -> dict[str, int]:
+    """Open leads per owner as Redis holds them."""
+
+    async def read(rt: Runtime) -> dict[str, int]:
+        return (await rt.routing.state.read()).open
+
+    return await in_app(client, read)
+
+
+async def assert_routing_consistent(client: Client) -> None:
+    """Redis open counts equal what PostgreSQL implies (what a rebuild would write)."""
+
+    async def both(rt: Runtime) -> tuple[dict[str, int], dict[str, int]]:
+        async with rt.db.acquire() as conn:
+            expected = await snapshot_from_pg(conn, rt.clock())
+        return (await rt.routing.state.read()).open, expected.open
+
+    actual, expected = await in_app(client, both)
+    assert actual == expected
+
+
+def as_uuid(text: str) -> uuid.UUID:
+    return uuid.UUID(text)
+
+
+def iso(at: datetime) -> str:
+    """How the API writes a UTC instant."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
