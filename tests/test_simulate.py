@@ -223,6 +223,36 @@ class TestActivities:
         assert fresh.json()["stage"] == "mql"
 
 
+class TestStoredLead:
+    """``lead_id`` simulates a stored lead with its stored activities: replay's examples, one by one."""
+
+    async def test_stored_lead_and_activities(self, client: AsyncTestClient[Litestar]) -> None:
+        posted = (await client.post("/v1/leads", json={"email": "li@maple.example"})).json()
+        event = {
+            "lead_id": posted["lead_id"],
+            "type": "page_view",
+            "occurred_at": "2026-11-01T00:00:00Z",
+            "properties": {"url": "/pricing"},
+        }
+        assert (await client.post("/v1/events", json=event)).status_code in (200, 201)
+        body = {"lead_id": posted["lead_id"], "ruleset": ACTIVITY_RULES, "now": "2026-11-15T00:00:00Z"}
+        d = (await simulate(client, body)).json()
+        assert d["lead"]["email"] == "li@maple.example"
+        assert d["score"] == 5  # the stored page view, one half-life old
+        more = [
+            {"type": "page_view", "occurred_at": "2026-11-15T00:00:00Z", "properties": {"url": "/pricing"}}
+        ]
+        assert (await simulate(client, body | {"activities": more})).json()["score"] == 15
+
+    async def test_unknown_lead_id(self, client: AsyncTestClient[Litestar]) -> None:
+        r = await simulate(client, {"lead_id": "00000000-0000-0000-0000-000000000000"})
+        assert r.status_code == 422
+        assert r.json()["errors"] == [{"field": "lead_id", "message": "no stored lead has this id"}]
+        r = await simulate(client, {"lead": VP, "lead_id": "00000000-0000-0000-0000-000000000000"})
+        assert r.status_code == 422
+        assert r.json()["errors"][0]["field"] == "lead"
+
+
 class TestErrors:
     """Bad input is a 422 problem naming the lead field, body field, or rule and line."""
 

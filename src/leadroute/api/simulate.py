@@ -7,7 +7,14 @@ from typing import Any
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 
-from leadroute.replay import chosen_ruleset, parse_simulation, routing_view, simulation_answer
+from leadroute.replay import (
+    InvalidBody,
+    chosen_ruleset,
+    parse_simulation,
+    routing_view,
+    simulation_answer,
+    stored_lead,
+)
 from leadroute.runtime import Runtime
 from leadroute.scoring import evaluate
 
@@ -23,7 +30,8 @@ class SimulateController(Controller):
 
     @post("/", status_code=200, request_max_body_size=MAX_SIMULATE_BYTES, summary="Dry-run one lead")
     async def simulate(self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -> dict[str, Any]:
-        """Score, qualify and choose routing targets for ``lead`` (with optional ``activities``).
+        """Score, qualify and choose routing targets for ``lead`` (with optional ``activities``),
+        or for the stored lead ``lead_id`` with its stored activities.
 
         ``ruleset_version`` (a stored version) or ``ruleset`` (YAML text) picks the ruleset,
         otherwise the active one decides. Writes nothing and claims no owner: the answer lists
@@ -34,6 +42,12 @@ class SimulateController(Controller):
         as_of = body.now or rt.clock()
         active = rt.rules  # one reference for the whole request
         async with rt.db.acquire() as conn:
+            if body.lead_id is not None:
+                stored = await stored_lead(conn, body.lead_id)
+                if stored is None or stored.lead is None:
+                    raise InvalidBody("lead_id", "no stored lead has this id")
+                lead, activities = stored.lead, stored.activities + activities
+            assert lead is not None  # parse_simulation requires lead or lead_id
             chosen = await chosen_ruleset(
                 conn, text=body.ruleset, version=body.ruleset_version, field="ruleset_version"
             )

@@ -35,7 +35,13 @@ from leadroute.replay._simulate import (
     routing_view,
     simulation_answer,
 )
-from leadroute.replay._source import StoredLead, UnknownRulesetVersion, active_side, chosen_ruleset
+from leadroute.replay._source import (
+    StoredLead,
+    UnknownRulesetVersion,
+    active_side,
+    chosen_ruleset,
+    stored_lead,
+)
 from leadroute.replay._text import format_report
 
 __all__ = [
@@ -71,4 +77,5 @@ __all__ = [
     "run_file",
     "score_stats",
     "simulation_answer",
+    "stored_lead",
 ]

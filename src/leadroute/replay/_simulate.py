@@ -9,6 +9,7 @@ cursors and claim capacity in Redis, and a dry run makes no Redis call at all.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -55,11 +56,14 @@ class ActivityIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 class SimulateIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The body of ``POST /v1/simulate``.
 
-    ``ruleset_version`` (a stored version) or ``ruleset`` (YAML text) picks the ruleset; neither
-    means the active one. ``now`` is the moment activity decay is measured to (default: now).
+    ``lead`` (as ``POST /v1/leads`` takes it) or ``lead_id`` (a stored lead, with its stored
+    activities) is the lead. ``ruleset_version`` (a stored version) or ``ruleset`` (YAML text)
+    picks the ruleset; neither means the active one. ``activities`` are added to the lead's.
+    ``now`` is the moment activity decay is measured to (default: now).
     """
 
-    lead: dict[str, Any]
+    lead: dict[str, Any] | None = None
+    lead_id: uuid.UUID | None = None
     ruleset_version: int | None = None
     ruleset: Annotated[str, msgspec.Meta(max_length=MAX_RULESET_CHARS)] | None = None
     activities: Annotated[list[ActivityIn], msgspec.Meta(max_length=MAX_ACTIVITIES)] = msgspec.field(
@@ -91,8 +95,9 @@ def _field_of(error: str) -> tuple[str, str]:
     return where.rstrip("`").removeprefix("$.").removeprefix("$") or "body", message
 
 
-def parse_simulation(body: bytes) -> tuple[SimulateIn, NormalizedLead, list[Activity]]:
-    """The checked body, its lead normalized like a posted lead, and its activities.
+def parse_simulation(body: bytes) -> tuple[SimulateIn, NormalizedLead | None, list[Activity]]:
+    """The checked body, its lead normalized like a posted lead (None for a ``lead_id``), and its
+    activities.
 
     Raises :class:`MalformedBody` (not a JSON object), :class:`InvalidBody` (a body field
     is wrong) or :class:`InvalidLead` with every bad lead field named ``lead.<field>``.
@@ -102,17 +107,21 @@ def parse_simulation(body: bytes) -> tuple[SimulateIn, NormalizedLead, list[Acti
     except msgspec.DecodeError as exc:
         raise MalformedBody(f"body is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
-        raise MalformedBody("body must be a JSON object with a lead")
+        raise MalformedBody("body must be a JSON object with a lead or a lead_id")
     try:
         request = _DECODER.decode(body)
     except msgspec.ValidationError as exc:
         raise InvalidBody(*_field_of(str(exc))) from None
     if request.ruleset is not None and request.ruleset_version is not None:
         raise InvalidBody("ruleset", "give ruleset or ruleset_version, not both")
-    try:
-        lead = normalize(parse_lead(msgspec.json.encode(request.lead)))
-    except InvalidLead as exc:
-        raise InvalidLead([FieldError(f"lead.{e.field}", e.message) for e in exc.errors]) from None
+    if (request.lead is None) == (request.lead_id is None):
+        raise InvalidBody("lead", "give the lead (its fields) or lead_id (a stored lead), one of them")
+    lead = None
+    if request.lead is not None:
+        try:
+            lead = normalize(parse_lead(msgspec.json.encode(request.lead)))
+        except InvalidLead as exc:
+            raise InvalidLead([FieldError(f"lead.{e.field}", e.message) for e in exc.errors]) from None
     activities = [
         Activity(type=a.type, occurred_at=a.occurred_at, properties=a.properties) for a in request.activities
     ]

@@ -30,6 +30,7 @@ __all__ = [
     "active_side",
     "chosen_ruleset",
     "count_leads",
+    "stored_lead",
     "stream_leads",
 ]
 
@@ -65,6 +66,15 @@ def _lead(normalized: Any) -> NormalizedLead | None:
         return msgspec.convert(normalized, NormalizedLead)
     except msgspec.ValidationError:
         return None
+
+
+async def stored_lead(conn: Connection, lead_id: uuid.UUID) -> StoredLead | None:
+    """One stored lead and its activities (None when there is no such lead)."""
+    row = await conn.fetchrow(QUERIES["replay_lead"], lead_id)
+    if row is None:
+        return None
+    activities = [a for a in map(_activity, await conn.fetch(QUERIES["replay_activities"], [lead_id])) if a]
+    return StoredLead(str(lead_id), _lead(row["normalized"]), activities, row["stage"])
 
 
 async def count_leads(conn: Connection, *, since: datetime | None, limit: int | None) -> int:

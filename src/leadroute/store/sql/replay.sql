@@ -14,6 +14,10 @@ SELECT id, stage, normalized FROM leads
  ORDER BY created_at DESC, id
  LIMIT $2::bigint;
 
+-- name: replay_lead
+-- One stored lead (a simulation of a stored lead).
+SELECT id, stage, normalized FROM leads WHERE id = $1;
+
 -- name: replay_activities
 -- The activity events of the given leads, each lead's oldest first.
 SELECT lead_id, occurred_at, payload FROM lead_events
