@@ -1,0 +1,289 @@
+"""POST /v1/assignments/{lead_id}/accept | reassign | close over HTTP (real PostgreSQL and Redis)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from conftest import FakeClock
+from sla_support import (
+    Client,
+    assert_routing_consistent,
+    fire,
+    kinds,
+    lead,
+    open_counts,
+    post_lead,
+    setup_pool,
+    sla_rules,
+)
+
+RULES = sla_rules(30)
+
+
+async def _post(client: Client, lead_id: str, action: str, body: Any = None) -> Any:
+    if body is None:
+        return await client.post(f"/v1/assignments/{lead_id}/{action}")
+    return await client.post(f"/v1/assignments/{lead_id}/{action}", json=body)
+
+
+def _problem(r: Any, status: int, kind: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = r.json()
+    assert body["type"].endswith("/" + kind)
+    return body
+
+
+class TestAccept:
+    async def test_the_owner_accepts_and_accepting_again_answers_the_same(
+        self, make_app: Any, clock: FakeClock
+    ) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob"])
+            d = await post_lead(client)
+            clock.advance(minutes=7)
+            r = await _post(client, d["lead_id"], "accept", {"owner_id": d["owner"]})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["status"] == "accepted"
+            assert body["owner"] == d["owner"]
+            assert body["sla"]["status"] == "cancelled"
+            assert body["sla"]["resolution"] == "accepted"
+            assert body["accepted_at"] == "2026-11-23T15:07:00Z"
+            clock.advance(minutes=1)
+            again = await _post(client, d["lead_id"], "accept", {"owner_id": d["owner"]})
+            assert again.status_code == 200
+            assert again.json() == body
+            view = await lead(client, d["lead_id"])
+            assert view["status"] == "accepted"
+            assert kinds(view) == ["assignment.accepted"]
+            assert view["workflow"]["steps"][0]["after_minutes"] == 7
+
+    async def test_only_the_current_owner_may_accept(self, make_app: Any, clock: FakeClock) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob"])
+            d = await post_lead(client)
+            other = "bob" if d["owner"] == "alice" else "alice"
+            body = _problem(
+                await _post(client, d["lead_id"], "accept", {"owner_id": other}), 409, "not-current-owner"
+            )
+            assert body["errors"][0]["field"] == "owner_id"
+            assert (await lead(client, d["lead_id"]))["status"] == "assigned"
+
+    async def test_errors(self, make_app: Any, clock: FakeClock) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice"])
+            _problem(
+                await _post(client, str(uuid.uuid4()), "accept", {"owner_id": "alice"}), 404, "not-found"
+            )
+            d = await post_lead(client)
+            _problem(await _post(client, d["lead_id"], "accept"), 400, "invalid-request")
+            _problem(await _post(client, d["lead_id"], "accept", {"owner": "alice"}), 400, "invalid-request")
+
+    async def test_an_unassigned_lead_cannot_be_accepted(self, make_app: Any, clock: FakeClock) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice"])
+            r = await client.patch("/v1/owners/alice", json={"active": False})
+            assert r.status_code == 200, r.text
+            d = await post_lead(client)
+            assert d["owner"] is None
+            _problem(
+                await _post(client, d["lead_id"], "accept", {"owner_id": "alice"}), 409, "workflow-conflict"
+            )
+
+
+class TestReassign:
+    async def test_to_the_next_eligible_owner_releases_the_old_owners_capacity(
+        self, make_app: Any, clock: FakeClock
+    ) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob", "carol"])
+            d = await post_lead(client)
+            assert await open_counts(client) == {d["owner"]: 1}
+            clock.advance(minutes=5)
+            r = await _post(client, d["lead_id"], "reassign", {"reason": "wrong territory"})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["status"] == "reassigned"
+            assert body["owner"] not in (None, d["owner"])
+            assert body["sla"]["owner"] == body["owner"]  # the new owner's own SLA
+            assert body["sla"]["status"] == "pending"
+            assert await open_counts(client) == {body["owner"]: 1}
+            view = await lead(client, d["lead_id"])
+            step = view["workflow"]["steps"][-1]
+            assert step["kind"] == "assignment.reassigned"
+            assert step["from"] == d["owner"]
+            assert step["to"] == body["owner"]
+            assert step["by"] == "api"
+            assert step["reason"] == "wrong territory"
+            await assert_routing_consistent(client)
+
+    async def test_with_an_empty_body_too(self, make_app: Any, clock: FakeClock) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob"])
+            d = await post_lead(client)
+            r = await _post(client, d["lead_id"], "reassign")
+            assert r.status_code == 200, r.text
+            assert r.json()["owner"] not in (None, d["owner"])
+
+    async def test_to_a_named_owner_and_again_changes_nothing(self, make_app: Any, clock: FakeClock) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob"])
+            r = await client.put("/v1/owners/zoe", json={"name": "Zoe"})  # not in the pool: a person chose
+            assert r.status_code == 200, r.text
+            d = await post_lead(client)
+            r = await _post(client, d["lead_id"], "reassign", {"owner_id": "zoe"})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["owner"] == "zoe"
+            assert body["status"] == "reassigned"
+            again = await _post(client, d["lead_id"], "reassign", {"owner_id": "zoe"})
+            assert again.status_code == 200
+            assert again.json() == body
+            assert await open_counts(client) == {"zoe": 1}
+            await assert_routing_consistent(client)
+
+    async def test_to_an_unknown_or_unavailable_owner(self, make_app: Any, clock: FakeClock) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob"])
+            d = await post_lead(client)
+            body = _problem(
+                await _post(client, d["lead_id"], "reassign", {"owner_id": "nobody"}), 422, "unknown-owner"
+            )
+            assert body["errors"][0]["field"] == "owner_id"
+            r = await client.put("/v1/owners/gone", json={"name": "Gone", "active": False})
+            assert r.status_code == 200, r.text
+            body = _problem(
+                await _post(client, d["lead_id"], "reassign", {"owner_id": "gone"}), 409, "workflow-conflict"
+            )
+            assert "inactive" in body["detail"]
+            r = await client.put("/v1/owners/full", json={"name": "Full", "capacity": {"max_open": 0}})
+            assert r.status_code == 200, r.text
+            body = _problem(
+                await _post(client, d["lead_id"], "reassign", {"owner_id": "full"}), 409, "workflow-conflict"
+            )
+            assert "over_capacity" in body["detail"]
+            view = await lead(client, d["lead_id"])
+            assert view["owner"] == d["owner"]  # nothing changed
+            assert view["status"] == "assigned"
+            await assert_routing_consistent(client)
+
+    async def test_nobody_else_eligible_sends_the_lead_to_the_fallback_queue(
+        self, make_app: Any, clock: FakeClock
+    ) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice"])
+            d = await post_lead(client)
+            r = await _post(client, d["lead_id"], "reassign")
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["status"] == "unassigned"
+            assert body["owner"] is None
+            assert body["queue"] == "unassigned"
+            assert "no eligible owner" in body["reason"]
+            assert await open_counts(client) == {}
+            view = await lead(client, d["lead_id"])
+            assert view["workflow"]["steps"][-1]["kind"] == "assignment.fallback"
+            # later, someone picks it from the queue by hand
+            r = await _post(client, d["lead_id"], "reassign", {"owner_id": "alice"})
+            assert r.status_code == 200, r.text
+            assert r.json()["owner"] == "alice"
+            assert r.json()["sla"]["status"] == "pending"
+
+
+class TestClose:
+    async def test_closing_releases_capacity_and_stops_the_timer(
+        self, make_app: Any, clock: FakeClock
+    ) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob"])
+            d = await post_lead(client)
+            r = await _post(client, d["lead_id"], "close", {"reason": "won"})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["status"] == "closed"
+            assert body["owner"] == d["owner"]  # who had it when it closed
+            assert body["sla"]["status"] == "cancelled"
+            assert body["sla"]["resolution"] == "closed"
+            assert await open_counts(client) == {}
+            await assert_routing_consistent(client)
+            clock.advance(hours=2)
+            assert await fire(client) == 0
+            again = await _post(client, d["lead_id"], "close")
+            assert again.status_code == 200
+            assert again.json() == body
+            _problem(
+                await _post(client, d["lead_id"], "accept", {"owner_id": d["owner"]}),
+                409,
+                "workflow-conflict",
+            )
+            _problem(await _post(client, d["lead_id"], "reassign"), 409, "workflow-conflict")
+            view = await lead(client, d["lead_id"])
+            assert view["status"] == "closed"
+            assert kinds(view) == ["assignment.closed"]
+            assert view["workflow"]["steps"][0]["reason"] == "won"
+            assert [a["status"] for a in view["workflow"]["assignments"]] == ["closed"]
+
+    async def test_closing_an_accepted_lead_frees_a_slot_for_the_next_lead(
+        self, make_app: Any, clock: FakeClock
+    ) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            r = await client.put("/v1/owners/solo", json={"name": "Solo", "capacity": {"max_open": 1}})
+            assert r.status_code == 200, r.text
+            r = await client.put("/v1/pools/sales", json={"members": ["solo"]})
+            assert r.status_code == 200, r.text
+            first = await post_lead(client, 1)
+            assert first["owner"] == "solo"
+            assert (await post_lead(client, 2))["owner"] is None  # solo is full
+            r = await _post(client, first["lead_id"], "accept", {"owner_id": "solo"})
+            assert r.status_code == 200, r.text
+            r = await _post(client, first["lead_id"], "close")
+            assert r.status_code == 200, r.text
+            assert (await post_lead(client, 3))["owner"] == "solo"
+            await assert_routing_consistent(client)
+
+
+class TestHistory:
+    async def test_the_lead_shows_every_step_in_order(self, make_app: Any, clock: FakeClock) -> None:
+        async with AsyncTestClient(make_app(sla_rules(10), clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob", "carol"])
+            d = await post_lead(client)
+            clock.advance(minutes=11)
+            assert await fire(client) == 1
+            second = (await lead(client, d["lead_id"]))["owner"]
+            clock.advance(minutes=3)
+            r = await _post(client, d["lead_id"], "accept", {"owner_id": second})
+            assert r.status_code == 200, r.text
+            clock.advance(minutes=30)
+            r = await _post(client, d["lead_id"], "close", {"reason": "lost"})
+            assert r.status_code == 200, r.text
+            view = await lead(client, d["lead_id"])
+            assert view["status"] == "closed"
+            wf = view["workflow"]
+            assert kinds(view) == [
+                "sla.breached",
+                "assignment.reassigned",
+                "assignment.accepted",
+                "assignment.closed",
+            ]
+            times = [s["at"] for s in wf["steps"]]
+            assert times == sorted(times)
+            assert [(a["owner"], a["status"]) for a in wf["assignments"]] == [
+                (d["owner"], "assigned"),
+                (second, "closed"),
+            ]
+            assert wf["assignments"][1]["accepted_at"] == "2026-11-23T15:14:00Z"
+            assert [(t["owner"], t["status"], t["resolution"]) for t in wf["timers"]] == [
+                (d["owner"], "fired", "breached"),
+                (second, "cancelled", "accepted"),
+            ]
+            # the combined history has the workflow events in order too
+            types = [h["type"] for h in view["history"]]
+            assert (
+                types.index("sla.breached")
+                < types.index("assignment.accepted")
+                < types.index("assignment.closed")
+            )
