@@ -8,6 +8,7 @@ import msgspec
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 
+from leadroute.intake import MalformedBody
 from leadroute.replay import InvalidBody, Side, chosen_ruleset, parse_since, replay_stored, report_dict
 from leadroute.runtime import Runtime
 
@@ -39,10 +40,9 @@ def _parse(body: bytes) -> ReplayIn:
     try:
         request = _DECODER.decode(body)
     except msgspec.ValidationError as exc:
-        message, _, where = str(exc).rpartition(" - at `")
-        raise InvalidBody(where.rstrip("`").removeprefix("$.") or "body", message or str(exc)) from None
+        raise InvalidBody.from_validation(exc) from None
     except msgspec.DecodeError as exc:
-        raise InvalidBody("body", f"not valid JSON: {exc}") from None
+        raise MalformedBody(f"body is not valid JSON: {exc}") from None
     if (request.candidate is None) == (request.version is None):
         raise InvalidBody("candidate", "give the candidate as YAML text (candidate) or a stored version")
     return request

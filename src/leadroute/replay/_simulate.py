@@ -82,17 +82,17 @@ class InvalidBody(ClientError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
+    @classmethod
+    def from_validation(cls, exc: msgspec.ValidationError) -> InvalidBody:
+        """msgspec's ``Expected ... - at `$.activities[0].type``` as field ``activities[0].type``."""
+        message, sep, where = str(exc).rpartition(" - at `")
+        if not sep:
+            return cls("body", str(exc))
+        return cls(where.rstrip("`").removeprefix("$.").removeprefix("$") or "body", message)
+
 
 _DECODER = msgspec.json.Decoder(SimulateIn)
 _ANY = msgspec.json.Decoder()
-
-
-def _field_of(error: str) -> tuple[str, str]:
-    """msgspec's ``Expected ... - at `$.activities[0].type``` as (``activities[0].type``, message)."""
-    message, sep, where = error.rpartition(" - at `")
-    if not sep:
-        return "body", error
-    return where.rstrip("`").removeprefix("$.").removeprefix("$") or "body", message
 
 
 def parse_simulation(body: bytes) -> tuple[SimulateIn, NormalizedLead | None, list[Activity]]:
@@ -111,7 +111,7 @@ def parse_simulation(body: bytes) -> tuple[SimulateIn, NormalizedLead | None, li
     try:
         request = _DECODER.decode(body)
     except msgspec.ValidationError as exc:
-        raise InvalidBody(*_field_of(str(exc))) from None
+        raise InvalidBody.from_validation(exc) from None
     if request.ruleset is not None and request.ruleset_version is not None:
         raise InvalidBody("ruleset", "give ruleset or ruleset_version, not both")
     if (request.lead is None) == (request.lead_id is None):
