@@ -89,6 +89,24 @@ def _parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=_rules_replay)
     schema = rules.add_parser("schema", help="print the JSON Schema of rule files (for editors)")
     schema.set_defaults(func=_rules_schema)
+    publish = rules.add_parser(
+        "publish", help="store a rule file as a published version (after its pools and tests check)"
+    )
+    publish.add_argument(
+        "path", nargs="?", type=Path, help="a rule file or directory (default: LEADROUTE_RULES_PATH)"
+    )
+    publish.add_argument("--activate", action="store_true", help="also activate it on every instance")
+    publish.set_defaults(func=_rules_versions, command="publish")
+    activate = rules.add_parser("activate", help="make a stored version active on every instance")
+    activate.add_argument("version", type=int)
+    activate.set_defaults(func=_rules_versions, command="activate")
+    rollback = rules.add_parser(
+        "rollback", help="re-activate the version active before the current one (or VERSION)"
+    )
+    rollback.add_argument("version", type=int, nargs="?")
+    rollback.set_defaults(func=_rules_versions, command="rollback")
+    listing = rules.add_parser("list", help="the stored ruleset versions; * marks the active one")
+    listing.set_defaults(func=_rules_versions, command="list")
 
     owners = sub.add_parser("owners", help="manage owners and pools").add_subparsers(
         required=True, metavar="ACTION"
@@ -139,6 +157,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     with _servers(settings) as live:
         seed = settings.embedded and settings.seed_demo
         asyncio.run(_prepare(live, seed_file=settings.demo_owners_file if seed else None))
+        from leadroute.rulesets.commands import check_serve_version
+
+        asyncio.run(check_serve_version(live, ruleset))  # a changed file under a stored version: exit 1
         app = create_app(live, ruleset=ruleset)
         log.info("serving on http://%s:%s", live.host, live.port)
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal. Turning that
@@ -226,6 +247,18 @@ def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
     from leadroute.replay._cli import rules_replay
 
     return rules_replay(settings, args, servers=_servers)
+
+
+def _rules_versions(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.rulesets import commands
+
+    run = {
+        "publish": commands.rules_publish,
+        "activate": commands.rules_activate,
+        "rollback": commands.rules_rollback,
+        "list": commands.rules_list,
+    }[args.command]
+    return run(settings, args, servers=_servers)
 
 
 def _rules_schema(settings: Settings, args: argparse.Namespace) -> int:

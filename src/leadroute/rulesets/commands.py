@@ -1,0 +1,195 @@
+"""``leadroute rules publish|activate|rollback|list``: ruleset versions from the command line.
+
+They work on ``LEADROUTE_DATABASE_URL`` (embedded servers when it is unset). Activation and
+rollback commit an activation row and ``NOTIFY leadroute_rulesets`` together, so every running
+instance on that database switches within a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+
+from leadroute.config import Settings
+from leadroute.rules import Ruleset, RulesetError, check_pools, load_rules_path, run_ruleset_tests
+from leadroute.store.migrate import migrate
+from leadroute.store.queries import QUERIES
+from leadroute.store.rulesets import (
+    ActivationResult,
+    RulesetVersionNotFound,
+    StoredVersion,
+    activate_version,
+    check_file_version,
+    list_versions,
+    load_stored_ruleset,
+    publish_and_activate,
+    rollback,
+    store_ruleset,
+)
+
+__all__ = ["rules_activate", "rules_list", "rules_publish", "rules_rollback"]
+
+Servers = Callable[[Settings], AbstractContextManager[Settings]]
+
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _run(settings: Settings, servers: Servers, job: Callable[[asyncpg.Connection], Awaitable[int]]) -> int:
+    async def run(dsn: str | None) -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+            return await job(conn)
+        finally:
+            await conn.close()
+
+    with servers(settings) as live:
+        return asyncio.run(run(live.database_url))
+
+
+async def _pool_problems(conn: asyncpg.Connection, ruleset: Ruleset) -> RulesetError | None:
+    known = {r["id"] for r in await conn.fetch(QUERIES["pool_ids"])}
+    problems = check_pools(ruleset, known)
+    return RulesetError(problems) if problems else None
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+def _switched(result: ActivationResult) -> str:
+    active = result.active
+    if not result.changed:
+        return f"version {active.version} is already active; nothing changed"
+    was = f" (was version {result.previous.version})" if result.previous is not None else ""
+    return (
+        f"version {active.version} (sha256 {active.sha256[:12]}) is active{was}; "
+        "running instances switch within a second"
+    )
+
+
+def rules_publish(settings: Settings, args: argparse.Namespace, *, servers: Servers) -> int:
+    """Store a rule file as a published version after it loads, its pools exist and its tests pass."""
+    path: Path = args.path or settings.rules_path
+    try:
+        ruleset = load_rules_path(path)
+    except RulesetError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    outcomes = run_ruleset_tests(ruleset)
+    failed = [o for o in outcomes if not o.passed]
+    if failed:
+        for outcome in failed:
+            print(f"{ruleset.display_path}: test {outcome.name!r} fails:", file=sys.stderr)
+            for diff in outcome.diffs:
+                print(f"  {diff}", file=sys.stderr)
+        print(f"not published: {len(failed)} of {len(outcomes)} test(s) fail", file=sys.stderr)
+        return 1
+
+    async def job(conn: asyncpg.Connection) -> int:
+        await check_file_version(conn, ruleset)  # the clearer error before the pool check
+        if problems := await _pool_problems(conn, ruleset):
+            print(problems, file=sys.stderr)
+            return 1
+        who = _cli_actor()
+        if args.activate:
+            stored, result = await publish_and_activate(conn, ruleset, actor=who, action="activate")
+            print(f"published version {stored.version} from {ruleset.display_path}")
+            print(_switched(result))
+            return 0
+        stored, created = await store_ruleset(conn, ruleset, status="published", actor=who)
+        if created:
+            print(
+                f"published version {stored.version} (sha256 {stored.sha256[:12]}) from "
+                f"{ruleset.display_path}; activate it with `leadroute rules activate {stored.version}`"
+            )
+        else:
+            print(f"version {stored.version} is already stored with this content ({stored.status})")
+        return 0
+
+    return _run(settings, servers, job)
+
+
+def rules_activate(settings: Settings, args: argparse.Namespace, *, servers: Servers) -> int:
+    """Activate a stored version on every instance."""
+    version: int = args.version
+
+    async def job(conn: asyncpg.Connection) -> int:
+        loaded = await load_stored_ruleset(conn, version)
+        if loaded is None:
+            raise RulesetVersionNotFound(version)
+        if problems := await _pool_problems(conn, loaded[0]):
+            print(problems, file=sys.stderr)
+            return 1
+        print(_switched(await activate_version(conn, version, actor=_cli_actor())))
+        return 0
+
+    return _run(settings, servers, job)
+
+
+def rules_rollback(settings: Settings, args: argparse.Namespace, *, servers: Servers) -> int:
+    """Re-activate the version active before the current one, or the given one."""
+
+    async def job(conn: asyncpg.Connection) -> int:
+        print(_switched(await rollback(conn, args.version, actor=_cli_actor())))
+        return 0
+
+    return _run(settings, servers, job)
+
+
+def rules_list(settings: Settings, args: argparse.Namespace, *, servers: Servers) -> int:
+    """Print the stored versions, newest first; ``*`` marks the active one."""
+
+    async def job(conn: asyncpg.Connection) -> int:
+        versions = await list_versions(conn)
+        if not versions:
+            print("no ruleset stored yet (the first `leadroute serve` stores its rules file)")
+            return 0
+        for line in _table(versions):
+            print(line)
+        return 0
+
+    return _run(settings, servers, job)
+
+
+def _table(versions: list[StoredVersion]) -> Iterator[str]:
+    rows = [("", "VERSION", "STATUS", "SHA256", "STORED", "LAST ACTIVE", "DESCRIPTION")]
+    for v in versions:
+        r = v.ruleset
+        rows.append(
+            (
+                "*" if v.active else "",
+                str(r.version),
+                r.status,
+                r.sha256[:12],
+                _when(r.loaded_at),
+                _when(v.last_activated_at),
+                (r.description or "").splitlines()[0][:50] if r.description else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        yield "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+
+
+async def check_serve_version(settings: Settings, ruleset: Ruleset) -> None:
+    """Before ``serve`` starts: raise :class:`RulesetVersionConflict` if the rules file changed
+    under a stored version, so the server refuses to start with the message, not a traceback."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await check_file_version(conn, ruleset)
+    finally:
+        await conn.close()
