@@ -1,7 +1,8 @@
 -- Shared head of every pick-and-claim script (state.py prepends it to each strategy's body).
 --
 -- KEYS[1] gen    KEYS[2] open   KEYS[3] daily  KEYS[4] day   KEYS[5] last  KEYS[6] seq
--- KEYS[7] the strategy's own hash (rr: pool -> last owner; wrr: "pool|owner" -> current weight)
+-- KEYS[7] rr: pool -> the owner who got the pool's last lead (every strategy keeps it; round robin
+--         reads it as its cursor)   KEYS[8] wrr: "pool|owner" -> current weight (weighted only)
 -- ARGV[1] the pool id (or "" for a single-owner claim), ARGV[2] n, then 6 fields per member:
 --   id, eligible ("1"/"0", from Python's time/skill checks), max_open (-1: none),
 --   max_per_day (-1: none), today (the owner's local date), weight
@@ -54,6 +55,9 @@ local function claim(i)
   end
   local seq = redis.call('INCR', KEYS[6])
   redis.call('HSET', KEYS[5], id, seq)
+  if pool ~= '' then
+    redis.call('HSET', KEYS[7], pool, id)
+  end
   local out = {id, seq}
   for _, v in ipairs(skipped) do
     out[#out + 1] = v

@@ -18,7 +18,6 @@ for step = 1, n do
     if why then
       skip(i, why)
     else
-      redis.call('HSET', KEYS[7], pool, field(i, 1))
       return claim(i)
     end
   end

@@ -10,7 +10,7 @@ Key layout (``P`` is ``LEADROUTE_REDIS_PREFIX``); every key carries the one hash
 ``P:{routing}:day``         hash    owner → the owner's local date the daily count is for
 ``P:{routing}:last``        hash    owner → claim sequence number of their last assignment
 ``P:{routing}:seq``         string  the last claim sequence number (also stored in PostgreSQL)
-``P:{routing}:rr``          hash    pool → owner who got the pool's last lead (round robin)
+``P:{routing}:rr``          hash    pool → owner who got the pool's last lead (round-robin cursor)
 ``P:{routing}:wrr``         hash    ``pool|owner`` → current weight (smooth weighted round robin)
 ``P:{routing}:account``     hash    company domain → account owner (cache of ``account_owners``)
 ==========================  ======  ==========================================================
@@ -79,9 +79,8 @@ class RoutingKeys:
             *(self.seq, self.rr, self.wrr, self.account),
         ]
 
-    def for_script(self, strategy: str) -> list[str]:
-        own = self.wrr if strategy == "weighted" else self.rr
-        return [self.gen, self.open, self.daily, self.day, self.last, self.seq, own]
+    def for_script(self) -> list[str]:
+        return [self.gen, self.open, self.daily, self.day, self.last, self.seq, self.rr, self.wrr]
 
 
 class Claim(msgspec.Struct, frozen=True):
@@ -148,7 +147,7 @@ class RoutingState:
                 m.weight,
             ]
         try:
-            raw = await self._scripts[strategy](keys=self.keys.for_script(strategy), args=args)
+            raw = await self._scripts[strategy](keys=self.keys.for_script(), args=args)
         except ResponseError as exc:
             if str(exc).startswith("NOSTATE"):
                 raise RoutingStateLost(str(exc)) from None

@@ -23,7 +23,7 @@ local best, best_cw = nil, nil
 local cws = {}
 for _, i in ipairs(ready) do
   local key = pool .. '|' .. field(i, 1)
-  local cw = tonumber(redis.call('HGET', KEYS[7], key) or '0') + tonumber(field(i, 6))
+  local cw = tonumber(redis.call('HGET', KEYS[8], key) or '0') + tonumber(field(i, 6))
   cws[i] = cw
   if best == nil or cw > best_cw then
     best, best_cw = i, cw
@@ -34,6 +34,6 @@ for _, i in ipairs(ready) do
   if i == best then
     cw = cw - total
   end
-  redis.call('HSET', KEYS[7], pool .. '|' .. field(i, 1), cw)
+  redis.call('HSET', KEYS[8], pool .. '|' .. field(i, 1), cw)
 end
 return claim(best)
