@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 from leadroute.config import Settings
 from leadroute.models import NormalizedLead
@@ -340,6 +341,17 @@ DEMO_LEADS = {
 """Scores under the shipped rules: 82 sql, 65 mql, 8, disqualified, 30 lead, 30 lead, 3."""
 
 
+async def redis_state(settings: Settings) -> dict[bytes, bytes | None]:
+    """Every routing key of this run with its serialized value: equal means untouched."""
+    assert settings.redis_url is not None
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        keys = sorted([k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*")])
+        return {k: await redis.dump(k) for k in keys}
+    finally:
+        await redis.aclose()
+
+
 async def post_demo_leads(client: AsyncTestClient[Litestar]) -> dict[str, dict[str, Any]]:
     decisions = {}
     for name, body in DEMO_LEADS.items():
@@ -495,9 +507,11 @@ class TestReplayEndToEnd:
             await conn.close()
         assert before == after
 
-    async def test_admin_endpoint(self, client: AsyncTestClient[Litestar]) -> None:
+    async def test_admin_endpoint(self, client: AsyncTestClient[Litestar], settings: Settings) -> None:
         decided = await post_demo_leads(client)
+        routing_before = await redis_state(settings)
         r = await client.post("/v1/rulesets/replay", json={"candidate": CANDIDATE})
+        assert await redis_state(settings) == routing_before  # no routing state read or written
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["stage_matrix"] == EXPECTED_MATRIX

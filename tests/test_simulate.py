@@ -39,11 +39,13 @@ async def row_counts(settings: Settings) -> list[int]:
         await conn.close()
 
 
-async def redis_keys(settings: Settings) -> list[bytes]:
+async def redis_state(settings: Settings) -> dict[bytes, bytes | None]:
+    """Every routing key of this run with its serialized value: equal means untouched."""
     assert settings.redis_url is not None
     redis = Redis.from_url(settings.redis_url)
     try:
-        return sorted([k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*")])
+        keys = sorted([k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*")])
+        return {k: await redis.dump(k) for k in keys}
     finally:
         await redis.aclose()
 
@@ -99,11 +101,11 @@ class TestDecision:
         self, client: AsyncTestClient[Litestar], settings: Settings
     ) -> None:
         await setup_pool(client, "enterprise-na", {"alice": True, "bob": True}, "unassigned")
-        counts, keys = await row_counts(settings), await redis_keys(settings)
+        counts, state = await row_counts(settings), await redis_state(settings)
         for _ in range(3):
             assert (await simulate(client, {"lead": VP})).status_code == 200
         assert await row_counts(settings) == counts
-        assert await redis_keys(settings) == keys
+        assert await redis_state(settings) == state
         # Round robin starts where it would have: simulations did not move the cursor.
         first = (await client.post("/v1/leads", json=VP)).json()["owner"]
         second = (await client.post("/v1/leads", json=VP | {"email": "jo@initech.example"})).json()["owner"]
