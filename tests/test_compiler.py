@@ -116,6 +116,8 @@ def one(text: str, **facts: Any) -> Result:
         ("employees // 2 == -1", {"employees": -3}, True),
         ("employees % 5 == -3", {"employees": -3}, True),
         ("-employees < 0", {"employees": 3}, True),
+        ("employees ** 2 == 9", {"employees": -3}, True),
+        ("annual_revenue ** 0.5 == 1.5", {"annual_revenue": 2.25}, True),
         # ordered comparisons of strings, booleans and datetimes
         ('country < "DE"', {"country": "CA"}, True),
         ('occurred_at > d"2024-01-01"', {"occurred_at": datetime(2024, 6, 1, tzinfo=UTC)}, True),
