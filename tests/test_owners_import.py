@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -9,7 +14,7 @@ import pytest
 
 from leadroute.config import Settings
 from leadroute.errors import OwnersFileError, UnknownOwners
-from leadroute.store.owners import import_owners, load_owners_file
+from leadroute.store.owners import CSV_COLUMNS, import_owners, load_owners_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,3 +53,132 @@ class TestOwnersImport:
         f.write_text("owners:\n  - {id: ann, name: Ann, actve: false}\n")
         with pytest.raises(OwnersFileError, match="actve"):
             load_owners_file(f)
+
+
+class TestOwnersFileFields:
+    """Every owner and pool field loads, is normalized, and re-imports without a change."""
+
+    async def test_yaml_fields_are_stored_normalized(self, settings: Settings, clean: None) -> None:
+        data = load_owners_file(ROOT / "examples" / "owners.yaml")
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await import_owners(conn, data)
+            emma = await conn.fetchrow("SELECT * FROM owners WHERE id = 'emma'")
+            pool = await conn.fetchrow("SELECT * FROM pools WHERE id = 'enterprise-na'")
+        finally:
+            await conn.close()
+        assert emma is not None
+        assert pool is not None
+        assert emma["timezone"] == "Europe/Berlin"
+        assert json.loads(emma["working_hours"]) == {
+            d: ["09:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")
+        }
+        assert json.loads(emma["out_of_office"]) == [{"from": "2026-12-24", "to": "2027-01-02"}]
+        assert list(emma["skills"]) == ["de", "en"]
+        assert (pool["strategy"], pool["required_skill"], pool["escalate_to"]) == (
+            "weighted",
+            "enterprise",
+            "inbound",
+        )
+
+    async def test_csv_imports_and_is_idempotent(self, settings: Settings, clean: None) -> None:
+        data = load_owners_file(ROOT / "examples" / "owners.csv")
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            assert await import_owners(conn, data) == (4, 3)
+            before = [
+                await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2")
+                for t in ("owners", "pools", "pool_members")
+            ]
+            await import_owners(conn, load_owners_file(ROOT / "examples" / "owners.csv"))
+            after = [
+                await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2")
+                for t in ("owners", "pools", "pool_members")
+            ]
+            alice = await conn.fetchrow("SELECT * FROM owners WHERE id = 'alice'")
+            members = await conn.fetch("SELECT pool_id, owner_id FROM pool_members ORDER BY 1, 2")
+        finally:
+            await conn.close()
+        assert after == before
+        assert alice is not None
+        assert (alice["max_open"], alice["max_per_day"], alice["weight"]) == (40, 15, 2)
+        assert list(alice["skills"]) == ["en", "enterprise", "fr"]
+        assert alice["crm_user_id"] == "0055e000001AbcD"
+        assert [(m["pool_id"], m["owner_id"]) for m in members] == [
+            ("emea", "emma"),
+            ("emea", "grace"),
+            ("enterprise-na", "alice"),
+            ("enterprise-na", "bob"),
+            ("inbound", "bob"),
+        ]
+
+    @pytest.mark.parametrize(
+        ("row", "message"),
+        [
+            ("ann,Ann,,,Mars/Base,,,,,,,,", "unknown timezone"),
+            ("ann,Ann,,,,mon-fri 9-5,,,,,,,", "mon-fri=09:00-18:00"),
+            ("ann,Ann,,maybe,,,,,,,,,", "not true or false"),
+            ("ann,Ann,,,,,2026-12-24,,,,,,", "2026-12-24/2027-01-02"),
+            ("ann,Ann,,,,,,,,0,,,", "weight"),
+        ],
+    )
+    def test_csv_errors_name_the_line(self, tmp_path: Path, row: str, message: str) -> None:
+        f = tmp_path / "owners.csv"
+        f.write_text(",".join(CSV_COLUMNS) + "\n" + row + "\n")
+        with pytest.raises(OwnersFileError, match=message) as info:
+            load_owners_file(f)
+        assert f"{f}:2" in str(info.value)
+
+    def test_csv_unknown_column_is_an_error(self, tmp_path: Path) -> None:
+        f = tmp_path / "owners.csv"
+        f.write_text("id,name,timzone\nann,Ann,UTC\n")
+        with pytest.raises(OwnersFileError, match="timzone"):
+            load_owners_file(f)
+
+    def test_yaml_bad_hours_and_timezone_are_errors(self, tmp_path: Path) -> None:
+        f = tmp_path / "owners.yaml"
+        f.write_text("owners:\n  - {id: ann, name: Ann, timezone: Paris}\n")
+        with pytest.raises(OwnersFileError, match="unknown timezone 'Paris'"):
+            load_owners_file(f)
+        f.write_text("owners:\n  - {id: ann, name: Ann, working_hours: {weekdays: '09:00-18:00'}}\n")
+        with pytest.raises(OwnersFileError, match="weekdays"):
+            load_owners_file(f)
+
+
+class TestImportCommand:
+    def test_cli_imports_twice_and_the_second_changes_nothing(self, settings: Settings, clean: None) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
+        env |= {
+            "LEADROUTE_DATABASE_URL": str(settings.database_url),
+            "LEADROUTE_REDIS_URL": str(settings.redis_url),
+        }
+
+        def run() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "leadroute", "owners", "import", "examples/owners.yaml"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        first = run()
+        assert first.returncode == 0, first.stderr
+        assert "imported 7 owner(s) and 3 pool(s)" in first.stdout
+        snapshot = asyncio.run(_tables(str(settings.database_url)))
+        second = run()
+        assert second.returncode == 0, second.stderr
+        assert asyncio.run(_tables(str(settings.database_url))) == snapshot
+
+
+async def _tables(dsn: str) -> list[list[tuple[object, ...]]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [
+            [tuple(r) for r in await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2")]
+            for t in ("owners", "pools", "pool_members")
+        ]
+    finally:
+        await conn.close()

@@ -48,6 +48,8 @@ __all__ = [
     "OwnersFile",
     "PoolIn",
     "Strategy",
+    "UnknownEscalation",
+    "check_escalation",
     "import_owners",
     "jsonb",
     "load_owners_file",
@@ -297,13 +299,21 @@ async def put_pool(conn: Connection, pool: PoolIn) -> None:
     await conn.execute(QUERIES["pool_members_set"], pool.id, sorted(set(pool.members)))
 
 
+class UnknownEscalation(ClientError):
+    """A pool's ``escalate_to`` names neither an owner nor a pool."""
+
+    status = 422
+    kind = "unknown-escalation-target"
+    title = "Unknown escalation target"
+
+
 async def check_escalation(conn: Connection, pool: PoolIn) -> None:
     """``escalate_to`` must name an existing owner or pool."""
     if pool.escalate_to is None:
         return
     found = await conn.fetchval(QUERIES["routing_escalation_target_exists"], pool.escalate_to)
     if not found:
-        raise ClientError(
+        raise UnknownEscalation(
             f"pool {pool.id!r}: escalate_to {pool.escalate_to!r} is neither an owner nor a pool",
             errors=[{"field": "escalate_to", "message": f"unknown owner or pool {pool.escalate_to!r}"}],
         )

@@ -1,0 +1,167 @@
+"""Admin endpoints for owners and pools: create, update, deactivate, availability, out of office."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from conftest import FakeClock
+from routing_support import POOL_RULES, Client, explain, lead, owner, pool, post_one
+
+
+async def problem(
+    client: Client, method: str, url: str, body: dict[str, Any], status: int = 422
+) -> dict[str, Any]:
+    r = await client.request(method, url, json=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    result: dict[str, Any] = r.json()
+    return result
+
+
+class TestOwners:
+    async def test_put_returns_every_field_normalized_and_is_idempotent(self, client: Client) -> None:
+        body = {
+            "name": "Ann",
+            "timezone": "Europe/Paris",
+            "working_hours": {"mon-fri": "09:00-12:00,13:00-18:00"},
+            "out_of_office": [{"from": "2026-12-24", "to": "2027-01-02"}],
+            "capacity": {"max_open": 10},
+            "weight": 3,
+            "skills": ["fr", "enterprise", "fr"],
+            "crm_user_id": "005X",
+        }
+        first = (await client.put("/v1/owners/ann", json=body)).json()
+        again = (await client.put("/v1/owners/ann", json=body)).json()
+        assert again == first  # updated_at did not move
+        assert first["working_hours"]["wed"] == ["09:00-12:00", "13:00-18:00"]
+        assert "sat" not in first["working_hours"]
+        assert first["capacity"] == {"max_open": 10, "max_per_day": None}
+        assert first["skills"] == ["enterprise", "fr"]
+        assert (await client.get("/v1/owners/ann")).json() == first
+
+    async def test_patch_changes_only_what_is_sent_and_null_clears(self, client: Client) -> None:
+        await owner(client, "ann", timezone="Asia/Tokyo", capacity={"max_open": 3}, skills=["ja"])
+        r = await client.patch("/v1/owners/ann", json={"weight": 2, "capacity": None})
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert (got["timezone"], got["skills"], got["weight"], got["capacity"]) == (
+            "Asia/Tokyo",
+            ["ja"],
+            2,
+            None,
+        )
+        got = (await client.patch("/v1/owners/ann", json={"active": False})).json()
+        assert got["active"] is False
+        assert got["weight"] == 2
+
+    async def test_availability_and_out_of_office_endpoints(self, client: Client) -> None:
+        await owner(client, "ann")
+        r = await client.put("/v1/owners/ann/working-hours", json={"working_hours": {"sat": "10:00-14:00"}})
+        assert r.json()["working_hours"] == {"sat": ["10:00-14:00"]}
+        r = await client.put(
+            "/v1/owners/ann/out-of-office",
+            json={
+                "out_of_office": [{"from": "2026-12-01T09:00:00+01:00", "to": "2026-12-01T17:00:00+01:00"}]
+            },
+        )
+        assert r.json()["out_of_office"] == [
+            {"from": "2026-12-01T09:00:00+01:00", "to": "2026-12-01T17:00:00+01:00"}
+        ]
+        r = await client.put("/v1/owners/ann/working-hours", json={"working_hours": None})
+        assert r.json()["working_hours"] is None
+        assert (await client.put("/v1/owners/ann/out-of-office", json={"out_of_office": []})).json()[
+            "out_of_office"
+        ] == []
+        r = await client.put("/v1/owners/ghost/out-of-office", json={"out_of_office": []})
+        assert r.status_code == 404
+
+    async def test_bad_fields_are_422_naming_the_field(self, client: Client) -> None:
+        p = await problem(client, "PUT", "/v1/owners/ann", {"name": "Ann", "timezone": "Europe/Pariss"})
+        assert p["errors"][0]["field"] == "timezone"
+        assert "Europe/Pariss" in p["detail"]
+        await owner(client, "ann")
+        p = await problem(
+            client, "PUT", "/v1/owners/ann/working-hours", {"working_hours": {"mon": "9am-5pm"}}
+        )
+        assert p["errors"][0]["field"] == "working_hours"
+        p = await problem(
+            client,
+            "PUT",
+            "/v1/owners/ann/out-of-office",
+            {"out_of_office": [{"from": "2026-12-02", "to": "2026-12-01"}]},
+        )
+        assert p["errors"][0]["field"] == "out_of_office"
+        p = await problem(client, "PATCH", "/v1/owners/ann", {"weight": 0}, status=400)
+        assert "weight" in str(p["errors"])
+
+    async def test_out_of_office_set_over_http_takes_effect_for_routing(
+        self, make_app: Any, clock: FakeClock
+    ) -> None:
+        async with AsyncTestClient(make_app(POOL_RULES, clock=clock)) as client:
+            await owner(client, "ann")
+            await owner(client, "ben")
+            await pool(client, "sales", ["ann", "ben"])
+            await client.put(
+                "/v1/owners/ann/out-of-office",
+                json={"out_of_office": [{"from": "2026-11-23", "to": "2026-11-23"}]},
+            )
+            decisions = [await post_one(client, lead(i)) for i in range(2)]
+            assert [d["owner"] for d in decisions] == ["ben", "ben"]
+            why = await explain(client, decisions[0]["lead_id"])
+            assert {"owner": "ann", "reason": "out_of_office", "pool": "sales"} in why["assignment"][
+                "owners_skipped"
+            ]
+
+
+class TestPools:
+    async def test_put_patch_and_settings(self, client: Client) -> None:
+        await owner(client, "ann")
+        await owner(client, "ben")
+        created = await pool(client, "sales", ["ann"], strategy="least_loaded", required_skill="fr")
+        assert created == {
+            "id": "sales",
+            "strategy": "least_loaded",
+            "fallback": "unassigned",
+            "required_skill": "fr",
+            "allow_off_hours": False,
+            "sla_business_hours": False,
+            "escalate_to": None,
+            "members": ["ann"],
+        }
+        r = await client.patch("/v1/pools/sales", json={"members": ["ann", "ben"], "escalate_to": "ben"})
+        assert r.status_code == 200, r.text
+        assert r.json() | {"members": None} == created | {"members": None, "escalate_to": "ben"}
+        assert r.json()["members"] == ["ann", "ben"]
+        r = await client.patch("/v1/pools/sales", json={"required_skill": None, "sla_business_hours": True})
+        assert (r.json()["required_skill"], r.json()["sla_business_hours"]) == (None, True)
+        assert (await client.get("/v1/pools/sales")).json() == r.json()
+
+    async def test_bad_strategy_unknown_member_and_unknown_escalation(self, client: Client) -> None:
+        await owner(client, "ann")
+        p = await problem(
+            client, "PUT", "/v1/pools/sales", {"members": ["ann"], "strategy": "random"}, status=400
+        )
+        assert "strategy" in str(p["errors"])
+        p = await problem(client, "PUT", "/v1/pools/sales", {"members": ["ann", "ghost"]})
+        assert p["errors"] == [{"field": "members", "message": "unknown owner 'ghost'"}]
+        p = await problem(client, "PUT", "/v1/pools/sales", {"members": ["ann"], "escalate_to": "nobody"})
+        assert p["errors"][0]["field"] == "escalate_to"
+        assert (await client.patch("/v1/pools/nope", json={})).status_code == 404
+
+
+class TestRoutingAdmin:
+    async def test_state_and_rebuild(self, make_app: Any) -> None:
+        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+            await owner(client, "ann")
+            await pool(client, "sales", ["ann"])
+            await post_one(client, lead(1, "acme.example"))
+            state = (await client.get("/v1/routing/state")).json()
+            assert state["present"] is True
+            assert state["open"] == {"ann": 1}
+            assert state["rr"] == {"sales": "ann"}
+            assert state["account"] == {"acme.example": "ann"}
+            r = await client.post("/v1/routing/rebuild")
+            assert r.status_code == 200, r.text
+            assert r.json()["open"] == {"ann": 1}
