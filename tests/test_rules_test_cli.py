@@ -188,3 +188,17 @@ class TestDirectories:
         assert f"{tmp_path / 'a.yaml'}: version 2" in out
         assert f"{tmp_path / 'b.yml'}: version 2" in out
         assert out.splitlines()[-1] == "FAILED: 2 file(s), 2 test(s) passed, 1 failed"
+
+
+class TestGuideExample:
+    """The example rule file and test in docs/rules.md load and pass, so the guide cannot rot."""
+
+    def test_guide_example_passes(self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        guide = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+        start = guide.index("```yaml\nversion:") + len("```yaml\n")
+        rules = guide[start : guide.index("```", start)]
+        start = guide.index("```yaml\ntests:") + len("```yaml\ntests:\n")
+        extra_test = guide[start : guide.index("```", start)]
+        code, out, _ = run(capsys, str(write(tmp_path, rules + extra_test)))
+        assert code == 0, out
+        assert out.splitlines()[-1] == "passed: 1 file(s), 2 test(s) passed, 0 failed"
