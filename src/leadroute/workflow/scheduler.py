@@ -110,6 +110,9 @@ async def _fire_one(rt: Runtime, now: datetime, seen: list[int]) -> int | None:
             await _failed(rt, timer_id, type(exc).__name__, now)
             log.debug("SLA timer %d failed", timer_id, exc_info=True)
             return 0
+        except BaseException:  # cancelled (shutdown): rolled back, so give the claimed slot back
+            await moves.undo(rt)
+            raise
     return 0
 
 
