@@ -121,6 +121,15 @@ class TestAccumulator:
         assert r.examples["score up"] == ["lead-0", "lead-1"]
         assert len(r.largest_score_changes) == 2
 
+    def test_float_noise_is_not_a_change_and_zero_examples_lists_none(self) -> None:
+        acc = ReplayAccumulator(examples=0)
+        acc.add("a", outcome(score=0.1 + 0.2), outcome(score=0.3))
+        acc.add("b", outcome("lead"), outcome("mql"))
+        r = report(acc)
+        assert (r.score_changed, r.changed) == (0, 1)
+        assert r.examples == {}
+        assert r.largest_score_changes == []
+
     def test_largest_score_changes_by_size_either_direction(self) -> None:
         acc = ReplayAccumulator(examples=2)
         acc.add("small", outcome(score=10), outcome(score=12))

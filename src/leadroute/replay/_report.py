@@ -48,6 +48,9 @@ STAGES: tuple[Stage, ...] = typing.get_args(Stage)
 BUCKET_WIDTH = 10.0
 """Score histogram buckets are this wide, aligned on multiples of it."""
 
+SCORE_TOLERANCE = 1e-9
+"""Score differences this small are float noise (points summed in another order), not changes."""
+
 STAT_DIGITS = 6
 """Mean and percentiles are rounded to this many decimals (``71.8``, not ``71.80000000000001``)."""
 
@@ -223,7 +226,7 @@ class ReplayAccumulator:
             self._example(f"targets {before.targets} -> {after.targets}", lead_id)
             changed = True
         delta = after.score - before.score
-        if delta != 0:
+        if abs(delta) > SCORE_TOLERANCE:
             self.score_changed += 1
             self._example("score up" if delta > 0 else "score down", lead_id)
             self._track_largest(ScoreChange(lead_id, before.score, after.score), abs(delta))
@@ -235,6 +238,8 @@ class ReplayAccumulator:
         self.skipped += 1
 
     def _example(self, kind: str, lead_id: str) -> None:
+        if self.examples_per_kind == 0:
+            return
         ids = self.examples.setdefault(kind, [])
         if len(ids) < self.examples_per_kind:
             ids.append(lead_id)
