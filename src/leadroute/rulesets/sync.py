@@ -122,6 +122,11 @@ class RulesetSync:
         """True while the LISTEN connection is up."""
         return self._listener is not None and not self._listener.is_closed()
 
+    @property
+    def listener_pid(self) -> int | None:
+        """The PostgreSQL backend pid of the LISTEN connection (None while it is down)."""
+        return self._listener.get_server_pid() if self.listening and self._listener is not None else None
+
     async def _ensure_listener(self) -> None:
         if self.listening:
             return
