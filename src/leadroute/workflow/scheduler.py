@@ -53,29 +53,38 @@ from leadroute.workflow.actions import (
 )
 from leadroute.workflow.intake import STATE_LOST_RETRIES
 
-__all__ = ["BATCH", "fire_due_timers", "run_scheduler", "scheduler"]
+__all__ = ["BATCH", "WORKERS", "fire_due_timers", "run_scheduler", "scheduler"]
 
 log = logging.getLogger(__name__)
 
 BATCH = 200
 """Timers one pass fires at most (the next pass, a poll interval later, takes the rest)."""
+WORKERS = 4
+"""Timers one instance fires side by side (each on its own pooled connection)."""
 MAX_RETRY_MINUTES = 60
 
 
-async def fire_due_timers(rt: Runtime, now: datetime | None = None, *, limit: int = BATCH) -> int:
+async def fire_due_timers(
+    rt: Runtime, now: datetime | None = None, *, limit: int = BATCH, workers: int = WORKERS
+) -> int:
     """Fire the timers due at ``now`` (default: the runtime's clock); returns how many breached.
 
-    Safe to run in any number of instances and tasks at once: each timer fires exactly once.
+    ``workers`` tasks claim timers side by side (``SKIP LOCKED`` keeps them apart). Safe to run in
+    any number of instances and tasks at once: each timer fires exactly once.
     """
     at = now or rt.clock()
     seen: list[int] = []
-    fired = 0
-    while len(seen) < limit:
-        outcome = await _fire_one(rt, at, seen)
-        if outcome is None:
-            break
-        fired += outcome
-    return fired
+
+    async def worker() -> int:
+        fired = 0
+        while len(seen) < limit:
+            outcome = await _fire_one(rt, at, seen)
+            if outcome is None:
+                break
+            fired += outcome
+        return fired
+
+    return sum(await asyncio.gather(*(worker() for _ in range(max(1, workers)))))
 
 
 async def _fire_one(rt: Runtime, now: datetime, seen: list[int]) -> int | None:
