@@ -19,6 +19,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from leadroute.cli import main
 from leadroute.config import Settings
 from leadroute.models import NormalizedLead
 from leadroute.replay import (
@@ -627,6 +628,21 @@ class TestReplayCli:
         missing = await asyncio.to_thread(leadroute, "rules", "replay", "--candidate-version", "999", env=env)
         assert missing.returncode == 1
         assert "no stored ruleset has version 999" in missing.stderr
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--since", "last tuesday"], "neither a duration"),
+            (["--limit", "0"], "--limit must be at least 1"),
+        ],
+    )
+    def test_cli_bad_options(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str
+    ) -> None:
+        candidate = tmp_path / "candidate.yaml"
+        candidate.write_text(CANDIDATE, encoding="utf-8")
+        assert main(["rules", "replay", "--candidate", str(candidate), *args]) == 2
+        assert message in capsys.readouterr().err
 
     def test_cli_bad_candidate_fails_before_connecting(self, tmp_path: Path) -> None:
         candidate = tmp_path / "candidate.yaml"

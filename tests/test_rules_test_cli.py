@@ -167,6 +167,11 @@ class TestLoadErrors:
         assert "rule 'big-company':" in out
         assert out.splitlines()[-1] == "FAILED: 1 file(s), 0 test(s) passed, 0 failed, 1 file(s) did not load"
 
+    def test_directory_without_rule_files(self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        code, out, _ = run(capsys, str(tmp_path))
+        assert code == 1
+        assert out.splitlines()[-1] == "FAILED: 0 file(s), 0 test(s) passed, 0 failed (no rule files found)"
+
     def test_missing_path(self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
         code, out, err = run(capsys, str(tmp_path / "nope.yaml"))
         assert code == 1
