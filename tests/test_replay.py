@@ -539,6 +539,8 @@ class TestReplayEndToEnd:
         assert same.json()["candidate"]["source"] == f"stored version {VERSION}"
 
     async def test_admin_endpoint_errors(self, client: AsyncTestClient[Litestar]) -> None:
+        r = await client.post("/v1/rulesets/replay", content=b"{not json")
+        assert r.status_code == 400
         r = await client.post("/v1/rulesets/replay", json={})
         assert r.status_code == 422
         assert r.json()["errors"][0]["field"] == "candidate"
