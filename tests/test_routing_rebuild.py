@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +31,9 @@ from redis.crc import key_slot
 from leadroute.app import create_app
 from leadroute.config import Settings
 from leadroute.embedded import _valkey_binary
-from leadroute.routing import Router, snapshot_from_pg
+from leadroute.routing import Assignment, PoolTarget, Router, snapshot_from_pg
 from leadroute.rules import parse_ruleset
+from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
 from routing_support import POOL_RULES, fetch, lead, open_per_owner, owner, pool, post_one
 from test_routing_processes import Served
 
@@ -276,3 +278,49 @@ class TestFlushAllAcrossProcesses:
             second = [(await post_one(client, lead(100 + i)))["owner"] for i in range(10)]
         counts = collections.Counter(first + second)
         assert counts == {"ann": 5, "ben": 5, "cat": 5, "dan": 5}
+
+
+class TestFailedTransaction:
+    """A claim whose transaction rolls back is undone -- unless a rebuild already recounted."""
+
+    async def test_unclaim_restores_the_count_and_skips_after_a_rebuild(
+        self, settings: Settings, clean: None
+    ) -> None:
+        redis: Redis = Redis.from_url(str(settings.redis_url))
+        conn = await asyncpg.connect(settings.database_url)
+        router = Router(redis, f"{settings.redis_prefix}:unclaim", database_url=settings.database_url)
+        try:
+            await put_owner(conn, msgspec.convert({"id": "ann", "name": "Ann"}, OwnerIn))
+            await put_pool(conn, PoolIn(id="p", members=["ann"]))
+            await router.rebuild(conn)
+            claims: list[Assignment] = []
+
+            async def failing() -> None:
+                async with conn.transaction():
+                    claims.append(
+                        await router.assign(
+                            conn,
+                            lead_id=uuid.uuid4(),
+                            company_domain=None,
+                            targets=[PoolTarget(rule="r", pool="p")],
+                            fallback="unassigned",
+                            now=datetime.now(UTC),
+                        )
+                    )
+                    assert (await router.state.read()).open == {"ann": 1}
+                    raise RuntimeError("boom")
+
+            for rebuild_between in (False, True):
+                with pytest.raises(RuntimeError, match="boom"):
+                    await failing()
+                placed = claims[-1]
+                if rebuild_between:
+                    await router.rebuild(conn)  # counts PostgreSQL: nothing open
+                await router.unclaim(placed)
+                assert (await router.state.read()).open == {}
+        finally:
+            keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:unclaim:*")]
+            if keys:
+                await redis.delete(*keys)
+            await redis.aclose()
+            await conn.close()

@@ -6,7 +6,7 @@
 -- ARGV[1] the pool id (or "" for a single-owner claim), ARGV[2] n, then 6 fields per member:
 --   id, eligible ("1"/"0", from Python's time/skill checks), max_open (-1: none),
 --   max_per_day (-1: none), today (the owner's local date), weight
--- Returns {owner or "", claim sequence number or 0, skipped id, reason, skipped id, reason, ...}
+-- Returns {owner or "", claim sequence number or 0, generation, skipped id, reason, ...}
 -- or the error NOSTATE when the generation key is gone (Redis lost its data: rebuild first).
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('NOSTATE routing state lost; rebuild from PostgreSQL')
@@ -58,14 +58,14 @@ local function claim(i)
   if pool ~= '' then
     redis.call('HSET', KEYS[7], pool, id)
   end
-  local out = {id, seq}
+  local out = {id, seq, redis.call('GET', KEYS[1])}
   for _, v in ipairs(skipped) do
     out[#out + 1] = v
   end
   return out
 end
 local function none()
-  local out = {'', 0}
+  local out = {'', 0, redis.call('GET', KEYS[1])}
   for _, v in ipairs(skipped) do
     out[#out + 1] = v
   end

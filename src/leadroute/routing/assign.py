@@ -96,6 +96,8 @@ class Assignment(msgspec.Struct, kw_only=True):
     """How the owner was chosen: ``account_owner``, ``round_robin``, ``weighted``, ``least_loaded``."""
     seq: int | None = None
     """The Redis claim sequence number (stored with the assignment row)."""
+    generation: str | None = None
+    """The Redis state generation of the claim (for :meth:`Router.unclaim`)."""
 
     @property
     def status(self) -> Literal["assigned", "unassigned"]:
@@ -253,6 +255,7 @@ class Router:
             sla=target.sla,
             strategy="account_owner",
             seq=claim.seq,
+            generation=claim.generation,
         )
 
     async def _pool_chain(
@@ -298,6 +301,7 @@ class Router:
                     sla=target.sla,
                     strategy=pool["strategy"],
                     seq=claim.seq,
+                    generation=claim.generation,
                 )
             reasons.append(
                 f"pool {current!r} has no members"
@@ -338,6 +342,16 @@ class Router:
         del pool_id  # open counts are per owner, shared by every pool
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ROUTING_LOCK)
         await self.state.release(owner_id)
+
+    async def unclaim(self, placed: Assignment) -> None:
+        """Undo the claim of an assignment whose transaction failed (after it rolled back).
+
+        Frees the open slot only if no rebuild happened since the claim (a rebuild counted
+        PostgreSQL, where the failed transaction left nothing). The daily count stays: a cap is
+        never exceeded because of it, and the next rebuild corrects it.
+        """
+        if placed.owner is not None:
+            await self.state.release(placed.owner, placed.generation)
 
     # -- rebuild -----------------------------------------------------------------------------
 

@@ -89,6 +89,8 @@ class Claim(msgspec.Struct, frozen=True):
     owner: str | None
     seq: int | None
     skipped: tuple[OwnerSkip, ...]
+    generation: str | None = None
+    """The state generation the claim was made in (see :meth:`RoutingState.release`)."""
 
 
 class Snapshot(msgspec.Struct, kw_only=True):
@@ -153,13 +155,17 @@ class RoutingState:
                 raise RoutingStateLost(str(exc)) from None
             raise
         owner = _text(raw[0]) or None
-        skips = [_text(v) for v in raw[2:]]
+        skips = [_text(v) for v in raw[3:]]
         skipped = tuple(OwnerSkip(skips[i], skips[i + 1], pool) for i in range(0, len(skips), 2))
-        return Claim(owner, int(raw[1]) if owner else None, skipped)
+        return Claim(owner, int(raw[1]) if owner else None, skipped, _text(raw[2]))
 
-    async def release(self, owner: str) -> None:
-        """Free one open slot of ``owner`` (no-op when the state is lost: rebuild counts PG)."""
-        await self._release(keys=[self.keys.gen, self.keys.open], args=[owner])
+    async def release(self, owner: str, generation: str | None = None) -> None:
+        """Free one open slot of ``owner`` (no-op when the state is lost: rebuild counts PG).
+
+        ``generation``: only if the state is still the one a claim was made in (undoing a claim
+        whose transaction failed; a rebuild since then did not count it).
+        """
+        await self._release(keys=[self.keys.gen, self.keys.open], args=[owner, generation or ""])
 
     async def account_owner(self, domain: str) -> str | None:
         """The cached account owner of ``domain``."""

@@ -131,8 +131,8 @@ async def _decide(
                     msgspec.to_builtins(decision),
                 )
     except BaseException:
-        if placed is not None and placed.owner is not None:  # rolled back: give the slot back
-            await rt.routing.state.release(placed.owner)
+        if placed is not None:  # rolled back: give the slot back (unless a rebuild recounted)
+            await rt.routing.unclaim(placed)
         raise
     return IntakeResult(msgspec.to_builtins(decision), created=True)
 
