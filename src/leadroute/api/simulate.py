@@ -44,8 +44,10 @@ class SimulateController(Controller):
         async with rt.db.acquire() as conn:
             if body.lead_id is not None:
                 stored = await stored_lead(conn, body.lead_id)
-                if stored is None or stored.lead is None:
+                if stored is None:
                     raise InvalidBody("lead_id", "no stored lead has this id")
+                if stored.lead is None:
+                    raise InvalidBody("lead_id", "this lead's stored form no longer reads as a lead")
                 lead, activities = stored.lead, stored.activities + activities
             assert lead is not None  # parse_simulation requires lead or lead_id
             chosen = await chosen_ruleset(
