@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 from conftest import FakeClock
 from leadroute.config import Settings
@@ -341,3 +342,28 @@ def as_id(decision: dict[str, Any]) -> Any:
     import uuid
 
     return uuid.UUID(decision["lead_id"])
+
+
+class TestRedisLoss:
+    async def test_a_breach_after_redis_lost_its_state_rebuilds_and_counts_right(
+        self, make_app: Any, clock: FakeClock, settings: Settings
+    ) -> None:
+        async with AsyncTestClient(make_app(sla_rules(10), clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob", "carol"])
+            leads = [await post_lead(client, n) for n in range(6)]
+            assert settings.redis_url is not None
+            redis = Redis.from_url(settings.redis_url)
+            try:
+                keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*")]
+                assert keys
+                await redis.delete(*keys)  # what a FLUSHALL does to us
+            finally:
+                await redis.aclose()
+            clock.advance(minutes=11)
+            assert await fire(client) == 6
+            for d in leads:
+                view = await lead(client, d["lead_id"])
+                assert view["status"] == "reassigned"
+                assert view["owner"] not in (None, d["owner"])
+            assert sum((await open_counts(client)).values()) == 6
+            await assert_routing_consistent(client)
