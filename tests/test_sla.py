@@ -367,3 +367,25 @@ class TestRedisLoss:
                 assert view["owner"] not in (None, d["owner"])
             assert sum((await open_counts(client)).values()) == 6
             await assert_routing_consistent(client)
+
+
+class TestStale:
+    async def test_a_timer_whose_lead_moved_on_without_it_is_cancelled_not_fired(
+        self, make_app: Any, clock: FakeClock, settings: Settings
+    ) -> None:
+        async with AsyncTestClient(make_app(sla_rules(10), clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob"])
+            d = await post_lead(client)
+            conn = await asyncpg.connect(settings.database_url)
+            try:  # a writer that closes leads without stopping their timers (older code, a script)
+                await conn.execute("UPDATE leads SET status = 'closed' WHERE id = $1", as_id(d))
+                clock.advance(minutes=11)
+                assert await fire(client) == 0
+                row = await conn.fetchrow(
+                    "SELECT status, resolution FROM sla_timers WHERE lead_id = $1", as_id(d)
+                )
+            finally:
+                await conn.close()
+            assert row is not None
+            assert (row["status"], row["resolution"]) == ("cancelled", "stale")
+            assert "sla.breached" not in kinds(await lead(client, d["lead_id"]))
