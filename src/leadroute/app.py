@@ -66,7 +66,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                 await migrate(conn)
                 running, ruleset_id = await adopt_startup_ruleset(conn, active_rules, actor=actor("start"))
             routing = Router(redis, settings.redis_prefix, database_url=settings.database_url, clock=clock)
-            await routing.ensure_state()  # first start, or Redis lost its data: rebuild from PG
+            await routing.ensure_state(startup=True)  # first start, or Redis lost its data
             app.state.runtime = Runtime(
                 settings=settings,
                 db=db,

@@ -355,8 +355,12 @@ class Router:
 
     # -- rebuild -----------------------------------------------------------------------------
 
-    async def ensure_state(self) -> None:
-        """Rebuild from PostgreSQL if Redis lost the state (one rebuild across all instances)."""
+    async def ensure_state(self, *, startup: bool = False) -> None:
+        """Rebuild from PostgreSQL if Redis lost the state (one rebuild across all instances).
+
+        ``startup``: the first build of a new deployment is expected, so it is logged at INFO;
+        a loss noticed while serving is a WARNING.
+        """
         if await self.state.present():
             return
         async with self._rebuilding:
@@ -367,12 +371,19 @@ class Router:
             # A connection of its own: pooled ones may all be inside transactions waiting on this.
             conn = await asyncpg.connect(self.database_url)
             try:
-                await self.rebuild(conn, only_if_lost=True)
+                await self.rebuild(
+                    conn, only_if_lost=True, log_level=logging.INFO if startup else logging.WARNING
+                )
             finally:
                 await conn.close()
 
     async def rebuild(
-        self, conn: Connection, *, only_if_lost: bool = False, now: datetime | None = None
+        self,
+        conn: Connection,
+        *,
+        only_if_lost: bool = False,
+        now: datetime | None = None,
+        log_level: int = logging.WARNING,
     ) -> bool:
         """Replace the Redis state with what PostgreSQL holds; returns whether it rebuilt.
 
@@ -389,7 +400,8 @@ class Router:
             snap = await snapshot_from_pg(conn, at)
             await self.state.write(snap, secrets.token_hex(8))
             self.rebuilds += 1
-            log.warning(
+            log.log(
+                log_level,
                 "routing state rebuilt from PostgreSQL: %d owners with open leads, %d cursors, %d accounts",
                 len(snap.open),
                 len(snap.rr),
