@@ -265,8 +265,8 @@ class TestFlushAllAcrossProcesses:
         live, rebuilt = await state_matches_pg(private)
         assert live == rebuilt
         logs = (tmp_path / "one.log").read_text() + (tmp_path / "two.log").read_text()
-        # Both instances noticed the flush; exactly one rebuilt (start-up builds log at INFO, hidden).
-        rebuilt = [line for line in logs.splitlines() if "WARNING" in line and "routing state rebuilt" in line]
+        # Both instances noticed the flush; exactly one rebuilt (the start-up build logs at INFO).
+        rebuilt = [ln for ln in logs.splitlines() if "WARNING" in ln and "routing state rebuilt" in ln]
         assert len(rebuilt) == 1, logs
 
     async def test_rotation_is_even_before_capacity_binds(self, private: Settings, flusher: Redis) -> None:
