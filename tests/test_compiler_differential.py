@@ -8,6 +8,7 @@ scores that follow from them (``scoring.score``, ``scoring.evaluate``) must be e
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -44,8 +45,10 @@ FIELDS_DECLARED = {
     "attributes.tags": "ARRAY",
 }
 ROUTING = context_for("routing", ATTRIBUTES, ["fit", "engagement"])
+SCALE = float(os.environ.get("LEADROUTE_DIFFERENTIAL_SCALE", "1"))
+"""Multiplies every example count: LEADROUTE_DIFFERENTIAL_SCALE=20 for a long hunt (minutes)."""
 SETTINGS = settings(
-    max_examples=120,
+    max_examples=int(120 * SCALE),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example],
 )
@@ -294,7 +297,7 @@ def ruleset_text(whens: Sequence[str]) -> str:
 
 
 @settings(
-    max_examples=60,
+    max_examples=int(60 * SCALE),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example],
 )
@@ -347,7 +350,7 @@ def odd_lead(rng: random.Random) -> NormalizedLead:
     return NormalizedLead(**facts)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=int(100 * SCALE), deadline=None)
 @given(lead=REALISTIC, seed=st.integers(0, 2**32))
 def test_default_ruleset_agrees_on_whole_evaluations(lead: NormalizedLead, seed: int) -> None:
     rng = random.Random(seed)
