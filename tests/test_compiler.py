@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -178,6 +179,7 @@ def test_odd_input_is_evaluated_by_rule_engine() -> None:
     ):
         both(texts, facts)
     assert both(texts, {"country": "US", "employees": 10**40})[:2] == [True, True]
+    assert both(texts, MappingProxyType({"country": "US", "employees": 9}))[:2] == [True, True]
 
 
 def test_uncovered_nodes_fall_back_for_that_rule_only() -> None:
