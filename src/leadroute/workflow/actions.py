@@ -102,7 +102,7 @@ class UnknownOwner(ClientError):
 class Moves:
     """Redis capacity effects of one transaction: slots claimed (undone on rollback), slots to free."""
 
-    claimed: list[str] = field(default_factory=list)
+    claimed: list[Assignment] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
 
     async def finish(self, rt: Runtime, conn: Connection) -> None:
@@ -111,9 +111,9 @@ class Moves:
             await rt.routing.release(conn, owner_id=owner, pool_id=None)
 
     async def undo(self, rt: Runtime) -> None:
-        """The transaction rolled back: give back the slots it claimed."""
-        for owner in self.claimed:
-            await rt.routing.state.release(owner)
+        """The transaction rolled back: give back the slots it claimed (unless a rebuild recounted)."""
+        for placed in self.claimed:
+            await rt.routing.unclaim(placed)
         self.claimed.clear()
 
 
@@ -262,6 +262,7 @@ async def claim_owner(
         rule=rule,
         strategy=strategy,
         seq=claim.seq,
+        generation=claim.generation,
     )
     return placed, None
 
@@ -296,7 +297,7 @@ async def route_again(
         exclude=exclude,
     )
     if placed.owner is not None:
-        moves.claimed.append(placed.owner)
+        moves.claimed.append(placed)
     return placed
 
 
@@ -425,7 +426,7 @@ async def reassign(
                     f"owner {owner_id!r} cannot take the lead now: {why}",
                     errors=[{"field": "owner_id", "message": str(why)}],
                 )
-            moves.claimed.append(owner_id)
+            moves.claimed.append(placed)
             sla_pool = (current["pool_id"] if current else None) or sla_pool
         else:
             exclude = {r["owner_id"] for r in await conn.fetch(QUERIES["sla_breached_owners"], lead_id)}

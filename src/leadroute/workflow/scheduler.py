@@ -247,7 +247,7 @@ async def _escalate(
             exclude=exclude,
         )
         if placed.owner is not None:
-            moves.claimed.append(placed.owner)
+            moves.claimed.append(placed)
         return placed
     why: str | None = "already let this lead's SLA run out"
     if to not in exclude:
@@ -256,7 +256,7 @@ async def _escalate(
         except UnknownOwner:
             claimed, why = None, "no such owner or pool"
         if claimed is not None:
-            moves.claimed.append(to)
+            moves.claimed.append(claimed)
             return claimed
     return Assignment(
         owner=None,
