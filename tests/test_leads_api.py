@@ -195,7 +195,8 @@ class TestRoundRobin:
             owners = [(await client.post("/v1/leads", json=lead(i))).json() for i in range(4)]
             assert [d["owner"] for d in owners] == ["alice", "carol", "alice", "carol"]
             why = (await client.get(f"/v1/leads/{owners[0]['lead_id']}/explain")).json()
-            assert {"owner": "bob", "reason": "inactive", "pool": "sales"} in why["assignment"]["owners_skipped"]
+            skipped = why["assignment"]["owners_skipped"]
+            assert {"owner": "bob", "reason": "inactive", "pool": "sales"} in skipped
             assert "bob (inactive)" in why["summary"]
 
     async def test_deactivating_an_owner_takes_them_out_of_rotation(self, make_app: Any) -> None:
