@@ -348,7 +348,7 @@ class _Section:
             default = self.default if len(path) == 1 else ast.Constant(None)
             body += _stmts("V = SRC.get(NAME, DEFAULT)", V=_name(variable), SRC=_name(source),
                            NAME=ast.Constant(path[-1]), DEFAULT=default)  # fmt: skip
-            body += _stmts(_LEAF_CHECKS[kind], V=_name(variable), EXACT=ast.Constant(_EXACT_FLOAT_INT))
+            body += _stmts(_LEAF_CHECKS[kind], V=_name(variable), EXACT=ast.Constant(float(_EXACT_FLOAT_INT)))
         return body
 
 
