@@ -48,7 +48,6 @@ __all__ = [
     "load_ruleset_by_id",
     "load_stored_ruleset",
     "publish_and_activate",
-    "record_ruleset",
     "rollback",
     "store_ruleset",
 ]
@@ -457,9 +456,3 @@ async def adopt_startup_ruleset(
         return ruleset, file_id
     assert loaded is not None  # activations reference stored rows
     return loaded
-
-
-async def record_ruleset(conn: Connection, ruleset: Ruleset) -> int:
-    """Store ``ruleset`` as published if new and return its id (conflicts raise)."""
-    stored, _ = await store_ruleset(conn, ruleset, status="published", actor=None)
-    return stored.id
