@@ -8,12 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from conftest import FakeClock
 from leadroute.config import Settings
 from leadroute.routing import Member
+from leadroute.routing.eligibility import normalize_hours, within_hours
 from leadroute.workflow.sla import business_due
 from sla_support import (
     assert_routing_consistent,
@@ -57,6 +61,10 @@ class TestBusinessDue:
     def test_the_weekend_does_not_count(self) -> None:
         # Friday 16:30 Paris + 60 min: 30 on Friday, 30 on Monday
         assert business_due(PARIS_OFFICE, utc(2026, 11, 27, 15, 30), 60) == utc(2026, 11, 30, 8, 30)
+
+    def test_a_deadline_on_the_closing_minute_stays_that_day(self) -> None:
+        # Monday 16:30 Paris + 30 min: due 17:00 Paris, not Tuesday 09:00
+        assert business_due(PARIS_OFFICE, utc(2026, 11, 23, 15, 30), 30) == utc(2026, 11, 23, 16, 0)
 
     def test_a_start_outside_the_hours_waits_for_the_next_span(self) -> None:
         # Saturday noon Paris: counting starts Monday 09:00 Paris
@@ -389,3 +397,39 @@ class TestStale:
             assert row is not None
             assert (row["status"], row["resolution"]) == ("cancelled", "stale")
             assert "sla.breached" not in kinds(await lead(client, d["lead_id"]))
+
+
+HOURS = [
+    ("UTC", {"mon-fri": "09:00-17:00"}),
+    ("Europe/Paris", {"mon-fri": "09:00-12:30, 13:30-18:00", "sat": "10:00-14:00"}),
+    ("America/New_York", {"mon,wed,fri": "08:00-20:00", "tue": "00:00-24:00"}),
+    ("Europe/London", {"mon-sat": "09:00-12:00, 11:00-14:00, 14:00-15:30"}),  # overlapping, touching
+    ("Asia/Kolkata", {"sun,mon-thu": "22:00-24:00", "mon-fri": "00:00-02:00"}),  # a night shift
+]
+
+
+class TestBusinessDueProperty:
+    """Checked minute by minute against routing's own ``within_hours`` (an independent oracle)."""
+
+    @hsettings(max_examples=150, deadline=None)
+    @given(
+        hours=st.sampled_from(HOURS),
+        # around both 2026 daylight-saving changes in Europe and the US
+        start=st.sampled_from([datetime(2026, 3, 6, tzinfo=UTC), datetime(2026, 10, 23, tzinfo=UTC)]),
+        # whole half hours too, so deadlines land exactly on span edges
+        offset=st.integers(0, 14 * 24 * 60) | st.integers(0, 14 * 48).map(lambda n: n * 30),
+        minutes=st.integers(1, 600) | st.integers(1, 20).map(lambda n: n * 30),
+    )
+    def test_exactly_the_minutes_inside_working_hours_count(
+        self, hours: tuple[str, dict[str, str]], start: datetime, offset: int, minutes: int
+    ) -> None:
+        tz, spec = hours
+        member = Member(id="x", timezone=tz, working_hours=normalize_hours(spec))
+        begin = start + timedelta(minutes=offset)
+        due = business_due(member, begin, minutes)
+        counted, at = 0, begin
+        while at < due:
+            counted += within_hours(member, at)
+            at += timedelta(minutes=1)
+        assert counted == minutes
+        assert within_hours(member, due - timedelta(minutes=1))  # the last minute counted is working time
