@@ -124,7 +124,7 @@ routing:
         assert r.headers["content-type"].startswith(PROBLEM)
         (error,) = r.json()["errors"]
         assert error["rule"] == "to-nowhere"
-        assert error["line"] == 10
+        assert (error["line"], error["column"]) == (12, 13)  # at the pool's name
         assert "no-such-pool" in error["message"]
 
     async def test_syntax_error_names_rule_and_line(self, client: AsyncTestClient[Litestar]) -> None:
