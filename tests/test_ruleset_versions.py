@@ -110,6 +110,27 @@ class TestUpload:
             versions = (await client.get("/v1/rulesets")).json()["versions"]
             assert [v["version"] for v in versions] == [1]
 
+    async def test_validate_says_whether_an_upload_would_be_new_stored_or_refused(
+        self, settings: Settings, clean: None
+    ) -> None:
+        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+            await setup_pool(client)
+
+            async def validate(text: str) -> dict[str, Any]:
+                r = await client.post("/v1/rulesets/validate", content=text.encode())
+                assert r.status_code == 200, r.text
+                body: dict[str, Any] = r.json()
+                return body
+
+            new = await validate(rules_text(2, 20))
+            assert (new["version_status"], new["passed"]) == ("new", True)
+            same = await validate(rules_text(1))
+            assert (same["version_status"], same["passed"]) == ("stored", True)
+            changed = await validate(rules_text(1, 50))
+            assert (changed["version_status"], changed["passed"]) == ("conflict", False)
+            assert "bump 'version:' to 2" in changed["version_message"]
+            assert [v["version"] for v in (await client.get("/v1/rulesets")).json()["versions"]] == [1]
+
     async def test_unknown_version_is_404(self, settings: Settings, clean: None) -> None:
         async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
             assert (await client.get("/v1/rulesets/7")).status_code == 404

@@ -24,6 +24,7 @@ from leadroute.store.queries import QUERIES
 from leadroute.store.rulesets import (
     Activation,
     ActivationResult,
+    RulesetVersionConflict,
     RulesetVersionNotFound,
     StoredRuleset,
     activate_version,
@@ -262,6 +263,10 @@ class RulesetController(Controller):
     async def validate(self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Load the YAML body, type-check it, check its pools exist, and run its tests. Writes nothing.
 
+        ``version_status`` says whether an upload would store a ``new`` version, find it already
+        ``stored`` with this content, or be refused (``conflict``: bump the version; ``passed`` is
+        then false and ``version_message`` says why).
+
         A file that does not load, or names a pool that does not exist, is a 422 problem whose
         ``errors`` give the rule id, line and column of each fault.
         """
@@ -270,10 +275,18 @@ class RulesetController(Controller):
         ruleset = parse_ruleset(body.decode("utf-8", errors="replace"), path=Path(name))
         async with rt.db.acquire() as conn:
             await _check_pools(conn, ruleset)
+            try:
+                await check_file_version(conn, ruleset)
+                stored = await conn.fetchval(QUERIES["ruleset_by_version"], ruleset.version)
+                version_status, version_message = ("stored" if stored else "new"), None
+            except RulesetVersionConflict as exc:
+                version_status, version_message = "conflict", exc.detail
         outcomes = run_ruleset_tests(ruleset)
         return {
             "version": ruleset.version,
             "sha256": ruleset.sha256,
+            "version_status": version_status,
+            "version_message": version_message,
             "tests": [{"name": o.name, "passed": o.passed, "diffs": o.diffs} for o in outcomes],
-            "passed": all(o.passed for o in outcomes),
+            "passed": all(o.passed for o in outcomes) and version_status != "conflict",
         }
