@@ -265,3 +265,19 @@ class TestRoutingOnStageRise:
             )
             == 1
         )
+
+    async def test_a_closed_lead_is_rescored_but_not_reopened(
+        self, client: AsyncTestClient[Litestar], clock: FakeClock
+    ) -> None:
+        lead = await new_lead(client, "closed@acme.example", title="VP Sales")
+        r = await client.post(f"/v1/assignments/{lead['lead_id']}/close", json={"reason": "spam"})
+        assert r.status_code == 200, r.text
+        r = await event(
+            client, {"lead_id": lead["lead_id"], "type": "webinar_attended", "occurred_at": at(clock)}
+        )
+        body = r.json()
+        assert (body["stage"], body["routed"], body["owner"]) == ("mql", False, None)
+        read = (await client.get(f"/v1/leads/{lead['lead_id']}")).json()
+        assert read["status"] == "closed"
+        explain = (await client.get(f"/v1/leads/{lead['lead_id']}/explain")).json()
+        assert "closed" in explain["assignment"]["reason"]

@@ -8,7 +8,8 @@ store the event, rescore the lead from its stored input and *all* its activities
 Routing on a stage rise: when the new stage ranks above the old one and the lead has no owner
 (it sits in a queue because no routing rule took it at its old stage), the lead is routed now
 with the new evaluation's targets, and its history says so. A lead that already has an owner
-keeps it: a score change alone never takes a lead away from a rep.
+keeps it: a score change alone never takes a lead away from a rep. A closed lead is rescored
+but never reopened.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ async def _apply(
             evaluation = evaluate(ruleset, lead, activities=activities, now=now)
 
             rose = stage_rank(evaluation.stage) > stage_rank(row["stage"])
-            if rose and row["owner_id"] is None:
+            if rose and row["owner_id"] is None and row["status"] != "closed":
                 placed = await rt.routing.assign(
                     conn,
                     lead_id=lead_id,
@@ -183,6 +184,8 @@ def _explanation(evaluation: Evaluation, placed: Assignment | None, row: Any) ->
             "reason": (
                 "the lead keeps its owner: a score change does not reassign"
                 if row["owner_id"] is not None
+                else "the lead is closed: events rescore it but never reopen it"
+                if row["status"] == "closed"
                 else "the stage did not rise, so the lead was not routed again"
             ),
         }
