@@ -340,6 +340,9 @@ class Router:
         like a claim, so a concurrent rebuild counts the committed result exactly once.
         """
         del pool_id  # open counts are per owner, shared by every pool
+        # Rebuild a lost state *before* holding the lock shared: a rebuild waits for every shared
+        # holder, so this transaction could not rebuild later (e.g. in an assign after the release).
+        await self.ensure_state()
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ROUTING_LOCK)
         await self.state.release(owner_id)
 
