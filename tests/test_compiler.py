@@ -124,6 +124,13 @@ def one(text: str, **facts: Any) -> Result:
         ('occurred_at > d"2024-01-01"', {"occurred_at": datetime(2024, 6, 1, tzinfo=UTC)}, True),
         ('occurred_at > d"2024-01-01"', {"occurred_at": datetime(2024, 6, 1)}, True),  # naive: UTC
         ("occurred_at.year == 2024", {"occurred_at": datetime(2024, 6, 1, tzinfo=UTC)}, True),
+        # datetime arithmetic and the clock
+        ('occurred_at - t"P1D" < d"2024-01-01"', {"occurred_at": datetime(2024, 1, 1, 12, tzinfo=UTC)}, True),
+        ('(occurred_at - d"2024-01-01") > t"PT11H"', {"occurred_at": datetime(2024, 1, 1, 12)}, True),
+        ('t"P1D" + occurred_at > d"2024-01-02"', {"occurred_at": datetime(2024, 1, 1, 12, tzinfo=UTC)}, True),
+        ("$now > occurred_at", {"occurred_at": datetime(2024, 1, 1, tzinfo=UTC)}, True),
+        ('occurred_at > $today - t"P30D"', {"occurred_at": datetime(2024, 1, 1, tzinfo=UTC)}, False),
+        ("$today <= $now", {}, True),
         # scoring context extras
         ("groups.fit >= 30 and score >= 70", {"groups": {"fit": 30.0}, "score": 70.5}, True),
         ('stage in ["sql", "mql"]', {"stage": "mql"}, True),
@@ -183,7 +190,7 @@ def test_odd_input_is_evaluated_by_rule_engine() -> None:
 
 
 def test_uncovered_nodes_fall_back_for_that_rule_only() -> None:
-    texts = ['country == "US"', "$now > occurred_at", '["a", "b"][0] == country', "title[0] == 'V'"]
+    texts = ['country == "US"', "occurred_at.to_epoch > 0", '["a", "b"][0] == country', "title[0] == 'V'"]
     section = build(texts)
     assert sorted(section.fallback_rules) == [1, 3]  # the item of a literal array is folded at parse time
     now = datetime.now(UTC)

@@ -73,6 +73,7 @@ REGEXES = [
     r'"s$"',
     r'"[.](edu|ac)$"',
 ]
+DURATIONS = ['t"P1D"', 't"PT12H"', 't"-P30D"']
 DATE_LITERALS = ['d"2024-01-01"', 'd"2024-06-01T12:00:00Z"', 'd"2030-01-01 00:00:00-05:00"']
 
 
@@ -83,7 +84,13 @@ def grammar(
     s_lit, n_lit = st.sampled_from(STRING_LITERALS), st.sampled_from(NUMBER_LITERALS)
     s_base = st.sampled_from(list(strings)) | s_lit
     n_base = st.sampled_from(list(numbers)) | n_lit
-    d_base = st.sampled_from(list(dates)) | st.sampled_from(DATE_LITERALS)
+    d_field = st.sampled_from(list(dates))
+    d_base = st.one_of(
+        d_field,
+        st.sampled_from([*DATE_LITERALS, "$today"]),
+        st.builds("({} - {})".format, d_field, st.sampled_from(DURATIONS)),
+        st.builds("({} + {})".format, st.sampled_from(DURATIONS), d_field),
+    )
     bool_expr = st.deferred(lambda: expr)
 
     def s_ext(inner: Any) -> Any:
@@ -115,6 +122,7 @@ def grammar(
         st.builds("{} {} {}".format, s_expr, cmp_ops, s_expr),
         st.builds("{} {} {}".format, n_expr, cmp_ops, n_expr),
         st.builds("{} {} {}".format, d_base, cmp_ops, d_base),
+        st.builds("({} - {}) {} {}".format, d_field, d_base, cmp_ops, st.sampled_from(DURATIONS)),
         st.builds("{} {} {}".format, st.sampled_from(list(bools)), eq_ops, st.sampled_from(list(bools))),
         st.builds("{} {} {}".format, st.sampled_from(list(bools)), eq_ops, n_expr),  # bool vs number
         st.builds("{} {} {}".format, s_expr, eq_ops, n_expr),  # string vs number
@@ -129,8 +137,8 @@ def grammar(
         st.builds('{}.ends_with("{}")'.format, s_expr, st.sampled_from(["", "s", ".edu"])),
         st.builds("{}.is_empty".format, s_expr),
         st.sampled_from(
-            ["$now > occurred_at", "[1, 2, 3][1] == employees", "title[0] == 'V'"]
-        ),  # rule-engine
+            ["$now > occurred_at", "occurred_at.to_epoch > 0", "[1, 2, 3][1] == employees", "title[0] == 'V'"]
+        ),  # the clock, and nodes left to rule-engine
     )
     expr = st.recursive(
         atoms,

@@ -26,7 +26,7 @@ How parity with rule-engine is kept:
   a ``TypeError`` in Python) the emitted code raises. Each rule runs in its own ``try``: on any
   exception that rule alone is evaluated again by ``rule.matches``, so a failing rule's slot
   holds exactly the exception rule-engine raises, with its message.
-- **Nodes not covered** (builtins such as ``$now``, comprehensions, item access and slices,
+- **Nodes not covered** (builtins other than ``$now``/``$today``, comprehensions, item access and slices,
   mappings, bitwise operators, most number/date attributes, non-literal regexes) make that one
   rule use ``rule.matches``; :attr:`CompiledSection.fallback_rules` lists them.
 """
@@ -52,6 +52,7 @@ from leadroute.rules._codegen import (
     ORDERED_KINDS,
     SET,
     STR,
+    TD,
     Section,
     Unsupported,
     Value,
@@ -106,6 +107,19 @@ _DATETIME_ATTRIBUTES: Final[Mapping[str, tuple[str, str]]] = {
     "second": ("T.second", NUM),
     "microsecond": ("T.microsecond", NUM),
     "weekday": ("T.strftime('%A')", STR),
+}
+_TEMPORAL_OPS: Final[Mapping[tuple[str, str, str], str]] = {
+    ("add", DT, TD): DT,
+    ("add", TD, DT): DT,
+    ("add", TD, TD): TD,
+    ("sub", DT, DT): TD,
+    ("sub", DT, TD): DT,
+    ("sub", TD, TD): TD,
+}
+"""Datetime arithmetic as rule-engine allows it (Python's operators give the same values)."""
+_CLOCK_BUILTINS: Final[Mapping[str, str]] = {
+    "now": "DATETIME.now(tz=TZ)",
+    "today": "DATETIME.now(tz=TZ).replace(hour=0, minute=0, second=0, microsecond=0)",
 }
 _STRING_METHODS: Final[Mapping[str, str]] = {"starts_with": "T.startswith(A)", "ends_with": "T.endswith(A)"}
 
@@ -182,9 +196,12 @@ class _RuleCompiler:
         return Value(self.section.const(value), frozenset({SET}), value)
 
     def symbol(self, node: Any) -> Value:
-        if node.scope is not None:
-            raise Unsupported(f"builtin ${node.name}")
-        return self.leaf((node.name,), node.result_type)
+        if node.scope is None:
+            return self.leaf((node.name,), node.result_type)
+        if node.scope == rule_engine.builtins.Builtins.scope_name and node.name in _CLOCK_BUILTINS:
+            # rule-engine reads the clock at each use, in the context's default timezone
+            return Value(build_expr(_CLOCK_BUILTINS[node.name]), frozenset({DT}))
+        raise Unsupported(f"builtin ${node.name}")
 
     def leaf(self, path: tuple[str, ...], data_type: Any) -> Value:
         kind = leaf_kind(data_type)
@@ -323,6 +340,8 @@ class _RuleCompiler:
         if node.type == "uminus" and operand.kinds <= {NUM, NONE}:
             minus = self.section.const(self.decimal_context(node).minus)
             return Value(build_expr("MINUS(DEC(X))", MINUS=minus, X=operand.expr), frozenset({NUM}))
+        if node.type == "uminus" and operand.kinds <= {TD, NONE}:
+            return Value(build_expr("-X", X=operand.expr), frozenset({TD}))
         raise Unsupported(f"unary {node.type}")
 
     def coalesce(self, node: Any) -> Value:
@@ -342,8 +361,13 @@ class _RuleCompiler:
 
     def arithmetic(self, node: Any) -> Value:
         left, right = self.value(node.left), self.value(node.right)
-        if node.type == "add" and left.kinds - {NONE} == {STR} and right.kinds - {NONE} == {STR}:
+        lk, rk = left.kinds - {NONE}, right.kinds - {NONE}
+        if node.type == "add" and lk == {STR} and rk == {STR}:
             return Value(build_expr("L + R", L=left.expr, R=right.expr), frozenset({STR}))
+        if len(lk) == 1 and len(rk) == 1 and (node.type, *lk, *rk) in _TEMPORAL_OPS:
+            template = "L + R" if node.type == "add" else "L - R"
+            kind = _TEMPORAL_OPS[(node.type, *lk, *rk)]
+            return Value(build_expr(template, L=left.expr, R=right.expr), frozenset({kind}))
         method = _DECIMAL_OPS.get(node.type)
         if method is None or not (left.kinds <= {NUM, NONE} and right.kinds <= {NUM, NONE}):
             raise Unsupported(f"arithmetic {node.type}")
