@@ -430,7 +430,9 @@ async def adopt_startup_ruleset(
         await conn.execute(QUERIES["ruleset_lock"])
         row = await conn.fetchrow(QUERIES["ruleset_by_version"], ruleset.version)
         if row is not None and not _same_content(row, ruleset):
-            raise await _conflict(conn, row, ruleset)
+            conflict = await _conflict(conn, row, ruleset)
+            log.error("not starting: %s", conflict)
+            raise conflict
         current = await active_activation(conn)
         if row is None or current is None:
             stored, _ = await _store_locked(conn, ruleset, status="published", actor=actor)
