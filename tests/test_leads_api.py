@@ -87,7 +87,7 @@ class TestIntake:
             assert why["qualification"] == {"rule": "hot", "stage": "sql"}
             assert why["routing"]["rule"] == "everyone"
             assert why["ruleset"] == {"version": 3, "sha256": d["ruleset_sha256"]}
-            assert "alice" in why["summary"]
+            assert "assigned to alice by round robin in pool 'sales'" in why["summary"]
 
         for table in ("leads", "lead_events", "decisions", "assignments"):
             assert await count(settings, f"SELECT count(*) FROM {table}") == 1

@@ -43,6 +43,7 @@ def stage_rank(stage: str) -> int:
     except ValueError:
         raise ValueError(f"not a stage: {stage!r}; stages are {', '.join(STAGE_ORDER)}") from None
 
+
 MAX_ATTRIBUTES = 50
 """At most this many extra attributes per lead: a form is not a document store."""
 

@@ -124,7 +124,9 @@ def summarize(stage: str, score: float, why: dict[str, Any]) -> str:
     if skipped:
         text += "; skipped " + ", ".join(f"{s['owner']} ({s['reason']})" for s in skipped)
     if placed["owner"] is not None:
-        text += f"; assigned to {placed['owner']} by round robin in pool {placed['pool']!r}."
+        how = (placed.get("strategy") or "routing").replace("_", " ")
+        where = "as the account's owner" if how == "account owner" else f"by {how} in pool {placed['pool']!r}"
+        text += f"; assigned to {placed['owner']} {where}."
     else:
         text += f"; left in queue {placed['queue']!r}: {placed['reason']}."
     return text

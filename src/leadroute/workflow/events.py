@@ -155,8 +155,8 @@ async def _apply(
             if key is not None:
                 await conn.execute(QUERIES["idempotency_complete"], SCOPE, key, lead_id, response)
     except BaseException:
-        if placed is not None and placed.owner is not None:  # rolled back: give the slot back
-            await rt.routing.state.release(placed.owner)
+        if placed is not None:  # rolled back: give the slot back (unless a rebuild recounted)
+            await rt.routing.unclaim(placed)
         raise
     return EventResult(response, created=True)
 
