@@ -51,10 +51,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds each dependency may take to answer ``/health/ready``."""
     log_level: LogLevel = "INFO"
     """Root log level."""
-    sla_poll_seconds: float = 2.0
-    """Seconds between SLA scheduler passes in each instance (a breach acts within this); 0: off."""
-    sla_max_breaches: int = 3
-    """The SLA breach of a lead that sends it to the fallback queue instead of another owner."""
+    rules_evaluator: Literal["compiled", "rule-engine"] = "compiled"
+    """How rule expressions are evaluated: compiled to Python (default) or by rule-engine's own
+    tree walker (for comparison). Read by ``rules.default_evaluator()`` wherever a ruleset is
+    loaded; declared here so the variable is validated and documented with the others."""
     ruleset_poll_interval: float = 5.0
     """Seconds between checks of the fleet's active ruleset: the fallback when a LISTEN/NOTIFY
     activation message was missed (the listening connection is reconnected at the same pace)."""
@@ -63,6 +63,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     tests is published and activated fleet-wide; otherwise the last good version stays active."""
     watch_interval: float = 2.0
     """Seconds between checks of ``rules_path`` when ``watch_rules`` is on."""
+    sla_poll_seconds: float = 2.0
+    """Seconds between SLA scheduler passes in each instance (a breach acts within this); 0: off."""
+    sla_max_breaches: int = 3
+    """The SLA breach of a lead that sends it to the fallback queue instead of another owner."""
 
     @property
     def embedded(self) -> bool:
