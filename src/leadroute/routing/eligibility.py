@@ -39,6 +39,7 @@ __all__ = [
     "normalize_absences",
     "normalize_hours",
     "out_of_office",
+    "parse_span",
     "screen",
     "skip_reason",
     "valid_timezone",
@@ -114,7 +115,8 @@ def _days(key: str) -> list[str]:
     return days
 
 
-def _span(text: str) -> tuple[int, int]:
+def parse_span(text: str) -> tuple[int, int]:
+    """``"09:00-18:00"`` → minutes since midnight ``(540, 1080)``; raises ``ValueError`` when malformed."""
     m = _SPAN.match(text)
     if m is None:
         raise ValueError(f"working_hours: {text!r} is not a span like 09:00-18:00")
@@ -138,7 +140,7 @@ def normalize_hours(spec: Mapping[str, Any] | None) -> dict[str, list[str]] | No
     out: dict[str, list[tuple[int, int]]] = {}
     for key, value in spec.items():
         spans = value if isinstance(value, list) else str(value).split(",")
-        parsed = [_span(str(s)) for s in spans if str(s).strip()]
+        parsed = [parse_span(str(s)) for s in spans if str(s).strip()]
         for day in _days(str(key)):
             out.setdefault(day, []).extend(parsed)
     return {day: [_fmt(s) for s in sorted(set(out[day]))] for day in DAYS if day in out}
@@ -200,7 +202,7 @@ def within_hours(member: Member, now: datetime) -> bool:
     local = _local(member, now)
     minute = local.hour * 60 + local.minute
     for span in member.working_hours.get(DAYS[local.weekday()], ()):
-        start, end = _span(span)
+        start, end = parse_span(span)
         if start <= minute < end:
             return True
     return False

@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from leadroute.routing import Assignment, Member, member_from_row
-from leadroute.routing.eligibility import DAYS, _span
+from leadroute.routing.eligibility import DAYS, parse_span
 from leadroute.rules import Sla
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
@@ -36,7 +36,7 @@ def working_spans(member: Member, day: date) -> list[tuple[datetime, datetime]]:
     """The owner's working spans on their local ``day``, as UTC instants, merged and in order."""
     assert member.working_hours is not None
     tz = ZoneInfo(member.timezone)
-    minutes = sorted(_span(s) for s in member.working_hours.get(DAYS[day.weekday()], ()))
+    minutes = sorted(parse_span(s) for s in member.working_hours.get(DAYS[day.weekday()], ()))
     merged: list[list[int]] = []
     for start, end in minutes:
         if merged and start <= merged[-1][1]:
