@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 
 from leadroute.config import Settings, SettingsError
-from leadroute.errors import LeadrouteError
+from leadroute.errors import CommandError, LeadrouteError
 
 __all__ = ["main"]
 
@@ -126,15 +126,28 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextmanager
-def _servers(settings: Settings) -> Iterator[Settings]:
-    """Yield settings with database and Redis URLs, starting the embedded servers if none are set."""
+def _servers(settings: Settings, *, share: bool = True) -> Iterator[Settings]:
+    """Yield settings with database and Redis URLs, starting the embedded servers if none are set.
+
+    With ``share`` (every command but ``serve``), embedded servers that a running ``leadroute
+    serve`` owns are used as they are: a sales-ops command works next to the demo service.
+    """
     if not settings.embedded:
         yield settings
         return
-    from leadroute.embedded import EmbeddedServers
+    from leadroute.embedded import EmbeddedServers, EmbeddedServersError
 
     servers = EmbeddedServers(settings.data_dir.resolve())
-    servers.start()
+    if share and servers.running_elsewhere():
+        log.info("using the embedded servers of the running leadroute in %s", servers.data_dir)
+        yield msgspec.structs.replace(
+            settings, database_url=servers.database_url, redis_url=servers.redis_url
+        )
+        return
+    try:
+        servers.start()
+    except EmbeddedServersError as exc:
+        raise CommandError(str(exc)) from None
     try:
         yield msgspec.structs.replace(
             settings, database_url=servers.database_url, redis_url=servers.redis_url
@@ -154,7 +167,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     except RulesetError as exc:
         print(f"leadroute: the ruleset failed to load; not starting.\n{exc}", file=sys.stderr)
         return 1
-    with _servers(settings) as live:
+    with _servers(settings, share=False) as live:
         seed = settings.embedded and settings.seed_demo
         asyncio.run(_prepare(live, seed_file=settings.demo_owners_file if seed else None))
         from leadroute.rulesets.commands import check_serve_version

@@ -144,6 +144,23 @@ class EmbeddedServers:
         """Pid of the running Valkey server, None when stopped."""
         return self._valkey.pid if self._valkey is not None else None
 
+    def running_elsewhere(self) -> bool:
+        """True when another process owns this data directory and both of its servers answer.
+
+        A command run next to ``leadroute serve`` (``rules replay``, ``owners import``...) then
+        uses those servers through their sockets instead of trying to start its own.
+        """
+        if self._lock is not None or not (self.data_dir / ".lock").exists():
+            return False
+        with (self.data_dir / ".lock").open("rb") as probe:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass  # held: somebody runs the servers
+            else:
+                return False  # nobody holds it (the lock is released on close)
+        return (self.socket_dir / _PG_SOCKET).exists() and _valkey_ready(self.socket_dir / _VALKEY_SOCKET)
+
     def start(self) -> None:
         """Start both servers (if not already running) and create `database` if it is missing."""
         if self._postgres is not None and self._valkey is not None:

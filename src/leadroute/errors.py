@@ -5,6 +5,7 @@
     │   ├── NotFound                404
     │   ├── IdempotencyConflict     422: same key, different body
     │   └── UnknownOwners           422: a pool names owners that do not exist
+    ├── CommandError                a CLI command cannot run (CLI)
     └── OwnersFileError             an owners file cannot be read (CLI)
 
 Errors raised by the pure core (``intake.InvalidLead``, ``rules.RulesetError``) stay free of HTTP;
@@ -20,6 +21,7 @@ from litestar.plugins.problem_details import ProblemDetailsException
 
 __all__ = [
     "ClientError",
+    "CommandError",
     "IdempotencyConflict",
     "LeadrouteError",
     "NotFound",
@@ -81,6 +83,10 @@ class UnknownOwners(ClientError):
             f"pool {pool!r} names owners that do not exist: {', '.join(owners)}",
             errors=[{"field": "members", "message": f"unknown owner {o!r}"} for o in owners],
         )
+
+
+class CommandError(LeadrouteError):
+    """A CLI command cannot run; the message says why and what to do."""
 
 
 class OwnersFileError(LeadrouteError):
