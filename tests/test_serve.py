@@ -103,6 +103,17 @@ class TestEmbeddedServe:
             decision = r.json()
             assert decision["owner"] is not None  # the demo seed gave the pools owners
             assert decision["stage"] in {"sql", "mql"}
+
+            # Sales-ops commands run next to the service use its servers, and leave them running.
+            env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
+            env["LEADROUTE_DATA_DIR"] = str(data_dir)
+            listing = leadroute("rules", "list", env=env)
+            assert listing.returncode == 0, listing.stderr
+            assert "using the embedded servers of the running leadroute" in listing.stderr
+            assert "*  " in listing.stdout  # the version the service activated
+            imported = leadroute("owners", "import", "examples/owners.yaml", env=env)
+            assert imported.returncode == 0, imported.stderr
+            assert httpx.get(first.base + "/health/ready", timeout=10).status_code == 200
         finally:
             assert first.stop() == 0, first.log.read_text()
         assert servers_using(data_dir) == []
