@@ -11,7 +11,10 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -56,9 +59,10 @@ def leadroute(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 
 class Service:
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, **settings: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
         env |= {"LEADROUTE_DATA_DIR": str(data_dir), "LEADROUTE_PORT": str(port)}
+        env |= {f"LEADROUTE_{name.upper()}": value for name, value in settings.items()}
         self.base = f"http://127.0.0.1:{port}"
         self.log = data_dir.parent / f"serve-{port}.log"
         with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
@@ -145,6 +149,90 @@ class TestEmbeddedServe:
         assert f"{bad}:5" in proc.stderr
         assert "broken-rule" in proc.stderr
         assert not (tmp_path / "data").exists()  # refused before starting anything
+
+
+def workers_of(proc: subprocess.Popen[bytes]) -> set[int]:
+    """Pids of the live forked HTTP workers (the serve process's children that run leadroute)."""
+    found = set()
+    for child in psutil.Process(proc.pid).children():
+        try:
+            if "leadroute" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                found.add(child.pid)
+        except psutil.Error:  # exited (or a zombie not yet reaped) between listing and reading
+            continue
+    return found
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+class TestWorkers:
+    """LEADROUTE_WORKERS=N forks N whole instances, after the ruleset is compiled, onto one port."""
+
+    def test_workers_serve_one_port_a_dead_one_is_replaced_and_sigterm_stops_all(
+        self, tmp_path: Path
+    ) -> None:
+        data_dir = tmp_path / "data"
+        service = Service(data_dir, free_port(), workers="2")
+        try:
+            service.wait_ready()
+            wait_until(lambda: len(workers_of(service.proc)) == 2)
+            first = workers_of(service.proc)
+
+            def post(i: int) -> int:
+                lead = README_LEAD | {"email": f"lead{i}@company{i}.example"}
+                return httpx.post(service.base + "/v1/leads", json=lead, timeout=30).status_code
+
+            with ThreadPoolExecutor(8) as pool:
+                assert set(pool.map(post, range(40))) == {201}
+
+            victim = min(first)
+            os.kill(victim, signal.SIGKILL)
+            wait_until(lambda: victim not in workers_of(service.proc) and len(workers_of(service.proc)) == 2)
+            service.wait_ready()
+            assert post(40) == 201
+            log = service.log.read_text()
+            assert "starting another" in log
+            assert log.count("Application startup complete") == 3  # each worker ran its own lifespan
+            compiled = log.index("compiled in")  # by the parent, once, before it forked
+            assert log.count("compiled in") == 1
+            assert compiled < log.index("starting 2 worker processes")
+        finally:
+            assert service.stop() == 0, service.log.read_text()
+        assert servers_using(data_dir) == []
+        assert not any(psutil.pid_exists(pid) for pid in first)
+
+    def test_workers_that_keep_dying_stop_the_service(self, tmp_path: Path) -> None:
+        script = textwrap.dedent(
+            """
+            import sys
+            from contextlib import asynccontextmanager
+            from litestar import Litestar
+            from leadroute.config import Settings
+            from leadroute.server import run_server
+
+            @asynccontextmanager
+            async def broken(app):
+                raise RuntimeError("no database")
+                yield
+
+            settings = Settings(workers=2, port=int(sys.argv[1]), database_url="postgresql://x", redis_url="redis://x")
+            sys.exit(run_server(Litestar(lifespan=[broken]), settings))
+            """
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", script, str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert "workers died within" in proc.stderr
 
 
 class TestRulesCheckCommand:

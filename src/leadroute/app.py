@@ -118,6 +118,9 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             Exception: _internal_error,
         },
         openapi_config=OpenAPIConfig(title="leadroute", version="1", path="/schema"),
+        # Logging is the process's (set up by the CLI). Litestar's default replaces the root
+        # handlers with a queue whose listener thread does not survive a fork into workers.
+        logging_config=None,
         debug=False,
     )
 

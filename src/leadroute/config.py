@@ -29,6 +29,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Interface the HTTP server binds to."""
     port: int = msgspec.field(default=8000)
     """TCP port of the HTTP server."""
+    workers: int = 1
+    """HTTP worker processes. More than 1: ``leadroute serve`` loads and compiles the ruleset,
+    then forks this many workers onto one listening socket; each is a whole instance with its
+    own PostgreSQL pool (so up to ``workers`` x ``db_pool_max`` connections) and Redis client."""
     database_url: str | None = None
     """PostgreSQL DSN. Unset together with ``redis_url``: embedded servers are started."""
     redis_url: str | None = None
@@ -103,6 +107,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         """Check what types alone cannot."""
         if not 0 < self.port < 65536:
             raise SettingsError(f"{PREFIX}PORT: {self.port} is not a TCP port (1-65535)")
+        if self.workers < 1:
+            raise SettingsError(f"{PREFIX}WORKERS: must be at least 1")
         if not 1 <= self.db_pool_min <= self.db_pool_max:
             raise SettingsError(f"{PREFIX}DB_POOL_MIN: must be between 1 and {PREFIX}DB_POOL_MAX")
         if self.sla_poll_seconds < 0:
