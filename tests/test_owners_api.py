@@ -96,6 +96,12 @@ class TestOwners:
         p = await problem(client, "PATCH", "/v1/owners/ann", {"weight": 0}, status=400)
         assert "weight" in str(p["errors"])
 
+    async def test_a_capacity_beyond_the_column_is_a_400_naming_it_not_a_500(self, client: Client) -> None:
+        for key in ("max_open", "max_per_day"):
+            body = {"name": "Ann", "capacity": {key: 99_999_999_999}}
+            p = await problem(client, "PUT", "/v1/owners/ann", body, status=400)
+            assert p["errors"][0]["field"] == f"capacity.{key}"
+
     async def test_out_of_office_set_over_http_takes_effect_for_routing(
         self, make_app: Any, clock: FakeClock
     ) -> None:

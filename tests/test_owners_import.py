@@ -120,6 +120,7 @@ class TestOwnersFileFields:
             ("ann,Ann,,maybe,,,,,,,,,", "not true or false"),
             ("ann,Ann,,,,,2026-12-24,,,,,,", "2026-12-24/2027-01-02"),
             ("ann,Ann,,,,,,,,0,,,", "weight"),
+            ("ann,Ann,,,,,,99999999999,,,,,", "<= 1000000"),
         ],
     )
     def test_csv_errors_name_the_line(self, tmp_path: Path, row: str, message: str) -> None:

@@ -42,6 +42,7 @@ from leadroute.store.queries import QUERIES
 
 __all__ = [
     "CSV_COLUMNS",
+    "MAX_CAPACITY",
     "Capacity",
     "Id",
     "OwnerIn",
@@ -62,6 +63,8 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z
 """Owner and pool ids: short, URL-safe, stable (they appear in rule files and history)."""
 Skill = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Strategy = Literal["round_robin", "weighted", "least_loaded"]
+MAX_CAPACITY = 1_000_000
+"""The largest ``max_open`` / ``max_per_day`` (the columns are 32-bit integers)."""
 CSV_COLUMNS = (
     "id",
     "name",
@@ -86,8 +89,8 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Capacity(_Strict):
     """How much an owner takes: open leads at once, and new leads per day (their timezone)."""
 
-    max_open: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    max_per_day: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    max_open: Annotated[int, msgspec.Meta(ge=0, le=MAX_CAPACITY)] | None = None
+    max_per_day: Annotated[int, msgspec.Meta(ge=0, le=MAX_CAPACITY)] | None = None
 
 
 class OwnerIn(_Strict):
