@@ -130,6 +130,13 @@ class TestOwnersFileFields:
             load_owners_file(f)
         assert f"{f}:2" in str(info.value)
 
+    @pytest.mark.parametrize("name", ["owners.csv", "owners.yaml"])
+    def test_a_file_that_is_not_utf8_is_an_error_not_a_traceback(self, tmp_path: Path, name: str) -> None:
+        f = tmp_path / name
+        f.write_bytes(b"\xff\xfeid,name\n")
+        with pytest.raises(OwnersFileError, match="not UTF-8"):
+            load_owners_file(f)
+
     def test_csv_unknown_column_is_an_error(self, tmp_path: Path) -> None:
         f = tmp_path / "owners.csv"
         f.write_text("id,name,timzone\nann,Ann,UTC\n")

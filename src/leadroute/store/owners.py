@@ -152,6 +152,8 @@ def load_owners_file(path: Path) -> OwnersFile:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise OwnersFileError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise OwnersFileError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     if path.suffix.lower() == ".csv":
         return _load_csv(path, text)
     try:
