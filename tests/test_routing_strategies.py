@@ -97,6 +97,20 @@ class TestCapacity:
             assert (await post_one(client, lead(5)))["owner"] == "kenji"
 
 
+class TestRoundRobin:
+    async def test_removing_the_cursors_owner_keeps_the_rotation_going(self, make_app: Any) -> None:
+        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+            names = ["r0", "r1", "r2", "r3"]
+            for ident in names:
+                await owner(client, ident)
+            await pool(client, "sales", names)
+            first = [(await post_one(client, lead(i)))["owner"] for i in range(2)]
+            assert first == ["r0", "r1"]
+            await pool(client, "sales", ["r0", "r2", "r3"])  # r1, who has the cursor, leaves
+            then = [(await post_one(client, lead(i)))["owner"] for i in range(2, 6)]
+        assert then == ["r2", "r3", "r0", "r2"]
+
+
 class TestLeastLoaded:
     async def test_fewest_open_then_longest_since_last(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(POOL_RULES)) as client:
