@@ -193,6 +193,29 @@ class TestReassign:
             assert r.json()["owner"] == "alice"
             assert r.json()["sla"]["status"] == "pending"
 
+    async def test_a_lead_queued_from_the_start_gets_its_rules_sla_when_taken(
+        self, make_app: Any, clock: FakeClock
+    ) -> None:
+        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob"])
+            for ident in ("alice", "bob"):
+                r = await client.patch(f"/v1/owners/{ident}", json={"active": False})
+                assert r.status_code == 200, r.text
+            queued = [await post_lead(client, n) for n in (1, 2)]
+            assert [d["status"] for d in queued] == ["unassigned", "unassigned"]
+            for ident in ("alice", "bob"):
+                r = await client.patch(f"/v1/owners/{ident}", json={"active": True})
+                assert r.status_code == 200, r.text
+            taken = [
+                await _post(client, queued[0]["lead_id"], "reassign"),  # the pool's next owner
+                await _post(client, queued[1]["lead_id"], "reassign", {"owner_id": "bob"}),
+            ]
+            for r in taken:
+                assert r.status_code == 200, r.text
+                assert r.json()["owner"] is not None
+                assert r.json()["sla"] is not None, r.json()
+                assert (r.json()["sla"]["status"], r.json()["sla"]["minutes"]) == ("pending", 30)
+
 
 class TestClose:
     async def test_closing_releases_capacity_and_stops_the_timer(

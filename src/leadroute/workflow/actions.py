@@ -231,6 +231,21 @@ async def _lead_sla(conn: Connection, lead_id: uuid.UUID) -> tuple[Sla | None, i
     return Sla(accept_within_minutes=row["minutes"], on_breach=row["on_breach"]), breaches, row["pool_id"]
 
 
+async def _rule_sla(conn: Connection, lead_id: uuid.UUID, rule: str | None) -> Sla | None:
+    """The SLA of routing rule ``rule`` in the lead's latest decision (None: no rule or no SLA).
+
+    A lead that waited in a queue from the start has no timer to carry the terms over from; when
+    someone takes it, the SLA of the rule that routed it applies.
+    """
+    if rule is None:
+        return None
+    raw = await conn.fetchval(QUERIES["workflow_targets"], lead_id)
+    for target in msgspec.convert(raw or [], list[PoolTarget]):
+        if target.rule == rule and target.sla is not None:
+            return target.sla
+    return None
+
+
 async def claim_owner(
     rt: Runtime, conn: Connection, owner_id: str, now: datetime, *, rule: str | None, strategy: str
 ) -> tuple[Assignment | None, str | None]:
@@ -416,6 +431,8 @@ async def reassign(
             return await view(conn, lead_id)
         now = rt.clock()
         sla, breaches, sla_pool = await _lead_sla(conn, lead_id)
+        if sla is None and current is not None:
+            sla = await _rule_sla(conn, lead_id, current["rule"])
         previous = lead["owner_id"]
         if owner_id is not None:
             placed, why = await claim_owner(
