@@ -261,6 +261,57 @@ class TestBreach:
             assert await open_counts(client) == {}
             await assert_routing_consistent(client)
 
+    async def test_an_activity_never_routes_a_parked_lead_back_to_who_breached_it(
+        self, make_app: Any, clock: FakeClock
+    ) -> None:
+        rules = (
+            sla_rules(15)
+            .replace(
+                "  rules:\n    - {id: senior",
+                "  rules:\n    - {id: webinar, group: fit, on_activity: webinar_attended, when: 'true',"
+                " points: 30}\n    - {id: senior",
+            )
+            .replace(
+                "  - {id: rest, stage: lead}",
+                "  - {id: hot, stage: sql, when: 'score >= 60'}\n"
+                "  - {id: warm, stage: mql, when: 'score >= 30'}\n"
+                "  - {id: rest, stage: lead}",
+            )
+        )
+        async with AsyncTestClient(make_app(rules, clock=clock)) as client:
+            await setup_pool(client, ["alice", "bob"])
+            r = await client.post("/v1/leads", json={"email": "p@company-1.example", "title": "Sales"})
+            first = r.json()
+            assert first["owner"] is not None
+            for _ in range(2):
+                clock.advance(minutes=16)
+                assert await fire(client) == 1
+            assert (await lead(client, first["lead_id"]))["status"] == "unassigned"
+
+            async def webinar() -> dict[str, Any]:
+                body = {
+                    "lead_id": first["lead_id"],
+                    "type": "webinar_attended",
+                    "occurred_at": iso(clock.now),
+                }
+                r = await client.post("/v1/events", json=body)
+                assert r.status_code in (200, 201), r.text
+                result: dict[str, Any] = r.json()
+                return result
+
+            risen = await webinar()  # lead -> mql: both owners breached it, so it stays queued
+            assert (risen["stage"], risen["routed"]) == ("mql", False)
+            await setup_pool(client, ["alice", "bob", "carol"])
+            risen = await webinar()  # mql -> sql: carol, with the two breaches counted
+            assert (risen["stage"], risen["owner"]) == ("sql", "carol")
+            view = await lead(client, first["lead_id"])
+            assert view["workflow"]["sla"]["breaches"] == 2
+            clock.advance(minutes=16)
+            assert await fire(client) == 1  # the third breach: the fallback queue, no loop
+            view = await lead(client, first["lead_id"])
+            assert view["status"] == "unassigned"
+            assert "breached 3 times" in view["workflow"]["reason"]
+
     async def test_when_every_member_breached_the_lead_goes_to_the_fallback_queue(
         self, make_app: Any, clock: FakeClock
     ) -> None:

@@ -109,7 +109,14 @@ async def _apply(
             evaluation = evaluate(ruleset, lead, activities=activities, now=now)
 
             rose = stage_rank(evaluation.stage) > stage_rank(row["stage"])
+            breaches = 0
             if rose and row["owner_id"] is None and row["status"] != "closed":
+                # a lead parked by its SLA (breached, or over the limit) is never routed back to an
+                # owner who let it run out, and its breach count carries over: it cannot loop
+                breached = await conn.fetch(QUERIES["sla_breached_owners"], lead_id)
+                latest = await conn.fetchrow(QUERIES["sla_lead_latest"], lead_id)
+                if latest is not None:
+                    breaches = latest["breaches"] + (1 if latest["status"] == "fired" else 0)
                 placed = await rt.routing.assign(
                     conn,
                     lead_id=lead_id,
@@ -117,6 +124,7 @@ async def _apply(
                     targets=evaluation.targets,
                     fallback=evaluation.fallback,
                     now=now,
+                    exclude={r["owner_id"] for r in breached},
                 )
             decision_id = await conn.fetchval(
                 QUERIES["decision_insert"],
@@ -138,7 +146,14 @@ async def _apply(
             await conn.execute(QUERIES["lead_rescored"], lead_id, evaluation.score, evaluation.stage)
             if placed is not None and placed.owner is not None:
                 await record_assignment(
-                    rt, conn, lead_id=lead_id, decision_id=decision_id, placed=placed, now=now, replace=True
+                    rt,
+                    conn,
+                    lead_id=lead_id,
+                    decision_id=decision_id,
+                    placed=placed,
+                    now=now,
+                    replace=True,
+                    breaches=breaches,
                 )
                 await conn.execute(
                     QUERIES["event_insert"],

@@ -219,12 +219,14 @@ async def record_assignment(
     placed: Assignment,
     now: datetime,
     replace: bool = False,
+    breaches: int = 0,
 ) -> None:
     """Write ``placed`` as the lead's current assignment, in the caller's transaction.
 
     ``replace=True`` (a lead that already exists): end the current assignment first, release its
     owner's open slot (``Router.release``), and point the lead row at the new owner or queue.
-    A new lead's row already names its owner, so intake passes ``replace=False``.
+    A new lead's row already names its owner, so intake passes ``replace=False``. ``breaches``:
+    the lead's SLA breaches so far, carried to the new timer.
     """
     if replace:
         current = await conn.fetchrow(QUERIES["routing_assignment_current"], lead_id)
@@ -250,7 +252,13 @@ async def record_assignment(
     )
     # the routing target's SLA starts now, in this transaction (package E: workflow/sla.py)
     await on_assigned(
-        conn, lead_id=lead_id, assignment_id=assignment_id, placed=placed, now=now, replace=replace
+        conn,
+        lead_id=lead_id,
+        assignment_id=assignment_id,
+        placed=placed,
+        now=now,
+        replace=replace,
+        breaches=breaches,
     )
 
 

@@ -133,10 +133,12 @@ async def on_assigned(
     placed: Assignment,
     now: datetime,
     replace: bool = False,
+    breaches: int = 0,
 ) -> None:
     """Routing placed a lead (intake, or a rescore that routed it): start its SLA, if it has one.
 
-    ``replace``: the lead had an assignment before, whose timer (if any) stops.
+    ``replace``: the lead had an assignment before, whose timer (if any) stops. ``breaches``: how
+    many times the lead breached before (they count towards the limit).
     """
     if replace:
         await cancel_timers(conn, lead_id, "rerouted", now)
@@ -149,4 +151,5 @@ async def on_assigned(
             pool_id=placed.pool,
             sla=placed.sla,
             now=now,
+            breaches=breaches,
         )
