@@ -92,6 +92,25 @@ class TestAdminProblems:
         assert r.status_code == 400
         assert r.headers["content-type"].startswith(PROBLEM)
 
+    @pytest.mark.parametrize(
+        ("method", "path", "body", "field"),
+        [
+            ("PUT", "/v1/owners/amy", {"name": "Amy", "colour": "red"}, "colour"),
+            ("PUT", "/v1/owners/amy", {"timezone": "UTC"}, "name"),
+            ("PUT", "/v1/owners/amy", {"name": "Amy", "capacity": {"max_opn": 3}}, "capacity.max_opn"),
+            ("PUT", "/v1/pools/p1", {"members": [], "fallbak": "x"}, "fallbak"),
+            ("POST", f"/v1/assignments/{uuid.uuid4()}/accept", {}, "owner_id"),
+            ("POST", f"/v1/assignments/{uuid.uuid4()}/reassign", {"owner": "bob"}, "owner"),
+        ],
+    )
+    async def test_an_unknown_or_missing_key_is_named(
+        self, client: AsyncTestClient[Litestar], method: str, path: str, body: dict[str, Any], field: str
+    ) -> None:
+        r = await client.request(method, path, json=body)
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"].startswith(PROBLEM)
+        assert fields(r.json()) == {field}
+
     async def test_bad_owner_id(self, client: AsyncTestClient[Litestar]) -> None:
         r = await client.put("/v1/owners/has space", json={"name": "Amy"})
         assert r.status_code in (400, 422)

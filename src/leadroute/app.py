@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -146,11 +147,22 @@ def _invalid_ruleset(request: Request[Any, Any, Any], exc: RulesetError) -> Resp
     return problem(422, "invalid-ruleset", "Invalid ruleset", str(exc), errors).to_response(request)
 
 
+_NAMED_FIELD = re.compile(r"(?:unknown|required) field `([^`]+)`")
+
+
+def _field_of(error: dict[str, Any]) -> str:
+    """The field a request-validation error is about: Litestar reports an unknown or missing key
+    of the body as the handler's ``data`` parameter; name the key itself instead."""
+    key = error.get("key") or error.get("source") or "body"
+    named = _NAMED_FIELD.search(str(error.get("message", "")))
+    if named is None:
+        return str(key)
+    return named.group(1) if key in {"data", "body"} else f"{key}.{named.group(1)}"
+
+
 def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    errors = [
-        {"field": e.get("key") or e.get("source") or "body", "message": e.get("message", "")} for e in extra
-    ]
+    errors = [{"field": _field_of(e), "message": e.get("message", "")} for e in extra]
     return problem(400, "invalid-request", "Invalid request", exc.detail, errors).to_response(request)
 
 
