@@ -121,6 +121,8 @@ class TestOwnersFileFields:
             ("ann,Ann,,,,,2026-12-24,,,,,,", "2026-12-24/2027-01-02"),
             ("ann,Ann,,,,,,,,0,,,", "weight"),
             ("ann,Ann,,,,,,99999999999,,,,,", "<= 1000000"),
+            ("ann,Ann,,,,,,,,,,,bad pool", "'bad pool' is not a pool id"),
+            ("ann,Ann,,,,,,,,,,,inbound;" + "p" * 65, "is not a pool id"),
         ],
     )
     def test_csv_errors_name_the_line(self, tmp_path: Path, row: str, message: str) -> None:

@@ -229,6 +229,10 @@ def _load_csv(path: Path, text: str) -> OwnersFile:
             raise OwnersFileError(f"{path}:{line}: {exc}") from None
         owners.append(owner)
         for pool in _items(cells.get("pools", "")):
+            try:
+                msgspec.convert(pool, Id)
+            except msgspec.ValidationError as exc:
+                raise OwnersFileError(f"{path}:{line}: pools: {pool!r} is not a pool id ({exc})") from None
             memberships.setdefault(pool, []).append(owner.id)
     return OwnersFile(owners=owners, memberships=memberships)
 
