@@ -111,6 +111,32 @@ class TestAdminProblems:
         assert r.headers["content-type"].startswith(PROBLEM)
         assert fields(r.json()) == {field}
 
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            ("PUT", "/v1/owners/amy"),
+            ("PATCH", "/v1/pools/p1"),
+            ("POST", f"/v1/assignments/{uuid.uuid4()}/close"),
+        ],
+    )
+    async def test_a_body_that_is_not_json_is_a_full_problem(
+        self, client: AsyncTestClient[Litestar], method: str, path: str
+    ) -> None:
+        r = await client.request(method, path, content=b"{bad", headers={"content-type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"].startswith(PROBLEM)
+        body = r.json()
+        assert body["type"].endswith("/malformed-body")
+        assert fields(body) == {"body"}
+
+    async def test_unknown_route_and_method_are_typed_problems(
+        self, client: AsyncTestClient[Litestar]
+    ) -> None:
+        r = await client.get("/v1/nothing")
+        assert (r.status_code, r.json()["type"].rsplit("/", 1)[1]) == (404, "not-found")
+        r = await client.delete("/v1/owners/amy")
+        assert (r.status_code, r.json()["type"].rsplit("/", 1)[1]) == (405, "method-not-allowed")
+
     async def test_bad_owner_id(self, client: AsyncTestClient[Litestar]) -> None:
         r = await client.put("/v1/owners/has space", json={"name": "Amy"})
         assert r.status_code in (400, 422)

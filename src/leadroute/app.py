@@ -109,7 +109,9 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         ],
         dependencies={"rt": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
-        plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
+        # every other HTTPException goes to _http_error (the plugin's own handler would replace it,
+        # answering without ``type`` or ``errors``)
+        plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=False))],
         exception_handlers={
             ClientError: _client_error,
             InvalidLead: _invalid_lead,
@@ -169,6 +171,11 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, ProblemDetailsException):
         return exc.to_response(request)
+    if exc.status_code == 400:  # the body is not JSON (Litestar could not decode it)
+        errors = [{"field": "body", "message": exc.detail}]
+        return problem(400, "malformed-body", "Malformed request body", exc.detail, errors).to_response(
+            request
+        )
     kind = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
         exc.status_code, "http-error"
     )
