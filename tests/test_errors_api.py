@@ -129,6 +129,11 @@ class TestAdminProblems:
         assert body["type"].endswith("/malformed-body")
         assert fields(body) == {"body"}
 
+    async def test_a_missing_required_body_is_named(self, client: AsyncTestClient[Litestar]) -> None:
+        r = await client.post(f"/v1/assignments/{uuid.uuid4()}/accept")
+        assert r.status_code == 400, r.text
+        assert r.json()["errors"] == [{"field": "body", "message": "a JSON body is required"}]
+
     async def test_unknown_route_and_method_are_typed_problems(
         self, client: AsyncTestClient[Litestar]
     ) -> None:

@@ -154,17 +154,23 @@ _NAMED_FIELD = re.compile(r"(?:unknown|required) field `([^`]+)`")
 
 def _field_of(error: dict[str, Any]) -> str:
     """The field a request-validation error is about: Litestar reports an unknown or missing key
-    of the body as the handler's ``data`` parameter; name the key itself instead."""
+    of the body as the handler's ``data`` parameter; name the key itself (or the body) instead."""
     key = error.get("key") or error.get("source") or "body"
     named = _NAMED_FIELD.search(str(error.get("message", "")))
     if named is None:
-        return str(key)
+        return "body" if key == "data" else str(key)
     return named.group(1) if key in {"data", "body"} else f"{key}.{named.group(1)}"
+
+
+def _message_of(error: dict[str, Any]) -> str:
+    message = str(error.get("message", ""))
+    # a required body that is absent reaches us as Litestar's KeyError text, "'data'"
+    return "a JSON body is required" if message == "'data'" else message
 
 
 def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    errors = [{"field": _field_of(e), "message": e.get("message", "")} for e in extra]
+    errors = [{"field": _field_of(e), "message": _message_of(e)} for e in extra]
     return problem(400, "invalid-request", "Invalid request", exc.detail, errors).to_response(request)
 
 
