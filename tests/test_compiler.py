@@ -80,6 +80,12 @@ def one(text: str, **facts: Any) -> Result:
         ("annual_revenue == 1152921504606847000", {"annual_revenue": 2.0**60}, True),
         # regexes: =~ is anchored at the start, =~~ searches
         ('title =~ "VP"', {"title": "SVP Sales"}, False),
+        # ... at the start only, as docs/rules.md says: `$` makes it match the whole text
+        ('title =~ "VP"', {"title": "VP Sales"}, True),
+        ('title =~ "VP$"', {"title": "VP Sales"}, False),
+        ('email_domain =~ ".*\\\\.edu"', {"email_domain": "mit.edu.example"}, True),
+        ('email_domain =~ ".*\\\\.edu$"', {"email_domain": "mit.edu.example"}, False),
+        ('email_domain =~ ".*\\\\.edu$"', {"email_domain": "mit.edu"}, True),
         ('title =~~ "VP"', {"title": "SVP Sales"}, True),
         ('title !~ "VP"', {"title": "SVP Sales"}, True),
         ('title !~~ "VP"', {"title": "SVP Sales"}, False),
