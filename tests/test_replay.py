@@ -272,6 +272,11 @@ class TestParseSince:
         with pytest.raises(ValueError, match="neither a duration"):
             parse_since("last tuesday", now=AS_OF)
 
+    @pytest.mark.parametrize("text", ["800000d", "9999999999d", "99999999999999999999w"])
+    def test_a_duration_longer_than_the_calendar_is_a_clear_error(self, text: str) -> None:
+        with pytest.raises(ValueError, match="reaches back before the year 1"):
+            parse_since(text, now=AS_OF)
+
 
 class FakeStream(io.StringIO):
     def __init__(self, *, tty: bool) -> None:
@@ -553,6 +558,9 @@ class TestReplayEndToEnd:
         r = await client.post("/v1/rulesets/replay", json={"candidate": CANDIDATE, "since": "yesterday"})
         assert r.status_code == 422
         assert r.json()["errors"][0]["field"] == "since"
+        r = await client.post("/v1/rulesets/replay", json={"candidate": CANDIDATE, "since": "9999999999d"})
+        assert r.status_code == 422
+        assert r.json()["errors"][0]["field"] == "since"
         broken = CANDIDATE.replace("points: 25\n", "points: lots\n", 1)
         r = await client.post("/v1/rulesets/replay", json={"candidate": broken})
         assert r.status_code == 422
@@ -636,6 +644,8 @@ class TestReplayCli:
         [
             (["--since", "last tuesday"], "neither a duration"),
             (["--limit", "0"], "--limit must be at least 1"),
+            (["--since", "9999999999d"], "reaches back before the year 1"),
+            (["--output", "/nonexistent-dir/replay.json"], "no such directory /nonexistent-dir"),
         ],
     )
     def test_cli_bad_options(

@@ -53,12 +53,9 @@ def rules_replay(
     """Replay stored leads under the baseline and the candidate; print the report, maybe write JSON."""
     as_of = datetime.now(UTC)
     try:
-        since = parse_since(args.since, now=as_of) if args.since else None
+        since = _check_options(args, as_of)
     except ValueError as exc:
         print(f"leadroute: {exc}", file=sys.stderr)
-        return 2
-    if args.limit is not None and args.limit < 1:
-        print("leadroute: --limit must be at least 1", file=sys.stderr)
         return 2
     try:  # files first: a typo in the candidate is reported before any server starts
         candidate = _file_side(args.candidate) if args.candidate else None
@@ -83,9 +80,23 @@ def rules_replay(
         return 1
     print(format_report(report))
     if args.output is not None:
-        args.output.write_bytes(report_json(report))
+        try:
+            args.output.write_bytes(report_json(report))
+        except OSError as exc:
+            print(f"leadroute: could not write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"\nwrote {args.output}")
     return 0
+
+
+def _check_options(args: argparse.Namespace, as_of: datetime) -> datetime | None:
+    """``--since`` as a time; raises ValueError naming a bad option (before anything starts)."""
+    since = parse_since(args.since, now=as_of) if args.since else None
+    if args.limit is not None and args.limit < 1:
+        raise ValueError("--limit must be at least 1")
+    if args.output is not None and not args.output.parent.is_dir():  # before a long replay, not after
+        raise ValueError(f"--output {args.output}: no such directory {args.output.parent}")
+    return since
 
 
 def _file_side(path: Path) -> Side:

@@ -51,7 +51,13 @@ def parse_since(text: str, *, now: datetime) -> datetime:
     """
     match = _DURATION.match(text)
     if match:
-        return now - timedelta(**{_UNITS[match[2]]: int(match[1])})
+        try:
+            return now - timedelta(**{_UNITS[match[2]]: int(match[1])})
+        except OverflowError:  # more days than the calendar holds
+            raise ValueError(
+                f"since: {text!r} reaches back before the year 1; give a shorter duration, "
+                "or leave since out to replay every stored lead"
+            ) from None
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
