@@ -187,6 +187,13 @@ class TestYamlAndSchemaErrors:
         assert (problem.line, problem.rule_id) == (14, "big-company")
         assert "missing required key 'points'" in problem.message
 
+    def test_version_beyond_what_the_database_holds(self, tmp_path: Path) -> None:
+        problem = only(
+            problems_of(tmp_path, BASE.replace("version: 1\n", "version: 99999999999999999999\n", 1))
+        )
+        assert (problem.line, problem.column) == (1, 10)
+        assert "is too large (at most 2147483647)" in problem.message
+
     def test_top_level_unknown_key(self, tmp_path: Path) -> None:
         problem = only(problems_of(tmp_path, BASE + "routeing: {}\n"))
         assert (problem.line, problem.column) == (32, 1)

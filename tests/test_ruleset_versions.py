@@ -138,6 +138,27 @@ class TestUpload:
             assert r.status_code == 404
             assert r.json()["errors"][0]["field"] == "version"
 
+    async def test_a_version_beyond_the_column_is_unknown_not_a_500(
+        self, settings: Settings, clean: None
+    ) -> None:
+        huge = 2**31  # one more than PostgreSQL's integer holds
+        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+            assert (await client.get(f"/v1/rulesets/{huge}")).status_code == 404
+            assert (await client.get(f"/v1/rulesets/{10**30}")).status_code == 404
+            assert (await client.post(f"/v1/rulesets/{huge}/activate")).status_code == 404
+            assert (await client.post("/v1/rulesets/rollback", json={"version": huge})).status_code == 404
+            r = await client.post(
+                "/v1/simulate", json={"lead": {"email": "a@b.example"}, "ruleset_version": huge}
+            )
+            assert r.status_code == 422
+            assert r.json()["errors"][0]["field"] == "ruleset_version"
+            r = await client.post("/v1/rulesets/replay", json={"version": huge})
+            assert r.status_code == 422
+            assert r.json()["errors"][0]["field"] == "version"
+            r = await upload(client, rules_text(1).replace("version: 1\n", f"version: {huge}\n", 1))
+            assert r.status_code == 422
+            assert "is too large (at most 2147483647)" in r.json()["errors"][0]["message"]
+
 
 class TestActivateAndRollback:
     async def test_activate_publishes_and_new_decisions_carry_the_version(

@@ -43,9 +43,11 @@ from leadroute.rules._ruleset import (
     Sla,
 )
 from leadroute.rules._schema import SCHEMA_FILE_NAME, ruleset_json_schema, ruleset_schema_text
+from leadroute.rules._spec import MAX_VERSION
 from leadroute.rules.evaluator import Evaluator, RuleEngineEvaluator, SectionEvaluator
 
 __all__ = [
+    "MAX_VERSION",
     "RULES_PATH_ENV",
     "SCHEMA_FILE_NAME",
     "ActivitySection",

@@ -35,6 +35,7 @@ from leadroute.rules._ruleset import (
     Sla,
 )
 from leadroute.rules._spec import (
+    MAX_VERSION,
     ExpectSpec,
     GroupSpec,
     QualificationSpec,
@@ -263,6 +264,12 @@ class _Builder:
             self.fail()
         if top.version < 1:
             self.problem(["version"], "'version' must be a positive integer; bump it on every change")
+        elif top.version > MAX_VERSION:
+            self.problem(
+                ["version"],
+                f"'version' {top.version} is too large (at most {MAX_VERSION}); "
+                "number versions 1, 2, 3... and bump by one on every change",
+            )
         fields = self.fields(top.fields)
         groups, scoring_rules = self.scoring(top.scoring)
         qualification = self.qualification(top.qualification)

@@ -29,6 +29,7 @@ import msgspec
 from leadroute.models import Stage
 
 __all__ = [
+    "MAX_VERSION",
     "ActivitySpec",
     "ExpectSpec",
     "FieldType",
@@ -49,6 +50,9 @@ __all__ = [
 
 FieldType = Literal["STRING", "FLOAT", "BOOLEAN", "DATETIME", "ARRAY"]
 """The types a ``fields:`` entry may declare (rule-engine type names)."""
+
+MAX_VERSION = 2**31 - 1
+"""The highest ``version:`` (versions are stored as PostgreSQL ``integer``)."""
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 FIELD_PATTERN = r"^(attributes|activity)\.[A-Za-z_][A-Za-z0-9_]*$"
@@ -302,7 +306,11 @@ class RulesetSpec(Spec, frozen=True, kw_only=True):
 
     version: Annotated[
         int,
-        msgspec.Meta(ge=1, description="Bump on every change; each decision records version and checksum."),
+        msgspec.Meta(
+            ge=1,
+            le=MAX_VERSION,
+            description="Bump on every change; each decision records version and checksum.",
+        ),
     ]
     description: str = ""
     fields: Annotated[

@@ -25,7 +25,7 @@ import asyncpg
 import msgspec
 
 from leadroute.errors import ClientError
-from leadroute.rules import Ruleset, RulesetError, parse_ruleset
+from leadroute.rules import MAX_VERSION, Ruleset, RulesetError, parse_ruleset
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
@@ -213,12 +213,20 @@ def _ruleset_from_row(row: asyncpg.Record) -> Ruleset:
 # -- reading ---------------------------------------------------------------------------------
 
 
+async def _row_of_version(conn: Connection, version: int) -> asyncpg.Record | None:
+    """The stored row of ``version``; None when not stored (or beyond what the column holds)."""
+    if not -(2**31) <= version <= MAX_VERSION:  # a number a client typed: not stored, not a 500
+        return None
+    row: asyncpg.Record | None = await conn.fetchrow(QUERIES["ruleset_by_version"], version)
+    return row
+
+
 async def load_stored_ruleset(conn: Connection, version: int) -> tuple[Ruleset, int] | None:
     """The stored ruleset of ``version``, parsed and compiled, and its id; None if not stored.
 
     Raises :class:`leadroute.rules.RulesetError` if the stored source no longer loads.
     """
-    row = await conn.fetchrow(QUERIES["ruleset_by_version"], version)
+    row = await _row_of_version(conn, version)
     if row is None:
         return None
     return _ruleset_from_row(row), row["id"]
@@ -253,7 +261,7 @@ async def list_versions(conn: Connection) -> list[StoredVersion]:
 
 async def get_stored(conn: Connection, version: int) -> tuple[StoredRuleset, list[dict[str, Any]]]:
     """One stored version with its source, and its activation history (oldest first)."""
-    row = await conn.fetchrow(QUERIES["ruleset_by_version"], version)
+    row = await _row_of_version(conn, version)
     if row is None:
         raise RulesetVersionNotFound(version)
     history = [dict(r) for r in await conn.fetch(QUERIES["ruleset_activations_of"], row["id"])]
@@ -277,7 +285,7 @@ async def _conflict(conn: Connection, row: asyncpg.Record, ruleset: Ruleset) -> 
 async def _store_locked(
     conn: Connection, ruleset: Ruleset, *, status: Status, actor: str | None
 ) -> tuple[StoredRuleset, bool]:
-    row = await conn.fetchrow(QUERIES["ruleset_by_version"], ruleset.version)
+    row = await _row_of_version(conn, ruleset.version)
     if row is not None:
         if not _same_content(row, ruleset):
             raise await _conflict(conn, row, ruleset)
@@ -319,7 +327,7 @@ async def store_ruleset(
 
 async def check_file_version(conn: Connection, ruleset: Ruleset) -> None:
     """Raise :class:`RulesetVersionConflict` if ``ruleset``'s version is stored with other content."""
-    row = await conn.fetchrow(QUERIES["ruleset_by_version"], ruleset.version)
+    row = await _row_of_version(conn, ruleset.version)
     if row is not None and not _same_content(row, ruleset):
         raise await _conflict(conn, row, ruleset)
 
@@ -365,7 +373,7 @@ async def activate_version(
     """
     async with conn.transaction():
         await conn.execute(QUERIES["ruleset_lock"])
-        row = await conn.fetchrow(QUERIES["ruleset_by_version"], version)
+        row = await _row_of_version(conn, version)
         if row is None:
             raise RulesetVersionNotFound(version)
         return await _activate_locked(conn, row["id"], action=action, actor=actor)
@@ -404,7 +412,7 @@ async def rollback(conn: Connection, version: int | None, *, actor: str | None) 
                 conn, target.ruleset_id, action="rollback", actor=actor, previous_id=target.previous_id
             )
             return ActivationResult(active=active, previous=current, changed=True)
-        row = await conn.fetchrow(QUERIES["ruleset_by_version"], version)
+        row = await _row_of_version(conn, version)
         if row is None:
             raise RulesetVersionNotFound(version)
         if row["status"] != "published":
@@ -428,7 +436,7 @@ async def adopt_startup_ruleset(
     """
     async with conn.transaction():
         await conn.execute(QUERIES["ruleset_lock"])
-        row = await conn.fetchrow(QUERIES["ruleset_by_version"], ruleset.version)
+        row = await _row_of_version(conn, ruleset.version)
         if row is not None and not _same_content(row, ruleset):
             conflict = await _conflict(conn, row, ruleset)
             log.error("not starting: %s", conflict)
