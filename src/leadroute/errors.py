@@ -55,8 +55,10 @@ class NotFound(ClientError):
     kind = "not-found"
     title = "Not found"
 
-    def __init__(self, what: str, ident: str) -> None:
-        super().__init__(f"no {what} with id {ident!r}")
+    def __init__(
+        self, what: str, ident: str, *, detail: str | None = None, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(detail or f"no {what} with id {ident!r}", errors=errors)
 
 
 class IdempotencyConflict(ClientError):

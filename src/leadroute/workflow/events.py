@@ -81,12 +81,17 @@ async def _apply(
                 return await _replay(conn, key, body_print)
             if event.lead_id is not None:
                 row = await conn.fetchrow(QUERIES["lead_lock"], event.lead_id)
-                missing = ("lead", str(event.lead_id))
+                missing = NotFound("lead", str(event.lead_id))
             else:
                 row = await conn.fetchrow(QUERIES["lead_lock_by_email"], email)
-                missing = ("lead with that email", "email")
+                missing = NotFound(
+                    "lead",
+                    "email",
+                    detail=f"no lead has the email {email!r}; post the lead first (POST /v1/leads)",
+                    errors=[{"field": "email", "message": "no lead has this email"}],
+                )
             if row is None:
-                raise NotFound(*missing)
+                raise missing
             lead_id: uuid.UUID = row["id"]
             event_id = await conn.fetchval(
                 QUERIES["event_insert"],
