@@ -194,6 +194,29 @@ class TestYamlAndSchemaErrors:
         assert (problem.line, problem.column) == (1, 10)
         assert "is too large (at most 2147483647)" in problem.message
 
+    @pytest.mark.parametrize(
+        ("old", "new", "where", "key"),
+        [
+            ("points: 25", "points: .nan", (13, 15), "'points' is nan"),
+            ("points: 25", "points: .inf", (13, 15), "'points' is inf"),
+            ("points: 25", "points: -.inf", (13, 15), "'points' is -inf"),
+            ("fit: {max: 60}", "fit: {max: .nan}", (7, 16), "'max' is nan"),
+            ("engagement: {max: 40, min: 0}", "engagement: {max: 40, min: -.inf}", (8, 32), "'min' is -inf"),
+        ],
+    )
+    def test_nan_and_infinity_are_not_numbers_here(
+        self, tmp_path: Path, old: str, new: str, where: tuple[int, int], key: str
+    ) -> None:
+        problem = only(problems_of(tmp_path, edited(old, new)))
+        assert (problem.line, problem.column) == where
+        assert key in problem.message
+        assert "write an ordinary number" in problem.message
+
+    def test_a_test_expecting_nan_is_refused_not_always_passing(self, tmp_path: Path) -> None:
+        text = BASE + "tests:\n  - {name: t, lead: {email: a@b.example}, expect: {score: .nan}}\n"
+        problem = only(problems_of(tmp_path, text))
+        assert "test 't': 'score' is nan" in problem.message
+
     def test_top_level_unknown_key(self, tmp_path: Path) -> None:
         problem = only(problems_of(tmp_path, BASE + "routeing: {}\n"))
         assert (problem.line, problem.column) == (32, 1)

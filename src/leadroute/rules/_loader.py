@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import re
 import typing
 from collections.abc import Mapping, Sequence
@@ -203,6 +204,19 @@ class _Builder:
         except msgspec.ValidationError as exc:
             self._validation_problem(str(exc), spec, path, rule_id)
             return None
+
+    def finite(self, path: YamlPath, values: Mapping[str, float | None], rule_id: str | None = None) -> bool:
+        """False (and a problem per key) when a number is .nan or .inf: YAML allows them, sums do not."""
+        ok = True
+        for key, value in values.items():
+            if value is not None and not math.isfinite(value):
+                self.problem(
+                    [*path, key],
+                    f"{key!r} is {value}; write an ordinary number like 10 or -2.5",
+                    rule_id=rule_id,
+                )
+                ok = False
+        return ok
 
     def _validation_problem(self, text: str, spec: type[Spec], path: YamlPath, rule_id: str | None) -> None:
         found = _MSGSPEC_AT.match(text)
@@ -433,6 +447,9 @@ class _Builder:
             group = self.convert(value if value is not None else {}, GroupSpec, path)
             if group is None:
                 continue
+            limits = {"max": group.max, "min": group.min, "half_life_days": group.half_life_days}
+            if not self.finite(path, limits):
+                continue
             if group.max is not None and group.min is not None and group.min > group.max:
                 self.problem(
                     path, f"group {name!r} has min {group.min:g} above max {group.max:g}; swap or fix them"
@@ -442,7 +459,7 @@ class _Builder:
         for index, value in enumerate(section.rules):
             path = ["scoring", "rules", index]
             rule = self.convert(value, ScoringRuleSpec, path, _raw_id(value))
-            if rule is None:
+            if rule is None or not self.finite(path, {"points": rule.points}, rule.id):
                 continue
             if rule.on_activity is not None:
                 kinds = [rule.on_activity] if isinstance(rule.on_activity, str) else rule.on_activity
@@ -517,8 +534,10 @@ class _Builder:
             test = self.convert(value, TestSpec, path)
             if test is None:
                 continue
-            ok = True
+            ok = self.finite([*path, "expect"], {"score": test.expect.score})
             for number, activity in enumerate(test.activities):
+                if not self.finite([*path, "activities", number], {"age_days": activity.age_days}):
+                    ok = False
                 if activity.age_days is not None and activity.occurred_at is not None:
                     self.problem(
                         [*path, "activities", number],
