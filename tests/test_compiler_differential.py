@@ -25,6 +25,7 @@ from rule_engine import DataType
 from leadroute.models import NormalizedLead
 from leadroute.rules import parse_ruleset
 from leadroute.rules._facts import context_for
+from leadroute.rules._loader import static_problems
 from leadroute.rules.compiler import CompiledEvaluator
 from leadroute.rules.evaluator import RuleEngineEvaluator
 from leadroute.scoring import evaluate, score
@@ -313,7 +314,8 @@ def ruleset_text(whens: Sequence[str]) -> str:
 def test_generated_rulesets_agree_on_totals(texts: list[str], seed: int) -> None:
     rng = random.Random(seed)
     scoring_context = context_for("scoring", ATTRIBUTES, ["fit", "engagement"])
-    whens = [rule.text for rule in parsed(texts, scoring_context)]
+    # the loader refuses comparisons that can never hold (title == 5); the evaluators still agree on them
+    whens = [rule.text for rule in parsed(texts, scoring_context) if not static_problems(rule)]
     text = ruleset_text(whens)
     compiled = parse_ruleset(text, evaluator=CompiledEvaluator())
     reference = parse_ruleset(text, evaluator=RuleEngineEvaluator())

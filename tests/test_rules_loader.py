@@ -307,6 +307,46 @@ class TestExpressionErrors:
         assert (problem.line, problem.rule_id) == (12, "senior-title")
         assert "type mismatch" in problem.message
 
+    @pytest.mark.parametrize(
+        ("when", "says"),
+        [
+            ("title == 5", "compares STRING with FLOAT, which is never true"),
+            ('employees == "1000"', "compares FLOAT with STRING, which is never true"),
+            ("title != 5", "compares STRING with FLOAT, which is always true"),
+            ('is_free_email == "true"', "compares BOOLEAN with STRING"),
+            ("is_free_email == 1", "compares BOOLEAN with FLOAT"),
+            ("country in [1, 49]", "looks for a STRING in a list of FLOAT"),
+            ('(employees ?? 0) in ["1000", "5000"]', "looks for a FLOAT in a list of STRING"),
+            ('attributes.form == 1 or title == "x"', "compares STRING with FLOAT"),
+        ],
+    )
+    def test_type_mismatch_equality_that_can_never_hold(self, tmp_path: Path, when: str, says: str) -> None:
+        problem = only(problems_of(tmp_path, edited("""'title =~~ "(?i)(vp|director)"'""", f"'{when}'")))
+        assert (problem.line, problem.column, problem.rule_id) == (12, 13, "senior-title")
+        assert f"type mismatch in 'when: {when}'" in problem.message
+        assert says in problem.message
+        assert "write text in quotes" in problem.message
+
+    @pytest.mark.parametrize(
+        "when",
+        [
+            "title == null",
+            'title in ["a", 1]',  # a mixed list: members of any type
+            "(employees ?? 0) == 5.0",
+            'country in ["US"] and attributes.form != null',
+            "$now > occurred_at",
+        ],
+    )
+    def test_comparisons_that_can_hold_still_load(self, tmp_path: Path, when: str) -> None:
+        load_ruleset(write(tmp_path, edited("""'title =~~ "(?i)(vp|director)"'""", f"'{when}'")))
+
+    def test_unknown_builtin(self, tmp_path: Path) -> None:
+        problem = only(
+            problems_of(tmp_path, edited("""'title =~~ "(?i)(vp|director)"'""", "'$len(title) > 1'"))
+        )
+        assert (problem.line, problem.rule_id) == (12, "senior-title")
+        assert "unknown builtin '$len'" in problem.message
+
     def test_score_is_not_available_in_scoring(self, tmp_path: Path) -> None:
         problem = only(problems_of(tmp_path, edited("'(employees ?? 0) >= 1000'", "'score > 5'")))
         assert "only available in qualification and routing" in problem.message

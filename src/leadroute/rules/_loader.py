@@ -12,7 +12,7 @@ import hashlib
 import math
 import re
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -581,13 +581,18 @@ class _Builder:
         for rule_id, when, path in rules:
             text = "true" if when is None else when
             try:
-                compiled.append(rule_engine.Rule(text, context=context))
+                rule = rule_engine.Rule(text, context=context)
             except rule_engine.errors.EngineError as exc:
                 message = _explain(exc, text, section, groups, self.activity_types)
                 token = getattr(exc, "token", None)
                 where = self.doc.locate([*path, "when"])
                 column = self._token_column(where.line, where.column, text, getattr(token, "lexpos", None))
                 self.problems.append(RuleProblem(self.file, where.line, column, rule_id, message))
+                continue
+            compiled.append(rule)
+            for message in static_problems(rule):
+                where = self.doc.locate([*path, "when"])
+                self.problems.append(RuleProblem(self.file, where.line, where.column, rule_id, message))
         return compiled
 
     def _token_column(self, line: int, column: int, text: str, offset: int | None) -> int:
@@ -598,6 +603,106 @@ class _Builder:
         start = lines[line - 1].find(text, column - 1) if 0 < line <= len(lines) else -1
         return start + offset + 1 if start >= 0 else column
 
+
+_CHILDREN: tuple[str, ...] = (
+    *("left", "right", "container", "member", "condition", "case_true", "case_false", "object"),
+    *("function", "expression", "iterable", "result", "start", "stop", "item"),
+)
+"""The attributes of rule-engine nodes that hold sub-expressions."""
+
+
+def _nodes(node: Any) -> Iterator[Any]:
+    """``node`` and every expression below it."""
+    yield node
+    for name in _CHILDREN:
+        child = getattr(node, name, None)
+        if isinstance(child, rule_engine.ast.ExpressionBase):
+            yield from _nodes(child)
+    for name in ("arguments", "value"):
+        children = getattr(node, name, None)
+        if isinstance(children, list | tuple):
+            for child in children:
+                for part in child if isinstance(child, tuple) else (child,):
+                    if isinstance(part, rule_engine.ast.ExpressionBase):
+                        yield from _nodes(part)
+
+
+def _definite(data_type: Any) -> Any:
+    """The type a value certainly has, or None when it may be anything (UNDEFINED) or is null."""
+    if DataType.is_type(data_type, DataType.NULLABLE):
+        data_type = DataType.NULLABLE.unwrap(data_type)
+    if data_type in (DataType.UNDEFINED, DataType.NULL):
+        return None
+    return data_type
+
+
+def _type_name(data_type: Any) -> str:
+    value_type = getattr(data_type, "value_type", None)
+    return f"{data_type.name} of {value_type.name}" if value_type is not None else str(data_type.name)
+
+
+def static_problems(rule: rule_engine.Rule) -> list[str]:
+    """What rule-engine's type checker lets through but can never be meant: ``title == 5``.
+
+    ``==``/``!=`` between values of different types are always false/true in rule-engine (it is
+    type-strict), and so is ``x in [...]`` with members of another type; a bare ``$name`` that is
+    no builtin fails on every lead. Each is a load error here, like an ordered comparison of a
+    text with a number.
+    """
+    text = rule.text
+    problems = (_static_problem(node, text, rule.context) for node in _nodes(rule.statement.expression))
+    return [problem for problem in problems if problem is not None]
+
+
+def _static_problem(node: Any, text: str, context: rule_engine.Context) -> str | None:
+    kind = type(node)
+    if kind is rule_engine.ast.ComparisonExpression:
+        return _equality_problem(node, text)
+    if kind is rule_engine.ast.ContainsExpression:
+        return _contains_problem(node, text)
+    if (
+        kind is rule_engine.ast.SymbolExpression
+        and node.scope == rule_engine.builtins.Builtins.scope_name
+        and node.name not in context.builtins
+    ):
+        return (
+            f"unknown builtin '${node.name}' in 'when: {text}'; leadroute rules use rule-engine's "
+            "builtins ($now, $today, $abs, $min, $max, $sum...), or drop the '$' for a field"
+        )
+    return None
+
+
+def _equality_problem(node: Any, text: str) -> str | None:
+    left, right = _definite(node.left.result_type), _definite(node.right.result_type)
+    if left is None or right is None or DataType.is_compatible(left, right):
+        return None
+    never = "always true" if node.type == "ne" else "never true"
+    return (
+        f"type mismatch in 'when: {text}': compares {_type_name(left)} with {_type_name(right)}, "
+        f'which is {never} (== is type-strict: "1000" is not 1000); {_COMPARE_HINT}'
+    )
+
+
+def _contains_problem(node: Any, text: str) -> str | None:
+    container, member = _definite(node.container.result_type), _definite(node.member.result_type)
+    if container is None or member is None:
+        return None
+    is_list = DataType.is_type(container, DataType.ARRAY)
+    if not is_list and not DataType.is_type(container, DataType.SET):
+        return None
+    value_type = _definite(getattr(container, "value_type", None))
+    if value_type is None or DataType.is_compatible(member, value_type):
+        return None
+    collection = "list" if is_list else "set"
+    return (
+        f"type mismatch in 'when: {text}': looks for a {_type_name(member)} in a {collection} of "
+        f"{_type_name(value_type)}, which is never true; {_COMPARE_HINT}"
+    )
+
+
+_COMPARE_HINT = (
+    'write text in quotes ("US"), numbers without (1000) and flags as true/false, matching the field\'s type'
+)
 
 _TYPE_HINTS: Sequence[tuple[str, str]] = (
     ("Expected `str`,", "; put the value in quotes"),
