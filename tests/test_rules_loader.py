@@ -340,6 +340,14 @@ class TestExpressionErrors:
     def test_comparisons_that_can_hold_still_load(self, tmp_path: Path, when: str) -> None:
         load_ruleset(write(tmp_path, edited("""'title =~~ "(?i)(vp|director)"'""", f"'{when}'")))
 
+    def test_invalid_regex_says_what_and_where_in_the_pattern(self, tmp_path: Path) -> None:
+        when = """'title =~~ "(?i)(vp|director"'"""
+        problem = only(problems_of(tmp_path, edited("""'title =~~ "(?i)(vp|director)"'""", when)))
+        assert (problem.line, problem.column, problem.rule_id) == (12, 13, "senior-title")
+        assert "invalid regular expression" in problem.message
+        assert "missing ), unterminated subpattern at position 4 of '(?i)(vp|director'" in problem.message
+        assert "close every ( and [" in problem.message
+
     def test_unknown_builtin(self, tmp_path: Path) -> None:
         problem = only(
             problems_of(tmp_path, edited("""'title =~~ "(?i)(vp|director)"'""", "'$len(title) > 1'"))

@@ -770,7 +770,12 @@ def _explain(  # noqa: PLR0911 - one return per error kind
         suggestion = f" (did you mean {exc.suggestion!r}?)" if exc.suggestion else ""
         return f"unknown field {name!r}{suggestion}; extra lead attributes are used as attributes.NAME"
     if isinstance(exc, errors.RegexSyntaxError):
-        return f"invalid regular expression in 'when: {text}': {message}"
+        error = getattr(exc, "error", None)
+        detail = f"{error.msg} at position {error.pos} of {exc.value!r}" if error is not None else message
+        return (
+            f"invalid regular expression in 'when: {text}': {detail}; close every ( and [, and put a "
+            "backslash before a special character meant literally (\\\\. \\\\( in YAML single quotes)"
+        )
     if isinstance(exc, errors.EvaluationError) and "mismatch" in message:
         return (
             f"type mismatch in 'when: {text}': {message}; compare text with text "
