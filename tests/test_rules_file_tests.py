@@ -92,7 +92,10 @@ class TestOutcomes:
         text = RULES + "  - name: unreachable\n    lead: {title: VP}\n    expect: {stage: lead}\n"
         outcome = run_ruleset_tests(load_ruleset(write(tmp_path, text)))[1]
         assert not outcome.passed
-        assert outcome.diffs[0].startswith("lead is invalid:")
+        assert (
+            outcome.diffs[0]
+            == "lead is invalid: email: a lead needs an email or a phone (fix the test's lead)"
+        )
 
     def test_lead_of_the_wrong_shape_is_a_failed_test(self, tmp_path: Path) -> None:
         text = (

@@ -146,7 +146,11 @@ def _run_one(ruleset: Ruleset, test: TestSpec, normalize: Normalizer) -> TestOut
         lead_in = lead_from_test(test.lead)
         lead = normalize(lead_in)
     except ValueError as exc:
-        # intake's InvalidLead is a ValueError; its message names fields, not values.
+        # intake's InvalidLead is a ValueError; each field error says what is wrong with that field.
+        errors = getattr(exc, "errors", None)
+        if errors:
+            reasons = "; ".join(f"{e.field}: {e.message}" for e in errors)
+            return TestOutcome(test.name, False, [f"lead is invalid: {reasons} (fix the test's lead)"])
         return TestOutcome(test.name, False, [f"lead is invalid: {exc}"])
     activities, now = rule_test_inputs(test, lead_in)
     result = evaluate(ruleset, lead, activities=activities, now=now)
