@@ -558,6 +558,7 @@ class TestReplayEndToEnd:
         r = await client.post("/v1/rulesets/replay", json={"candidate": CANDIDATE, "since": "yesterday"})
         assert r.status_code == 422
         assert r.json()["errors"][0]["field"] == "since"
+        assert r.json()["detail"].startswith("since: 'yesterday' is neither")  # named once
         r = await client.post("/v1/rulesets/replay", json={"candidate": CANDIDATE, "since": "9999999999d"})
         assert r.status_code == 422
         assert r.json()["errors"][0]["field"] == "since"

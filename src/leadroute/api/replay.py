@@ -65,7 +65,7 @@ class ReplayController(Controller):
         try:
             since = parse_since(body.since, now=as_of) if body.since is not None else None
         except ValueError as exc:
-            raise InvalidBody("since", str(exc)) from None
+            raise InvalidBody("since", str(exc).removeprefix("since: ")) from None
         active = rt.rules
         async with rt.db.acquire() as conn:
             chosen = await chosen_ruleset(
