@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from loadtests.demo import demo_activities, demo_lead
 from loadtests.leads import Lead, generate_leads, make_lead
 
-from leadroute.intake import normalize, parse_lead
+from leadroute.intake import normalize, parse_event, parse_lead
 from leadroute.models import NormalizedLead
 
 _ENCODER = msgspec.json.Encoder()
@@ -80,3 +82,24 @@ class TestVaried:
         assert len({lead.source for lead in leads}) >= 4
         assert {lead.attributes.get("form") for lead in leads} >= {"demo", "contact", "newsletter"}
         assert any("product_interest" in lead.attributes for lead in leads)
+
+
+class TestDemoHistory:
+    """The demo history (scripts/demo-leads) is the same on every run, and valid for the API."""
+
+    def test_leads_and_activities_are_repeatable(self) -> None:
+        now = datetime(2026, 12, 1, tzinfo=UTC)
+        assert demo_lead(5) == demo_lead(5)
+        assert demo_activities(5, "x", now) == demo_activities(5, "x", now)
+
+    def test_some_leads_have_activities_of_the_last_30_days_that_parse(self) -> None:
+        now = datetime(2026, 12, 1, tzinfo=UTC)
+        lead_id = "0b6c1f9e-0000-4000-8000-000000000000"
+        events = [event for index in range(200) for event in demo_activities(index, lead_id, now)]
+        with_events = sum(1 for index in range(200) if demo_activities(index, lead_id, now))
+        assert 50 < with_events < 110  # about 40%
+        assert {event["type"] for event in events} == {"page_view", "webinar_attended", "email_click"}
+        for event in events:
+            parsed = parse_event(_ENCODER.encode(event))
+            assert now - timedelta(days=30) <= parsed.occurred_at <= now
+        assert len({event["event_id"] for event in events}) == len(events)

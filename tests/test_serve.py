@@ -117,6 +117,18 @@ class TestEmbeddedServe:
             assert "*  " in listing.stdout  # the version the service activated
             imported = leadroute("owners", "import", "examples/owners.yaml", env=env)
             assert imported.returncode == 0, imported.stderr
+
+            # The demo history, posted twice (the second run adds nothing), then replayed.
+            demo = [sys.executable, "-m", "loadtests.demo", "--count", "20", "--url", first.base]
+            run = subprocess.run(demo, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+            assert run.returncode == 0, run.stdout + run.stderr
+            assert "posted 20 new leads (0 were there already)" in run.stdout
+            again = subprocess.run(demo, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert "posted 0 new leads (20 were there already) and 0 activity events" in again.stdout
+            replay = leadroute("rules", "replay", "--candidate", "rules/inbound.yaml", env=env)
+            assert replay.returncode == 0, replay.stderr
+            assert "Replayed 21 leads (0 skipped)" in replay.stdout  # the README's lead and the demo's
             assert httpx.get(first.base + "/health/ready", timeout=10).status_code == 200
         finally:
             assert first.stop() == 0, first.log.read_text()
