@@ -8,15 +8,20 @@ Each lead is posted with its ``event_id`` as the ``Idempotency-Key`` and must co
 ``201 Created``; about 5% of requests re-post one of the user's earlier leads with the same
 key, as a client retry would, and must come back ``200 OK`` with the same decision. Every
 response must carry ``lead_id``, ``stage`` and ``score``.
+
+Each simulated client waits 0.1-1 s between requests, like a busy form or CRM sync; with
+``LEADROUTE_LOADTEST_THINK_TIME=0`` it posts the next lead as soon as the last one is answered,
+which measures what the service sustains (``loadtests/bench_workers.py`` does).
 """
 
 from __future__ import annotations
 
+import os
 import random
 from collections import deque
 from typing import Any
 
-from locust import between, task
+from locust import between, constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
 from loadtests.leads import Lead, make_lead
@@ -35,7 +40,7 @@ _REQUIRED = ("lead_id", "stage", "score")
 class LeadPoster(FastHttpUser):
     """One lead source: posts new leads, and now and then retries one it sent before."""
 
-    wait_time = between(0.1, 1)
+    wait_time = constant(0) if os.environ.get("LEADROUTE_LOADTEST_THINK_TIME") == "0" else between(0.1, 1)
     _next_user = 0
 
     def on_start(self) -> None:
