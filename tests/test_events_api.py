@@ -156,6 +156,31 @@ class TestRescoring:
         assert problem["type"].endswith("/invalid-event")
         assert {e["field"] for e in problem["errors"]} == {"type", "occurred_at", "url", "lead_id"}
 
+    async def test_lead_id_and_email_must_name_the_same_lead(
+        self, client: AsyncTestClient[Litestar], clock: FakeClock, settings: Settings
+    ) -> None:
+        jo = await new_lead(client, "jo@acme.example")
+        await new_lead(client, "al@acme.example")
+        body = {"lead_id": jo["lead_id"], "type": "page_view", "occurred_at": at(clock), "event_id": "e-2"}
+        # Another lead's email: refused by name, nothing stored, the key stays unused.
+        r = await event(client, {**body, "email": "al@acme.example"})
+        assert r.status_code == 422, r.text
+        problem = r.json()
+        assert problem["type"].endswith("/invalid-event")
+        assert [e["field"] for e in problem["errors"]] == ["email"]
+        assert "al@acme.example" not in r.text  # a bad field is named, its value not echoed
+        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity'") == 0
+        assert await count(settings, "SELECT count(*) FROM idempotency_keys WHERE scope = 'event'") == 0
+        # A lead with no email at all (a phone only) matches no email either.
+        r = await client.post("/v1/leads", json={"phone": "+1 415 555 0100", "country": "US"})
+        assert r.status_code == 201, r.text
+        r = await event(client, {**body, "lead_id": r.json()["lead_id"], "email": "jo@acme.example"})
+        assert (r.status_code, [e["field"] for e in r.json()["errors"]]) == (422, ["email"])
+        # The lead's own email, written as a form would (compared normalized): accepted.
+        r = await event(client, {**body, "email": " JO@Acme.Example "})
+        assert r.status_code == 201, r.text
+        assert r.json()["lead_id"] == jo["lead_id"]
+
     async def test_by_email_the_newest_lead_gets_the_event(
         self, client: AsyncTestClient[Litestar], clock: FakeClock
     ) -> None:

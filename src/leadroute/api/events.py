@@ -32,8 +32,9 @@ class EventController(Controller):
     ) -> Response[dict[str, Any]]:
         """Store the event, rescore the lead with decay, requalify it, and route it if its stage rose.
 
-        The lead is named by ``lead_id`` or ``email`` (the newest lead with that address). A retry
-        with the same ``Idempotency-Key`` (or ``event_id``) returns the first answer with 200.
+        The lead is named by ``lead_id`` or ``email`` (the newest lead with that address); with
+        both, an email that is not that lead's is a 422 on ``email``. A retry with the same
+        ``Idempotency-Key`` (or ``event_id``) returns the first answer with 200.
         """
         result = await record_event(rt, await request.body(), idempotency_key)
         return Response(result.response, status_code=201 if result.created else 200)

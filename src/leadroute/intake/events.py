@@ -1,7 +1,8 @@
 """Request body bytes to an :class:`ActivityEventIn`: one behavioural event for a known lead.
 
 An activity event says what a lead did and when: a page view, a form, an email click, a webinar
-attended. It names its lead by ``lead_id`` or by ``email`` (the newest lead with that address).
+attended. It names its lead by ``lead_id`` or by ``email`` (the newest lead with that address);
+given both, the email must be that lead's (checked when the lead is read, ``workflow.events``).
 Like lead intake, every bad field is reported at once, by name, without echoing its value.
 """
 

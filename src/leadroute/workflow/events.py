@@ -45,8 +45,10 @@ class EventResult(msgspec.Struct, frozen=True):
 async def record_event(rt: Runtime, body: bytes, idempotency_key: str | None) -> EventResult:
     """Store one activity event, rescore its lead and route it if its stage rose while unowned.
 
-    Raises InvalidEvent (bad body), NotFound (no such lead) or IdempotencyConflict; in each case
-    nothing is written and the key stays unused.
+    With both ``lead_id`` and ``email``, the email must be that lead's (compared normalized).
+
+    Raises InvalidEvent (bad body, or an email that is not lead_id's lead's), NotFound (no such
+    lead) or IdempotencyConflict; in each case nothing is written and the key stays unused.
     """
     event = parse_event(body)
     email = None
@@ -92,6 +94,16 @@ async def _apply(
                 )
             if row is None:
                 raise missing
+            if email is not None and row["email"] != email:  # lead_id and email name two leads
+                raise InvalidEvent(
+                    [
+                        FieldError(
+                            "email",
+                            "is not the email of the lead named by lead_id; "
+                            "give the lead's own email, or only one of lead_id and email",
+                        )
+                    ]
+                )
             lead_id: uuid.UUID = row["id"]
             event_id = await conn.fetchval(
                 QUERIES["event_insert"],

@@ -2,12 +2,12 @@
 
 -- name: lead_lock
 -- A lead by id, locked until the transaction ends (events of one lead apply one at a time).
-SELECT id, stage, score, status, owner_id, pool_id, normalized
+SELECT id, email, stage, score, status, owner_id, pool_id, normalized
   FROM leads WHERE id = $1 FOR UPDATE;
 
 -- name: lead_lock_by_email
 -- The newest lead with this (normalized) email, locked until the transaction ends.
-SELECT id, stage, score, status, owner_id, pool_id, normalized
+SELECT id, email, stage, score, status, owner_id, pool_id, normalized
   FROM leads WHERE email = $1 ORDER BY created_at DESC, id LIMIT 1 FOR UPDATE;
 
 -- name: lead_activities
