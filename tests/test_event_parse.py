@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from leadroute.intake import InvalidEvent, MalformedBody, parse_event
+from leadroute.intake.events import FUTURE_TOLERANCE
 
 
 def test_a_valid_event_by_email() -> None:
@@ -32,9 +33,9 @@ def test_a_valid_event_by_lead_id() -> None:
     assert event.properties == {}
 
 
-def fields(body: bytes) -> dict[str, str]:
+def fields(body: bytes, now: datetime | None = None) -> dict[str, str]:
     with pytest.raises(InvalidEvent) as info:
-        parse_event(body)
+        parse_event(body, now=now)
     return {e.field: e.message for e in info.value.errors}
 
 
@@ -66,3 +67,26 @@ def test_properties_are_flat_and_bounded() -> None:
 def test_a_body_that_is_not_an_object(body: bytes) -> None:
     with pytest.raises(MalformedBody):
         parse_event(body)
+
+
+def test_an_event_dated_more_than_a_day_ahead_of_the_clock_is_refused() -> None:
+    now = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert timedelta(hours=24) == FUTURE_TOLERANCE  # the documented tolerance
+
+    def body(when: str) -> bytes:
+        return f'{{"type": "x", "occurred_at": "{when}", "email": "a@b.example"}}'.encode()
+
+    errors = fields(body("9999-12-31T23:59:59Z"), now=now)
+    assert set(errors) == {"occurred_at"}
+    assert errors["occurred_at"] == (
+        "is more than 24 hours after the service's clock (2026-11-20T10:00:00Z); "
+        "send when the activity happened, with its time zone (Z or an offset like +02:00)"
+    )
+    assert set(fields(body("2026-11-21T10:00:01Z"), now=now)) == {"occurred_at"}
+    # Within the tolerance (clock skew, a time zone written wrong), and in the past: accepted.
+    assert parse_event(body("2026-11-21T10:00:00Z"), now=now).occurred_at == now + FUTURE_TOLERANCE
+    assert parse_event(body("2026-11-21T11:00:00+02:00"), now=now).occurred_at < now + FUTURE_TOLERANCE
+    assert parse_event(body("2020-01-01T00:00:00Z"), now=now).type == "x"
+    # Reported with the other bad fields, at once.
+    both = b'{"type": "Bad Type", "occurred_at": "9999-12-31T00:00:00Z", "email": "a@b.example"}'
+    assert set(fields(both, now=now)) == {"type", "occurred_at"}

@@ -181,6 +181,27 @@ class TestRescoring:
         assert r.status_code == 201, r.text
         assert r.json()["lead_id"] == jo["lead_id"]
 
+    async def test_an_event_dated_in_the_far_future_is_refused_by_the_clock(
+        self, client: AsyncTestClient[Litestar], clock: FakeClock, settings: Settings
+    ) -> None:
+        lead = await new_lead(client, "soon@acme.example")
+        body = {"lead_id": lead["lead_id"], "type": "webinar_attended", "event_id": "late"}
+        r = await event(client, {**body, "occurred_at": "9999-12-31T23:59:59Z"})
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == ["occurred_at"]
+        assert "service's clock (2026-11-23T15:00:00Z)" in r.json()["errors"][0]["message"]
+        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity'") == 0
+        assert await count(settings, "SELECT count(*) FROM idempotency_keys WHERE scope = 'event'") == 0
+        # The service's clock decides (rt.clock), not the machine's: two days ahead is refused...
+        later = at(clock, days=-2)
+        r = await event(client, {**body, "occurred_at": later})
+        assert r.status_code == 422, r.text
+        # ...until the clock is within a day of it; within the tolerance it counts as now.
+        clock.advance(days=1, minutes=1)
+        r = await event(client, {**body, "occurred_at": later})
+        assert r.status_code == 201, r.text
+        assert r.json()["score"] == 40
+
     async def test_by_email_the_newest_lead_gets_the_event(
         self, client: AsyncTestClient[Litestar], clock: FakeClock
     ) -> None:

@@ -9,17 +9,25 @@ Like lead intake, every bad field is reported at once, by name, without echoing 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
 
 from leadroute.intake.errors import FieldError, InvalidLead, MalformedBody
 
-__all__ = ["MAX_PROPERTIES", "ActivityEventIn", "InvalidEvent", "parse_event"]
+__all__ = ["FUTURE_TOLERANCE", "MAX_PROPERTIES", "ActivityEventIn", "InvalidEvent", "parse_event"]
 
 MAX_PROPERTIES = 50
 """At most this many properties per event."""
+
+FUTURE_TOLERANCE = timedelta(hours=24)
+"""How far ahead of the service's clock an event's ``occurred_at`` may be.
+
+Enough for clock skew and a wrongly written time zone; beyond it the event is refused. Decay
+counts an activity dated after "now" in full (age 0), so an event dated 9999-12-31 would keep
+its full points forever.
+"""
 
 EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")]
 PropertyKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -49,8 +57,12 @@ _REQUIRED = ("type", "occurred_at")
 _DECODER = msgspec.json.Decoder()
 
 
-def parse_event(body: bytes) -> ActivityEventIn:
-    """Decode and check one activity event; raises :class:`InvalidEvent` or :class:`MalformedBody`."""
+def parse_event(body: bytes, *, now: datetime | None = None) -> ActivityEventIn:
+    """Decode and check one activity event; raises :class:`InvalidEvent` or :class:`MalformedBody`.
+
+    ``now`` is the service's clock: an ``occurred_at`` more than :data:`FUTURE_TOLERANCE` after
+    it is an error (None: not checked).
+    """
     try:
         raw = _DECODER.decode(body)
     except msgspec.DecodeError as exc:
@@ -77,6 +89,9 @@ def parse_event(body: bytes) -> ActivityEventIn:
     errors += [FieldError(name, "is required") for name in _REQUIRED if raw.get(name) is None]
     if raw.get("lead_id") is None and raw.get("email") is None:
         errors.append(FieldError("lead_id", "name the lead: give lead_id or email"))
+    occurred_at = values.get("occurred_at")
+    if now is not None and occurred_at is not None and occurred_at > now + FUTURE_TOLERANCE:
+        errors.append(FieldError("occurred_at", _future_message(now)))
     if errors:
         raise InvalidEvent(errors)
     return ActivityEventIn(**values)
@@ -99,6 +114,15 @@ def _property_errors(properties: dict[Any, Any]) -> list[FieldError]:
         except msgspec.ValidationError as exc:
             errors.append(FieldError(name, _message(str(exc))))
     return errors
+
+
+def _future_message(now: datetime) -> str:
+    hours = FUTURE_TOLERANCE.total_seconds() / 3600
+    return (
+        f"is more than {hours:g} hours after the service's clock "
+        f"({now.astimezone(UTC).isoformat(timespec='seconds').replace('+00:00', 'Z')}); "
+        "send when the activity happened, with its time zone (Z or an offset like +02:00)"
+    )
 
 
 def _message(message: str) -> str:

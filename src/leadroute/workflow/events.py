@@ -50,7 +50,7 @@ async def record_event(rt: Runtime, body: bytes, idempotency_key: str | None) ->
     Raises InvalidEvent (bad body, or an email that is not lead_id's lead's), NotFound (no such
     lead) or IdempotencyConflict; in each case nothing is written and the key stays unused.
     """
-    event = parse_event(body)
+    event = parse_event(body, now=rt.clock())  # occurred_at at most a day ahead of the clock
     email = None
     if event.email is not None:
         try:
