@@ -638,6 +638,29 @@ class TestRoutingForms:
         assert "'reasign' is not one of reassign, escalate" in problems[1].message
         assert problems[1].column == 47
 
+    @pytest.mark.parametrize("written", ["''", "' '", "'two words'", "-first", "q" * 65])
+    def test_the_fallback_queue_is_written_like_a_pool_id(self, tmp_path: Path, written: str) -> None:
+        problem = only(problems_of(tmp_path, edited("fallback: unassigned", f"fallback: {written}")))
+        assert (problem.line, problem.column, problem.rule_id) == (31, 13, None)
+        assert problem.message.startswith("'fallback' must name a queue, written like a pool id (letters,")
+        assert "e.g. unassigned" in problem.message
+
+    @pytest.mark.parametrize("written", ["''", "'in bound'", "inbound/eu"])
+    def test_a_pool_is_written_like_a_pool_id(self, tmp_path: Path, written: str) -> None:
+        problem = only(problems_of(tmp_path, edited("pool: inbound}", f"pool: {written}}}")))
+        assert (problem.line, problem.column, problem.rule_id) == (30, 47, "everyone-else")
+        assert problem.message.startswith("'pool' must be a pool id (letters, digits and _ . @ -")
+
+    def test_queue_and_pool_ids_like_the_database_holds_them_load(self, tmp_path: Path) -> None:
+        text = edited("fallback: unassigned", "fallback: Sales.Queue_2@emea-x").replace(
+            "pool: inbound}", "pool: 9inbound.eu_west@x-1}"
+        )
+        ruleset = load_ruleset(write(tmp_path, text))
+        assert (ruleset.fallback, ruleset.routing_rules[-1].pool) == (
+            "Sales.Queue_2@emea-x",
+            "9inbound.eu_west@x-1",
+        )
+
     def test_unknown_pool_for_account_owner_is_not_checked(self, tmp_path: Path) -> None:
         text = edited("pool: enterprise-na}", "route: account_owner}")
         ruleset = load_ruleset(write(tmp_path, text))
@@ -659,6 +682,12 @@ class TestRuleFileTestsSection:
         problem = only(problems_of(tmp_path, text))
         assert (problem.line, problem.column) == (36, 27)
         assert "not both" in problem.message
+
+    def test_a_test_needs_a_name(self, tmp_path: Path) -> None:
+        text = BASE + "tests:\n  - name: ''\n    lead: {email: a@b.example}\n    expect: {stage: lead}\n"
+        problem = only(problems_of(tmp_path, text))
+        assert (problem.line, problem.column) == (33, 11)
+        assert problem.message == "a test needs a 'name' (rules test reports each test by it); write one"
 
     def test_expected_stage_typo(self, tmp_path: Path) -> None:
         text = BASE + "tests:\n  - name: t\n    lead: {email: a@b.example}\n    expect: {stage: MQL}\n"

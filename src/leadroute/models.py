@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 __all__ = [
+    "ID_MAX_LENGTH",
+    "ID_PATTERN",
     "MAX_ATTRIBUTES",
     "STAGE_ORDER",
     "Activity",
@@ -43,6 +45,14 @@ def stage_rank(stage: str) -> int:
     except ValueError:
         raise ValueError(f"not a stage: {stage!r}; stages are {', '.join(STAGE_ORDER)}") from None
 
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
+"""Owner, pool and queue ids: letters, digits and ``_ . @ -``, starting with a letter or digit.
+
+Short, URL-safe and stable: they appear in rule files, in the API's paths and in history.
+"""
+ID_MAX_LENGTH = 64
+"""The longest owner, pool or queue id."""
 
 MAX_ATTRIBUTES = 50
 """At most this many extra attributes per lead: a form is not a document store."""

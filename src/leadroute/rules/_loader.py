@@ -22,7 +22,7 @@ import rule_engine
 import yaml
 from rule_engine import DataType
 
-from leadroute.models import Stage
+from leadroute.models import ID_MAX_LENGTH, Stage
 from leadroute.rules._facts import ACTIVITY_BUILTINS, ATTRIBUTE_TYPES, Section, context_for, lead_field_types
 from leadroute.rules._problems import RuleProblem, RulesetError
 from leadroute.rules._ruleset import (
@@ -77,6 +77,12 @@ _ACTIVITY_TYPE_HINT = (
     "an activity type is written like the events posted to /v1/events: lower-case letters, digits, "
     "_ and . (e.g. page_view); 'on_activity' takes one or a list of them"
 )
+_ID_RULE = f"letters, digits and _ . @ -, starting with a letter or digit, at most {ID_MAX_LENGTH} characters"
+_ID_HINTS: Mapping[str, str] = {
+    "pool": f"'pool' must be a pool id ({_ID_RULE}), e.g. enterprise-na",
+    "fallback": (f"'fallback' must name a queue, written like a pool id ({_ID_RULE}), e.g. unassigned"),
+}
+"""Keys naming a pool or a queue: an empty or malformed name is answered with the rule for ids."""
 _CHOICES: Mapping[str, tuple[str, ...]] = {
     "stage": typing.get_args(Stage),
     "route": ("pool", "account_owner"),
@@ -191,7 +197,7 @@ class _Builder:
         tests = self.doc.data.get("tests") if isinstance(self.doc.data, dict) else None
         test = tests[path[1]] if isinstance(tests, list) and path[1] < len(tests) else None
         name = test.get("name") if isinstance(test, dict) else None
-        return name if isinstance(name, str) else None
+        return name if isinstance(name, str) and name else None
 
     def fail(self) -> typing.NoReturn:
         """Raise everything found, in file order."""
@@ -240,6 +246,14 @@ class _Builder:
             "on_activity" in segments or (segments[-1] == "type" and "activities" in segments)
         ):
             self.problem(segments, _ACTIVITY_TYPE_HINT, rule_id=rule_id)
+        elif (
+            segments
+            and segments[-1] in _ID_HINTS
+            and message.startswith(("Expected `str` of length", "Expected `str` matching regex"))
+        ):
+            self.problem(segments, _ID_HINTS[str(segments[-1])], rule_id=rule_id)
+        elif segments[:1] == ["tests"] and segments[-1] == "name" and message.startswith("Expected `str` of"):
+            self.problem(segments, "a test needs a 'name' (rules test reports each test by it); write one")
         elif (enum := _ENUM_VALUE.match(message)) and segments and segments[-1] in _CHOICES:
             key = str(segments[-1])
             choices = ", ".join(_CHOICES[key])

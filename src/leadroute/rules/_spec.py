@@ -26,7 +26,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from leadroute.models import Stage
+from leadroute.models import ID_MAX_LENGTH, ID_PATTERN, Stage
 
 __all__ = [
     "MAX_VERSION",
@@ -110,7 +110,29 @@ ActivityTypes = Annotated[
     ),
 ]
 PoolName = Annotated[
-    str, msgspec.Meta(min_length=1, description="A routing pool (pools live in the database).")
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description="A routing pool (pools live in the database); a pool id like enterprise-na.",
+    ),
+]
+QueueName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description=(
+            "The queue a lead waits in when no rule or owner can take it; never a drop. "
+            "Written like a pool id: letters, digits and _ . @ -, e.g. unassigned."
+        ),
+    ),
+]
+TestName = Annotated[
+    str,
+    msgspec.Meta(min_length=1, description="Shown by 'leadroute rules test' for each test; not empty."),
 ]
 Minutes = Annotated[
     int, msgspec.Meta(ge=1, description="The owner must accept the lead within this many minutes.")
@@ -230,7 +252,7 @@ class TestSpec(Spec, frozen=True, kw_only=True):
 
     __test__: ClassVar[bool] = False  # not a pytest test class
 
-    name: str
+    name: TestName
     lead: Annotated[
         dict[str, Any],
         msgspec.Meta(
@@ -271,7 +293,7 @@ class RoutingSectionSpec(Spec, frozen=True, kw_only=True):
     """``routing:`` before its rules are validated one by one."""
 
     rules: list[Any]
-    fallback: str
+    fallback: QueueName
     sla: Any = None
 
 
@@ -289,12 +311,7 @@ class RoutingSpec(Spec, frozen=True, kw_only=True):
     """Routing: rules in order, the queue used when no owner can be chosen, and a default SLA."""
 
     rules: list[RoutingRuleSpec]
-    fallback: Annotated[
-        str,
-        msgspec.Meta(
-            description="The queue a lead waits in when no rule or owner can take it; never a drop."
-        ),
-    ]
+    fallback: QueueName
     sla: (
         Annotated[SlaSpec, msgspec.Meta(description="The SLA of routing rules that do not set their own.")]
         | None

@@ -36,6 +36,7 @@ import msgspec
 import yaml
 
 from leadroute.errors import ClientError, OwnersFileError, UnknownOwners
+from leadroute.models import ID_MAX_LENGTH, ID_PATTERN
 from leadroute.routing.eligibility import normalize_absences, normalize_hours, valid_timezone
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
@@ -59,7 +60,7 @@ __all__ = [
     "put_pool",
 ]
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 """Owner and pool ids: short, URL-safe, stable (they appear in rule files and history)."""
 Skill = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Strategy = Literal["round_robin", "weighted", "least_loaded"]
