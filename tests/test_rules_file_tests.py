@@ -84,6 +84,27 @@ class TestOutcomes:
             "matched: expected senior-title, demo to match; matched: none",
         ]
 
+    def test_no_routing_rules_send_every_lead_to_the_fallback_queue(self, tmp_path: Path) -> None:
+        # An empty rules list with a fallback is legitimate: the pool compared is queue:<fallback>.
+        text = RULES.split("routing:", maxsplit=1)[0] + (
+            "routing: {rules: [], fallback: unassigned}\n"
+            "tests:\n"
+            "  - name: queued\n"
+            "    lead: {email: jane@acme.example}\n"
+            "    expect: {pool: 'queue:unassigned', targets: []}\n"
+            "  - name: expects the queue's bare name\n"
+            "    lead: {email: jane@acme.example}\n"
+            "    expect: {pool: unassigned}\n"
+        )
+        ruleset = load_ruleset(write(tmp_path, text))
+        assert ruleset.routing_rules == ()
+        queued, bare = run_ruleset_tests(ruleset)
+        assert queued == TestOutcome("queued", True, [])
+        assert bare.diffs == [
+            "pool: expected unassigned, got queue:unassigned (no pool rule matched, so the lead waits "
+            "in the fallback queue; to expect that, write pool: 'queue:unassigned')"
+        ]
+
     def test_score_tolerance(self, tmp_path: Path) -> None:
         text = RULES.replace("score: 75,", "score: 75.0000000001,")
         assert run_ruleset_tests(load_ruleset(write(tmp_path, text)))[0].passed

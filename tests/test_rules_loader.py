@@ -683,6 +683,19 @@ class TestRuleFileTestsSection:
         assert (problem.line, problem.column) == (36, 27)
         assert "not both" in problem.message
 
+    def test_an_expected_queue_is_the_fallback_queue(self, tmp_path: Path) -> None:
+        test = "tests:\n  - name: t\n    lead: {email: a@b.example}\n    expect: {pool: 'POOL'}\n"
+        assert load_ruleset(write(tmp_path, BASE + test.replace("POOL", "queue:unassigned"))).tests
+        problem = only(problems_of(tmp_path, BASE + test.replace("POOL", "queue:nurture")))
+        assert (problem.line, problem.column) == (35, 20)
+        assert problem.message == (
+            "test 't': a lead no pool rule takes waits in the fallback queue 'unassigned'; "
+            "expect pool: 'queue:unassigned', or the pool a rule names"
+        )
+        problem = only(problems_of(tmp_path, BASE + test.replace("POOL", "in bound")))
+        assert problem.message.startswith("test 't': 'pool' must be a pool id (letters,")
+        assert problem.message.endswith("or queue:NAME for the fallback queue (queue:unassigned)")
+
     def test_a_test_needs_a_name(self, tmp_path: Path) -> None:
         text = BASE + "tests:\n  - name: ''\n    lead: {email: a@b.example}\n    expect: {stage: lead}\n"
         problem = only(problems_of(tmp_path, text))

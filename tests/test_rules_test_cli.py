@@ -145,6 +145,35 @@ tests:
 """
 
 
+class TestNoPoolRule:
+    """A lead no pool rule takes is shown in its queue (queue:<fallback>), never as pool None."""
+
+    def test_empty_routing_rules_show_the_queue(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        text = RULES.split("routing:", maxsplit=1)[0] + (
+            "routing: {rules: [], fallback: unassigned}\n"
+            "tests:\n"
+            "  - name: queued\n"
+            "    lead: {email: jane@acme.example, title: VP Sales}\n"
+            "    expect: {pool: 'queue:unassigned', stage: lead}\n"
+            "  - name: wrong pool\n"
+            "    lead: {email: jane@acme.example, title: VP Sales}\n"
+            "    expect: {pool: inbound, score: 0}\n"
+        )
+        code, out, _ = run(capsys, str(write(tmp_path, text)))
+        assert code == 1
+        assert "None" not in out
+        lines = out.splitlines()
+        assert "  ok    queued" in lines
+        start = next(i for i, line in enumerate(lines) if line.startswith("  FAIL  wrong pool  (line "))
+        block = lines[start + 1 :]
+        assert block[1].split() == ["!", "pool", "inbound", "queue:unassigned"]
+        assert block[-2].strip() == (
+            "decided by: qualification 'lead', no pool rule matched (queue 'unassigned')"
+        )
+
+
 class TestActivities:
     """Test activities are evaluated as the runner evaluates them; hits show activity and decay."""
 

@@ -97,6 +97,15 @@ class TestDecision:
         assert d["targets"][-1]["pools"] == [{"id": "inbound", "exists": False}]
         assert "which does not exist" in d["summary"]
 
+    async def test_no_routing_rules_say_the_queue(self, client: AsyncTestClient[Litestar]) -> None:
+        rules = INBOUND.split("\nrouting:")[0] + "\nrouting: {rules: [], fallback: unassigned}\n"
+        d = (await simulate(client, {"lead": VP, "ruleset": rules})).json()
+        assert (d["pool"], d["targets"], d["explanation"]["routing"]["fallback"]) == (None, [], "unassigned")
+        assert d["summary"].endswith(
+            "No routing rule matches: the lead would wait in queue 'unassigned'. "
+            "Nothing was written or claimed."
+        )
+
     async def test_writes_nothing_and_claims_no_owner(
         self, client: AsyncTestClient[Litestar], settings: Settings
     ) -> None:

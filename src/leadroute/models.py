@@ -15,6 +15,7 @@ __all__ = [
     "ID_MAX_LENGTH",
     "ID_PATTERN",
     "MAX_ATTRIBUTES",
+    "QUEUE_PREFIX",
     "STAGE_ORDER",
     "Activity",
     "AttributeValue",
@@ -53,6 +54,12 @@ Short, URL-safe and stable: they appear in rule files, in the API's paths and in
 """
 ID_MAX_LENGTH = 64
 """The longest owner, pool or queue id."""
+
+QUEUE_PREFIX = "queue:"
+"""Where a lead goes, written as one word: a pool id, or ``queue:NAME`` when no pool rule matched.
+
+Replay's pool column and rule-file tests' ``expect: {pool: ...}`` use it; ids cannot hold ':'.
+"""
 
 MAX_ATTRIBUTES = 50
 """At most this many extra attributes per lead: a form is not a document store."""

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from leadroute.models import Stage
-from leadroute.scoring import Evaluation
+from leadroute.scoring import Evaluation, destination
 
 __all__ = [
     "STAGES",
@@ -72,7 +72,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
 def outcome_of(evaluation: Evaluation) -> Outcome:
     """Reduce an evaluation to what replay compares."""
-    pool = evaluation.pool if evaluation.pool is not None else f"queue:{evaluation.fallback}"
+    pool = destination(evaluation)
     chain = [t.pool if t.kind == "pool" and t.pool is not None else t.kind for t in evaluation.targets]
     if evaluation.pool is None:
         chain.append(pool)

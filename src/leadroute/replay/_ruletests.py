@@ -2,7 +2,8 @@
 
 Pass or fail comes from the rule-file test runner (:func:`leadroute.rules.run_ruleset_tests`, the
 same one ``rules check``, upload validation and activation use). For a failed test this module
-evaluates its lead once more to lay expected and actual side by side: stage, pool, score, and
+evaluates its lead once more to lay expected and actual side by side: stage, pool (or
+``queue:<fallback>`` when no pool rule matches, as replay shows it), score, and
 the routing targets, the expected rule ids that did not match (missing) next to those that
 matched without being listed (unexpected: for information, they do not fail a test), and each
 rule's points (activity rules with their activity and decay).
@@ -17,8 +18,8 @@ import msgspec
 
 from leadroute.models import LeadIn, NormalizedLead, RuleHit
 from leadroute.rules import Ruleset, RulesetError, RuleTest, TestOutcome, load_ruleset, run_ruleset_tests
-from leadroute.rules._filetests import lead_from_test, rule_test_inputs
-from leadroute.scoring import Evaluation, evaluate
+from leadroute.rules._filetests import lead_from_test, pool_hint, rule_test_inputs
+from leadroute.scoring import Evaluation, destination, evaluate
 
 __all__ = ["FileResult", "format_file_result", "format_summary", "rule_files", "run_file"]
 
@@ -103,7 +104,8 @@ def expected_vs_actual(test: RuleTest, actual: Evaluation) -> list[str]:
     if expect.stage is not None:
         rows.append(("stage", expect.stage, actual.stage, expect.stage != actual.stage))
     if expect.pool is not None:
-        rows.append(("pool", expect.pool, str(actual.pool), expect.pool != actual.pool))
+        where = destination(actual)  # the pool, or queue:<fallback> when no pool rule matched
+        rows.append(("pool", expect.pool, where + pool_hint(expect.pool, actual), expect.pool != where))
     if expect.score is not None:
         delta = actual.score - expect.score
         shown = f"{actual.score:g} ({delta:+g})" if delta else f"{actual.score:g}"
@@ -123,11 +125,24 @@ def expected_vs_actual(test: RuleTest, actual: Evaluation) -> list[str]:
         lines.append(f"  matched: unexpected (not a failure) {', '.join(unexpected) or 'none'}")
     points = ", ".join(_hit(h) for h in actual.hits) or "no scoring rule matched"
     lines.append(f"  points: {points}")
-    lines.append(
-        f"  decided by: qualification {actual.qualification_rule!r}, routing {actual.routing_rule!r}"
-    )
+    lines.append(f"  decided by: {_decided_by(actual)}")
     lines += [f"  rule error: {e.rule}: {e.message}" for e in actual.rule_errors]
     return lines
+
+
+def _decided_by(actual: Evaluation) -> str:
+    """Which entries gave the stage and the route; says so when none did (no None in the output)."""
+    qualification = (
+        f"qualification {actual.qualification_rule!r}"
+        if actual.qualification_rule is not None
+        else f"no qualification entry matched (stage {actual.stage})"
+    )
+    routing = (
+        f"routing {actual.routing_rule!r}"
+        if actual.routing_rule is not None
+        else f"no pool rule matched (queue {actual.fallback!r})"
+    )
+    return f"{qualification}, {routing}"
 
 
 def _hit(hit: RuleHit) -> str:

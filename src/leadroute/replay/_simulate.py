@@ -262,6 +262,11 @@ def _summary(evaluation: Evaluation, view: RoutingView) -> str:
         members = [m["id"] for m in pool["members"] if m["available"]]
         who = "available now: " + ", ".join(members) if members else "nobody available now"
         steps.append(f"rule {target.rule!r}: pool {target.pool!r} ({who})")
+    if not steps:
+        return (
+            text + f"No routing rule matches: the lead would wait in queue {evaluation.fallback!r}. "
+            "Nothing was written or claimed."
+        )
     if evaluation.pool is None:
         steps.append(f"otherwise queue {evaluation.fallback!r}")
     return text + "Routing would try " + "; then ".join(steps) + ". Nothing was written or claimed."

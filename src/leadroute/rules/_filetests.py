@@ -2,7 +2,8 @@
 
 Each test lead goes through the same path as a posted lead: the intake's parsing into ``LeadIn``
 (keys the contract does not name go into ``attributes``), then normalization, then scoring.
-Only the expectations a test gives are checked: ``stage``, ``pool``, ``score`` (within 1e-9),
+Only the expectations a test gives are checked: ``stage``, ``pool`` (the first matching pool
+rule's pool, or ``queue:<fallback>`` when no pool rule matches), ``score`` (within 1e-9),
 ``matched`` (those scoring rule ids all matched; others may match too), ``targets`` (the routing
 rule ids of the targets, in order).
 
@@ -18,14 +19,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from leadroute.models import Activity, LeadIn, NormalizedLead
+from leadroute.models import QUEUE_PREFIX, Activity, LeadIn, NormalizedLead
 from leadroute.rules._loader import load_rules_path
 from leadroute.rules._ruleset import Ruleset
 from leadroute.rules._spec import TestSpec
+
+if TYPE_CHECKING:
+    from leadroute.scoring import Evaluation
 
 __all__ = [
     "TEST_EPOCH",
@@ -33,6 +37,7 @@ __all__ = [
     "TestOutcome",
     "check_rules",
     "lead_from_test",
+    "pool_hint",
     "rule_test_inputs",
     "run_ruleset_tests",
 ]
@@ -140,7 +145,7 @@ def run_ruleset_tests(ruleset: Ruleset, *, normalize: Normalizer | None = None) 
 
 
 def _run_one(ruleset: Ruleset, test: TestSpec, normalize: Normalizer) -> TestOutcome:
-    from leadroute.scoring import evaluate
+    from leadroute.scoring import destination, evaluate
 
     try:
         lead_in = lead_from_test(test.lead)
@@ -158,8 +163,10 @@ def _run_one(ruleset: Ruleset, test: TestSpec, normalize: Normalizer) -> TestOut
     diffs: list[str] = []
     if expect.stage is not None and expect.stage != result.stage:
         diffs.append(f"stage: expected {expect.stage}, got {result.stage}")
-    if expect.pool is not None and expect.pool != result.pool:
-        diffs.append(f"pool: expected {expect.pool}, got {result.pool}")
+    if expect.pool is not None and expect.pool != destination(result):
+        diffs.append(
+            f"pool: expected {expect.pool}, got {destination(result)}{pool_hint(expect.pool, result)}"
+        )
     if expect.score is not None and abs(expect.score - result.score) > SCORE_TOLERANCE:
         diffs.append(f"score: expected {expect.score:g}, got {result.score:g}")
     if expect.matched is not None:
@@ -174,6 +181,16 @@ def _run_one(ruleset: Ruleset, test: TestSpec, normalize: Normalizer) -> TestOut
             got = ", ".join(targets) or "none"
             diffs.append(f"targets: expected {', '.join(expect.targets)}, got {got}")
     return TestOutcome(test.name, not diffs, diffs)
+
+
+def pool_hint(expected: str, result: Evaluation) -> str:
+    """Why a lead expected in a pool named like the fallback queue is in that queue instead."""
+    if result.pool is not None or expected != result.fallback:
+        return ""
+    return (
+        f" (no pool rule matched, so the lead waits in the fallback queue; "
+        f"to expect that, write pool: '{QUEUE_PREFIX}{result.fallback}')"
+    )
 
 
 def check_rules(path: Path, *, normalize: Normalizer | None = None) -> CheckReport:

@@ -22,7 +22,7 @@ import rule_engine
 import yaml
 from rule_engine import DataType
 
-from leadroute.models import ID_MAX_LENGTH, Stage
+from leadroute.models import ID_MAX_LENGTH, QUEUE_PREFIX, Stage
 from leadroute.rules._facts import ACTIVITY_BUILTINS, ATTRIBUTE_TYPES, Section, context_for, lead_field_types
 from leadroute.rules._problems import RuleProblem, RulesetError
 from leadroute.rules._ruleset import (
@@ -251,7 +251,10 @@ class _Builder:
             and segments[-1] in _ID_HINTS
             and message.startswith(("Expected `str` of length", "Expected `str` matching regex"))
         ):
-            self.problem(segments, _ID_HINTS[str(segments[-1])], rule_id=rule_id)
+            hint = _ID_HINTS[str(segments[-1])]
+            if "expect" in segments:
+                hint += f", or {QUEUE_PREFIX}NAME for the fallback queue ({QUEUE_PREFIX}unassigned)"
+            self.problem(segments, hint, rule_id=rule_id)
         elif segments[:1] == ["tests"] and segments[-1] == "name" and message.startswith("Expected `str` of"):
             self.problem(segments, "a test needs a 'name' (rules test reports each test by it); write one")
         elif (enum := _ENUM_VALUE.match(message)) and segments and segments[-1] in _CHOICES:
@@ -302,7 +305,7 @@ class _Builder:
         groups, scoring_rules = self.scoring(top.scoring)
         qualification = self.qualification(top.qualification)
         routing = self.routing(top.routing)
-        tests = self.tests(top.tests)
+        tests = self.tests(top.tests, routing.fallback if routing else None)
         self.check_ids(scoring_rules, qualification, routing.rules if routing else [])
         group_names = [name for name, _ in groups]
         lead_rules = [(r, p) for r, p in scoring_rules if r.on_activity is None]
@@ -540,8 +543,12 @@ class _Builder:
             rules.append((rule, path))
         return _Routing(fallback=section.fallback, sla=sla, rules=rules)
 
-    def tests(self, raw: Sequence[Any]) -> list[tuple[TestSpec, YamlPath]]:
-        """``tests:``: each a lead, its activities, and what to expect of it."""
+    def tests(self, raw: Sequence[Any], fallback: str | None) -> list[tuple[TestSpec, YamlPath]]:
+        """``tests:``: each a lead, its activities, and what to expect of it.
+
+        ``expect: {pool: queue:NAME}`` can only hold for the fallback queue (``fallback``, None
+        when ``routing:`` did not load): another name is a mistake, not a test that fails.
+        """
         result: list[tuple[TestSpec, YamlPath]] = []
         for index, value in enumerate(raw):
             path: YamlPath = ["tests", index]
@@ -560,6 +567,14 @@ class _Builder:
                     )
                     ok = False
             expect: ExpectSpec = test.expect
+            pool = expect.pool or ""
+            if fallback is not None and pool.startswith(QUEUE_PREFIX) and pool != QUEUE_PREFIX + fallback:
+                self.problem(
+                    [*path, "expect", "pool"],
+                    f"test {test.name!r}: a lead no pool rule takes waits in the fallback queue "
+                    f"{fallback!r}; expect pool: '{QUEUE_PREFIX}{fallback}', or the pool a rule names",
+                )
+                ok = False
             if expect.matched is not None and not expect.matched:
                 self.problem(
                     [*path, "expect", "matched"],

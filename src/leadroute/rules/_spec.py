@@ -26,7 +26,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from leadroute.models import ID_MAX_LENGTH, ID_PATTERN, Stage
+from leadroute.models import ID_MAX_LENGTH, ID_PATTERN, QUEUE_PREFIX, Stage
 
 __all__ = [
     "MAX_VERSION",
@@ -214,7 +214,20 @@ class ExpectSpec(Spec, frozen=True, kw_only=True):
     """What a test expects; only the keys given are checked."""
 
     stage: Stage | None = None
-    pool: Annotated[str, msgspec.Meta(description="The pool of the first matching pool rule.")] | None = None
+    pool: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern=f"^({QUEUE_PREFIX})?" + ID_PATTERN.removeprefix("^"),
+                description=(
+                    "The pool of the first matching pool rule, or 'queue:' and the fallback queue "
+                    "(queue:unassigned) when no pool rule matches."
+                ),
+                examples=["enterprise-na", "queue:unassigned"],
+            ),
+        ]
+        | None
+    ) = None
     score: Annotated[float, msgspec.Meta(description="The total score (after caps and decay).")] | None = None
     matched: (
         Annotated[

@@ -13,7 +13,8 @@ lead, not a moment. Caps apply after decay.
 ``lead``, with no rule named). ``choose_route`` walks the routing rules in order: every matching
 ``route: account_owner`` rule becomes a target, and the first matching ``pool`` rule ends the
 walk as the last target (it is also ``pool``/``routing_rule``). No pool rule matching gives no
-pool, and the caller uses the ruleset's ``fallback`` queue.
+pool, and the caller uses the ruleset's ``fallback`` queue (so does a ruleset with no routing
+rules: every lead waits there). :func:`destination` says which, as one word.
 
 A rule that raises while evaluating counts as not matched, and is recorded in ``rule_errors``
 (or in its :class:`RouteTry`) so that "why" questions have an answer.
@@ -27,7 +28,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from leadroute.models import Activity, GroupScore, NormalizedLead, RuleHit, Stage
+from leadroute.models import QUEUE_PREFIX, Activity, GroupScore, NormalizedLead, RuleHit, Stage
 from leadroute.rules import Ruleset, Sla
 from leadroute.rules._facts import activity_facts
 
@@ -43,6 +44,7 @@ __all__ = [
     "choose_route",
     "decay_factor",
     "default_now",
+    "destination",
     "evaluate",
     "qualification_facts",
     "qualify",
@@ -125,6 +127,15 @@ class Evaluation(msgspec.Struct, frozen=True, kw_only=True):
     ``pool`` one (the same as ``routing_rule``/``pool``)."""
     as_of: datetime | None = None
     """The instant activity points were decayed to (None when there were no activities)."""
+
+
+def destination(evaluation: Evaluation) -> str:
+    """Where the rules send the lead: the first matching pool rule's pool, else ``queue:<fallback>``.
+
+    What replay reports as a lead's pool and what a rule-file test's ``expect: {pool: ...}`` is
+    compared with. Pool ids cannot contain ':', so a pool and a queue never look alike.
+    """
+    return evaluation.pool if evaluation.pool is not None else f"{QUEUE_PREFIX}{evaluation.fallback}"
 
 
 def _error(rule: str, exc: BaseException) -> RuleErrorInfo:
