@@ -33,6 +33,7 @@ from leadroute.replay import (
     parse_since,
     replay_stored,
     score_stats,
+    unknown_pools,
 )
 from leadroute.rules import Ruleset, parse_ruleset
 from leadroute.scoring import evaluate
@@ -249,6 +250,28 @@ class TestOutcomeOf:
         assert outcome_of(evaluate(strict, NormalizedLead(country="US"))).errors == ("big",)
 
 
+class TestUnknownPools:
+    """A candidate routing to pools the database lacks: one warning per pool, naming its rules."""
+
+    def test_each_missing_pool_names_the_rules_using_it(self, ruleset: Ruleset) -> None:
+        twice = parse_ruleset(
+            ROUTES.replace(
+                "  fallback: unassigned\n",
+                "    - {id: emea-late, when: 'country == \"FR\"', pool: emea}\n  fallback: unassigned\n",
+            ),
+            path=Path("routes.yaml"),
+        )
+        assert unknown_pools(ruleset, {"enterprise-na", "emea"}) == []
+        [warning] = unknown_pools(twice, {"enterprise-na"})
+        assert (warning.kind, warning.pool, warning.rules) == ("unknown_pool", "emea", ["emea", "emea-late"])
+        assert warning.message == (
+            "the candidate routes to pool 'emea', which does not exist (rules 'emea' (routes.yaml:15), "
+            "'emea-late' (routes.yaml:16)): its leads would wait in queue 'unassigned', and "
+            "activation refuses a ruleset naming an unknown pool: create the pool or fix the name"
+        )
+        assert [w.pool for w in unknown_pools(ruleset, set())] == ["enterprise-na", "emea"]
+
+
 class TestParseSince:
     """``--since`` takes a duration before now or an ISO date."""
 
@@ -441,9 +464,16 @@ class TestReplayEndToEnd:
         )
         assert r.examples["pool inbound -> enterprise-na"] == [decided["ca-enterprise"]["lead_id"]]
         assert r.scores_before.mean == r.scores_after.mean  # a threshold moves stages, not scores
+        # No pool exists in this database: the replay ran anyway and says which pools are missing.
+        assert [(w.pool, w.rules) for w in r.warnings] == [
+            ("enterprise-na", ["enterprise-na"]),
+            ("emea", ["emea"]),
+            ("inbound", ["everyone-else"]),
+        ]
         assert r.score_changed == 0
         assert (r.baseline.version, r.candidate.version) == (VERSION, VERSION + 1)
         text = format_report(r)
+        assert "  warning    the candidate routes to pool 'emea', which does not exist (rule 'emea' (" in text
         assert "Stage transitions" in text
         assert "inbound -> enterprise-na" in text
         assert "jane@" not in text
@@ -534,6 +564,16 @@ class TestReplayEndToEnd:
         assert body["baseline"]["source"] == "active"
         assert body["examples"]["pool inbound -> enterprise-na"] == [decided["ca-enterprise"]["lead_id"]]
         assert body["limit"] == 10_000
+        assert [(w["kind"], w["pool"], w["rules"]) for w in body["warnings"]] == [
+            ("unknown_pool", "enterprise-na", ["enterprise-na"]),
+            ("unknown_pool", "emea", ["emea"]),
+            ("unknown_pool", "inbound", ["everyone-else"]),
+        ]
+        assert "candidate.yaml:" in body["warnings"][0]["message"]
+        for pool in ("enterprise-na", "emea", "inbound"):
+            assert (await client.put(f"/v1/pools/{pool}", json={"members": []})).status_code == 200
+        created = await client.post("/v1/rulesets/replay", json={"candidate": CANDIDATE})
+        assert created.json()["warnings"] == []
 
         limited = await client.post("/v1/rulesets/replay", json={"candidate": CANDIDATE, "limit": 3})
         assert limited.json()["leads"] == 3
@@ -617,9 +657,13 @@ class TestReplayCli:
         assert proc.returncode == 0, proc.stderr
         assert "Replayed 7 leads" in proc.stdout
         assert "inbound -> enterprise-na" in proc.stdout
+        warned = [line for line in proc.stdout.splitlines() if line.startswith("  warning    ")]
+        assert len(warned) == 3  # no pool exists here: enterprise-na, emea, inbound
+        assert f"pool 'inbound', which does not exist (rule 'everyone-else' ({candidate}:" in warned[2]
         assert "replaying 7/7 leads (100%)" in proc.stderr  # not a TTY: plain lines
         data = json.loads(out.read_text(encoding="utf-8"))
         assert data["stage_matrix"] == EXPECTED_MATRIX
+        assert [w["pool"] for w in data["warnings"]] == ["enterprise-na", "emea", "inbound"]
         assert len(data["examples"]["stage lead -> mql"]) == 1
         assert data["candidate"]["source"].endswith("candidate.yaml")
         assert data["baseline"]["source"] == f"active (stored version {VERSION})"  # what the fleet runs

@@ -18,6 +18,7 @@ from leadroute.replay._report import (
     Outcome,
     ReplayAccumulator,
     ReplayReport,
+    ReplayWarning,
     RulesetInfo,
     ScoreStats,
     outcome_of,
@@ -26,7 +27,7 @@ from leadroute.replay._report import (
     score_stats,
 )
 from leadroute.replay._ruletests import FileResult, format_file_result, format_summary, rule_files, run_file
-from leadroute.replay._run import DEFAULT_BATCH, Side, parse_since, replay_leads, replay_stored
+from leadroute.replay._run import DEFAULT_BATCH, Side, parse_since, replay_leads, replay_stored, unknown_pools
 from leadroute.replay._simulate import (
     InvalidBody,
     RoutingView,
@@ -53,6 +54,7 @@ __all__ = [
     "ProgressBar",
     "ReplayAccumulator",
     "ReplayReport",
+    "ReplayWarning",
     "RoutingView",
     "RulesetInfo",
     "ScoreStats",
@@ -78,4 +80,5 @@ __all__ = [
     "score_stats",
     "simulation_answer",
     "stored_lead",
+    "unknown_pools",
 ]

@@ -18,7 +18,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -31,6 +31,7 @@ __all__ = [
     "Outcome",
     "ReplayAccumulator",
     "ReplayReport",
+    "ReplayWarning",
     "RuleCount",
     "RulesetInfo",
     "ScoreChange",
@@ -140,11 +141,24 @@ class RuleCount(msgspec.Struct, frozen=True):
     after: int
 
 
+class ReplayWarning(msgspec.Struct, frozen=True, kw_only=True):
+    """Something about the candidate the report's numbers do not show; the replay still ran."""
+
+    kind: Literal["unknown_pool"]
+    pool: str
+    """The pool the candidate's routing names that the database does not hold."""
+    rules: list[str]
+    """Ids of the candidate's routing rules that send leads to it."""
+    message: str
+
+
 class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
     """What the candidate ruleset would change on the replayed leads (JSON for scripts)."""
 
     baseline: RulesetInfo
     candidate: RulesetInfo
+    warnings: list[ReplayWarning] = msgspec.field(default_factory=list)
+    """Pools the candidate routes to that do not exist (uploading or activating it would fail)."""
     as_of: datetime
     """The "now" both rulesets were evaluated at (activity decay is measured to it)."""
     since: datetime | None
@@ -261,6 +275,7 @@ class ReplayAccumulator:
         as_of: datetime,
         since: datetime | None = None,
         limit: int | None = None,
+        warnings: Sequence[ReplayWarning] = (),
     ) -> ReplayReport:
         """The summary of everything added so far."""
         low, high = _bounds(self.before_scores, self.after_scores)
@@ -270,6 +285,7 @@ class ReplayAccumulator:
         return ReplayReport(
             baseline=baseline,
             candidate=candidate,
+            warnings=list(warnings),
             as_of=as_of,
             since=since,
             limit=limit,

@@ -1,5 +1,8 @@
 """Replay stored leads under two rulesets and report the difference; writes nothing.
 
+A candidate that routes to a pool the database does not hold still replays, with a warning
+per such pool in the report (:func:`unknown_pools`).
+
 Both rulesets see the same lead, the same activities and the same "now" (``as_of``), so every
 difference in the report comes from the rules alone. Routing is compared by target (which pool
 or account owner routing would try), not by owner: picking an owner would claim round-robin and
@@ -16,13 +19,14 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from leadroute.replay._report import ReplayAccumulator, ReplayReport, RulesetInfo, outcome_of
+from leadroute.replay._report import ReplayAccumulator, ReplayReport, ReplayWarning, RulesetInfo, outcome_of
 from leadroute.replay._source import StoredLead, count_leads, stream_leads
 from leadroute.rules import Ruleset
 from leadroute.scoring import evaluate
 from leadroute.store.db import Connection
+from leadroute.store.queries import QUERIES
 
-__all__ = ["DEFAULT_BATCH", "Side", "parse_since", "replay_leads", "replay_stored"]
+__all__ = ["DEFAULT_BATCH", "Side", "parse_since", "replay_leads", "replay_stored", "unknown_pools"]
 
 DEFAULT_BATCH = 500
 """Leads fetched and evaluated per round trip."""
@@ -84,6 +88,35 @@ def replay_leads(
         acc.add(stored.id, outcome_of(before), outcome_of(after), stored_stage=stored.stage)
 
 
+def unknown_pools(ruleset: Ruleset, known: set[str]) -> list[ReplayWarning]:
+    """A warning per pool ``ruleset`` routes to that is not in ``known``, naming the rules using it.
+
+    Upload, validation and activation refuse such a ruleset (``check_pools``); a replay still
+    runs, so that the rest of the change can be judged, and says so.
+    """
+    users: dict[str, list[str]] = {}
+    lines: dict[str, list[str]] = {}
+    for rule in ruleset.routing_rules:
+        if rule.pool is not None and rule.pool not in known:
+            users.setdefault(rule.pool, []).append(rule.id)
+            where = f"{ruleset.display_path}:{rule.pool_line or rule.line}"
+            lines.setdefault(rule.pool, []).append(f"{rule.id!r} ({where})")
+    return [
+        ReplayWarning(
+            kind="unknown_pool",
+            pool=pool,
+            rules=rules,
+            message=(
+                f"the candidate routes to pool {pool!r}, which does not exist "
+                f"(rule{'s' if len(rules) > 1 else ''} {', '.join(lines[pool])}): its leads would wait "
+                f"in queue {ruleset.fallback!r}, and activation refuses a ruleset naming an unknown "
+                "pool: create the pool or fix the name"
+            ),
+        )
+        for pool, rules in users.items()
+    ]
+
+
 async def replay_stored(
     conn: Connection,
     *,
@@ -99,6 +132,8 @@ async def replay_stored(
     """Replay the stored leads created since ``since`` (newest first, at most ``limit``)."""
     acc = ReplayAccumulator(examples=examples)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        known = {r["id"] for r in await conn.fetch(QUERIES["pool_ids"])}
+        warnings = unknown_pools(candidate.ruleset, known)
         total = await count_leads(conn, since=since, limit=limit)
         if progress is not None:
             progress(0, total)
@@ -108,4 +143,11 @@ async def replay_stored(
             done += len(batch)
             if progress is not None:
                 progress(done, max(total, done))
-    return acc.report(baseline=baseline.info, candidate=candidate.info, as_of=as_of, since=since, limit=limit)
+    return acc.report(
+        baseline=baseline.info,
+        candidate=candidate.info,
+        as_of=as_of,
+        since=since,
+        limit=limit,
+        warnings=warnings,
+    )

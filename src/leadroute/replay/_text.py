@@ -64,6 +64,7 @@ def format_report(report: ReplayReport) -> str:
             if report.baseline_drift
             else []
         ),
+        *(f"  warning    {w.message}" for w in report.warnings),
         "",
         *_matrix(report),
         "",
