@@ -215,7 +215,7 @@ class TestYamlAndSchemaErrors:
     def test_a_test_expecting_nan_is_refused_not_always_passing(self, tmp_path: Path) -> None:
         text = BASE + "tests:\n  - {name: t, lead: {email: a@b.example}, expect: {score: .nan}}\n"
         problem = only(problems_of(tmp_path, text))
-        assert "test 't': 'score' is nan" in problem.message
+        assert "test 't': expect: 'score' is nan" in problem.message
 
     def test_top_level_unknown_key(self, tmp_path: Path) -> None:
         problem = only(problems_of(tmp_path, BASE + "routeing: {}\n"))
@@ -226,6 +226,79 @@ class TestYamlAndSchemaErrors:
         text = edited("points: 25", "points: lots").replace("points: 20", "pionts: 20")
         problems = problems_of(tmp_path, text)
         assert [(p.line, p.rule_id) for p in problems] == [(13, "senior-title"), (17, "big-company")]
+
+    @pytest.mark.parametrize(
+        ("old", "new", "where", "says"),
+        [
+            (
+                "fit: {max: 60}",
+                "fit: {max: 60, mn: 0}",
+                (7, 20),
+                "group 'fit': unknown key 'mn' (allowed: max, min, half_life_days); "
+                "remove it or fix its spelling",
+            ),
+            ("fit: {max: 60}", "fit: {max: lots}", (7, 16), "group 'fit': 'max': Expected 'float | null'"),
+            ("fit: {max: 60}", "fit: {max: .nan}", (7, 16), "group 'fit': 'max' is nan"),
+            (
+                "  rules:\n    - id: senior-title",
+                "  rulez: []\n  rules:\n    - id: senior-title",
+                (9, 3),
+                "scoring: unknown key 'rulez' (allowed: groups, rules)",
+            ),
+            (
+                "  fallback: unassigned\n",
+                "  fallback: unassigned\n  fallbak: x\n",
+                (32, 3),
+                "routing: unknown key 'fallbak' (allowed: rules, fallback, sla)",
+            ),
+            (
+                "  fallback: unassigned\n",
+                "  fallback: unassigned\n  sla: {accept_within_minutes: 5, on_breach: reassign, mins: 1}\n",
+                (32, 56),
+                "routing.sla: unknown key 'mins' (allowed: accept_within_minutes, on_breach)",
+            ),
+            (
+                "pool: inbound}",
+                "pool: inbound, sla: {accept_within_minutes: 5, on_breach: reassign, mins: 1}}",
+                (30, 109),
+                "sla: unknown key 'mins' (allowed: accept_within_minutes, on_breach)",
+            ),
+        ],
+    )
+    def test_a_problem_in_a_nested_mapping_names_it(
+        self, tmp_path: Path, old: str, new: str, where: tuple[int, int], says: str
+    ) -> None:
+        problem = only(problems_of(tmp_path, edited(old, new)))
+        assert (problem.line, problem.column) == where
+        assert problem.message.startswith(says), problem.message
+
+    def test_a_group_with_wrong_settings_is_one_problem_not_one_per_use(self, tmp_path: Path) -> None:
+        text = edited("fit: {max: 60}", "fit: {max: 60, mn: 0}").replace(
+            "{stage: sql, when: 'score >= 70'}", "{stage: sql, when: 'groups.fit >= 30'}"
+        )
+        assert only(problems_of(tmp_path, text)).message.startswith("group 'fit': unknown key 'mn'")
+
+    def test_a_problem_in_a_test_names_the_mapping_in_it(self, tmp_path: Path) -> None:
+        text = BASE + (
+            "tests:\n"
+            "  - name: t\n"
+            "    lead: {email: a@b.example}\n"
+            "    expect: {stage: lead, pol: inbound}\n"
+            "  - name: u\n"
+            "    lead: {email: a@b.example}\n"
+            "    activities: [{type: page_view, age: 1}]\n"
+            "    expect: {stage: lead}\n"
+        )
+        expect, activity = problems_of(tmp_path, text)
+        assert (expect.line, expect.column) == (35, 27)
+        assert expect.message == (
+            "test 't': expect: unknown key 'pol' (allowed: stage, pool, score, matched, targets); "
+            "remove it or fix its spelling"
+        )
+        assert (activity.line, activity.column) == (38, 36)
+        assert activity.message.startswith(
+            "test 'u': activities[0]: unknown key 'age' (allowed: type, age_days, occurred_at, properties)"
+        )
 
     def test_qualification_stage_typo(self, tmp_path: Path) -> None:
         problem = only(problems_of(tmp_path, edited("{stage: sql,", "{stage: sqll,")))
@@ -693,7 +766,7 @@ class TestRuleFileTestsSection:
             "expect pool: 'queue:unassigned', or the pool a rule names"
         )
         problem = only(problems_of(tmp_path, BASE + test.replace("POOL", "in bound")))
-        assert problem.message.startswith("test 't': 'pool' must be a pool id (letters,")
+        assert problem.message.startswith("test 't': expect: 'pool' must be a pool id (letters,")
         assert problem.message.endswith("or queue:NAME for the fallback queue (queue:unassigned)")
 
     def test_a_test_needs_a_name(self, tmp_path: Path) -> None:

@@ -175,6 +175,8 @@ class _Builder:
         """Declared ``attributes.NAME`` fields and their rule-engine types."""
         self.activity_types: dict[str, Any] = {}
         """Declared ``activity.NAME`` properties and their rule-engine types."""
+        self.declared_groups: list[str] = []
+        """Group names under ``scoring.groups``, in order, valid settings or not."""
 
     # -- problems ---------------------------------------------------------------------------
 
@@ -183,9 +185,14 @@ class _Builder:
     ) -> None:
         """Record a problem at ``path`` (or at ``key`` of the mapping there).
 
-        A problem inside ``tests:`` names its test (tests have names, not rule ids).
+        A problem inside ``tests:`` names its test (tests have names, not rule ids), and one
+        inside a nested mapping names that mapping (``group 'fit': ...``, ``expect: ...``): the
+        rule id or test name alone does not say where in it the key is.
         """
         where = self.doc.locate(path, key=key)
+        label = _mapping_label(path)
+        if label is not None and not message.startswith(("test ", label)):
+            message = f"{label}: {message}"
         name = self._test_name(path)
         if name is not None and not message.startswith("test "):
             message = f"test {name!r}: {message}"
@@ -231,9 +238,10 @@ class _Builder:
         for name, index in _MSGSPEC_SEGMENT.findall(rel):
             segments.append(int(index) if index else name)
         if unknown := _UNKNOWN_FIELD.match(message):
+            holder = _struct_at(spec, segments[len(path) :])
             allowed = ""
-            if not rel:
-                allowed = " (allowed: " + ", ".join(f.name for f in msgspec.structs.fields(spec)) + ")"
+            if holder is not None:
+                allowed = " (allowed: " + ", ".join(f.name for f in msgspec.structs.fields(holder)) + ")"
             self.problem(
                 segments,
                 f"unknown key {unknown['key']!r}{allowed}; remove it or fix its spelling",
@@ -307,7 +315,8 @@ class _Builder:
         routing = self.routing(top.routing)
         tests = self.tests(top.tests, routing.fallback if routing else None)
         self.check_ids(scoring_rules, qualification, routing.rules if routing else [])
-        group_names = [name for name, _ in groups]
+        # groups whose settings are wrong still count as declared: one error, not one per use
+        group_names = self.declared_groups
         lead_rules = [(r, p) for r, p in scoring_rules if r.on_activity is None]
         activity_rules = [(r, p) for r, p in scoring_rules if r.on_activity is not None]
         lead_compiled = self.compile("scoring", [(r.id, r.when, p) for r, p in lead_rules], group_names)
@@ -449,7 +458,7 @@ class _Builder:
         if section is None:
             return [], []
         groups: list[tuple[str, GroupSpec]] = []
-        declared: set[str] = set()  # with groups whose settings are wrong: no second error per rule
+        declared = self.declared_groups  # with groups whose settings are wrong: no second error per rule
         for name, value in section.groups.items():
             path: YamlPath = ["scoring", "groups", name]
             if not isinstance(name, str) or not _NAME.match(name):
@@ -460,7 +469,7 @@ class _Builder:
                     key=str(name),
                 )
                 continue
-            declared.add(name)
+            declared.append(name)
             group = self.convert(value if value is not None else {}, GroupSpec, path)
             if group is None:
                 continue
@@ -746,6 +755,59 @@ _TYPE_HINTS: Sequence[tuple[str, str]] = (
     ("Expected `array`", "; write a list (- item lines, or [a, b])"),
 )
 """What to do about a msgspec type error, by how its message starts."""
+
+
+def _mapping_label(path: YamlPath) -> str | None:  # noqa: PLR0911 - one return per kind of mapping
+    """How a problem at ``path`` names the nested mapping it is in, when the message must say it.
+
+    Rules are named by their id and tests by their name; what is inside them (a group's
+    settings, an SLA, a test's expect or activities) and the two sections checked as a whole
+    are named here. Elsewhere None: the message already says where.
+    """
+    match list(path):
+        case ["scoring", "groups", str(group), *_]:
+            return f"group {group!r}"
+        case ["scoring" | "routing" as section]:
+            return section
+        case ["routing", "sla", *_]:
+            return "routing.sla"
+        case ["routing", "rules", int(), "sla", *_]:
+            return "sla"
+        case ["tests", int(), "expect", *_]:
+            return "expect"
+        case ["tests", int(), "activities", int(number), *_]:
+            return f"activities[{number}]"
+    return None
+
+
+def _struct_at(spec: type[Spec], segments: Sequence[str | int]) -> type[msgspec.Struct] | None:
+    """The Struct the mapping at ``segments`` (relative to ``spec``) is validated as, if any."""
+    info: Any = msgspec.inspect.type_info(spec)
+    for segment in segments:
+        info = _unwrapped(info)
+        if isinstance(segment, int) and isinstance(info, msgspec.inspect.ListType):
+            info = info.item_type
+        elif isinstance(segment, str) and isinstance(info, msgspec.inspect.StructType):
+            field = next((f for f in info.fields if f.encode_name == segment), None)
+            if field is None:
+                return None
+            info = field.type
+        else:
+            return None
+    info = _unwrapped(info)
+    return info.cls if isinstance(info, msgspec.inspect.StructType) else None
+
+
+def _unwrapped(info: Any) -> Any:
+    """``X`` of ``Annotated[X, ...]`` and of ``X | None`` (the first Struct or list of a union)."""
+    if isinstance(info, msgspec.inspect.Metadata):
+        info = info.type
+    if isinstance(info, msgspec.inspect.UnionType):
+        kinds = (msgspec.inspect.StructType, msgspec.inspect.ListType, msgspec.inspect.Metadata)
+        info = next((t for t in info.types if isinstance(t, kinds)), info)
+        if isinstance(info, msgspec.inspect.Metadata):
+            info = info.type
+    return info
 
 
 def _type_hint(message: str) -> str:
