@@ -142,9 +142,8 @@ class TestRescoring:
         assert r.headers["content-type"].startswith("application/problem+json")
         r = await event(client, {**body, "lead_id": None, "email": "Nobody@acme.example"})
         assert r.status_code == 404
-        assert r.json()["detail"] == (
-            "no lead has the email 'nobody@acme.example'; post the lead first (POST /v1/leads)"
-        )
+        assert r.json()["detail"] == "no lead has that email; post the lead first (POST /v1/leads)"
+        assert "nobody" not in r.text  # no PII echoed
         assert r.json()["errors"] == [{"field": "email", "message": "no lead has this email"}]
         assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity'") == 0
         assert await count(settings, "SELECT count(*) FROM idempotency_keys WHERE scope = 'event'") == 0

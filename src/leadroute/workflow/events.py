@@ -89,7 +89,8 @@ async def _apply(
                 missing = NotFound(
                     "lead",
                     "email",
-                    detail=f"no lead has the email {email!r}; post the lead first (POST /v1/leads)",
+                    # the address is not echoed: responses pass through proxies that log them
+                    detail="no lead has that email; post the lead first (POST /v1/leads)",
                     errors=[{"field": "email", "message": "no lead has this email"}],
                 )
             if row is None:
