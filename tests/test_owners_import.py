@@ -132,6 +132,34 @@ class TestOwnersFileFields:
             load_owners_file(f)
         assert f"{f}:2" in str(info.value)
 
+    def test_csv_row_with_more_cells_than_columns_is_an_error(self, tmp_path: Path) -> None:
+        # an unquoted comma in a name: the extra cells used to be dropped without a word
+        f = tmp_path / "owners.csv"
+        f.write_text("id,name\nann,Ann\nzed,Zed,extra,cells\n")
+        with pytest.raises(OwnersFileError) as info:
+            load_owners_file(f)
+        assert str(info.value).startswith(f"{f}:3: the row has 4 cells for 2 columns")
+        assert "double quotes" in str(info.value)
+
+    def test_csv_row_with_fewer_cells_than_columns_is_an_error(self, tmp_path: Path) -> None:
+        # a missing cell shifts the values after it: the timezone would land in email
+        f = tmp_path / "owners.csv"
+        f.write_text("id,name,email,timezone\nann,Ann,Europe/Berlin\n")
+        with pytest.raises(OwnersFileError) as info:
+            load_owners_file(f)
+        assert str(info.value).startswith(f"{f}:2: the row has 3 cells for 4 columns")
+        assert "leaving it empty" in str(info.value)
+
+    def test_csv_quoted_commas_and_line_numbers_after_blank_and_multiline_rows(self, tmp_path: Path) -> None:
+        f = tmp_path / "owners.csv"
+        f.write_text('id,name\n"smith","Smith, Jr."\n\n"ann","Ann\nB."\nzed,Zed,extra\n')
+        with pytest.raises(OwnersFileError, match="3 cells for 2 columns") as info:
+            load_owners_file(f)
+        assert f"{f}:6:" in str(info.value)  # the line in the file, not the row's position
+        f.write_text('id,name\n"smith","Smith, Jr."\n\nann,Ann\n')
+        data = load_owners_file(f)
+        assert [(o.id, o.name) for o in data.owners] == [("smith", "Smith, Jr."), ("ann", "Ann")]
+
     @pytest.mark.parametrize("name", ["owners.csv", "owners.yaml"])
     def test_a_file_that_is_not_utf8_is_an_error_not_a_traceback(self, tmp_path: Path, name: str) -> None:
         f = tmp_path / name

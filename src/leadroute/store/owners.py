@@ -4,7 +4,9 @@ An owner's availability is validated and normalized on the way in (``OwnerIn.__p
 what is stored is canonical and importing the same file twice writes the same values (and
 ``updated_at`` does not move): importing twice changes nothing.
 
-CSV (one owner per row, header required; empty cell = default; list fields are ``;``-separated):
+CSV (one owner per row, header required; empty cell = default; list fields are ``;``-separated).
+Every row has exactly one cell per column: a row with more cells (an unquoted comma in a value) or
+fewer (a missing cell would shift the values after it) is an error naming ``file:line``.
 
 =================  ====================================================================
 ``id``             required
@@ -215,15 +217,22 @@ def _csv_owner(row: dict[str, str]) -> dict[str, Any]:
 
 
 def _load_csv(path: Path, text: str) -> OwnersFile:
-    reader = csv.DictReader(io.StringIO(text))
-    unknown = sorted(set(reader.fieldnames or ()) - set(CSV_COLUMNS))
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, [])
+    unknown = sorted(set(header) - set(CSV_COLUMNS))
     if unknown:
         known = ", ".join(CSV_COLUMNS)
         raise OwnersFileError(f"{path}: unknown column(s) {', '.join(unknown)} (known: {known})")
     owners: list[OwnerIn] = []
     memberships: dict[str, list[str]] = {}
-    for line, row in enumerate(reader, start=2):
-        cells = {k: (v or "").strip() for k, v in row.items() if k is not None}
+    end = reader.line_num  # the line the header ended on (a quoted cell may span lines)
+    for cells_in in reader:
+        line, end = end + 1, reader.line_num
+        if not cells_in:  # a blank line
+            continue
+        if len(cells_in) != len(header):
+            raise OwnersFileError(f"{path}:{line}: {_cell_count_problem(len(cells_in), len(header))}")
+        cells = {k: v.strip() for k, v in zip(header, cells_in, strict=True)}
         try:
             owner = msgspec.convert(_csv_owner(cells), OwnerIn)
         except (ValueError, msgspec.ValidationError) as exc:
@@ -236,6 +245,18 @@ def _load_csv(path: Path, text: str) -> OwnersFile:
                 raise OwnersFileError(f"{path}:{line}: pools: {pool!r} is not a pool id ({exc})") from None
             memberships.setdefault(pool, []).append(owner.id)
     return OwnersFile(owners=owners, memberships=memberships)
+
+
+def _cell_count_problem(cells: int, columns: int) -> str:
+    """A row whose cells do not line up with the header: say which way and what to do.
+
+    Both are refused rather than guessed at: extra cells would be dropped, and a missing cell in
+    the middle of a row shifts every value after it into the wrong column.
+    """
+    found = f"the row has {cells} cell{'s' if cells != 1 else ''} for {columns} columns"
+    if cells > columns:
+        return f'{found}; put a value that contains a comma in double quotes: "Smith, Jr."'
+    return f"{found}; give every column a cell, leaving it empty (two commas in a row) for the default"
 
 
 def _json(value: Any) -> str:
