@@ -51,8 +51,68 @@ class TestOwnersImport:
     def test_typo_in_the_file_is_an_error_naming_the_key(self, tmp_path: Path) -> None:
         f = tmp_path / "owners.yaml"
         f.write_text("owners:\n  - {id: ann, name: Ann, actve: false}\n")
-        with pytest.raises(OwnersFileError, match="actve"):
+        with pytest.raises(OwnersFileError, match="actve") as info:
             load_owners_file(f)
+        assert str(info.value).startswith(f"{f}:2:26: owner 'ann': unknown key 'actve' (allowed: id, name,")
+
+
+OWNERS_YAML = """\
+owners:
+  - id: ann
+    name: Ann
+  - id: bob
+    name: Bob
+    timezone: Paris
+    capacity: {max_open: -1}
+"""
+
+
+class TestYamlErrorsNameTheLine:
+    """YAML owners-file errors name file:line:column (found like rule-file errors) and the entry."""
+
+    @pytest.mark.parametrize(
+        ("text", "where", "message"),
+        [
+            # OwnerIn's own checks point at the field they are about, not at the owner
+            (OWNERS_YAML.replace("-1", "1"), "6:15", "owner 'bob': unknown timezone 'Paris'"),
+            (
+                OWNERS_YAML.replace("Paris", "UTC"),
+                "7:26",
+                "owner 'bob': capacity.max_open: Expected 'int' >= 0",
+            ),
+            (
+                OWNERS_YAML.replace("Paris", "UTC").replace("max_open: -1", "max_opn: 1"),
+                "7:16",
+                "owner 'bob': capacity: unknown key 'max_opn' (allowed: max_open, max_per_day)",
+            ),
+            (
+                "owners:\n  - id: ann\n    name: Ann\n    working_hours:\n      weekdays: 09:00-18:00\n",
+                "5:7",
+                "owner 'ann': working_hours: 'weekdays' is not a weekday",
+            ),
+            (
+                "owners:\n  - id: ann\n    name: Ann\n  - name: Bob\n",
+                "4:5",
+                "owners[1]: missing required key 'id'",
+            ),
+            (
+                "owners: []\npools:\n  - id: sales\n    strategy: fastest\n",
+                "4:15",
+                "pool 'sales': strategy: Invalid enum value 'fastest' (use one of round_robin, weighted,",
+            ),
+            ("owners: []\npool: []\n", "2:1", "unknown key 'pool' (allowed: owners, pools)"),
+            ("owners: []\nmemberships: {p: [ann]}\n", "2:1", "'memberships' is for CSV files"),
+            ("owners:\n  - id: ann\n   name: Ann\n", "3:4", "YAML syntax error: expected <block end>"),
+        ],
+    )
+    def test_error_names_file_line_and_column(
+        self, tmp_path: Path, text: str, where: str, message: str
+    ) -> None:
+        f = tmp_path / "owners.yaml"
+        f.write_text(text)
+        with pytest.raises(OwnersFileError) as info:
+            load_owners_file(f)
+        assert str(info.value).startswith(f"{f}:{where}: {message}")
 
 
 class TestOwnersFileFields:

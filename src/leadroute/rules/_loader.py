@@ -53,7 +53,14 @@ from leadroute.rules._spec import (
     TopSpec,
 )
 from leadroute.rules._yaml import Path as YamlPath
-from leadroute.rules._yaml import YamlDocument, parse_yaml
+from leadroute.rules._yaml import (
+    YamlDocument,
+    missing_key,
+    parse_yaml,
+    syntax_error,
+    unknown_key,
+    validation_path,
+)
 from leadroute.rules.evaluator import Evaluator, default_evaluator
 
 __all__ = [
@@ -68,10 +75,6 @@ __all__ = [
 RULES_PATH_ENV = "LEADROUTE_RULES_PATH"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DECLARED_FIELD = re.compile(r"^(attributes|activity)\.([A-Za-z_][A-Za-z0-9_]*)$")
-_MSGSPEC_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
-_MSGSPEC_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
-_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
-_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
 _ENUM_VALUE = re.compile(r"^Invalid enum value (?P<value>.*)$")
 _ACTIVITY_TYPE_HINT = (
     "an activity type is written like the events posted to /v1/events: lower-case letters, digits, "
@@ -232,24 +235,21 @@ class _Builder:
         return ok
 
     def _validation_problem(self, text: str, spec: type[Spec], path: YamlPath, rule_id: str | None) -> None:
-        found = _MSGSPEC_AT.match(text)
-        message, rel = (found["message"], found["path"]) if found else (text, "")
-        segments: list[str | int] = list(path)
-        for name, index in _MSGSPEC_SEGMENT.findall(rel):
-            segments.append(int(index) if index else name)
-        if unknown := _UNKNOWN_FIELD.match(message):
+        message, rel = validation_path(text)
+        segments: list[str | int] = [*path, *rel]
+        if (unknown := unknown_key(message)) is not None:
             holder = _struct_at(spec, segments[len(path) :])
             allowed = ""
             if holder is not None:
                 allowed = " (allowed: " + ", ".join(f.name for f in msgspec.structs.fields(holder)) + ")"
             self.problem(
                 segments,
-                f"unknown key {unknown['key']!r}{allowed}; remove it or fix its spelling",
+                f"unknown key {unknown!r}{allowed}; remove it or fix its spelling",
                 rule_id=rule_id,
-                key=unknown["key"],
+                key=unknown,
             )
-        elif missing := _MISSING_FIELD.match(message):
-            self.problem(segments, f"missing required key {missing['key']!r}; add it", rule_id=rule_id)
+        elif (missing := missing_key(message)) is not None:
+            self.problem(segments, f"missing required key {missing!r}; add it", rule_id=rule_id)
         elif "Expected `str` matching regex" in message and (
             "on_activity" in segments or (segments[-1] == "type" and "activities" in segments)
         ):
@@ -282,13 +282,8 @@ class _Builder:
         try:
             self.doc = parse_yaml(self.source)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-            detail = getattr(exc, "problem", None) or str(exc)
-            context = getattr(exc, "context", None)
-            message = f"YAML syntax error: {detail}" + (f" ({context})" if context else "")
-            message += "; check the indentation and quote values containing ': ' or '#'"
-            raise RulesetError([RuleProblem(self.file, line, column, None, message)]) from exc
+            where, message = syntax_error(exc)
+            raise RulesetError([RuleProblem(self.file, where.line, where.column, None, message)]) from exc
         if not isinstance(self.doc.data, dict):
             self.problem([], "a rule file must be a mapping with version, scoring, qualification and routing")
             self.fail()

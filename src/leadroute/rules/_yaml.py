@@ -3,16 +3,35 @@
 PyYAML's ``safe_load`` throws away where each value was written. We compose the node tree
 first (each node keeps its ``start_mark``), then construct plain Python data from that same
 tree, and keep both: the data is validated, the nodes answer "which line was that?".
+
+Shared by every hand-edited YAML file leadroute reads (rule files, owners files): also the two
+ways a problem gets a place, a syntax error's mark (:func:`syntax_error`) and the ``$.a[0].b``
+path of a msgspec validation error (:func:`validation_path`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
-__all__ = ["Located", "Path", "YamlDocument", "parse_yaml"]
+__all__ = [
+    "Located",
+    "Path",
+    "YamlDocument",
+    "missing_key",
+    "parse_yaml",
+    "syntax_error",
+    "unknown_key",
+    "validation_path",
+]
+
+_MSGSPEC_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
+_MSGSPEC_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
+_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
 
 Path = Sequence[str | int]
 """A location inside the document: mapping keys and sequence indexes, from the root."""
@@ -100,3 +119,40 @@ def parse_yaml(text: str) -> YamlDocument:
     finally:
         loader.dispose()
     return YamlDocument(data, root)
+
+
+def syntax_error(exc: yaml.YAMLError) -> tuple[Located, str]:
+    """Where a YAML syntax error is and what to say about it (with the usual fix)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = Located(mark.line + 1, mark.column + 1) if mark is not None else Located(1, 1)
+    detail = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"YAML syntax error: {detail}" + (f" ({context})" if context else "")
+    return where, message + "; check the indentation and quote values containing ': ' or '#'"
+
+
+def validation_path(text: str) -> tuple[str, list[str | int]]:
+    """A msgspec ``ValidationError``'s text split into its message and the path it names.
+
+    ``"Expected `int` - at `$.owners[0].weight`"`` is ``("Expected `int`", ["owners", 0, "weight"])``;
+    the path is relative to what was converted.
+    """
+    found = _MSGSPEC_AT.match(text)
+    if found is None:
+        return text, []
+    segments: list[str | int] = []
+    for name, index in _MSGSPEC_SEGMENT.findall(found["path"]):
+        segments.append(int(index) if index else name)
+    return found["message"], segments
+
+
+def unknown_key(message: str) -> str | None:
+    """The key a msgspec "unknown field" message names (a typo in a hand-edited file), else None."""
+    found = _UNKNOWN_FIELD.match(message)
+    return found["key"] if found else None
+
+
+def missing_key(message: str) -> str | None:
+    """The key a msgspec "missing required field" message names, else None."""
+    found = _MISSING_FIELD.match(message)
+    return found["key"] if found else None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import io
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,6 +41,14 @@ import yaml
 from leadroute.errors import ClientError, OwnersFileError, UnknownOwners
 from leadroute.models import ID_MAX_LENGTH, ID_PATTERN
 from leadroute.routing.eligibility import normalize_absences, normalize_hours, valid_timezone
+from leadroute.rules._yaml import (
+    YamlDocument,
+    missing_key,
+    parse_yaml,
+    syntax_error,
+    unknown_key,
+    validation_path,
+)
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
@@ -150,7 +159,11 @@ class OwnersFile(_Strict):
 
 
 def load_owners_file(path: Path) -> OwnersFile:
-    """Read a YAML or CSV (by suffix ``.csv``) owners file; errors name the file and the entry."""
+    """Read a YAML or CSV (by suffix ``.csv``) owners file.
+
+    Errors are :class:`OwnersFileError` naming ``file:line`` (CSV) or ``file:line:column`` and the
+    owner or pool (YAML), like rule-file errors.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -160,16 +173,71 @@ def load_owners_file(path: Path) -> OwnersFile:
     if path.suffix.lower() == ".csv":
         return _load_csv(path, text)
     try:
-        raw = yaml.safe_load(text)
+        doc = parse_yaml(text)
     except yaml.YAMLError as exc:
-        raise OwnersFileError(f"{path}: {exc}") from None
+        where, message = syntax_error(exc)
+        raise OwnersFileError(f"{path}:{where.line}:{where.column}: {message}") from None
     try:
-        parsed = msgspec.convert(raw or {}, OwnersFile)
+        parsed = msgspec.convert(doc.data or {}, OwnersFile)
     except msgspec.ValidationError as exc:
-        raise OwnersFileError(f"{path}: {exc}") from None
+        raise OwnersFileError(_yaml_problem(path, doc, str(exc))) from None
     if parsed.memberships:
-        raise OwnersFileError(f"{path}: 'memberships' is for CSV files; list members under pools")
+        where = doc.locate([], key="memberships")
+        raise OwnersFileError(
+            f"{path}:{where.line}:{where.column}: 'memberships' is for CSV files; list members under pools"
+        )
     return parsed
+
+
+_ENTRIES: dict[str, tuple[str, type[msgspec.Struct]]] = {
+    "owners": ("owner", OwnerIn),
+    "pools": ("pool", PoolIn),
+}
+"""Top-level lists of an owners file: what an entry is called in errors, and its struct."""
+_NESTED: dict[str, type[msgspec.Struct]] = {"capacity": Capacity}
+
+
+def _yaml_problem(path: Path, doc: YamlDocument, text: str) -> str:
+    """A validation error as ``file:line:column: owner 'ann': what is wrong`` (the rules loader's
+    YAML locator finds the line; the entry is named by its id when it has one)."""
+    message, at = validation_path(text)
+    key = unknown_key(message)
+    spot: list[str | int] = list(at)
+    if key is not None:
+        allowed = ", ".join(f.name for f in msgspec.structs.fields(_struct_at(at)) if f.name != "memberships")
+        message = f"unknown key {key!r} (allowed: {allowed}); remove it or fix its spelling"
+    elif (missing := missing_key(message)) is not None:
+        message = f"missing required key {missing!r}; add it"
+    elif message.startswith("Invalid enum value") and at and at[-1] == "strategy":
+        message += f" (use one of {', '.join(typing.get_args(Strategy))})"
+    else:
+        # OwnerIn.__post_init__ problems arrive at the owner: point at the field they name
+        field = next((f for f in ("working_hours", "out_of_office") if message.startswith(f"{f}:")), None)
+        field = field or ("timezone" if message.startswith("unknown timezone") else None)
+        if field is not None and len(at) == 2:
+            spot.append(field)
+    where = doc.locate(spot, key=key)
+    label = ""
+    if len(at) >= 2 and isinstance(at[0], str) and at[0] in _ENTRIES and isinstance(at[1], int):
+        kind = _ENTRIES[at[0]][0]
+        entries = doc.data.get(at[0]) if isinstance(doc.data, dict) else None
+        entry = entries[at[1]] if isinstance(entries, list) and at[1] < len(entries) else None
+        ident = entry.get("id") if isinstance(entry, dict) else None
+        label = f"{kind} {ident!r}" if isinstance(ident, str) else f"{at[0]}[{at[1]}]"
+        if len(at) > 2:
+            label += ": " + ".".join(str(s) for s in at[2:])
+    elif at:
+        label = ".".join(str(s) for s in at)
+    message = message.replace("`", "'")
+    return f"{path}:{where.line}:{where.column}: " + (f"{label}: {message}" if label else message)
+
+
+def _struct_at(at: list[str | int]) -> type[msgspec.Struct]:
+    """The struct an owners-file path points into (for the keys it allows)."""
+    if len(at) >= 2 and isinstance(at[0], str) and at[0] in _ENTRIES:
+        nested = _NESTED.get(str(at[2])) if len(at) >= 3 else None
+        return nested or _ENTRIES[at[0]][1]
+    return OwnersFile
 
 
 def _bool(text: str) -> bool:
