@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import asyncpg
+import pytest
 from litestar.testing import AsyncTestClient
 
 from conftest import FakeClock
+from leadroute.config import Settings
+from leadroute.store.owners import FallbackLoop, PoolIn, save_pools
 from routing_support import POOL_RULES, Client, explain, lead, owner, pool, post_one
 
 
@@ -155,6 +160,89 @@ class TestPools:
         p = await problem(client, "PUT", "/v1/pools/sales", {"members": ["ann"], "escalate_to": "nobody"})
         assert p["errors"][0]["field"] == "escalate_to"
         assert (await client.patch("/v1/pools/nope", json={})).status_code == 404
+
+
+class TestFallbackLoops:
+    """A save that would make a pool's fallback chain loop is a 422 naming fallback and the loop."""
+
+    async def test_a_pool_falling_back_to_itself_is_refused(self, client: Client) -> None:
+        await owner(client, "ann")
+        saved = await pool(client, "inbound", ["ann"])
+        p = await problem(client, "PATCH", "/v1/pools/inbound", {"fallback": "inbound"})
+        assert p["errors"] == [
+            {"field": "fallback", "message": "the fallback chain loops: inbound -> inbound"}
+        ]
+        assert "inbound -> inbound" in p["detail"]
+        assert p["type"].endswith("/fallback-loop")
+        p = await problem(client, "PUT", "/v1/pools/inbound", {"members": ["ann"], "fallback": "inbound"})
+        assert p["errors"][0]["field"] == "fallback"
+        assert (await client.get("/v1/pools/inbound")).json() == saved  # nothing was written
+
+    async def test_a_two_pool_cycle_is_refused_whichever_save_closes_it(self, client: Client) -> None:
+        await owner(client, "ann")
+        await pool(client, "a", ["ann"], fallback="b")  # b is no pool yet: a queue name, fine
+        p = await problem(client, "PUT", "/v1/pools/b", {"members": ["ann"], "fallback": "a"})
+        assert p["errors"] == [{"field": "fallback", "message": "the fallback chain loops: b -> a -> b"}]
+        assert (await client.get("/v1/pools/b")).status_code == 404
+        await pool(client, "b", ["ann"], fallback="c")
+        await pool(client, "c", ["ann"])  # a -> b -> c -> unassigned: a chain, not a loop
+        p = await problem(client, "PATCH", "/v1/pools/c", {"fallback": "a"})
+        assert p["errors"] == [{"field": "fallback", "message": "the fallback chain loops: c -> a -> b -> c"}]
+        r = await client.patch("/v1/pools/c", json={"fallback": "overflow"})
+        assert r.status_code == 200, r.text
+
+    async def test_two_concurrent_saves_cannot_close_a_loop_between_them(
+        self, client: Client, settings: Settings
+    ) -> None:
+        # a -> b and b -> a saved at the same time: each alone is fine, so without a lock each
+        # transaction checks before the other commits and both succeed. The second must wait.
+        await owner(client, "ann")
+        first = await asyncpg.connect(settings.database_url)
+        second = await asyncpg.connect(settings.database_url)
+        try:
+            async with first.transaction():
+                await save_pools(first, [PoolIn(id="a", members=["ann"], fallback="b")])
+                late = asyncio.create_task(
+                    save_pools(second, [PoolIn(id="b", members=["ann"], fallback="a")])
+                )
+                await _until_waiting_for_a_lock(first, second)
+                assert not late.done()
+            with pytest.raises(FallbackLoop) as info:
+                await late
+            assert info.value.chain == ["b", "a", "b"]
+            assert await first.fetchval("SELECT count(*) FROM pools WHERE id = 'b'") == 0
+        finally:
+            await first.close()
+            await second.close()
+
+    async def test_a_loop_already_in_the_database_still_ends_in_the_queue(
+        self, make_app: Any, settings: Settings
+    ) -> None:
+        # written before saves were checked: routing's hop limit still stops it, with the reason
+        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+            await owner(client, "ann", active=False)
+            await pool(client, "sales", ["ann"], fallback="other")
+            await pool(client, "other", ["ann"])
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                await conn.execute("UPDATE pools SET fallback = 'sales' WHERE id = 'other'")
+            finally:
+                await conn.close()
+            decision = await post_one(client, lead(1))
+            assert (decision["status"], decision["owner"]) == ("unassigned", None)
+            assert "fallback chain stopped at 'sales'" in decision["reason"]
+
+
+async def _until_waiting_for_a_lock(watcher: asyncpg.Connection, waiting: asyncpg.Connection) -> None:
+    """Wait until ``waiting`` is blocked on a lock (PostgreSQL says so), at most 10 seconds."""
+    pid = waiting.get_server_pid()
+    for _ in range(200):
+        if await watcher.fetchval(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+        ):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the second save never waited for the first")
 
 
 class TestRoutingAdmin:

@@ -42,8 +42,10 @@ class TestOwnersImport:
         f.write_text("owners:\n  - {id: ann, name: Ann}\npools:\n  - {id: p, members: [ann, ghost]}\n")
         conn = await asyncpg.connect(settings.database_url)
         try:
-            with pytest.raises(UnknownOwners, match="ghost"):
+            with pytest.raises(OwnersFileError, match="ghost") as info:
                 await import_owners(conn, load_owners_file(f))
+            assert str(info.value).startswith(f"{f}:4:22: pool 'p' names owners that do not exist: ghost")
+            assert isinstance(info.value.__cause__, UnknownOwners)
             assert await conn.fetchval("SELECT count(*) FROM owners") == 0
         finally:
             await conn.close()
@@ -241,6 +243,85 @@ class TestOwnersFileFields:
         f.write_text("owners:\n  - {id: ann, name: Ann, working_hours: {weekdays: '09:00-18:00'}}\n")
         with pytest.raises(OwnersFileError, match="weekdays"):
             load_owners_file(f)
+
+
+class TestImportFallbackLoops:
+    """An import that would make a fallback chain loop imports nothing and names file and line."""
+
+    async def test_yaml_two_pool_cycle_names_the_file_line_and_loop(
+        self, settings: Settings, clean: None, tmp_path: Path
+    ) -> None:
+        f = tmp_path / "owners.yaml"
+        f.write_text(
+            "owners:\n  - {id: ann, name: Ann}\n"
+            "pools:\n"
+            "  - id: a\n    members: [ann]\n    fallback: b\n"
+            "  - id: b\n    members: [ann]\n    fallback: a\n"
+        )
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            with pytest.raises(OwnersFileError) as info:
+                await import_owners(conn, load_owners_file(f))
+            assert str(info.value).startswith(
+                f"{f}:6:15: pool 'a': fallback 'b' makes the fallback chain loop"
+            )
+            assert "(a -> b -> a)" in str(info.value)
+            assert await conn.fetchval("SELECT count(*) FROM pools") == 0
+            assert await conn.fetchval("SELECT count(*) FROM owners") == 0
+        finally:
+            await conn.close()
+
+    async def test_yaml_loop_through_a_pool_already_stored(
+        self, settings: Settings, clean: None, tmp_path: Path
+    ) -> None:
+        f = tmp_path / "owners.yaml"
+        f.write_text("owners: []\npools:\n  - {id: overflow, fallback: sales}\n")
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await conn.execute("INSERT INTO pools (id, fallback) VALUES ('sales', 'overflow')")
+            with pytest.raises(OwnersFileError, match=r"overflow -> sales -> overflow") as info:
+                await import_owners(conn, load_owners_file(f))
+            assert str(info.value).startswith(f"{f}:3:30: pool 'overflow'")
+        finally:
+            await conn.close()
+
+    async def test_csv_pool_created_into_a_loop_names_the_line(
+        self, settings: Settings, clean: None, tmp_path: Path
+    ) -> None:
+        # CSV creates missing pools falling back to 'unassigned'; here that is a pool whose
+        # fallback names the new one, so creating it would close a loop
+        f = tmp_path / "owners.csv"
+        f.write_text("id,name,pools\nann,Ann,\nben,Ben,emea\n")
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await conn.execute("INSERT INTO pools (id, fallback) VALUES ('unassigned', 'emea')")
+            with pytest.raises(OwnersFileError, match=r"emea -> unassigned -> emea") as info:
+                await import_owners(conn, load_owners_file(f))
+            assert str(info.value).startswith(f"{f}:3: pool 'emea'")
+            assert await conn.fetchval("SELECT count(*) FROM owners") == 0
+        finally:
+            await conn.close()
+
+    def test_cli_reports_the_loop_and_exits_1(self, settings: Settings, clean: None, tmp_path: Path) -> None:
+        f = tmp_path / "owners.yaml"
+        f.write_text("pools:\n  - {id: inbound, fallback: inbound}\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
+        env |= {
+            "LEADROUTE_DATABASE_URL": str(settings.database_url),
+            "LEADROUTE_REDIS_URL": str(settings.redis_url),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "leadroute", "owners", "import", str(f)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert f"leadroute: {f}:2:29: pool 'inbound': fallback 'inbound'" in done.stderr
+        assert "(inbound -> inbound)" in done.stderr
 
 
 class TestImportCommand:

@@ -4,7 +4,8 @@
     ├── ClientError                 4xx: the caller can fix it; the problem names the field or rule
     │   ├── NotFound                404
     │   ├── IdempotencyConflict     422: same key, different body
-    │   └── UnknownOwners           422: a pool names owners that do not exist
+    │   └── PoolError               422: a pool cannot be saved as given (``pool``, ``field``)
+    │       └── UnknownOwners       422: a pool names owners that do not exist
     ├── CommandError                a CLI command cannot run (CLI)
     └── OwnersFileError             an owners file cannot be read (CLI)
 
@@ -26,6 +27,7 @@ __all__ = [
     "LeadrouteError",
     "NotFound",
     "OwnersFileError",
+    "PoolError",
     "UnknownOwners",
     "problem",
 ]
@@ -75,13 +77,28 @@ class IdempotencyConflict(ClientError):
         self.key = key
 
 
-class UnknownOwners(ClientError):
+class PoolError(ClientError):
+    """A pool cannot be saved as given: ``pool`` is which, ``field`` which of its fields is wrong
+    (an owners-file import turns them into the file and line the pool was written on)."""
+
     status = 422
+
+    def __init__(
+        self, pool: str, field: str, detail: str, *, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(detail, errors=errors)
+        self.pool = pool
+        self.field = field
+
+
+class UnknownOwners(PoolError):
     kind = "unknown-owner"
     title = "Unknown owner"
 
     def __init__(self, pool: str, owners: list[str]) -> None:
         super().__init__(
+            pool,
+            "members",
             f"pool {pool!r} names owners that do not exist: {', '.join(owners)}",
             errors=[{"field": "members", "message": f"unknown owner {o!r}"} for o in owners],
         )

@@ -2,7 +2,8 @@
 
 Owners: ``PUT`` creates or replaces, ``PATCH`` changes the fields sent (``{"active": false}``
 deactivates), ``PUT .../working-hours`` and ``PUT .../out-of-office`` set availability.
-Pools: ``PUT`` creates or replaces, ``PATCH`` changes the fields sent.
+Pools: ``PUT`` creates or replaces, ``PATCH`` changes the fields sent; both go through
+``store.owners.save_pools`` (members exist, ``escalate_to`` names something, no fallback loop).
 Routing: ``GET /v1/routing/state`` shows the Redis counters, ``POST /v1/routing/rebuild`` rebuilds
 them from PostgreSQL.
 """
@@ -19,16 +20,17 @@ from litestar.params import FromPath, JSONBody
 
 from leadroute.errors import ClientError, NotFound
 from leadroute.runtime import Runtime
+from leadroute.store.db import Connection
 from leadroute.store.owners import (
     Capacity,
     Id,
     OwnerIn,
     PoolIn,
     Strategy,
-    check_escalation,
+    lock_pools,
     owner_from_row,
     put_owner,
-    put_pool,
+    save_pools,
 )
 from leadroute.store.queries import QUERIES
 
@@ -223,27 +225,30 @@ class PoolController(Controller):
     async def put_pool(
         self, rt: NamedDependency[Runtime], pool_id: FromPath[str], data: JSONBody[PoolBody]
     ) -> dict[str, Any]:
-        """Create the pool or replace its members and settings; members must exist."""
+        """Create the pool or replace its members and settings; members must exist, and the
+        fallback chain may not loop (422 naming ``fallback`` and the loop)."""
         pool = _convert(PoolIn, {"id": pool_id, **msgspec.to_builtins(data)})
-        return await _save_pool(rt, pool)
+        async with rt.db.acquire() as conn, conn.transaction():
+            await lock_pools(conn)
+            return await _save_pool(conn, pool)
 
     @patch("/{pool_id:str}", summary="Change some fields of a pool")
     async def patch_pool(
         self, rt: NamedDependency[Runtime], pool_id: FromPath[str], data: JSONBody[PoolPatch]
     ) -> dict[str, Any]:
         """Change only the given fields (``members`` replaces the member list)."""
-        rows = await rt.db.fetch(QUERIES["routing_pool_list"], pool_id)
-        if not rows:
-            raise NotFound("pool", pool_id)
-        pool = _convert(PoolIn, dict(rows[0]) | msgspec.to_builtins(_set(data)))
-        return await _save_pool(rt, pool)
+        async with rt.db.acquire() as conn, conn.transaction():
+            await lock_pools(conn)  # read, merge and write with no other pool save in between
+            rows = await conn.fetch(QUERIES["routing_pool_list"], pool_id)
+            if not rows:
+                raise NotFound("pool", pool_id)
+            pool = _convert(PoolIn, dict(rows[0]) | msgspec.to_builtins(_set(data)))
+            return await _save_pool(conn, pool)
 
 
-async def _save_pool(rt: Runtime, pool: PoolIn) -> dict[str, Any]:
-    async with rt.db.acquire() as conn, conn.transaction():
-        await put_pool(conn, pool)
-        await check_escalation(conn, pool)
-        rows = await conn.fetch(QUERIES["routing_pool_list"], pool.id)
+async def _save_pool(conn: Connection, pool: PoolIn) -> dict[str, Any]:
+    await save_pools(conn, [pool])
+    rows = await conn.fetch(QUERIES["routing_pool_list"], pool.id)
     return _pool(rows[0])
 
 

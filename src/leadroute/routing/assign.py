@@ -49,7 +49,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_FALLBACK_HOPS = 3
-"""A pool's fallback may name another pool; this many hops at most."""
+"""A pool's fallback may name another pool; this many hops at most. Saves refuse a loop
+(``store.owners.check_fallbacks``); this limit, and stopping at a pool already tried, are the
+defence against one written some other way."""
 
 ROUTING_LOCK = 0x1EAD_0004
 """Advisory lock key: claims hold it shared (per transaction), a rebuild holds it exclusively."""

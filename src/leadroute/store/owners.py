@@ -31,6 +31,8 @@ from __future__ import annotations
 import csv
 import io
 import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,7 +40,7 @@ import asyncpg
 import msgspec
 import yaml
 
-from leadroute.errors import ClientError, OwnersFileError, UnknownOwners
+from leadroute.errors import OwnersFileError, PoolError, UnknownOwners
 from leadroute.models import ID_MAX_LENGTH, ID_PATTERN
 from leadroute.routing.eligibility import normalize_absences, normalize_hours, valid_timezone
 from leadroute.rules._yaml import (
@@ -55,7 +57,9 @@ from leadroute.store.queries import QUERIES
 __all__ = [
     "CSV_COLUMNS",
     "MAX_CAPACITY",
+    "POOLS_LOCK",
     "Capacity",
+    "FallbackLoop",
     "Id",
     "OwnerIn",
     "OwnersFile",
@@ -63,12 +67,15 @@ __all__ = [
     "Strategy",
     "UnknownEscalation",
     "check_escalation",
+    "check_fallbacks",
     "import_owners",
     "jsonb",
     "load_owners_file",
+    "lock_pools",
     "owner_from_row",
     "put_owner",
     "put_pool",
+    "save_pools",
 ]
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
@@ -77,6 +84,11 @@ Skill = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Strategy = Literal["round_robin", "weighted", "least_loaded"]
 MAX_CAPACITY = 1_000_000
 """The largest ``max_open`` / ``max_per_day`` (the columns are 32-bit integers)."""
+POOLS_LOCK = 0x1EAD_0005
+"""``pg_advisory_xact_lock`` key every pool save holds until it commits: saves apply one after the
+other, so two concurrent saves (a -> b and b -> a) cannot each miss the other and close a loop."""
+POOL_CHECKED_FIELDS = ("members", "escalate_to", "fallback")
+"""Pool fields a save checks against the database (an import error points at them)."""
 CSV_COLUMNS = (
     "id",
     "name",
@@ -149,13 +161,31 @@ class PoolIn(_Strict):
     """Where an SLA breach escalates: an owner id or a pool id."""
 
 
-class OwnersFile(_Strict):
-    """The owners file: owners first, then pools naming them."""
+class _OwnersFileSpec(_Strict):
+    """The YAML owners file: owners first, then pools naming them."""
 
     owners: list[OwnerIn] = msgspec.field(default_factory=list)
     pools: list[PoolIn] = msgspec.field(default_factory=list)
     memberships: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class OwnersFile:
+    """An owners file, loaded: its owners and pools, and where each pool was written."""
+
+    owners: list[OwnerIn] = field(default_factory=list)
+    pools: list[PoolIn] = field(default_factory=list)
+    memberships: dict[str, list[str]] = field(default_factory=dict)
     """CSV only: pool id → owners to add to it (pools created when missing)."""
+    origin: Path | None = None
+    """The file it was read from (None: built in code); import errors about a pool name it."""
+    places: dict[tuple[str, str], str] = field(default_factory=dict)
+    """``(pool id, field)`` → ``line:column`` (YAML) or ``(pool id, "")`` → ``line`` (CSV)."""
+
+    def place(self, pool: str, field: str) -> str:
+        """Where an error about ``field`` of ``pool`` points: ``file:line[:column]``."""
+        spot = self.places.get((pool, field)) or self.places.get((pool, ""))
+        return f"{self.origin}:{spot}" if spot else str(self.origin)
 
 
 def load_owners_file(path: Path) -> OwnersFile:
@@ -178,7 +208,7 @@ def load_owners_file(path: Path) -> OwnersFile:
         where, message = syntax_error(exc)
         raise OwnersFileError(f"{path}:{where.line}:{where.column}: {message}") from None
     try:
-        parsed = msgspec.convert(doc.data or {}, OwnersFile)
+        parsed = msgspec.convert(doc.data or {}, _OwnersFileSpec)
     except msgspec.ValidationError as exc:
         raise OwnersFileError(_yaml_problem(path, doc, str(exc))) from None
     if parsed.memberships:
@@ -186,7 +216,12 @@ def load_owners_file(path: Path) -> OwnersFile:
         raise OwnersFileError(
             f"{path}:{where.line}:{where.column}: 'memberships' is for CSV files; list members under pools"
         )
-    return parsed
+    places: dict[tuple[str, str], str] = {}
+    for index, pool in enumerate(parsed.pools):
+        for name in ("", *POOL_CHECKED_FIELDS):
+            where = doc.locate(["pools", index, name] if name else ["pools", index])
+            places.setdefault((pool.id, name), f"{where.line}:{where.column}")
+    return OwnersFile(owners=parsed.owners, pools=parsed.pools, origin=path, places=places)
 
 
 _ENTRIES: dict[str, tuple[str, type[msgspec.Struct]]] = {
@@ -212,10 +247,10 @@ def _yaml_problem(path: Path, doc: YamlDocument, text: str) -> str:
         message += f" (use one of {', '.join(typing.get_args(Strategy))})"
     else:
         # OwnerIn.__post_init__ problems arrive at the owner: point at the field they name
-        field = next((f for f in ("working_hours", "out_of_office") if message.startswith(f"{f}:")), None)
-        field = field or ("timezone" if message.startswith("unknown timezone") else None)
-        if field is not None and len(at) == 2:
-            spot.append(field)
+        named = next((f for f in ("working_hours", "out_of_office") if message.startswith(f"{f}:")), None)
+        named = named or ("timezone" if message.startswith("unknown timezone") else None)
+        if named is not None and len(at) == 2:
+            spot.append(named)
     where = doc.locate(spot, key=key)
     label = ""
     if len(at) >= 2 and isinstance(at[0], str) and at[0] in _ENTRIES and isinstance(at[1], int):
@@ -237,7 +272,7 @@ def _struct_at(at: list[str | int]) -> type[msgspec.Struct]:
     if len(at) >= 2 and isinstance(at[0], str) and at[0] in _ENTRIES:
         nested = _NESTED.get(str(at[2])) if len(at) >= 3 else None
         return nested or _ENTRIES[at[0]][1]
-    return OwnersFile
+    return _OwnersFileSpec
 
 
 def _bool(text: str) -> bool:
@@ -293,6 +328,7 @@ def _load_csv(path: Path, text: str) -> OwnersFile:
         raise OwnersFileError(f"{path}: unknown column(s) {', '.join(unknown)} (known: {known})")
     owners: list[OwnerIn] = []
     memberships: dict[str, list[str]] = {}
+    places: dict[tuple[str, str], str] = {}
     end = reader.line_num  # the line the header ended on (a quoted cell may span lines)
     for cells_in in reader:
         line, end = end + 1, reader.line_num
@@ -312,7 +348,8 @@ def _load_csv(path: Path, text: str) -> OwnersFile:
             except msgspec.ValidationError as exc:
                 raise OwnersFileError(f"{path}:{line}: pools: {pool!r} is not a pool id ({exc})") from None
             memberships.setdefault(pool, []).append(owner.id)
-    return OwnersFile(owners=owners, memberships=memberships)
+            places.setdefault((pool, ""), str(line))
+    return OwnersFile(owners=owners, memberships=memberships, origin=path, places=places)
 
 
 def _cell_count_problem(cells: int, columns: int) -> str:
@@ -398,12 +435,30 @@ async def put_pool(conn: Connection, pool: PoolIn) -> None:
     await conn.execute(QUERIES["pool_members_set"], pool.id, sorted(set(pool.members)))
 
 
-class UnknownEscalation(ClientError):
+class UnknownEscalation(PoolError):
     """A pool's ``escalate_to`` names neither an owner nor a pool."""
 
-    status = 422
     kind = "unknown-escalation-target"
     title = "Unknown escalation target"
+
+
+class FallbackLoop(PoolError):
+    """A pool's fallback chain would come back to a pool already on it: no lead would reach a queue."""
+
+    kind = "fallback-loop"
+    title = "Pool fallback loops"
+
+    def __init__(self, pool: str, chain: list[str]) -> None:
+        shown = " -> ".join(chain)
+        super().__init__(
+            pool,
+            "fallback",
+            f"pool {pool!r}: fallback {chain[1]!r} makes the fallback chain loop ({shown}), so a lead "
+            "nobody in these pools can take would never reach a queue; point one of them at a queue "
+            "(such as unassigned) or at a pool outside the loop",
+            errors=[{"field": "fallback", "message": f"the fallback chain loops: {shown}"}],
+        )
+        self.chain = chain
 
 
 async def check_escalation(conn: Connection, pool: PoolIn) -> None:
@@ -413,21 +468,69 @@ async def check_escalation(conn: Connection, pool: PoolIn) -> None:
     found = await conn.fetchval(QUERIES["routing_escalation_target_exists"], pool.escalate_to)
     if not found:
         raise UnknownEscalation(
+            pool.id,
+            "escalate_to",
             f"pool {pool.id!r}: escalate_to {pool.escalate_to!r} is neither an owner nor a pool",
             errors=[{"field": "escalate_to", "message": f"unknown owner or pool {pool.escalate_to!r}"}],
         )
 
 
-async def import_owners(conn: Connection, data: OwnersFile) -> tuple[int, int]:
-    """Load an owners file in one transaction; importing twice changes nothing."""
+async def lock_pools(conn: Connection) -> None:
+    """Take the pools lock for the rest of the transaction (see :data:`POOLS_LOCK`)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", POOLS_LOCK)
+
+
+async def check_fallbacks(conn: Connection, pool_ids: Sequence[str]) -> None:
+    """No fallback chain starting at one of ``pool_ids`` may loop (as PostgreSQL holds them now).
+
+    A fallback that names no pool is a queue and ends the chain. Raises :class:`FallbackLoop`
+    for the first of ``pool_ids`` whose chain comes back to a pool already on it.
+    """
+    fallback = {r["id"]: r["fallback"] for r in await conn.fetch(QUERIES["routing_pool_fallbacks"])}
+    for start in pool_ids:
+        chain = [start]
+        while (nxt := fallback.get(chain[-1])) is not None and nxt in fallback:
+            if nxt in chain:
+                raise FallbackLoop(start, [*chain, nxt])
+            chain.append(nxt)
+
+
+async def save_pools(conn: Connection, pools: Sequence[PoolIn], *, created: Sequence[str] = ()) -> None:
+    """Create or replace ``pools`` and check them: members exist, ``escalate_to`` names an owner or
+    a pool, and no fallback chain loops. Every pool write (API and import) goes through here.
+
+    Runs in the caller's transaction (or a transaction of its own), under :data:`POOLS_LOCK`, so
+    the loop check sees every pool save committed before it and none can commit in between.
+    ``created``: pools the caller created with the default settings (CSV imports), checked too.
+    """
     async with conn.transaction():
-        for owner in data.owners:
-            await put_owner(conn, owner)
-        for pool in data.pools:
+        await lock_pools(conn)
+        for pool in pools:
             await put_pool(conn, pool)
-        for pool in data.pools:
+        for pool in pools:
             await check_escalation(conn, pool)
-        for pool_id, members in data.memberships.items():
-            await conn.execute(QUERIES["routing_pool_ensure"], pool_id)
-            await conn.execute(QUERIES["routing_pool_members_add"], pool_id, members)
+        await check_fallbacks(conn, [*(p.id for p in pools), *created])
+
+
+async def import_owners(conn: Connection, data: OwnersFile) -> tuple[int, int]:
+    """Load an owners file in one transaction; importing twice changes nothing.
+
+    A pool that cannot be saved (unknown member or escalation target, a fallback loop) is an
+    :class:`OwnersFileError` naming the file and where the pool was written, when it came from one.
+    """
+    try:
+        async with conn.transaction():
+            await lock_pools(conn)  # before the owners: one lock order for every writer
+            for owner in data.owners:
+                await put_owner(conn, owner)
+            created = []
+            for pool_id, members in data.memberships.items():
+                if await conn.fetchval(QUERIES["routing_pool_ensure"], pool_id) is not None:
+                    created.append(pool_id)
+                await conn.execute(QUERIES["routing_pool_members_add"], pool_id, members)
+            await save_pools(conn, data.pools, created=created)
+    except PoolError as exc:
+        if data.origin is None:
+            raise
+        raise OwnersFileError(f"{data.place(exc.pool, exc.field)}: {exc.detail}") from exc
     return len(data.owners), len(data.pools) + len(data.memberships)

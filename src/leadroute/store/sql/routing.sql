@@ -150,7 +150,12 @@ SELECT EXISTS (SELECT 1 FROM owners WHERE id = $1) OR EXISTS (SELECT 1 FROM pool
 
 -- name: routing_pool_ensure
 -- Create a pool with the default settings unless it exists (CSV imports name pools by id only).
-INSERT INTO pools (id) VALUES ($1) ON CONFLICT (id) DO NOTHING;
+-- Returns the id when the pool was created (its fallback is then checked for a loop).
+INSERT INTO pools (id) VALUES ($1) ON CONFLICT (id) DO NOTHING RETURNING id;
+
+-- name: routing_pool_fallbacks
+-- Every pool's fallback (another pool's id, or a queue name): the graph a save checks for loops.
+SELECT id, fallback FROM pools;
 
 -- name: routing_pool_members_add
 -- Add owners to a pool, keeping its other members.
