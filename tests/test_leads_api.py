@@ -7,9 +7,11 @@ import collections
 from typing import Any
 
 import asyncpg
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from leadroute.api.leads import skipped_owners
 from leadroute.config import Settings
 
 SIMPLE_RULES = """
@@ -236,3 +238,37 @@ class TestFallback:
             d = (await client.post("/v1/leads", json=lead(1))).json()
             assert d["status"] == "unassigned"
             assert "pool 'sales' does not exist" in d["reason"]
+
+
+class TestSkippedInTheSummary:
+    """``explain``'s summary names each skipped owner once, saying where when it matters."""
+
+    @pytest.mark.parametrize(
+        ("skipped", "text"),
+        [
+            (
+                [("bob", "inactive", "sales"), ("cat", "off_hours", "sales")],
+                "bob (inactive), cat (off_hours)",
+            ),
+            ([("bob", "out_of_office", None)], "bob (out_of_office, as the account owner)"),
+            (
+                [("bob", "inactive", None), ("bob", "inactive", "sales")],
+                "bob (inactive, as the account owner and in pool 'sales')",
+            ),
+            (
+                [
+                    ("bob", "off_hours", None),
+                    ("ann", "daily_cap", "sales"),
+                    ("bob", "over_capacity", "sales"),
+                ],
+                "bob (off_hours as the account owner, over_capacity in pool 'sales'), ann (daily_cap)",
+            ),
+            (  # a pool and its fallback pool share a member
+                [("cat", "off_hours", "a"), ("cat", "off_hours", "b"), ("cat", "off_hours", "c")],
+                "cat (off_hours, in pools 'a', 'b' and 'c')",
+            ),
+        ],
+    )
+    def test_each_owner_once(self, skipped: list[tuple[str, str, str | None]], text: str) -> None:
+        rows = [{"owner": o, "reason": r, "pool": p} for o, r, p in skipped]
+        assert skipped_owners(rows) == text

@@ -214,6 +214,30 @@ class TestAccountOwner:
         rows = await fetch(settings, "SELECT company_domain, owner_id FROM account_owners")
         assert [(r["company_domain"], r["owner_id"]) for r in rows] == [("acme.example", holder)]
 
+    async def test_an_ineligible_account_owner_in_the_pool_is_explained_once(self, make_app: Any) -> None:
+        # bob owns the account and is in the pool: skipped by the account-owner rule and again in
+        # the pool. The summary used to say "skipped bob (inactive), bob (inactive)".
+        async with AsyncTestClient(make_app(ACCOUNT_RULES)) as client:
+            for ident in ("ann", "bob"):
+                await owner(client, ident)
+            await pool(client, "sales", ["bob"])
+            first = await post_one(client, lead(1, "acme.example"))
+            assert first["owner"] == "bob"
+            await pool(client, "sales", ["ann", "bob"])
+            await client.patch("/v1/owners/bob", json={"active": False})
+            second = await post_one(client, lead(2, "acme.example"))
+            why = await explain(client, second["lead_id"])
+        assert second["owner"] == "ann"
+        assert why["assignment"]["owners_skipped"] == [  # the record keeps both places
+            {"owner": "bob", "reason": "inactive", "pool": None},
+            {"owner": "bob", "reason": "inactive", "pool": "sales"},
+        ]
+        assert (
+            "skipped bob (inactive, as the account owner and in pool 'sales');"
+            " assigned to ann by round robin in pool 'sales'."
+        ) in why["summary"]
+        assert why["summary"].count("bob") == 1
+
     async def test_a_deactivated_account_owner_hands_the_account_over(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(ACCOUNT_RULES)) as client:
             for ident in ("ann", "ben"):
