@@ -174,7 +174,9 @@ class Router:
         """Try ``targets`` in order and claim an owner; else the queue with the reasons.
 
         Raises :class:`RoutingStateLost` when Redis lost its state between the check and the
-        claim: the caller rolls back and retries (the next try rebuilds first).
+        claim: the caller rolls back and retries (the next try rebuilds first). Whatever it
+        raises, it has given back any claim it made first: a caller only owns (and must
+        :meth:`unclaim` on rollback) the claim of an assignment it was returned.
         """
         await self.ensure_state()
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ROUTING_LOCK)
@@ -190,8 +192,7 @@ class Router:
                     reasons.append(f"rule {target.rule!r}: no eligible account owner")
                     continue
                 placed.pools_tried = tried
-                await self._record_account(conn, company_domain, placed.owner, lead_id, now)
-                return placed
+                return await self._settle(conn, placed, company_domain, lead_id, now)
             if target.pool is None:
                 continue
             placed = await self._pool_chain(
@@ -205,7 +206,7 @@ class Router:
                 reasons=reasons,
             )
             if placed.owner is not None:
-                await self._record_account(conn, company_domain, placed.owner, lead_id, now)
+                return await self._settle(conn, placed, company_domain, lead_id, now)
             return placed
         return Assignment(
             owner=None,
@@ -324,6 +325,21 @@ class Router:
             pools_tried=tried,
             rule=target.rule,
         )
+
+    async def _settle(
+        self, conn: Connection, placed: Assignment, domain: str | None, lead_id: uuid.UUID, now: datetime
+    ) -> Assignment:
+        """The last step after a claim: record the account owner. If that raises, the caller never
+        sees ``placed`` (so cannot unclaim it): give the slot back here, then let the error go on."""
+        try:
+            await self._record_account(conn, domain, placed.owner, lead_id, now)
+        except BaseException:
+            try:
+                await self.unclaim(placed)
+            except Exception:  # keep the first error; the count stays high (safe) until a rebuild
+                log.warning("could not give back the claim of %s", placed.owner, exc_info=True)
+            raise
+        return placed
 
     async def _record_account(
         self, conn: Connection, domain: str | None, owner: str | None, lead_id: uuid.UUID, now: datetime
