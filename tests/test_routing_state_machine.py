@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from leadroute.config import Settings
-from leadroute.routing import Assignment, PoolTarget, Router, snapshot_from_pg
+from leadroute.routing import Assignment, PoolTarget, Release, Router, snapshot_from_pg
 from leadroute.routing.eligibility import Member, local_day
 from leadroute.store.db import init_connection
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
@@ -130,13 +130,15 @@ class RoutingMachine(RuleBasedStateMachine):
 
     # -- operations ----------------------------------------------------------------------------
 
-    async def _place(self, lead_id: uuid.UUID, placed: Assignment, *, replace: bool) -> None:
+    async def _place(self, lead_id: uuid.UUID, placed: Assignment, *, replace: bool) -> list[Release]:
+        """Write the placement; returns the slots to free once the transaction committed."""
+        freed: list[Release] = []
         if replace:
             current = await self.conn.fetchrow(QUERIES["routing_assignment_current"], lead_id)
             assert current is not None
             await self.conn.execute(QUERIES["routing_assignment_end"], current["id"], self.now)
             if current["owner_id"] is not None:
-                await self.router.release(self.conn, owner_id=current["owner_id"], pool_id=current["pool_id"])
+                freed.append(await self.router.prepare_release(self.conn, owner_id=current["owner_id"]))
         await self.conn.execute(
             QUERIES["routing_lead_placed"], lead_id, placed.owner, placed.pool, placed.status, self.now
         )
@@ -153,6 +155,7 @@ class RoutingMachine(RuleBasedStateMachine):
             placed.seq,
             placed.rule,
         )
+        return freed
 
     def _check_claim(self, owner: str | None) -> None:
         """Capacity is never exceeded by a claim: read the record right after it."""
@@ -209,6 +212,7 @@ class RoutingMachine(RuleBasedStateMachine):
     @rule(lead=leads)
     def close(self, lead: uuid.UUID) -> None:
         async def go() -> None:
+            freed: list[Release] = []
             async with self.conn.transaction():
                 row = await self.conn.fetchrow(LEAD_LOCK, lead)
                 assert row is not None
@@ -219,7 +223,8 @@ class RoutingMachine(RuleBasedStateMachine):
                     "UPDATE assignments SET status = 'closed' WHERE lead_id = $1 AND ended_at IS NULL", lead
                 )
                 if row["owner_id"] is not None:
-                    await self.router.release(self.conn, owner_id=row["owner_id"], pool_id=row["pool_id"])
+                    freed.append(await self.router.prepare_release(self.conn, owner_id=row["owner_id"]))
+            await self.router.release(freed)
 
         self.run(go())
 
@@ -240,10 +245,11 @@ class RoutingMachine(RuleBasedStateMachine):
                     now=self.now,
                     exclude={row["owner_id"]} if row["owner_id"] else set(),
                 )
-                await self._place(lead, placed, replace=True)
+                freed = await self._place(lead, placed, replace=True)
                 if row["owner_id"] is not None:
                     assert placed.owner != row["owner_id"]
-                return placed
+            await self.router.release(freed)
+            return placed
 
         placed = self.run(go())
         if placed is not None:

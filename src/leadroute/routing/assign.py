@@ -21,13 +21,14 @@ import asyncio
 import logging
 import secrets
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import asyncpg
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from leadroute.models import OwnerSkip
 from leadroute.routing.eligibility import Member, PoolRules, local_day, screen, skip_reason
@@ -40,6 +41,7 @@ __all__ = [
     "MAX_FALLBACK_HOPS",
     "ROUTING_LOCK",
     "Assignment",
+    "Release",
     "Router",
     "Target",
     "member_from_row",
@@ -79,6 +81,15 @@ class PoolTarget(msgspec.Struct, frozen=True, kw_only=True):
     kind: Literal["pool", "account_owner"] = "pool"
     pool: str | None = None
     sla: Sla | None = None
+
+
+class Release(msgspec.Struct, frozen=True, kw_only=True):
+    """An open slot to free once the transaction that ended the owner's assignment has committed
+    (:meth:`Router.prepare_release`, then :meth:`Router.release`)."""
+
+    owner: str
+    generation: str | None
+    """The state generation while the transaction held the routing lock (None: the state was lost)."""
 
 
 class Assignment(msgspec.Struct, kw_only=True):
@@ -351,18 +362,47 @@ class Router:
         if written is not None:
             await self.state.set_account_owner(domain, written)
 
-    async def release(self, conn: Connection, *, owner_id: str, pool_id: str | None = None) -> None:
-        """A lead of ``owner_id`` was closed or moved away: free one open slot.
+    async def prepare_release(
+        self, conn: Connection, *, owner_id: str, pool_id: str | None = None
+    ) -> Release:
+        """A lead of ``owner_id`` is being closed or moved away in ``conn``'s transaction: hold the
+        routing lock shared until it ends, and note the state generation. Nothing changes in Redis
+        yet; after the commit, :meth:`release` frees the slot.
 
-        Call it in the transaction that closes or moves the lead; it holds the routing lock shared
-        like a claim, so a concurrent rebuild counts the committed result exactly once.
+        Why after: a slot freed before the commit stays freed if the commit fails, while PostgreSQL
+        still has the lead open, so the owner could be given more than ``max_open`` until a rebuild
+        (and giving it back after the failure would race with claims in between). Freed after the
+        commit, the count is one too high for a moment, never too low. The lock makes it exact
+        under rebuilds: a rebuild waits for this commit and counts it, and changes the generation,
+        so the later release does nothing.
         """
         del pool_id  # open counts are per owner, shared by every pool
         # Rebuild a lost state *before* holding the lock shared: a rebuild waits for every shared
         # holder, so this transaction could not rebuild later (e.g. in an assign after the release).
         await self.ensure_state()
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ROUTING_LOCK)
-        await self.state.release(owner_id)
+        return Release(owner=owner_id, generation=await self.state.generation())
+
+    async def release(self, releases: Iterable[Release]) -> None:
+        """The transaction that prepared ``releases`` committed: free one open slot for each.
+
+        Each applies only in the generation it was prepared in (none when the state was lost: the
+        rebuild counts PostgreSQL, which has the commit). A Redis error is logged, not raised: the
+        commit stands, and a count left one too high only keeps the owner below capacity until the
+        next rebuild.
+        """
+        for pending in releases:
+            if pending.generation is None:
+                continue
+            try:
+                await self.state.release(pending.owner, pending.generation)
+            except RedisError:
+                log.warning(
+                    "could not free an open slot of %s after the commit; its open count stays one "
+                    "too high until the next routing rebuild",
+                    pending.owner,
+                    exc_info=True,
+                )
 
     async def unclaim(self, placed: Assignment) -> None:
         """Undo the claim of an assignment whose transaction failed (after it rolled back).

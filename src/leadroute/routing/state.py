@@ -125,6 +125,11 @@ class RoutingState:
         """Whether the state exists (the generation key is there)."""
         return bool(await self.redis.exists(self.keys.gen))
 
+    async def generation(self) -> str | None:
+        """The current generation (a rebuild writes a new one), None when the state is lost."""
+        value = await self.redis.get(self.keys.gen)
+        return None if value is None else _text(value)
+
     async def pick(
         self,
         strategy: str,

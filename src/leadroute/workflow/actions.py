@@ -15,8 +15,9 @@ reason; ``closed`` is final (its last assignment stays current, marked closed).
 Each transition is one PostgreSQL transaction that locks the lead row first, so concurrent
 requests and schedulers on one lead apply one after the other. Capacity follows PostgreSQL: a
 new owner is claimed in Redis (``Router.assign`` or a direct claim) inside the transaction and
-given back if it rolls back; the previous owner's slot is released (``Router.release``) as the
-last step before the commit.
+given back if it rolls back; the previous owner's slot is freed only once the commit succeeded
+(``Moves``: ``Router.prepare_release`` as the last step in the transaction, ``Router.release``
+after it), so a failed commit never leaves the count below what PostgreSQL holds.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from typing import Any
 import msgspec
 
 from leadroute.errors import ClientError, NotFound
-from leadroute.routing import Assignment, PoolRules, PoolTarget, RoutingStateLost, member_from_row
+from leadroute.routing import (
+    Assignment,
+    PoolRules,
+    PoolTarget,
+    Release,
+    RoutingStateLost,
+    member_from_row,
+)
 from leadroute.routing.assign import ROUTING_LOCK
 from leadroute.routing.eligibility import skip_reason
 from leadroute.rules import Sla
@@ -100,21 +108,34 @@ class UnknownOwner(ClientError):
 
 @dataclass(slots=True)
 class Moves:
-    """Redis capacity effects of one transaction: slots claimed (undone on rollback), slots to free."""
+    """Redis capacity effects of one transaction: slots claimed (undone on rollback), slots to free
+    (only after the commit).
+
+    In the transaction: ``claimed`` / ``released`` as the step goes, then :meth:`finish` last.
+    Then :meth:`committed` after a commit, or :meth:`undo` after a rollback (never both).
+    """
 
     claimed: list[Assignment] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    """Owners whose lead this transaction ends (closed, or moved to someone else)."""
+    pending: list[Release] = field(default_factory=list)
 
     async def finish(self, rt: Runtime, conn: Connection) -> None:
-        """Free the previous owners' slots: the last step before the commit."""
-        for owner in self.released:
-            await rt.routing.release(conn, owner_id=owner, pool_id=None)
+        """The last step before the commit: prepare freeing the previous owners' slots."""
+        self.pending = [await rt.routing.prepare_release(conn, owner_id=o) for o in self.released]
+
+    async def committed(self, rt: Runtime) -> None:
+        """The transaction committed: free the previous owners' slots now, not before (a failed
+        commit must leave them taken, as PostgreSQL still has the leads open)."""
+        pending, self.pending = self.pending, []
+        await rt.routing.release(pending)
 
     async def undo(self, rt: Runtime) -> None:
         """The transaction rolled back: give back the slots it claimed (unless a rebuild recounted)."""
         for placed in self.claimed:
             await rt.routing.unclaim(placed)
         self.claimed.clear()
+        self.pending.clear()
 
 
 Step = Callable[[Connection, Moves], Awaitable[dict[str, Any]]]
@@ -128,14 +149,16 @@ async def transition(rt: Runtime, step: Step) -> dict[str, Any]:
             async with rt.db.acquire() as conn, conn.transaction():
                 result = await step(conn, moves)
                 await moves.finish(rt, conn)
-            return result
         except RoutingStateLost:
             await moves.undo(rt)
             if attempt == STATE_LOST_RETRIES - 1:
                 raise
+            continue
         except BaseException:
             await moves.undo(rt)
             raise
+        await moves.committed(rt)  # outside the try: the claims of a committed step are kept
+        return result
     raise AssertionError("unreachable")
 
 

@@ -23,7 +23,7 @@ from leadroute.errors import IdempotencyConflict, NotFound
 from leadroute.intake import ActivityEventIn, InvalidEvent, normalize_email, parse_event
 from leadroute.intake.errors import FieldError
 from leadroute.models import Activity, NormalizedLead, stage_rank
-from leadroute.routing import Assignment, RoutingStateLost
+from leadroute.routing import Assignment, Release, RoutingStateLost
 from leadroute.runtime import Runtime
 from leadroute.scoring import Evaluation, evaluate
 from leadroute.store.db import Connection
@@ -74,6 +74,7 @@ async def _apply(
     active = rt.rules  # one reference: the whole request sees one ruleset
     ruleset = active.ruleset
     placed: Assignment | None = None
+    freed: Release | None = None
     try:
         async with rt.db.acquire() as conn, conn.transaction():
             if (
@@ -163,7 +164,7 @@ async def _apply(
             )
             await conn.execute(QUERIES["lead_rescored"], lead_id, evaluation.score, evaluation.stage)
             if placed is not None and placed.owner is not None:
-                await record_assignment(
+                freed = await record_assignment(
                     rt,
                     conn,
                     lead_id=lead_id,
@@ -191,6 +192,8 @@ async def _apply(
         if placed is not None:  # rolled back: give the slot back (unless a rebuild recounted)
             await rt.routing.unclaim(placed)
         raise
+    if freed is not None:  # committed: only now free the previous owner's slot
+        await rt.routing.release([freed])
     return EventResult(response, created=True)
 
 

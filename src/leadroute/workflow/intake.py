@@ -25,7 +25,7 @@ import msgspec
 from leadroute.errors import IdempotencyConflict
 from leadroute.intake import normalize, parse_lead
 from leadroute.models import Decision, LeadIn, NormalizedLead
-from leadroute.routing import Assignment, RoutingStateLost
+from leadroute.routing import Assignment, Release, RoutingStateLost
 from leadroute.runtime import ActiveRuleset, Runtime
 from leadroute.scoring import Evaluation, evaluate
 from leadroute.store.db import Connection
@@ -220,20 +220,24 @@ async def record_assignment(
     now: datetime,
     replace: bool = False,
     breaches: int = 0,
-) -> None:
+) -> Release | None:
     """Write ``placed`` as the lead's current assignment, in the caller's transaction.
 
-    ``replace=True`` (a lead that already exists): end the current assignment first, release its
-    owner's open slot (``Router.release``), and point the lead row at the new owner or queue.
-    A new lead's row already names its owner, so intake passes ``replace=False``. ``breaches``:
-    the lead's SLA breaches so far, carried to the new timer.
+    ``replace=True`` (a lead that already exists): end the current assignment first, prepare
+    freeing its owner's open slot (``Router.prepare_release``: the returned :class:`Release`,
+    which the caller passes to ``Router.release`` once the transaction committed), and point the
+    lead row at the new owner or queue. A new lead's row already names its owner, so intake
+    passes ``replace=False``. ``breaches``: the lead's SLA breaches so far, carried to the new timer.
     """
+    freed: Release | None = None
     if replace:
         current = await conn.fetchrow(QUERIES["routing_assignment_current"], lead_id)
         if current is not None:
             await conn.execute(QUERIES["routing_assignment_end"], current["id"], now)
             if current["owner_id"] is not None:
-                await rt.routing.release(conn, owner_id=current["owner_id"], pool_id=current["pool_id"])
+                freed = await rt.routing.prepare_release(
+                    conn, owner_id=current["owner_id"], pool_id=current["pool_id"]
+                )
         await conn.execute(
             QUERIES["routing_lead_placed"], lead_id, placed.owner, placed.pool, placed.status, now
         )
@@ -260,6 +264,7 @@ async def record_assignment(
         replace=replace,
         breaches=breaches,
     )
+    return freed
 
 
 def explanation(evaluation: Evaluation, placed: Assignment | None) -> dict[str, Any]:

@@ -103,8 +103,6 @@ async def _fire_one(rt: Runtime, now: datetime, seen: list[int]) -> int | None:
                     rt, conn, moves, timer=timer, lead=lead, now=now
                 )
                 await moves.finish(rt, conn)
-            seen.append(timer["id"])
-            return int(breached)
         except RoutingStateLost:
             await moves.undo(rt)
             if attempt == STATE_LOST_RETRIES - 1 and timer_id is not None:
@@ -122,6 +120,10 @@ async def _fire_one(rt: Runtime, now: datetime, seen: list[int]) -> int | None:
         except BaseException:  # cancelled (shutdown): rolled back, so give the claimed slot back
             await moves.undo(rt)
             raise
+        else:
+            await moves.committed(rt)  # outside the try: the claims of a committed breach are kept
+            seen.append(timer["id"])
+            return int(breached)
     return 0
 
 
