@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from leadroute.api.leads import skipped_owners
+from leadroute.api.leads import skipped_owners, summarize
 from leadroute.config import Settings
 
 SIMPLE_RULES = """
@@ -272,3 +272,42 @@ class TestSkippedInTheSummary:
     def test_each_owner_once(self, skipped: list[tuple[str, str, str | None]], text: str) -> None:
         rows = [{"owner": o, "reason": r, "pool": p} for o, r, p in skipped]
         assert skipped_owners(rows) == text
+
+
+class TestSummary:
+    """The summary is one readable sentence: each fact once."""
+
+    WHY: ClassVar[dict[str, Any]] = {
+        "qualification": {"rule": "lead", "stage": "lead"},
+        "routing": {"rule": None, "pool": None},
+    }
+
+    def test_a_lead_no_rule_routes_says_so_once(self) -> None:
+        placed: dict[str, Any] = {
+            "owner": None,
+            "owners_skipped": [],
+            "queue": "unassigned",
+            "reason": "no routing rule matched",
+        }
+        text = summarize("lead", 5, self.WHY | {"assignment": placed})
+        assert text == (
+            "Scored 5 and qualified as lead by rule 'lead'. "
+            "No routing rule matched; left in queue 'unassigned'."
+        )
+
+    def test_why_the_account_owner_rule_did_not_apply(self) -> None:
+        placed = {
+            "owner": "ann",
+            "pool": "sales",
+            "strategy": "round_robin",
+            "owners_skipped": [],
+            "account": [
+                {"rule": "existing-account", "why": "acme.example has no account owner yet", "owner": None}
+            ],
+        }
+        why = self.WHY | {"routing": {"rule": "everyone", "pool": "sales"}, "assignment": placed}
+        assert summarize("lead", 5, why) == (
+            "Scored 5 and qualified as lead by rule 'lead'. Account owner rule 'existing-account': "
+            "acme.example has no account owner yet. Routing rule 'everyone' chose pool 'sales'; "
+            "assigned to ann by round robin in pool 'sales'."
+        )

@@ -182,6 +182,24 @@ class TestAccountOwner:
             why = await explain(client, second["lead_id"])
             assert why["assignment"]["strategy"] == "account_owner"
             assert why["assignment"]["rule"] == "existing-account"
+            assert why["assignment"]["account"] == []
+            first_why = await explain(client, first["lead_id"])  # why the first one went by rotation
+            assert first_why["assignment"]["account"] == [
+                {"rule": "existing-account", "why": "acme.example has no account owner yet", "owner": None}
+            ]
+            assert (
+                "Account owner rule 'existing-account': acme.example has no account owner yet. "
+                in (first_why["summary"])
+            )
+            free = await post_one(client, {"email": "someone@gmail.com", "title": "VP Sales"})
+            free_why = await explain(client, free["lead_id"])
+            assert free_why["assignment"]["account"] == [
+                {
+                    "rule": "existing-account",
+                    "why": "the lead has no company domain (a free-mail address and no website)",
+                    "owner": None,
+                }
+            ]
 
     async def test_owner_out_of_office_falls_through_to_the_next_rule(
         self, make_app: Any, clock: FakeClock, settings: Settings
@@ -207,6 +225,13 @@ class TestAccountOwner:
             why = await explain(client, second["lead_id"])
             assert {"owner": holder, "reason": "out_of_office", "pool": None} in why["assignment"][
                 "owners_skipped"
+            ]
+            assert why["assignment"]["account"] == [
+                {
+                    "rule": "existing-account",
+                    "why": "acme.example's owner is skipped (out_of_office)",
+                    "owner": holder,
+                }
             ]
             clock.advance(days=1)  # back: the account is still theirs
             third = await post_one(client, lead(3, "acme.example"))

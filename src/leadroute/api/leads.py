@@ -114,6 +114,11 @@ def summarize(stage: str, score: float, why: dict[str, Any]) -> str:
     """One sentence for a person: "why did this lead go to Bob?"."""
     routing, placed = why["routing"], why["assignment"]
     text = f"Scored {score:g} and qualified as {stage} by rule {why['qualification']['rule']!r}. "
+    # Why an account-owner rule did not apply, unless an owner skip below says it (or the queue
+    # reason does); decisions stored before this was recorded have none.
+    misses = [m for m in placed.get("account") or [] if m["owner"] is None]
+    if misses and placed.get("owner") is not None:
+        text += "; ".join(f"Account owner rule {m['rule']!r}: {m['why']}" for m in misses) + ". "
     if routing["rule"] is None:
         text += "No routing rule matched"
     else:
@@ -127,6 +132,8 @@ def summarize(stage: str, score: float, why: dict[str, Any]) -> str:
         how = (placed.get("strategy") or "routing").replace("_", " ")
         where = "as the account's owner" if how == "account owner" else f"by {how} in pool {placed['pool']!r}"
         text += f"; assigned to {placed['owner']} {where}."
+    elif placed["reason"] == "no routing rule matched" and routing["rule"] is None:
+        text += f"; left in queue {placed['queue']!r}."  # the reason would say it twice
     else:
         text += f"; left in queue {placed['queue']!r}: {placed['reason']}."
     return text

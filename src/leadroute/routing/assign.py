@@ -92,6 +92,15 @@ class Release(msgspec.Struct, frozen=True, kw_only=True):
     """The state generation while the transaction held the routing lock (None: the state was lost)."""
 
 
+class AccountMiss(msgspec.Struct, kw_only=True):
+    """An ``account_owner`` rule that did not place the lead, and why."""
+
+    rule: str
+    why: str
+    owner: str | None = None
+    """The account's owner when there is one (then also in ``skipped``, with the reason)."""
+
+
 class Assignment(msgspec.Struct, kw_only=True):
     """Where a lead ended up: an owner in a pool, or a queue and the reason."""
 
@@ -111,6 +120,8 @@ class Assignment(msgspec.Struct, kw_only=True):
     """The Redis claim sequence number (stored with the assignment row)."""
     generation: str | None = None
     """The Redis state generation of the claim (for :meth:`Router.unclaim`)."""
+    account: list[AccountMiss] = msgspec.field(default_factory=list)
+    """Why each ``account_owner`` rule tried did not place the lead (``explain`` shows it)."""
 
     @property
     def status(self) -> Literal["assigned", "unassigned"]:
@@ -194,15 +205,18 @@ class Router:
         skipped: list[OwnerSkip] = []
         tried: list[str] = []
         reasons: list[str] = []
+        account: list[AccountMiss] = []
         for target in targets:
             if target.kind == "account_owner":
                 placed = await self._account_owner(
                     conn, target=target, domain=company_domain, now=now, exclude=exclude, skipped=skipped
                 )
-                if placed is None:
-                    reasons.append(f"rule {target.rule!r}: no eligible account owner")
+                if isinstance(placed, AccountMiss):
+                    account.append(placed)
+                    reasons.append(f"rule {placed.rule!r}: {placed.why}")
                     continue
                 placed.pools_tried = tried
+                placed.account = account
                 return await self._settle(conn, placed, company_domain, lead_id, now)
             if target.pool is None:
                 continue
@@ -216,6 +230,7 @@ class Router:
                 tried=tried,
                 reasons=reasons,
             )
+            placed.account = account
             if placed.owner is not None:
                 return await self._settle(conn, placed, company_domain, lead_id, now)
             return placed
@@ -226,6 +241,7 @@ class Router:
             reason="; ".join(reasons) if reasons else "no routing rule matched",
             skipped=skipped,
             pools_tried=tried,
+            account=account,
         )
 
     async def _account_owner(
@@ -237,27 +253,32 @@ class Router:
         now: datetime,
         exclude: Collection[str],
         skipped: list[OwnerSkip],
-    ) -> Assignment | None:
+    ) -> Assignment | AccountMiss:
+        """The account owner's assignment, or why there is none (for ``explain``)."""
+        rule = target.rule
         if domain is None:
-            return None
+            return AccountMiss(
+                rule=rule, why="the lead has no company domain (a free-mail address and no website)"
+            )
         owner_id = await self.state.account_owner(domain)
         if owner_id is None:
             owner_id = await conn.fetchval(QUERIES["routing_account_owner"], domain)
             if owner_id is None:
-                return None
+                return AccountMiss(rule=rule, why=f"{domain} has no account owner yet")
             await self.state.set_account_owner(domain, owner_id)
         row = await conn.fetchrow(QUERIES["routing_owner_get"], owner_id)
         if row is None:
-            return None
+            return AccountMiss(rule=rule, why=f"{domain}'s account owner {owner_id!r} no longer exists")
         member = member_from_row(row)
         reason = skip_reason(member, PoolRules(), now, exclude)
         if reason is not None:
             skipped.append(OwnerSkip(owner_id, reason, None))
-            return None
+            return AccountMiss(rule=rule, why=f"{domain}'s owner is skipped ({reason})", owner=owner_id)
         claim = await self.state.pick("claim", None, [member], frozenset({owner_id}), now)
         skipped += claim.skipped
         if claim.owner is None:
-            return None
+            why = claim.skipped[0].reason if claim.skipped else "no room"
+            return AccountMiss(rule=rule, why=f"{domain}'s owner is skipped ({why})", owner=owner_id)
         return Assignment(
             owner=claim.owner,
             pool=None,

@@ -293,6 +293,7 @@ def explanation(evaluation: Evaluation, placed: Assignment | None) -> dict[str, 
             "strategy": placed.strategy,
             "pools_tried": placed.pools_tried,
             "owners_skipped": msgspec.to_builtins(placed.skipped),
+            "account": msgspec.to_builtins(placed.account),
             "queue": placed.queue,
             "reason": placed.reason,
         }
