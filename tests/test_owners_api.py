@@ -191,6 +191,21 @@ class TestFallbackLoops:
         r = await client.patch("/v1/pools/c", json={"fallback": "overflow"})
         assert r.status_code == 200, r.text
 
+    async def test_a_chain_longer_than_routing_follows_is_refused(self, client: Client) -> None:
+        # routing tries a pool and at most 3 fallback pools: p1 -> p2 -> p3 -> p4 is the longest
+        await owner(client, "ann")
+        for n in (4, 3, 2, 1):  # p4 falls back to "p5", a queue name while no pool has it
+            await pool(client, f"p{n}", ["ann"], fallback=f"p{n + 1}")
+        p = await problem(client, "PUT", "/v1/pools/p5", {"members": ["ann"], "fallback": "unassigned"})
+        assert p["type"].endswith("/fallback-too-long")
+        assert p["errors"] == [
+            {"field": "fallback", "message": "more than 3 hops: p1 -> p2 -> p3 -> p4 -> p5 -> unassigned"}
+        ]
+        assert (await client.get("/v1/pools/p5")).status_code == 404
+        r = await client.put("/v1/pools/p0", json={"members": ["ann"], "fallback": "p1"})
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["message"] == "more than 3 hops: p0 -> p1 -> p2 -> p3 -> p4 -> p5"
+
     async def test_two_concurrent_saves_cannot_close_a_loop_between_them(
         self, client: Client, settings: Settings
     ) -> None:

@@ -42,6 +42,7 @@ import yaml
 
 from leadroute.errors import OwnersFileError, PoolError, UnknownOwners
 from leadroute.models import ID_MAX_LENGTH, ID_PATTERN
+from leadroute.routing.assign import MAX_FALLBACK_HOPS
 from leadroute.routing.eligibility import normalize_absences, normalize_hours, valid_timezone
 from leadroute.rules._yaml import (
     YamlDocument,
@@ -480,6 +481,26 @@ async def lock_pools(conn: Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", POOLS_LOCK)
 
 
+class FallbackTooLong(PoolError):
+    """A fallback chain longer than routing follows: its last pools would never be tried."""
+
+    kind = "fallback-too-long"
+    title = "Pool fallback chain too long"
+
+    def __init__(self, chain: list[str], saved: set[str]) -> None:
+        shown = " -> ".join(chain)
+        pool = next(p for p in chain if p in saved)
+        super().__init__(
+            pool,
+            "fallback",
+            f"pool {pool!r}: the fallback chain {shown} has {len(chain) - 2} hops; routing follows at "
+            f"most {MAX_FALLBACK_HOPS} (after {chain[MAX_FALLBACK_HOPS]!r} a lead goes to the ruleset's "
+            "queue), so shorten the chain or point a pool on it at a queue",
+            errors=[{"field": "fallback", "message": f"more than {MAX_FALLBACK_HOPS} hops: {shown}"}],
+        )
+        self.chain = chain
+
+
 async def check_fallbacks(conn: Connection, pool_ids: Sequence[str]) -> None:
     """No fallback chain starting at one of ``pool_ids`` may loop (as PostgreSQL holds them now).
 
@@ -493,6 +514,15 @@ async def check_fallbacks(conn: Connection, pool_ids: Sequence[str]) -> None:
             if nxt in chain:
                 raise FallbackLoop(start, [*chain, nxt])
             chain.append(nxt)
+    # No loop is left, so every chain ends. One that passes through a saved pool (a save can
+    # lengthen the chains of pools that fall back to it) must fit in the hops routing follows.
+    saved = set(pool_ids)
+    for start in fallback:
+        chain = [start]
+        while (nxt := fallback.get(chain[-1])) is not None and nxt in fallback:
+            chain.append(nxt)
+        if len(chain) > MAX_FALLBACK_HOPS + 1 and saved.intersection(chain):
+            raise FallbackTooLong([*chain, fallback.get(chain[-1]) or "?"], saved)
 
 
 async def save_pools(conn: Connection, pools: Sequence[PoolIn], *, created: Sequence[str] = ()) -> None:
