@@ -775,6 +775,27 @@ class TestRuleFileTestsSection:
         assert (problem.line, problem.column) == (33, 11)
         assert problem.message == "a test needs a 'name' (rules test reports each test by it); write one"
 
+    def test_two_tests_with_one_name(self, tmp_path: Path) -> None:
+        one = "  - name: same\n    lead: {email: a@b.example}\n    expect: {stage: lead}\n"
+        problem = only(problems_of(tmp_path, BASE + "tests:\n" + one + one))
+        assert (problem.line, problem.column) == (36, 11)
+        assert problem.message == (
+            "test 'same': another test has this name (line 33); give each test its own name"
+        )
+
+    def test_expected_rule_ids_name_rules_of_the_file(self, tmp_path: Path) -> None:
+        text = BASE + (
+            "tests:\n  - name: t\n    lead: {email: a@b.example}\n"
+            "    expect: {matched: [senior-titel], targets: [everyone-else, nowhere]}\n"
+        )
+        found = sorted(str(p.message) for p in problems_of(tmp_path, text))
+        assert found == [
+            "test 't': expect matched names 'senior-titel', which is no scoring rule of this file "
+            "(did you mean 'senior-title'?)",
+            "test 't': expect targets names 'nowhere', which is no routing rule of this file",
+        ]
+        assert {p.line for p in problems_of(tmp_path, text)} == {35}
+
     def test_expected_stage_typo(self, tmp_path: Path) -> None:
         text = BASE + "tests:\n  - name: t\n    lead: {email: a@b.example}\n    expect: {stage: MQL}\n"
         problem = only(problems_of(tmp_path, text))

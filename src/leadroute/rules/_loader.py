@@ -310,6 +310,7 @@ class _Builder:
         routing = self.routing(top.routing)
         tests = self.tests(top.tests, routing.fallback if routing else None)
         self.check_ids(scoring_rules, qualification, routing.rules if routing else [])
+        self.check_tests(tests, scoring_rules, routing.rules if routing else None)
         # groups whose settings are wrong still count as declared: one error, not one per use
         group_names = self.declared_groups
         lead_rules = [(r, p) for r, p in scoring_rules if r.on_activity is None]
@@ -604,6 +605,39 @@ class _Builder:
                     )
                 else:
                     seen[rule.id] = self.line(path)
+
+    def check_tests(
+        self,
+        tests: Sequence[tuple[TestSpec, YamlPath]],
+        scoring: Sequence[tuple[Any, YamlPath]],
+        routing: Sequence[tuple[Any, YamlPath]] | None,
+    ) -> None:
+        """Test names are unique (``rules test`` reports each by it), and the rule ids a test
+        expects name rules of the file: a typo there is a mistake in the test, not a failing rule."""
+        names: dict[str, int] = {}
+        for test, path in tests:
+            if test.name in names:
+                self.problem(
+                    [*path, "name"],
+                    f"test {test.name!r}: another test has this name (line {names[test.name]}); "
+                    "give each test its own name",
+                )
+            else:
+                names[test.name] = self.line(path)
+            wanted = [("matched", test.expect.matched, scoring, "scoring rule")]
+            if routing is not None:  # a routing section that did not load is reported already
+                wanted.append(("targets", test.expect.targets, routing, "routing rule"))
+            for key, ids, section, kind in wanted:
+                known = [rule.id for rule, _ in section]
+                for rule_id in ids or ():
+                    if rule_id not in known:
+                        close = difflib.get_close_matches(rule_id, known, n=1)
+                        maybe = f" (did you mean {close[0]!r}?)" if close else ""
+                        self.problem(
+                            [*path, "expect", key],
+                            f"test {test.name!r}: expect {key} names {rule_id!r}, which is no {kind} "
+                            f"of this file{maybe}",
+                        )
 
     def compile(
         self, section: Section, rules: Sequence[tuple[str, str | None, YamlPath]], groups: list[str]
