@@ -105,6 +105,16 @@ class TestYamlErrorsNameTheLine:
             ("owners: []\npool: []\n", "2:1", "unknown key 'pool' (allowed: owners, pools)"),
             ("owners: []\nmemberships: {p: [ann]}\n", "2:1", "'memberships' is for CSV files"),
             ("owners:\n  - id: ann\n   name: Ann\n", "3:4", "YAML syntax error: expected <block end>"),
+            (
+                "owners:\n  - id: ann\n    name: Ann\n    name: Anne\n",
+                "4:5",
+                "key 'name' is written twice; keep one",
+            ),
+            (
+                "owners:\n  - id: ann\n    name: Ann\n  - id: ann\n    name: Anne\n",
+                "4:9",
+                "owner 'ann' is listed twice (first on line 2); keep one entry per id",
+            ),
         ],
     )
     def test_error_names_file_line_and_column(
@@ -202,6 +212,25 @@ class TestOwnersFileFields:
             load_owners_file(f)
         assert str(info.value).startswith(f"{f}:3: the row has 4 cells for 2 columns")
         assert "double quotes" in str(info.value)
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("id,name,name\nann,Ann,Anne\n", ":1: column(s) name appear twice in the header; keep one"),
+            (
+                "id,name\nann,Ann\nbob,Bob\nann,Anne\n",
+                ":4: owner 'ann' is listed twice (first on line 2); keep one row per owner",
+            ),
+        ],
+    )
+    def test_csv_repeated_columns_and_owners_are_errors(
+        self, tmp_path: Path, text: str, message: str
+    ) -> None:
+        f = tmp_path / "owners.csv"
+        f.write_text(text)
+        with pytest.raises(OwnersFileError) as info:
+            load_owners_file(f)
+        assert str(info.value) == f"{f}{message}"
 
     def test_csv_row_with_fewer_cells_than_columns_is_an_error(self, tmp_path: Path) -> None:
         # a missing cell shifts the values after it: the timezone would land in email

@@ -208,6 +208,8 @@ def load_owners_file(path: Path) -> OwnersFile:
     except yaml.YAMLError as exc:
         where, message = syntax_error(exc)
         raise OwnersFileError(f"{path}:{where.line}:{where.column}: {message}") from None
+    for key, at in doc.duplicate_keys():  # YAML keeps the last silently; a typo'd copy is likelier
+        raise OwnersFileError(f"{path}:{at.line}:{at.column}: key {key!r} is written twice; keep one")
     try:
         parsed = msgspec.convert(doc.data or {}, _OwnersFileSpec)
     except msgspec.ValidationError as exc:
@@ -217,6 +219,18 @@ def load_owners_file(path: Path) -> OwnersFile:
         raise OwnersFileError(
             f"{path}:{where.line}:{where.column}: 'memberships' is for CSV files; list members under pools"
         )
+    ids = {"owners": [o.id for o in parsed.owners], "pools": [p.id for p in parsed.pools]}
+    for section, listed in ids.items():
+        first: dict[str, int] = {}
+        for index, ident in enumerate(listed):
+            if ident in first:
+                at = doc.locate([section, index, "id"])
+                was = doc.locate([section, first[ident]]).line
+                raise OwnersFileError(
+                    f"{path}:{at.line}:{at.column}: {_ENTRIES[section][0]} {ident!r} is listed twice "
+                    f"(first on line {was}); keep one entry per id"
+                )
+            first[ident] = index
     places: dict[tuple[str, str], str] = {}
     for index, pool in enumerate(parsed.pools):
         for name in ("", *POOL_CHECKED_FIELDS):
@@ -323,6 +337,11 @@ def _csv_owner(row: dict[str, str]) -> dict[str, Any]:
 def _load_csv(path: Path, text: str) -> OwnersFile:
     reader = csv.reader(io.StringIO(text))
     header = next(reader, [])
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise OwnersFileError(
+            f"{path}:1: column(s) {', '.join(repeated)} appear twice in the header; keep one"
+        )
     unknown = sorted(set(header) - set(CSV_COLUMNS))
     if unknown:
         known = ", ".join(CSV_COLUMNS)
@@ -330,6 +349,7 @@ def _load_csv(path: Path, text: str) -> OwnersFile:
     owners: list[OwnerIn] = []
     memberships: dict[str, list[str]] = {}
     places: dict[tuple[str, str], str] = {}
+    seen: dict[str, int] = {}  # owner id -> line
     end = reader.line_num  # the line the header ended on (a quoted cell may span lines)
     for cells_in in reader:
         line, end = end + 1, reader.line_num
@@ -342,6 +362,12 @@ def _load_csv(path: Path, text: str) -> OwnersFile:
             owner = msgspec.convert(_csv_owner(cells), OwnerIn)
         except (ValueError, msgspec.ValidationError) as exc:
             raise OwnersFileError(f"{path}:{line}: {exc}") from None
+        if owner.id in seen:
+            raise OwnersFileError(
+                f"{path}:{line}: owner {owner.id!r} is listed twice (first on line {seen[owner.id]}); "
+                "keep one row per owner"
+            )
+        seen[owner.id] = line
         owners.append(owner)
         for pool in _items(cells.get("pools", "")):
             try:
