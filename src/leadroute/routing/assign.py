@@ -383,9 +383,7 @@ class Router:
         if written is not None:
             await self.state.set_account_owner(domain, written)
 
-    async def prepare_release(
-        self, conn: Connection, *, owner_id: str, pool_id: str | None = None
-    ) -> Release:
+    async def prepare_release(self, conn: Connection, *, owner_id: str) -> Release:
         """A lead of ``owner_id`` is being closed or moved away in ``conn``'s transaction: hold the
         routing lock shared until it ends, and note the state generation. Nothing changes in Redis
         yet; after the commit, :meth:`release` frees the slot.
@@ -397,7 +395,7 @@ class Router:
         under rebuilds: a rebuild waits for this commit and counts it, and changes the generation,
         so the later release does nothing.
         """
-        del pool_id  # open counts are per owner, shared by every pool
+        # open counts are per owner, shared by every pool: no pool is needed
         # Rebuild a lost state *before* holding the lock shared: a rebuild waits for every shared
         # holder, so this transaction could not rebuild later (e.g. in an assign after the release).
         await self.ensure_state()

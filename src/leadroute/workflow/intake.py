@@ -235,9 +235,7 @@ async def record_assignment(
         if current is not None:
             await conn.execute(QUERIES["routing_assignment_end"], current["id"], now)
             if current["owner_id"] is not None:
-                freed = await rt.routing.prepare_release(
-                    conn, owner_id=current["owner_id"], pool_id=current["pool_id"]
-                )
+                freed = await rt.routing.prepare_release(conn, owner_id=current["owner_id"])
         await conn.execute(
             QUERIES["routing_lead_placed"], lead_id, placed.owner, placed.pool, placed.status, now
         )
