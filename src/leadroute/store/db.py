@@ -1,4 +1,9 @@
-"""PostgreSQL connection pool set-up: JSON codecs and the database-per-run helpers."""
+"""PostgreSQL connections: the only place leadroute opens one, so every connection has the codecs.
+
+``create_pool`` for the service, ``connect`` for a single connection (CLI commands, LISTEN, tests).
+Both install the same JSON codecs: ``json``/``jsonb`` columns and parameters are Python values,
+encoded and decoded by msgspec, so no query needs a ``::text::jsonb`` cast and no caller encodes.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["Connection", "create_pool", "init_connection"]
+__all__ = ["Connection", "connect", "create_pool", "init_connection"]
 
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 """A connection of its own or one borrowed from the pool: store functions take either."""
@@ -25,6 +30,17 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     """Exchange ``json``/``jsonb`` as Python values, encoded by msgspec."""
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=_encode_json, decoder=_decode, schema="pg_catalog")
+
+
+async def connect(dsn: str, *, timeout: float = 60) -> asyncpg.Connection:
+    """One connection of its own, with the JSON codecs installed; the caller closes it."""
+    conn = await asyncpg.connect(dsn, timeout=timeout)
+    try:
+        await init_connection(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
