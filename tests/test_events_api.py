@@ -102,7 +102,7 @@ class TestRescoring:
 
         history = (await client.get(f"/v1/leads/{lead['lead_id']}")).json()
         assert history["score"] == 50
-        assert [h["type"] for h in history["history"]].count("activity") == 2
+        assert [h["type"] for h in history["history"]].count("activity.recorded") == 2
 
     async def test_activity_points_decay_with_age(
         self, client: AsyncTestClient[Litestar], clock: FakeClock

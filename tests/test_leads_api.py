@@ -11,7 +11,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from leadroute.api.leads import skipped_owners, summarize
+from leadroute.workflow.summary import routing_summary, skipped_owners
 from leadroute.config import Settings
 
 SIMPLE_RULES = """
@@ -82,7 +82,7 @@ class TestIntake:
             assert got["stage"] == "sql"
             assert got["lead"]["phone_e164"] == "+14155552671"
             assert got["lead"]["email_domain"] == "acme-1.example"
-            assert [h["type"] for h in got["history"]] == ["lead.received", "decision", "assignment"]
+            assert [h["type"] for h in got["history"]] == ["lead.received", "lead.scored", "lead.assigned"]
 
             why = (await client.get(f"/v1/leads/{d['lead_id']}/explain")).json()
             assert {(s["rule"], s["points"]) for s in why["scoring"]} == {("senior", 60), ("big", 30)}
@@ -277,6 +277,13 @@ class TestSkippedInTheSummary:
 class TestSummary:
     """The summary is one readable sentence: each fact once."""
 
+    @staticmethod
+    def summarize(stage: str, score: float, why: dict[str, Any]) -> str:
+        """Explain's summary of a decision: the scoring sentence, then how routing placed it."""
+        return f"Scored {score:g} and qualified as {stage} by rule {why['qualification']['rule']!r}. " + (
+            routing_summary(why["routing"], why["assignment"])
+        )
+
     WHY: ClassVar[dict[str, Any]] = {
         "qualification": {"rule": "lead", "stage": "lead"},
         "routing": {"rule": None, "pool": None},
@@ -289,7 +296,7 @@ class TestSummary:
             "queue": "unassigned",
             "reason": "no routing rule matched",
         }
-        text = summarize("lead", 5, self.WHY | {"assignment": placed})
+        text = self.summarize("lead", 5, self.WHY | {"assignment": placed})
         assert text == (
             "Scored 5 and qualified as lead by rule 'lead'. "
             "No routing rule matched; left in queue 'unassigned'."
@@ -306,7 +313,7 @@ class TestSummary:
             ],
         }
         why = self.WHY | {"routing": {"rule": "everyone", "pool": "sales"}, "assignment": placed}
-        assert summarize("lead", 5, why) == (
+        assert self.summarize("lead", 5, why) == (
             "Scored 5 and qualified as lead by rule 'lead'. Account owner rule 'existing-account': "
             "acme.example has no account owner yet. Routing rule 'everyone' chose pool 'sales'; "
             "assigned to ann by round robin in pool 'sales'."

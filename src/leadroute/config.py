@@ -7,6 +7,7 @@ and the result is passed down. A bad value fails at start-up with a message nami
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,6 +72,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds between SLA scheduler passes in each instance (a breach acts within this); 0: off."""
     sla_max_breaches: int = 3
     """The SLA breach of a lead that sends it to the fallback queue instead of another owner."""
+    rescore_every_hours: float = 6.0
+    """Hours between requalifications of a lead whose score holds decaying activity points (its
+    stage can fall as they decay); the background pass runs every ``SLA_POLL_SECONDS``."""
+    drain_batch: int = 50
+    """Queued leads one instance offers again per background pass at most (the rest wait for the
+    next pass), so a burst of freed capacity cannot starve intake of connections."""
+
+    @property
+    def rescore_every(self) -> timedelta:
+        """:attr:`rescore_every_hours` as a duration."""
+        return timedelta(hours=self.rescore_every_hours)
 
     @property
     def embedded(self) -> bool:
@@ -115,6 +127,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"{PREFIX}SLA_POLL_SECONDS: must be 0 (off) or a positive number of seconds")
         if self.sla_max_breaches < 1:
             raise SettingsError(f"{PREFIX}SLA_MAX_BREACHES: must be at least 1")
+        if self.rescore_every_hours <= 0:
+            raise SettingsError(f"{PREFIX}RESCORE_EVERY_HOURS: must be a positive number of hours")
+        if self.drain_batch < 1:
+            raise SettingsError(f"{PREFIX}DRAIN_BATCH: must be at least 1")
         if self.ready_timeout <= 0:
             raise SettingsError(f"{PREFIX}READY_TIMEOUT: must be a positive number of seconds")
         if self.ruleset_poll_interval <= 0:

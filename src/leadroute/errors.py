@@ -4,6 +4,9 @@
     ├── ClientError                 4xx: the caller can fix it; the problem names the field or rule
     │   ├── NotFound                404
     │   ├── IdempotencyConflict     422: same key, different body
+    │   ├── UnknownOwner            422: an action names an owner that does not exist
+    │   ├── WorkflowConflict        409: the lead's workflow state does not allow the action
+    │   │   └── NotCurrentOwner     409: only the lead's current owner may do this
     │   └── PoolError               422: a pool cannot be saved as given (``pool``, ``field``)
     │       └── UnknownOwners       422: a pool names owners that do not exist
     ├── CommandError                a CLI command cannot run (CLI)
@@ -25,10 +28,13 @@ __all__ = [
     "CommandError",
     "IdempotencyConflict",
     "LeadrouteError",
+    "NotCurrentOwner",
     "NotFound",
     "OwnersFileError",
     "PoolError",
+    "UnknownOwner",
     "UnknownOwners",
+    "WorkflowConflict",
     "problem",
 ]
 
@@ -101,6 +107,38 @@ class UnknownOwners(PoolError):
             "members",
             f"pool {pool!r} names owners that do not exist: {', '.join(owners)}",
             errors=[{"field": "members", "message": f"unknown owner {o!r}"} for o in owners],
+        )
+
+
+class WorkflowConflict(ClientError):
+    """The lead's state does not allow this action (closed, no owner, ...): 409."""
+
+    status = 409
+    kind = "workflow-conflict"
+    title = "The lead's workflow state does not allow this"
+
+
+class NotCurrentOwner(WorkflowConflict):
+    kind = "not-current-owner"
+    title = "Not the lead's current owner"
+
+    def __init__(self, owner_id: str, current: str | None) -> None:
+        super().__init__(
+            f"owner {owner_id!r} is not the lead's current owner"
+            + (f" (it is {current!r})" if current else " (the lead has no owner)"),
+            errors=[{"field": "owner_id", "message": "not the current owner"}],
+        )
+
+
+class UnknownOwner(ClientError):
+    status = 422
+    kind = "unknown-owner"
+    title = "Unknown owner"
+
+    def __init__(self, owner_id: str) -> None:
+        super().__init__(
+            f"no owner with id {owner_id!r}",
+            errors=[{"field": "owner_id", "message": f"unknown owner {owner_id!r}"}],
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,3 +54,5 @@ class Runtime:
     """Every "now" in routing, SLA timers and decay comes from here, never from ``datetime.now``."""
     rulesets: RulesetFollower | None = None
     """Follows the fleet's active ruleset and swaps ``rules`` (``rulesets.RulesetSync``); set at start."""
+    drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when this instance freed routing capacity: the queue drain runs without waiting its interval."""

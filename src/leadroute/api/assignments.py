@@ -10,7 +10,7 @@ does not allow (closed, unassigned, not the current owner, owner unavailable) 40
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, post
@@ -20,6 +20,7 @@ from litestar.params import FromPath, JSONBody
 from leadroute.runtime import Runtime
 from leadroute.store.owners import Id
 from leadroute.workflow.actions import accept, close, reassign
+from leadroute.workflow.story import LeadState
 
 __all__ = ["AcceptBody", "AssignmentController", "CloseBody", "ReassignBody"]
 
@@ -52,7 +53,7 @@ class AssignmentController(Controller):
     @post("/{lead_id:uuid}/accept", status_code=200, summary="The owner accepts the lead")
     async def accept(
         self, rt: NamedDependency[Runtime], lead_id: FromPath[uuid.UUID], data: JSONBody[AcceptBody]
-    ) -> dict[str, Any]:
+    ) -> LeadState:
         """Stop the SLA clock: the lead is ``accepted``. Only its current owner may accept it."""
         return await accept(rt, lead_id, data.owner_id)
 
@@ -62,7 +63,7 @@ class AssignmentController(Controller):
         rt: NamedDependency[Runtime],
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[ReassignBody | None] = None,
-    ) -> dict[str, Any]:
+    ) -> LeadState:
         """To ``owner_id``, or else to the next eligible owner of the pool (never the current one).
 
         The previous owner's capacity is freed; the new owner gets the lead's SLA afresh. With
@@ -77,6 +78,6 @@ class AssignmentController(Controller):
         rt: NamedDependency[Runtime],
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[CloseBody | None] = None,
-    ) -> dict[str, Any]:
+    ) -> LeadState:
         """The lead is ``closed``: its SLA timer stops and its owner's capacity is freed."""
         return await close(rt, lead_id, (data or CloseBody()).reason)

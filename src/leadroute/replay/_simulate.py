@@ -25,7 +25,7 @@ from leadroute.routing.eligibility import Member, PoolRules, skip_reason
 from leadroute.scoring import Evaluation, RouteTarget
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
-from leadroute.workflow.intake import explanation
+from leadroute.workflow.writer import explanation
 
 __all__ = [
     "MAX_ACTIVITIES",

@@ -49,13 +49,13 @@ def _activity(row: Any) -> Activity | None:
     payload = row["payload"]
     if (
         not isinstance(payload, dict)
-        or not isinstance(payload.get("type"), str)
+        or not isinstance(payload.get("activity"), str)
         or row["occurred_at"] is None
     ):
         return None
     properties = payload.get("properties")
     return Activity(
-        type=payload["type"],
+        type=payload["activity"],
         occurred_at=row["occurred_at"],
         properties=properties if isinstance(properties, dict) else {},
     )

@@ -1,7 +1,8 @@
-"""The SLA scheduler: every instance fires due timers; each timer fires exactly once.
+"""The background work of every instance: SLA timers (each fires exactly once), the queue drain
+(:mod:`leadroute.workflow.drain`) and decay (:func:`leadroute.workflow.rescore.requalify_due`).
 
 Every instance runs :func:`run_scheduler` in the background (started by the app's lifespan, every
-``LEADROUTE_SLA_POLL_SECONDS``). A pass (:func:`fire_due_timers`) takes due timers one at a time,
+``LEADROUTE_SLA_POLL_SECONDS``). Its timer part (:func:`fire_due_timers`) takes due timers one at a time,
 each in its own transaction::
 
     SELECT ... FROM sla_timers WHERE status = 'pending' AND due_at <= now
@@ -17,14 +18,14 @@ failing timer must not roll back the others.
 
 On a breach (the breach policy):
 
-- the breach is recorded (``sla.breached``), and the owner is never given this lead again;
+- the breach is recorded (``lead.sla_breached``), and the owner is never given this lead again;
 - ``reassign``: the next eligible owner of the pool (``Router.assign`` with the lead's breaching
-  owners excluded), with a new timer (``assignment.reassigned``);
+  owners excluded), with a new timer (``lead.reassigned``);
 - ``escalate``: the pool's ``escalate_to``, an owner (claimed directly: active, not out of office,
-  with room) or a pool (routed, excluding the breaching owners); a new timer (``assignment.escalated``).
+  with room) or a pool (routed, excluding the breaching owners); a new timer (``lead.escalated``).
   A pool without ``escalate_to`` reassigns instead, and says so;
 - the lead's ``LEADROUTE_SLA_MAX_BREACHES``-th breach, or nobody left to take it, puts it in the
-  fallback queue, unassigned, with the reason (``assignment.fallback``). So a lead never loops.
+  fallback queue, unassigned, with the reason (``lead.queued``). So a lead never loops.
 """
 
 from __future__ import annotations
@@ -32,28 +33,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from leadroute.routing import Assignment, PoolTarget, RoutingStateLost
+from leadroute.errors import UnknownOwner
+from leadroute.routing import Assignment
 from leadroute.rules import Sla
 from leadroute.runtime import Runtime
-from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
-from leadroute.workflow.actions import (
-    WAITING,
-    Moves,
-    UnknownOwner,
-    claim_owner,
-    move,
-    record_step,
-    route_again,
-    skipped,
-)
-from leadroute.workflow.intake import STATE_LOST_RETRIES
+from leadroute.workflow.actions import WAITING, breached_owners, claim_owner, route_again
+from leadroute.workflow.drain import drain_queues
+from leadroute.workflow.log import LeadSlaBreached
+from leadroute.workflow.rescore import requalify_due
+from leadroute.workflow.runner import Change, run
+from leadroute.workflow.writer import Current, current_of, place
 
-__all__ = ["BATCH", "WORKERS", "fire_due_timers", "run_scheduler", "scheduler"]
+__all__ = ["BATCH", "WORKERS", "background_pass", "fire_due_timers", "run_scheduler", "scheduler"]
 
 log = logging.getLogger(__name__)
 
@@ -89,42 +85,30 @@ async def fire_due_timers(
 
 async def _fire_one(rt: Runtime, now: datetime, seen: list[int]) -> int | None:
     """Claim and fire one due timer: 1 breached, 0 stale or skipped or failed, None nothing due."""
-    for attempt in range(STATE_LOST_RETRIES):
-        moves = Moves()
-        timer_id: int | None = None
-        try:
-            async with rt.db.acquire() as conn, conn.transaction():
-                timer = await conn.fetchrow(QUERIES["sla_timer_claim"], now, seen)
-                if timer is None:
-                    return None
-                timer_id = timer["id"]
-                lead = await conn.fetchrow(QUERIES["workflow_lead_try_lock"], timer["lead_id"])
-                breached = lead is not None and await _breach(
-                    rt, conn, moves, timer=timer, lead=lead, now=now
-                )
-                await moves.finish(rt, conn)
-        except RoutingStateLost:
-            await moves.undo(rt)
-            if attempt == STATE_LOST_RETRIES - 1 and timer_id is not None:
-                seen.append(timer_id)
-                await _failed(rt, timer_id, "RoutingStateLost", now)
-                return 0
-        except Exception as exc:
-            await moves.undo(rt)
-            if timer_id is None:
-                raise
-            seen.append(timer_id)
-            await _failed(rt, timer_id, type(exc).__name__, now)
-            log.debug("SLA timer %d failed", timer_id, exc_info=True)
-            return 0
-        except BaseException:  # cancelled (shutdown): rolled back, so give the claimed slot back
-            await moves.undo(rt)
+    timer_id: int | None = None
+
+    async def step(ch: Change) -> tuple[int, bool] | None:
+        nonlocal timer_id
+        timer = await ch.conn.fetchrow(QUERIES["sla_timer_claim"], ch.now, seen)
+        if timer is None:
+            return None
+        timer_id = timer["id"]
+        lead = await ch.conn.fetchrow(QUERIES["workflow_lead_try_lock"], timer["lead_id"])
+        return timer["id"], lead is not None and await _breach(ch, timer=timer, lead=lead)
+
+    try:
+        fired = await run(rt, step, now=now)
+    except Exception as exc:
+        if timer_id is None:
             raise
-        else:
-            await moves.committed(rt)  # outside the try: the claims of a committed breach are kept
-            seen.append(timer["id"])
-            return int(breached)
-    return 0
+        seen.append(timer_id)
+        await _failed(rt, timer_id, type(exc).__name__, now)
+        log.debug("SLA timer %d failed", timer_id, exc_info=True)
+        return 0
+    if fired is None:
+        return None
+    seen.append(fired[0])
+    return int(fired[1])
 
 
 async def _failed(rt: Runtime, timer_id: int, error: str, now: datetime) -> None:
@@ -136,134 +120,101 @@ async def _failed(rt: Runtime, timer_id: int, error: str, now: datetime) -> None
     )
 
 
-async def _breach(
-    rt: Runtime, conn: Connection, moves: Moves, *, timer: Any, lead: Any, now: datetime
-) -> bool:
+async def _breach(ch: Change, *, timer: Any, lead: Any) -> bool:
     """Act on one due timer (the lead is locked). False: the timer was stale and is cancelled."""
     lead_id = lead["id"]
-    current = await conn.fetchrow(QUERIES["workflow_current"], lead_id)
-    if current is None or current["id"] != timer["assignment_id"] or lead["status"] not in WAITING:
+    current = current_of(await ch.conn.fetchrow(QUERIES["workflow_current"], lead_id))
+    if current is None or current.id != timer["assignment_id"] or lead["status"] not in WAITING:
         # accepted, moved or closed without stopping this timer: nothing to breach
-        await conn.execute(QUERIES["sla_timer_resolve"], timer["id"], "cancelled", "stale", now)
+        await ch.conn.execute(QUERIES["sla_timer_resolve"], timer["id"], "cancelled", "stale", ch.now)
         return False
-    owner = timer["owner_id"]
     count = timer["breaches"] + 1
-    limit = rt.settings.sla_max_breaches
-    await conn.execute(QUERIES["sla_timer_resolve"], timer["id"], "fired", "breached", now)
-    await record_step(
-        conn,
+    limit = ch.rt.settings.sla_max_breaches
+    await ch.conn.execute(QUERIES["sla_timer_resolve"], timer["id"], "fired", "breached", ch.now)
+    await ch.emit(
         lead_id,
-        "sla.breached",
-        now,
-        {
-            "owner": owner,
-            "due_at": timer["due_at"],
-            "minutes": timer["minutes"],
-            "business_hours": timer["business_hours"],
-            "breach": count,
-            "on_breach": timer["on_breach"],
-        },
+        "lead.sla_breached",
+        LeadSlaBreached(
+            owner=timer["owner_id"],
+            due_at=timer["due_at"],
+            minutes=timer["minutes"],
+            breach=count,
+            on_breach=timer["on_breach"],
+            business_hours=timer["business_hours"],
+        ),
     )
     sla = Sla(accept_within_minutes=timer["minutes"], on_breach=timer["on_breach"])
-    exclude = {r["owner_id"] for r in await conn.fetch(QUERIES["sla_breached_owners"], lead_id)}
-    common: dict[str, Any] = {"lead_id": lead_id, "current": current, "now": now, "sla": sla}
-    common |= {"breaches": count, "sla_pool": timer["pool_id"]}
+    common: dict[str, Any] = {"lead_id": lead_id, "current": current, "sla": sla, "breaches": count}
+    fallback = ch.rt.rules.ruleset.fallback
 
     if count >= limit:
         reason = f"the SLA was breached {count} times (limit {limit})"
-        placed = Assignment(
+        parked = Assignment(
             owner=None,
-            pool=current["pool_id"],
-            queue=rt.rules.ruleset.fallback,
+            pool=current.pool_id,
+            queue=fallback,
             reason=reason,
             skipped=[],
             pools_tried=[],
-            rule=current["rule"],
+            rule=current.rule,
         )
-        await move(conn, moves, placed=placed, status="unassigned", resolution="breached", **common)
-        await record_step(
-            conn,
-            lead_id,
-            "assignment.fallback",
-            now,
-            {"by": "sla", "from": owner, "queue": placed.queue, "why": reason},
-        )
+        await place(ch, placed=parked, cause="sla_breach", sla_pool=timer["pool_id"], parked=True, **common)
         return True
 
     escalate_to: str | None = None
     note: str | None = None
     if timer["on_breach"] == "escalate":
-        pool = await conn.fetchrow(QUERIES["routing_pool"], timer["pool_id"]) if timer["pool_id"] else None
+        pool = await ch.conn.fetchrow(QUERIES["routing_pool"], timer["pool_id"]) if timer["pool_id"] else None
         escalate_to = pool["escalate_to"] if pool is not None else None
         if escalate_to is None:
             note = "no escalation target (the pool has no escalate_to): reassigned instead"
 
+    exclude = await breached_owners(ch.conn, lead_id)
     if escalate_to is not None:
-        placed = await _escalate(
-            rt, conn, moves, lead=lead, current=current, to=escalate_to, sla=sla, now=now
+        placed = await _escalate(ch, lead=lead, current=current, to=escalate_to, sla=sla, exclude=exclude)
+        await place(
+            ch,
+            placed=placed,
+            cause="escalation",
+            moved="escalated",
+            sla_pool=placed.pool or timer["pool_id"],
+            escalate_to=escalate_to,
+            parked=placed.owner is None,
+            **common,
         )
-        if placed.pool is not None:
-            common["sla_pool"] = placed.pool
-        await move(conn, moves, placed=placed, status="escalated", resolution="breached", **common)
-        kind = "assignment.escalated" if placed.owner is not None else "assignment.fallback"
-        detail: dict[str, Any] = {"by": "sla", "from": owner, "escalate_to": escalate_to}
     else:
-        placed = await route_again(
-            rt, conn, moves, lead=lead, current=current, exclude=exclude, sla=sla, now=now
+        placed = await route_again(ch, lead=lead, current=current, exclude=exclude, sla=sla)
+        await place(
+            ch,
+            placed=placed,
+            cause="sla_breach",
+            moved="reassigned",
+            sla_pool=timer["pool_id"],
+            note=note,
+            **common,
         )
-        await move(conn, moves, placed=placed, status="reassigned", resolution="breached", **common)
-        kind = "assignment.reassigned" if placed.owner is not None else "assignment.fallback"
-        detail = {"by": "sla", "from": owner}
-    if note is not None:
-        detail["note"] = note
-    if placed.owner is not None:
-        detail |= {"to": placed.owner, "pool": placed.pool, "skipped": skipped(placed)}
-    else:
-        detail |= {"queue": placed.queue, "why": placed.reason, "skipped": skipped(placed)}
-    await record_step(conn, lead_id, kind, now, detail)
     return True
 
 
 async def _escalate(
-    rt: Runtime,
-    conn: Connection,
-    moves: Moves,
-    *,
-    lead: Any,
-    current: Any,
-    to: str,
-    sla: Sla,
-    now: datetime,
+    ch: Change, *, lead: Any, current: Current, to: str, sla: Sla, exclude: set[str]
 ) -> Assignment:
     """Place the lead with the escalation target: a pool (routed) or an owner (claimed)."""
-    exclude = {r["owner_id"] for r in await conn.fetch(QUERIES["sla_breached_owners"], lead["id"])}
-    rule = current["rule"] or "escalation"
-    if await conn.fetchrow(QUERIES["routing_pool"], to) is not None:
-        placed = await rt.routing.assign(
-            conn,
-            lead_id=lead["id"],
-            company_domain=lead["company_domain"],
-            targets=[PoolTarget(rule=rule, pool=to, sla=sla)],
-            fallback=rt.rules.ruleset.fallback,
-            now=now,
-            exclude=exclude,
-        )
-        if placed.owner is not None:
-            moves.claimed.append(placed)
-        return placed
+    rule = current.rule or "escalation"
+    if await ch.conn.fetchrow(QUERIES["routing_pool"], to) is not None:
+        return await route_again(ch, lead=lead, current=current, exclude=exclude, sla=sla, pool=to, rule=rule)
     why: str | None = "already let this lead's SLA run out"
     if to not in exclude:
         try:
-            claimed, why = await claim_owner(rt, conn, to, now, rule=rule, strategy="escalation")
+            claimed, why = await claim_owner(ch, to, rule=rule, strategy="escalation")
         except UnknownOwner:
             claimed, why = None, "no such owner or pool"
         if claimed is not None:
-            moves.claimed.append(claimed)
             return claimed
     return Assignment(
         owner=None,
-        pool=current["pool_id"],
-        queue=rt.rules.ruleset.fallback,
+        pool=current.pool_id,
+        queue=ch.rt.rules.ruleset.fallback,
         reason=f"escalation target {to!r} cannot take the lead: {why}",
         skipped=[],
         pools_tried=[],
@@ -271,28 +222,48 @@ async def _escalate(
     )
 
 
-async def run_scheduler(rt: Runtime, interval: float) -> None:
-    """Fire due timers every ``interval`` seconds until cancelled; errors are logged, never fatal."""
-    while True:
+async def background_pass(rt: Runtime) -> None:
+    """One pass of the background work: fire due SLA timers, drain queues, requalify for decay.
+
+    Each part's failure is logged and does not stop the others (the next pass tries again).
+    """
+    settings = rt.settings
+    parts: tuple[tuple[str, str, Callable[[], Awaitable[int]]], ...] = (
+        ("SLA timers", "breached", lambda: fire_due_timers(rt)),
+        ("queue drain", "placed", lambda: drain_queues(rt, limit=settings.drain_batch)),
+        ("decay", "changed stage", lambda: requalify_due(rt, limit=settings.drain_batch)),
+    )
+    for name, verb, work in parts:
         try:
-            fired = await fire_due_timers(rt)
-            if fired:
-                log.info("SLA: %d timer(s) breached", fired)
+            done = await work()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.error("SLA scheduler pass failed (%s); next pass in %ss", type(exc).__name__, interval)
-        await asyncio.sleep(interval)
+            log.error("%s pass failed (%s); the next pass tries again", name, type(exc).__name__)
+            log.debug("%s pass failed", name, exc_info=True)
+            continue
+        if done:
+            log.info("%s: %d lead(s) %s", name, done, verb)
+
+
+async def run_scheduler(rt: Runtime, interval: float) -> None:
+    """Run :func:`background_pass` every ``interval`` seconds, or sooner when this instance freed
+    routing capacity (the queue drain then places waiting leads at once), until cancelled."""
+    while True:
+        rt.drain_wakeup.clear()
+        await background_pass(rt)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rt.drain_wakeup.wait(), timeout=interval)
 
 
 @contextlib.asynccontextmanager
 async def scheduler(rt: Runtime) -> AsyncIterator[None]:
-    """Run the scheduler in the background while the app serves (off when the interval is 0)."""
+    """Run the background work while the app serves (off when the interval is 0)."""
     interval = rt.settings.sla_poll_seconds
     if interval <= 0:
         yield
         return
-    task = asyncio.create_task(run_scheduler(rt, interval), name="leadroute-sla-scheduler")
+    task = asyncio.create_task(run_scheduler(rt, interval), name="leadroute-scheduler")
     try:
         yield
     finally:

@@ -45,8 +45,8 @@ UPDATE idempotency_keys SET lead_id = $3, response = $4 WHERE scope = $1 AND key
 
 -- name: lead_insert
 -- A new lead with its current stage, score and owner.
-INSERT INTO leads (id, email, company_domain, stage, score, status, owner_id, pool_id, normalized)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+INSERT INTO leads (id, email, company_domain, stage, score, status, owner_id, pool_id, normalized, rescore_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
 
 -- name: event_insert
 -- One event of a lead; returns its id.
@@ -80,3 +80,14 @@ SELECT owner_id, pool_id, status, queue, reason, created_at, ended_at
 SELECT id, decided_at, ruleset_version, ruleset_sha256, score, groups, matched, stage,
        qualification_rule, routing_rule, pool_id, owner_id, explanation
   FROM decisions WHERE lead_id = $1 ORDER BY id;
+
+-- name: lead_decision_latest
+-- A lead's latest decision: its current score and stage, and the rules behind them.
+SELECT id, decided_at, ruleset_version, ruleset_sha256, score, stage, explanation
+  FROM decisions WHERE lead_id = $1 ORDER BY id DESC LIMIT 1;
+
+-- name: lead_decision_routed
+-- A lead's latest decision in which routing ran (an event that only rescored it did not).
+SELECT id, explanation FROM decisions
+ WHERE lead_id = $1 AND NOT coalesce((explanation -> 'assignment' ->> 'unchanged')::boolean, false)
+ ORDER BY id DESC LIMIT 1;

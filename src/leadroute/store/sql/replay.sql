@@ -21,5 +21,5 @@ SELECT id, stage, normalized FROM leads WHERE id = $1;
 -- name: replay_activities
 -- The activity events of the given leads, each lead's oldest first.
 SELECT lead_id, occurred_at, payload FROM lead_events
- WHERE lead_id = ANY($1::uuid[]) AND kind = 'activity'
+ WHERE lead_id = ANY($1::uuid[]) AND kind = 'activity.recorded'
  ORDER BY lead_id, occurred_at, id;

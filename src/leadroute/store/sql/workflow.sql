@@ -96,3 +96,28 @@ SELECT id, kind, received_at, payload FROM lead_events
 -- Every assignment of a lead with its workflow fields, oldest first.
 SELECT id, owner_id, pool_id, status, queue, reason, rule, created_at, accepted_at, ended_at
   FROM assignments WHERE lead_id = $1 ORDER BY id;
+
+-- name: workflow_assignment_insert
+-- A lead's new current assignment: owner or queue, the claim's sequence number, the placing rule,
+-- and whether a queued lead waits for its pool (the queue drain offers it again).
+INSERT INTO assignments (lead_id, decision_id, owner_id, pool_id, status, queue, reason, created_at,
+                         claim_seq, rule, waiting)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+RETURNING id;
+
+-- name: workflow_lead_closed
+-- Close a lead: final, so decay no longer requalifies it.
+UPDATE leads SET status = 'closed', rescore_at = NULL, updated_at = $2 WHERE id = $1;
+
+-- name: drain_claim
+-- The queued lead that has waited longest for a pool not in $1, locked with its current
+-- assignment; leads another transaction holds are skipped (the status check re-reads a lead that
+-- changed meanwhile, so a lead placed by another instance is never taken twice).
+SELECT l.id, l.status, l.owner_id, l.pool_id, l.company_domain,
+       a.id AS assignment_id, a.owner_id AS assignment_owner, a.pool_id AS assignment_pool,
+       a.status AS assignment_status, a.created_at AS queued_at, a.rule
+  FROM assignments AS a JOIN leads AS l ON l.id = a.lead_id
+ WHERE a.ended_at IS NULL AND a.waiting AND a.pool_id <> ALL ($1::text[]) AND l.status = 'unassigned'
+ ORDER BY a.created_at, a.id
+   FOR UPDATE OF l SKIP LOCKED
+ LIMIT 1;

@@ -1,0 +1,127 @@
+"""The one transaction runner: every change to a lead goes through :func:`run`.
+
+Intake, activity events, accept, reassign, close, an SLA breach, the queue drain and decay are
+each a *step*: an async function of a :class:`Change`. :func:`run` owns what they share:
+
+1. a pooled connection and one PostgreSQL transaction;
+2. routing capacity in Redis, which is not transactional: a step records the slots it claimed
+   (:meth:`Change.claimed`) and the owners whose lead it ends (:meth:`Change.free`). A rollback
+   gives the claimed slots back; the freed ones are given back only after the commit, in the
+   state generation the transaction saw, so a failed commit never leaves a count below what
+   PostgreSQL holds;
+3. a retry of the whole step when Redis lost its routing state mid-claim (``RoutingStateLost``:
+   the next try rebuilds it from PostgreSQL first);
+4. the event log: :meth:`Change.emit` appends in the same transaction;
+5. after the commit: freed capacity wakes the queue drain (:attr:`Runtime.drain_wakeup`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from leadroute.routing import Assignment, Release, RoutingStateLost
+from leadroute.runtime import Runtime
+from leadroute.store.db import Connection
+from leadroute.workflow.log import Payload, append
+
+__all__ = ["STATE_LOST_RETRIES", "SYSTEM", "Change", "run"]
+
+STATE_LOST_RETRIES = 3
+"""Tries of one step when Redis loses its routing state mid-step (each rebuilds first)."""
+SYSTEM = "system"
+"""The actor of changes leadroute makes by itself (routing at intake, timers, drain, decay)."""
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Change:
+    """One transaction's changes to leads: its connection, clock, actor, capacity and events."""
+
+    rt: Runtime
+    conn: Connection
+    now: datetime
+    actor: str
+    _claimed: list[Assignment] = field(default_factory=list)
+    _freed: list[str] = field(default_factory=list)
+    _pending: list[Release] = field(default_factory=list)
+
+    def claimed(self, placed: Assignment) -> Assignment:
+        """``placed`` holds a Redis slot: given back if the transaction rolls back."""
+        if placed.owner is not None:
+            self._claimed.append(placed)
+        return placed
+
+    def free(self, owner_id: str) -> None:
+        """The transaction ends ``owner_id``'s hold on a lead: free their slot once it commits."""
+        self._freed.append(owner_id)
+
+    async def emit(
+        self,
+        lead_id: uuid.UUID,
+        event_type: str,
+        data: Payload,
+        *,
+        occurred_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Append an event to the lead's log in this transaction; returns its sequence number."""
+        return await append(
+            self.conn,
+            lead_id,
+            event_type,
+            data,
+            at=self.now,
+            actor=self.actor,
+            occurred_at=occurred_at,
+            idempotency_key=idempotency_key,
+        )
+
+    async def _prepare(self) -> None:
+        """The last statement before the commit: read the generation for the slots to free."""
+        self._pending = [await self.rt.routing.prepare_release(self.conn, owner_id=o) for o in self._freed]
+
+    async def _committed(self) -> None:
+        pending, self._pending = self._pending, []
+        await self.rt.routing.release(pending)
+        if pending:
+            self.rt.drain_wakeup.set()  # capacity came free: queued leads may be placed now
+
+    async def _undo(self) -> None:
+        for placed in self._claimed:
+            await self.rt.routing.unclaim(placed)
+        self._claimed.clear()
+        self._pending.clear()
+
+
+async def run(
+    rt: Runtime, step: Callable[[Change], Awaitable[T]], *, actor: str = SYSTEM, now: datetime | None = None
+) -> T:
+    """Run ``step`` in one transaction and settle its routing capacity (see the module docstring).
+
+    Whatever ``step`` raises rolls the transaction back and gives its claims back; a
+    ``RoutingStateLost`` runs it again (up to :data:`STATE_LOST_RETRIES` times). ``now``: the
+    step's instant (default: the runtime's clock when the step starts).
+    """
+    for attempt in range(STATE_LOST_RETRIES):
+        async with rt.db.acquire() as conn:
+            change = Change(rt, conn, now or rt.clock(), actor)
+            try:
+                async with conn.transaction():
+                    result = await step(change)
+                    await change._prepare()
+            except RoutingStateLost:
+                await change._undo()
+                if attempt == STATE_LOST_RETRIES - 1:
+                    raise
+                continue
+            except BaseException:
+                await change._undo()
+                raise
+        await change._committed()  # outside the try: the claims of a committed step are kept
+        return result
+    raise AssertionError("unreachable")

@@ -1,0 +1,258 @@
+"""The one writer of decisions and placements, used by every step of the workflow.
+
+:func:`record_decision` stores a scoring decision (``decisions``, the full explanation) and its
+``lead.scored`` event. :func:`place` makes a placement the lead's current assignment: it stops the
+running SLA timer, ends the current assignment and frees its owner's slot, writes the new
+assignment and the lead row, starts the new owner's timer, and appends the move to the log
+(``lead.assigned``, ``lead.reassigned``, ``lead.escalated`` or ``lead.queued``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from leadroute.routing import Assignment
+from leadroute.rules import Sla
+from leadroute.runtime import ActiveRuleset
+from leadroute.scoring import Evaluation
+from leadroute.store.queries import QUERIES
+from leadroute.workflow.log import Cause, LeadScored, Placement
+from leadroute.workflow.runner import Change
+from leadroute.workflow.sla import cancel_timers, start_timer
+
+__all__ = ["Current", "Moved", "current_of", "explanation", "place", "record_decision"]
+
+Moved = Literal["assigned", "reassigned", "escalated"]
+"""The state a lead placed with an owner gets; with no owner it is ``unassigned``."""
+
+
+class Current(msgspec.Struct, frozen=True, kw_only=True):
+    """A lead's current assignment, as :func:`place` needs it (None for a new lead)."""
+
+    id: int
+    owner_id: str | None
+    pool_id: str | None
+    status: str
+    created_at: datetime
+    rule: str | None = None
+
+
+def current_of(row: Any) -> Current | None:
+    """The :class:`Current` of a ``workflow_current`` row (None: the lead has none)."""
+    if row is None:
+        return None
+    return Current(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        pool_id=row["pool_id"],
+        status=row["status"],
+        created_at=row["created_at"],
+        rule=row["rule"],
+    )
+
+
+async def record_decision(
+    ch: Change,
+    *,
+    lead_id: uuid.UUID,
+    event_id: int,
+    active: ActiveRuleset,
+    evaluation: Evaluation,
+    placed: Assignment | None,
+    why: dict[str, Any],
+    cause: Cause,
+    previous: tuple[float, str] | None = None,
+    kept: tuple[str | None, str | None] | None = None,
+) -> int:
+    """Store the decision ``event_id`` led to, and its ``lead.scored`` event; returns the decision id.
+
+    ``placed`` is where routing put the lead in this decision; when routing did not run, ``kept``
+    is the pool and owner the lead keeps. ``previous``: the score and stage before it.
+    """
+    ruleset = active.ruleset
+    pool, owner = (placed.pool, placed.owner) if placed is not None else kept or (None, None)
+    rule = placed.rule if placed is not None else None
+    if placed is not None and rule is None:
+        rule = evaluation.routing_rule
+    decision_id: int = await ch.conn.fetchval(
+        QUERIES["decision_insert"],
+        lead_id,
+        event_id,
+        active.id,
+        ruleset.version,
+        ruleset.sha256,
+        evaluation.score,
+        msgspec.to_builtins(evaluation.groups),
+        msgspec.to_builtins(evaluation.hits),
+        evaluation.stage,
+        evaluation.qualification_rule,
+        rule,
+        pool,
+        owner,
+        why,
+    )
+    await ch.emit(
+        lead_id,
+        "lead.scored",
+        LeadScored(
+            cause=cause,
+            score=evaluation.score,
+            stage=evaluation.stage,
+            groups={name: group.score for name, group in evaluation.groups.items()},
+            matched=list(dict.fromkeys(hit.rule for hit in evaluation.hits)),
+            ruleset_version=ruleset.version,
+            ruleset_sha256=ruleset.sha256,
+            qualification_rule=evaluation.qualification_rule,
+            decision_id=decision_id,
+            previous_score=previous[0] if previous is not None else None,
+            previous_stage=previous[1] if previous is not None else None,
+        ),
+    )
+    return decision_id
+
+
+async def place(
+    ch: Change,
+    *,
+    lead_id: uuid.UUID,
+    current: Current | None,
+    placed: Assignment,
+    cause: Cause,
+    moved: Moved = "assigned",
+    decision_id: int | None = None,
+    sla: Sla | None = None,
+    sla_pool: str | None = None,
+    breaches: int = 0,
+    reason: str | None = None,
+    escalate_to: str | None = None,
+    note: str | None = None,
+    ruleset_version: int | None = None,
+    parked: bool = False,
+) -> int:
+    """Make ``placed`` the lead's current assignment, in ``ch``'s transaction; returns its id.
+
+    ``current`` None: a new lead, whose row intake has just written with this placement. Else the
+    current assignment ends (its running timer stops with resolution ``cause``, its owner's slot
+    is freed after the commit) and the lead row points at the new owner or queue.
+
+    The new owner's SLA timer starts when there is an SLA: ``sla`` (carried over from the lead's
+    previous timer) or the placing rule's; ``sla_pool`` is the pool whose settings it follows
+    when ``placed`` has none; ``breaches`` counts the lead's breaches so far. ``moved`` is the state
+    of a lead placed with an owner (without one it is ``unassigned``); ``reason`` is the reason a
+    person gave, ``escalate_to`` and ``note`` what an escalation tried.
+
+    A lead queued with a pool waits for it: the queue drain offers it again when an owner of the
+    pool can take it. ``parked``: it does not wait, a person moves it (the SLA ran out too often,
+    or the escalation target could not take it).
+    """
+    status = moved if placed.owner is not None else "unassigned"
+    waiting = placed.owner is None and placed.pool is not None and not parked
+    previous_owner: str | None = None
+    if current is not None:
+        await cancel_timers(ch.conn, lead_id, _resolution(cause), ch.now)
+        await ch.conn.execute(QUERIES["routing_assignment_end"], current.id, ch.now)
+        if current.owner_id is not None and current.status != "closed":
+            previous_owner = current.owner_id
+            ch.free(current.owner_id)
+        await ch.conn.execute(
+            QUERIES["workflow_lead_set"], lead_id, status, placed.owner, placed.pool, ch.now
+        )
+    assignment_id: int = await ch.conn.fetchval(
+        QUERIES["workflow_assignment_insert"],
+        lead_id,
+        decision_id,
+        placed.owner,
+        placed.pool,
+        status,
+        placed.queue,
+        placed.reason,
+        ch.now,
+        placed.seq,
+        placed.rule,
+        waiting,
+    )
+    terms = placed.sla or sla
+    due = None
+    if placed.owner is not None and terms is not None:
+        timer = await start_timer(
+            ch.conn,
+            lead_id=lead_id,
+            assignment_id=assignment_id,
+            owner_id=placed.owner,
+            pool_id=placed.pool or sla_pool,
+            sla=terms,
+            now=ch.now,
+            breaches=breaches,
+        )
+        due = timer["due_at"]
+    if placed.owner is None:
+        event_type = "lead.queued"
+    elif moved == "escalated":
+        event_type = "lead.escalated"
+    elif previous_owner is not None or cause in {"reassign", "sla_breach"}:
+        event_type = "lead.reassigned"
+    else:
+        event_type = "lead.assigned"
+    await ch.emit(
+        lead_id,
+        event_type,
+        Placement(
+            cause=cause,
+            owner=placed.owner,
+            pool=placed.pool,
+            queue=placed.queue,
+            reason=placed.reason if placed.owner is None else reason,
+            previous_owner=previous_owner,
+            rule=placed.rule,
+            strategy=placed.strategy,
+            skipped=list(placed.skipped),
+            pools_tried=list(placed.pools_tried),
+            escalate_to=escalate_to,
+            note=note,
+            sla_due_at=due,
+            ruleset_version=ruleset_version,
+        ),
+    )
+    return assignment_id
+
+
+def _resolution(cause: Cause) -> str:
+    """Why a running timer stopped when the lead moved (``sla_timers.resolution``)."""
+    return {"sla_breach": "breached", "escalation": "breached", "reassign": "reassigned"}.get(
+        cause, "rerouted"
+    )
+
+
+def explanation(evaluation: Evaluation, placed: Assignment | None) -> dict[str, Any]:
+    """Everything ``explain`` needs of a decision, frozen when it is made (later rule edits cannot
+    rewrite it). ``placed`` None: routing did not run in this decision."""
+    why: dict[str, Any] = {
+        "scoring": msgspec.to_builtins(evaluation.hits),
+        "rule_errors": msgspec.to_builtins(evaluation.rule_errors),
+        "groups": msgspec.to_builtins(evaluation.groups),
+        "qualification": {"rule": evaluation.qualification_rule, "stage": evaluation.stage},
+        "routing": {
+            "tried": msgspec.to_builtins(evaluation.routes_tried),
+            "rule": evaluation.routing_rule,
+            "pool": evaluation.pool,
+            "targets": msgspec.to_builtins(evaluation.targets),
+        },
+        "assignment": {},
+    }
+    if placed is not None:
+        why["assignment"] = {
+            "owner": placed.owner,
+            "pool": placed.pool,
+            "rule": placed.rule,
+            "strategy": placed.strategy,
+            "pools_tried": placed.pools_tried,
+            "owners_skipped": msgspec.to_builtins(placed.skipped),
+            "account": msgspec.to_builtins(placed.account),
+            "queue": placed.queue,
+            "reason": placed.reason,
+        }
+    return why
