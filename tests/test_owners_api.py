@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from conftest import FakeClock
 from leadroute.config import Settings
 from leadroute.store.owners import FallbackLoop, PoolIn, save_pools
-from routing_support import POOL_RULES, Client, explain, lead, owner, pool, post_one
+from support import POOL_RULES, Client, explain, lead, owner, pool, post_one
 
 
 async def problem(

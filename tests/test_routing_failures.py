@@ -21,8 +21,8 @@ from conftest import FakeClock
 from leadroute.config import Settings
 from leadroute.routing import PoolTarget, Router, snapshot_from_pg
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
-from routing_support import POOL_RULES, lead, open_per_owner, owner, pool, post_one
 from sla_support import fire, open_counts, sla_rules
+from support import POOL_RULES, lead, open_per_owner, owner, pool, post_one
 
 
 @asynccontextmanager

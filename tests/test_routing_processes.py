@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from leadroute.config import Settings
-from routing_support import POOL_RULES, fetch
+from support import POOL_RULES, fetch
 
 ROOT = Path(__file__).resolve().parent.parent
 

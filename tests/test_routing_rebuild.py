@@ -34,7 +34,7 @@ from leadroute.embedded import _valkey_binary
 from leadroute.routing import Assignment, PoolTarget, Router, snapshot_from_pg
 from leadroute.rules import parse_ruleset
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
-from routing_support import POOL_RULES, fetch, lead, open_per_owner, owner, pool, post_one
+from support import POOL_RULES, fetch, lead, open_per_owner, owner, pool, post_one
 from test_routing_processes import Served
 
 ROOT = Path(__file__).resolve().parent.parent

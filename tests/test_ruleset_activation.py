@@ -25,7 +25,8 @@ from leadroute.config import Settings
 from leadroute.rules import parse_ruleset
 from leadroute.rulesets import RulesetSync
 from leadroute.store.rulesets import store_ruleset
-from ruleset_support import active_version, rules_text, setup_pool, upload, wait_for_version
+from ruleset_support import active_version, rules_text, upload, wait_for_version
+from support import setup_pool
 
 Client = AsyncTestClient[Litestar]
 

@@ -16,7 +16,8 @@ from leadroute.config import Settings
 from leadroute.rules import parse_ruleset
 from leadroute.store.migrate import available, migrate
 from leadroute.store.rulesets import RulesetVersionConflict, load_stored_ruleset
-from ruleset_support import active_version, rules_text, setup_pool, upload, wait_for_version
+from ruleset_support import active_version, rules_text, upload, wait_for_version
+from support import setup_pool
 
 PROBLEM = "application/problem+json"
 
@@ -232,7 +233,7 @@ class TestActivateAndRollback:
     async def test_activation_checks_pools_again(self, settings: Settings, clean: None) -> None:
         async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
-            await setup_pool(client, "later")
+            await setup_pool(client, pool="later")
             assert (await upload(client, rules_text(2, 20, pool="later"))).status_code == 201
             conn = await db(settings)
             try:
