@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -37,7 +36,7 @@ from leadroute.replay import (
 )
 from leadroute.rules import Ruleset, parse_ruleset
 from leadroute.scoring import evaluate
-from leadroute.store.db import init_connection
+from support import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 INBOUND = (ROOT / "rules" / "inbound.yaml").read_text(encoding="utf-8")
@@ -440,9 +439,7 @@ class TestReplayEndToEnd:
         decided = await post_demo_leads(client)
         assert decided["ca-enterprise"]["stage"] == "lead"
         assert decided["ca-enterprise"]["score"] == 30
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await init_connection(conn)
+        async with connection(settings) as conn:
             active = parse_ruleset(INBOUND, path=Path("inbound.yaml"))
             candidate = parse_ruleset(CANDIDATE, path=Path("candidate.yaml"))
             r = await replay_stored(
@@ -452,8 +449,6 @@ class TestReplayEndToEnd:
                 as_of=AS_OF,
                 batch_size=3,  # several batches through the cursor
             )
-        finally:
-            await conn.close()
         assert r.leads == 7
         assert r.skipped == 0
         assert r.stage_matrix == EXPECTED_MATRIX
@@ -494,17 +489,13 @@ class TestReplayEndToEnd:
             }
             posted = await client.post("/v1/events", json=event)
             assert posted.status_code in (200, 201), posted.text
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await init_connection(conn)
+        async with connection(settings) as conn:
             r = await replay_stored(
                 conn,
                 baseline=Side(parse_ruleset(ENGAGEMENT, path=Path("a.yaml")), "active"),
                 candidate=Side(parse_ruleset(WITH_PRICING, path=Path("b.yaml")), "candidate"),
                 as_of=now,
             )
-        finally:
-            await conn.close()
         # 28 points for today's pricing view, 14 for the one a half-life (14 days) old, none for
         # the blog: 42, capped at the group's max of 40. No other lead has activities.
         assert r.score_changed == 1
@@ -516,9 +507,7 @@ class TestReplayEndToEnd:
 
     async def test_since_and_limit(self, client: AsyncTestClient[Litestar], settings: Settings) -> None:
         await post_demo_leads(client)
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await init_connection(conn)
+        async with connection(settings) as conn:
             await conn.execute(
                 "UPDATE leads SET created_at = now() - interval '40 days' WHERE email LIKE 'li@%'"
             )
@@ -529,8 +518,6 @@ class TestReplayEndToEnd:
                 conn, baseline=side, candidate=cand, as_of=now, since=now - timedelta(days=30)
             )
             limited = await replay_stored(conn, baseline=side, candidate=cand, as_of=now, limit=2)
-        finally:
-            await conn.close()
         assert recent.leads == 6
         assert recent.stage_matrix["lead"]["mql"] == 1  # the Canadian lead is older than 30 days
         assert recent.pool_changes == []
@@ -539,17 +526,13 @@ class TestReplayEndToEnd:
     async def test_replay_writes_nothing(self, client: AsyncTestClient[Litestar], settings: Settings) -> None:
         await post_demo_leads(client)
         tables = ("leads", "lead_events", "decisions", "assignments", "rulesets")
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await init_connection(conn)
+        async with connection(settings) as conn:
             before = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in tables]
             stamp = await conn.fetchval("SELECT max(updated_at) FROM leads")
             ruleset = Side(parse_ruleset(INBOUND, path=Path("a.yaml")), "active")
             await replay_stored(conn, baseline=ruleset, candidate=ruleset, as_of=AS_OF)
             after = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in tables]
             assert await conn.fetchval("SELECT max(updated_at) FROM leads") == stamp
-        finally:
-            await conn.close()
         assert before == after
 
     async def test_admin_endpoint(self, client: AsyncTestClient[Litestar], settings: Settings) -> None:

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -33,8 +32,9 @@ from leadroute.config import Settings
 from leadroute.embedded import _valkey_binary
 from leadroute.routing import Assignment, PoolTarget, Router, snapshot_from_pg
 from leadroute.rules import parse_ruleset
+from leadroute.store.db import connect
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
-from support import POOL_RULES, fetch, lead, open_per_owner, owner, pool, post_one
+from support import POOL_RULES, connection, fetch, lead, open_per_owner, owner, pool, post_one
 from test_routing_processes import Served
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,13 +99,12 @@ async def flusher(private_redis: str) -> AsyncIterator[Redis]:
 async def state_matches_pg(settings: Settings, now: Any = None) -> tuple[Any, Any]:
     """(Redis state, state rebuilt from PostgreSQL), compared on counts, cursors and accounts."""
     redis: Redis = Redis.from_url(str(settings.redis_url))
-    conn = await asyncpg.connect(settings.database_url)
     try:
-        router = Router(redis, settings.redis_prefix, database_url=settings.database_url)
-        live = await router.state.read()
-        rebuilt = await snapshot_from_pg(conn, now or datetime.now(UTC))
+        async with connection(settings) as conn:
+            router = Router(redis, settings.redis_prefix, database_url=settings.database_url)
+            live = await router.state.read()
+            rebuilt = await snapshot_from_pg(conn, now or datetime.now(UTC))
     finally:
-        await conn.close()
         await redis.aclose()
     return (
         (live.open, live.rr, live.account, live.seq),
@@ -289,7 +288,8 @@ class TestFailedTransaction:
         self, settings: Settings, clean: None
     ) -> None:
         redis: Redis = Redis.from_url(str(settings.redis_url))
-        conn = await asyncpg.connect(settings.database_url)
+        assert settings.database_url is not None
+        conn = await connect(settings.database_url)
         router = Router(redis, f"{settings.redis_prefix}:unclaim", database_url=settings.database_url)
         try:
             await put_owner(conn, msgspec.convert({"id": "ann", "name": "Ann"}, OwnerIn))

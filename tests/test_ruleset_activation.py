@@ -14,7 +14,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
-import asyncpg
 import msgspec
 import pytest
 from litestar import Litestar
@@ -26,7 +25,7 @@ from leadroute.rules import parse_ruleset
 from leadroute.rulesets import RulesetSync
 from leadroute.store.rulesets import store_ruleset
 from ruleset_support import active_version, rules_text, upload, wait_for_version
-from support import setup_pool
+from support import connection, setup_pool
 
 Client = AsyncTestClient[Litestar]
 
@@ -95,8 +94,7 @@ class TestFleet:
     ) -> None:
         fast_poll = msgspec.structs.replace(settings, ruleset_poll_interval=0.2)
         async with fleet(fast_poll, rules_text(1)) as (a, b):
-            conn = await asyncpg.connect(settings.database_url)
-            try:
+            async with connection(settings) as conn:
                 stored, _ = await store_ruleset(
                     conn, parse_ruleset(rules_text(2, 20)), status="published", actor="test"
                 )
@@ -104,8 +102,6 @@ class TestFleet:
                 await conn.execute(
                     "INSERT INTO ruleset_activations (ruleset_id, action) VALUES ($1, 'activate')", stored.id
                 )
-            finally:
-                await conn.close()
             await wait_for_version(a, 2, within=1.0)
             await wait_for_version(b, 2, within=1.0)
 
@@ -119,11 +115,8 @@ class TestFleet:
             sync = sync_of(b)
             old_pid = sync.listener_pid
             assert old_pid is not None
-            conn = await asyncpg.connect(settings.database_url)
-            try:
+            async with connection(settings) as conn:
                 assert await conn.fetchval("SELECT pg_terminate_backend($1)", old_pid)
-            finally:
-                await conn.close()
             deadline = time.monotonic() + 2.0
             while sync.listener_pid in (None, old_pid):
                 assert time.monotonic() < deadline, "the listener did not reconnect"
@@ -153,14 +146,11 @@ class TestFleet:
                 results += await asyncio.gather(*(post(10 * round_ + n) for n in range(10)))
             seen = {(d["ruleset_version"], d["ruleset_sha256"], d["score"]) for d in results}
             assert seen == {(1, sha[1], 10), (2, sha[2], 20)}  # both, and never a mix
-            conn = await asyncpg.connect(settings.database_url)
-            try:
+            async with connection(settings) as conn:
                 mismatched = await conn.fetchval(
                     "SELECT count(*) FROM decisions d JOIN rulesets r ON r.id = d.ruleset_id"
                     " WHERE r.version <> d.ruleset_version OR r.sha256 <> d.ruleset_sha256"
                 )
-            finally:
-                await conn.close()
             assert mismatched == 0
 
 

@@ -7,7 +7,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -20,7 +19,7 @@ from leadroute.routing import Member
 from leadroute.routing.eligibility import normalize_hours, within_hours
 from leadroute.workflow.sla import business_due
 from sla_support import assert_routing_consistent, fire, instance, iso, kinds, open_counts, sla_rules
-from support import get_lead, lead, post_one, setup_pool
+from support import connection, get_lead, lead, post_one, setup_pool
 
 PARIS_OFFICE = Member(
     id="x",
@@ -152,8 +151,7 @@ class TestBreach:
                 counts = await asyncio.gather(*(fire(c) for c in (client, other, client, other)))
                 assert sum(counts) == 24
                 assert await fire(client) + await fire(other) == 0
-            conn = await asyncpg.connect(settings.database_url)
-            try:
+            async with connection(settings) as conn:
                 per_lead = await conn.fetch(
                     "SELECT lead_id, count(*) AS n FROM lead_events"
                     " WHERE kind = 'sla.breached' GROUP BY lead_id"
@@ -161,8 +159,6 @@ class TestBreach:
                 moved = await conn.fetchval(
                     "SELECT count(*) FROM lead_events WHERE kind = 'assignment.reassigned'"
                 )
-            finally:
-                await conn.close()
             assert len(per_lead) == 24
             assert {r["n"] for r in per_lead} == {1}
             assert moved == 24
@@ -377,13 +373,10 @@ class TestBreach:
             await setup_pool(client, ["alice", "bob"])
             first = await _one_lead(client)
             clock.advance(minutes=11)
-            conn = await asyncpg.connect(settings.database_url)
-            try:
-                async with conn.transaction():  # a request holds the lead
-                    await conn.execute("SELECT 1 FROM leads WHERE id = $1 FOR UPDATE", as_id(first))
-                    assert await fire(client) == 0
-            finally:
-                await conn.close()
+            # a request holds the lead
+            async with connection(settings) as conn, conn.transaction():
+                await conn.execute("SELECT 1 FROM leads WHERE id = $1 FOR UPDATE", as_id(first))
+                assert await fire(client) == 0
             assert await fire(client) == 1
 
 
@@ -425,16 +418,14 @@ class TestStale:
         async with AsyncTestClient(make_app(sla_rules(10), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             d = await post_one(client, lead(1))
-            conn = await asyncpg.connect(settings.database_url)
-            try:  # a writer that closes leads without stopping their timers (older code, a script)
+            # a writer that closes leads without stopping their timers (older code, a script)
+            async with connection(settings) as conn:
                 await conn.execute("UPDATE leads SET status = 'closed' WHERE id = $1", as_id(d))
                 clock.advance(minutes=11)
                 assert await fire(client) == 0
                 row = await conn.fetchrow(
                     "SELECT status, resolution FROM sla_timers WHERE lead_id = $1", as_id(d)
                 )
-            finally:
-                await conn.close()
             assert row is not None
             assert (row["status"], row["resolution"]) == ("cancelled", "stale")
             assert "sla.breached" not in kinds(await get_lead(client, d["lead_id"]))
