@@ -50,6 +50,8 @@ def sync_of(client: Client) -> RulesetSync:
 
 
 class TestFleet:
+    """An activation on one instance reaches every other one, and no request sees half of it."""
+
     async def test_activate_on_one_instance_switches_the_other_within_a_second(
         self, settings: Settings, clean: None
     ) -> None:
@@ -164,6 +166,9 @@ class _Collect(logging.Handler):
 
 
 class TestWatch:
+    """With watching on, a good edit of the rules file goes live fleet-wide and a bad one never
+    does; without it (the default), editing the file changes nothing until a restart."""
+
     @pytest.fixture
     def rules_file(self, tmp_path: Path) -> Path:
         path = tmp_path / "inbound.yaml"
@@ -250,9 +255,23 @@ class TestWatch:
             assert [v["version"] for v in (await client.get("/v1/rulesets")).json()["versions"]] == [2, 1]
 
     async def test_watch_is_off_by_default(self, settings: Settings, clean: None, rules_file: Path) -> None:
-        not_watching = msgspec.structs.replace(settings, rules_path=rules_file)
-        async with AsyncTestClient(create_app(not_watching)) as client:
+        # A short interval, so that a watch left on by default would pick the edit up many times
+        # over within the wait; the same edit with watching switched on shows the wait is enough.
+        quick = msgspec.structs.replace(settings, rules_path=rules_file, watch_interval=0.05)
+        assert await self.version_after_an_edit(quick, rules_file) == 1
+        watching = msgspec.structs.replace(quick, watch_rules=True)
+        assert await self.version_after_an_edit(watching, rules_file) == 2
+
+    async def version_after_an_edit(self, settings: Settings, rules_file: Path, wait: float = 1.0) -> int:
+        """Start an app on ``rules_file`` (v1), edit it to v2, wait ``wait`` s: the version active then."""
+        await write(rules_file, rules_text(1))
+        async with AsyncTestClient(create_app(settings)) as client:
             await setup_pool(client)
-            await write(rules_file, rules_text(2, 20))
-            await asyncio.sleep(0.5)
             assert await active_version(client) == 1
+            await write(rules_file, rules_text(2, 20))
+            deadline = time.monotonic() + wait
+            version = await active_version(client)
+            while version == 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                version = await active_version(client)
+            return version
