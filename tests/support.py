@@ -1,7 +1,9 @@
-"""What most tests build the same way: owners and pools over HTTP, lead bodies, database reads.
+"""What most tests build the same way: owners and pools over HTTP, lead bodies, database and
+Redis reads.
 
-Domain-specific helpers live beside it: ``sla_support`` (several instances, timers) and
-``ruleset_support`` (rule files by version). Every connection the tests open goes through
+More specific helpers live beside it: ``sla_support`` (several instances, timers),
+``ruleset_support`` (rule files by version) and ``process_support`` (the CLI and ``leadroute
+serve`` in child processes). Every connection the tests open goes through
 :func:`leadroute.store.db.connect`, so ``json``/``jsonb`` values come back as Python values.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 from leadroute.config import Settings
 from leadroute.store.db import connect
@@ -179,3 +182,17 @@ async def open_per_owner(settings: Settings) -> dict[str, int]:
         " WHERE ended_at IS NULL AND owner_id IS NOT NULL GROUP BY owner_id",
     )
     return {r["owner_id"]: r["n"] for r in rows}
+
+
+# -- Redis ------------------------------------------------------------------------------------
+
+
+async def redis_state(settings: Settings) -> dict[bytes, bytes | None]:
+    """Every routing key of this run with its serialized value: equal means untouched."""
+    assert settings.redis_url is not None
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        keys = sorted([k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*")])
+        return {k: await redis.dump(k) for k in keys}
+    finally:
+        await redis.aclose()

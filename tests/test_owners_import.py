@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +11,8 @@ import pytest
 from leadroute.config import Settings
 from leadroute.errors import OwnersFileError, UnknownOwners
 from leadroute.store.owners import CSV_COLUMNS, import_owners, load_owners_file
+from process_support import ROOT, cli_env, leadroute
 from support import connection
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class TestOwnersImport:
@@ -310,20 +307,7 @@ class TestImportFallbackLoops:
     def test_cli_reports_the_loop_and_exits_1(self, settings: Settings, clean: None, tmp_path: Path) -> None:
         f = tmp_path / "owners.yaml"
         f.write_text("pools:\n  - {id: inbound, fallback: inbound}\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
-        env |= {
-            "LEADROUTE_DATABASE_URL": str(settings.database_url),
-            "LEADROUTE_REDIS_URL": str(settings.redis_url),
-        }
-        done = subprocess.run(
-            [sys.executable, "-m", "leadroute", "owners", "import", str(f)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = leadroute("owners", "import", str(f), env=cli_env(settings))
         assert done.returncode == 1
         assert f"leadroute: {f}:2:29: pool 'inbound': fallback 'inbound'" in done.stderr
         assert "(inbound -> inbound)" in done.stderr
@@ -331,22 +315,8 @@ class TestImportFallbackLoops:
 
 class TestImportCommand:
     def test_cli_imports_twice_and_the_second_changes_nothing(self, settings: Settings, clean: None) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
-        env |= {
-            "LEADROUTE_DATABASE_URL": str(settings.database_url),
-            "LEADROUTE_REDIS_URL": str(settings.redis_url),
-        }
-
         def run() -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "leadroute", "owners", "import", "examples/owners.yaml"],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            return leadroute("owners", "import", "examples/owners.yaml", env=cli_env(settings))
 
         first = run()
         assert first.returncode == 0, first.stderr

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -34,23 +32,14 @@ from leadroute.routing import Assignment, PoolTarget, Router, snapshot_from_pg
 from leadroute.rules import parse_ruleset
 from leadroute.store.db import connect
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
+from process_support import cli_env, free_port, leadroute, serve_on
 from support import POOL_RULES, connection, fetch, lead, open_per_owner, owner, pool, post_one
-from test_routing_processes import Served
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[str]:
     """A Redis (Valkey) server for this test alone, so FLUSHALL touches nobody else."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             str(_valkey_binary()),
@@ -181,22 +170,7 @@ class TestFlushAll:
         await flusher.hset(f"{private.redis_prefix}:{{routing}}:open", mapping={"ann": 99, "zed": 4})
         live, rebuilt = await state_matches_pg(private)
         assert live != rebuilt
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
-        env |= {
-            "LEADROUTE_DATABASE_URL": str(private.database_url),
-            "LEADROUTE_REDIS_URL": str(private.redis_url),
-            "LEADROUTE_REDIS_PREFIX": private.redis_prefix,
-        }
-        proc = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "leadroute", "routing", "rebuild"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = await asyncio.to_thread(leadroute, "routing", "rebuild", env=cli_env(private))
         assert proc.returncode == 0, proc.stderr
         assert "rebuilt" in proc.stdout
         live, rebuilt = await state_matches_pg(private)
@@ -222,8 +196,8 @@ class TestFlushAllAcrossProcesses:
     ) -> None:
         rules = tmp_path / "rules.yaml"
         rules.write_text(POOL_RULES)
-        one = Served(private, rules, tmp_path / "one.log")
-        two = Served(private, rules, tmp_path / "two.log")
+        one = serve_on(private, rules, tmp_path / "one.log")
+        two = serve_on(private, rules, tmp_path / "two.log")
         try:
             await asyncio.to_thread(one.wait_ready)
             await asyncio.to_thread(two.wait_ready)

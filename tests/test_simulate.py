@@ -8,10 +8,9 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from redis.asyncio import Redis
 
 from leadroute.config import Settings
-from support import connection, setup_pool
+from support import connection, redis_state, setup_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 INBOUND = (ROOT / "rules" / "inbound.yaml").read_text(encoding="utf-8")
@@ -24,17 +23,6 @@ TABLES = ("leads", "lead_events", "decisions", "assignments", "idempotency_keys"
 async def row_counts(settings: Settings) -> list[int]:
     async with connection(settings) as conn:
         return [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES]
-
-
-async def redis_state(settings: Settings) -> dict[bytes, bytes | None]:
-    """Every routing key of this run with its serialized value: equal means untouched."""
-    assert settings.redis_url is not None
-    redis = Redis.from_url(settings.redis_url)
-    try:
-        keys = sorted([k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*")])
-        return {k: await redis.dump(k) for k in keys}
-    finally:
-        await redis.aclose()
 
 
 async def simulate(client: AsyncTestClient[Litestar], body: dict[str, Any]) -> Any:
