@@ -26,6 +26,9 @@ from leadroute.app import create_app
 from leadroute.config import Settings
 from leadroute.rules import Ruleset, parse_ruleset
 from leadroute.runtime import Clock, utc_now
+from leadroute.store.db import connect
+from leadroute.store.migrate import migrate
+from support import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_POSTGRES = "postgresql://127.0.0.1:5432/postgres"
@@ -47,7 +50,7 @@ def _answers(host: str, port: int) -> bool:
 
 async def _postgres_usable(dsn: str) -> bool:
     try:
-        conn = await asyncpg.connect(dsn, timeout=2)
+        conn = await connect(dsn, timeout=2)
     except (OSError, asyncpg.PostgresError):
         return False
     await conn.close()
@@ -100,7 +103,7 @@ async def settings(servers: Servers) -> AsyncIterator[Settings]:
     """Settings for this run: a database and a Redis prefix of its own, removed afterwards."""
     run = secrets.token_hex(4)
     database = f"leadroute_test_{run}"
-    admin = await asyncpg.connect(servers.admin_dsn)
+    admin = await connect(servers.admin_dsn)
     await admin.execute(f'CREATE DATABASE "{database}"')
     settings = Settings.from_env(
         {},
@@ -124,7 +127,7 @@ async def settings(servers: Servers) -> AsyncIterator[Settings]:
 async def fresh_database(servers: Servers) -> AsyncIterator[str]:
     """An empty database of its own for one test, dropped afterwards; yields its DSN."""
     name = f"leadroute_fresh_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(servers.admin_dsn)
+    admin = await connect(servers.admin_dsn)
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield _with_database(servers.admin_dsn, name)
@@ -138,18 +141,13 @@ async def clean(settings: Settings) -> None:
     """Empty tables and no routing state: every test starts from nothing."""
     assert settings.database_url is not None
     assert settings.redis_url is not None
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        from leadroute.store.migrate import migrate
-
+    async with connection(settings) as conn:
         await migrate(conn)
         tables = await conn.fetchval(
             "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables"
             " WHERE schemaname = current_schema() AND tablename <> 'schema_migrations'"
         )
         await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-    finally:
-        await conn.close()
     await _drop_keys(settings.redis_url, settings.redis_prefix)
 
 

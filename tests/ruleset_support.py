@@ -41,13 +41,6 @@ tests:
 """
 
 
-async def setup_pool(client: AsyncTestClient[Litestar], pool: str = "sales") -> None:
-    r = await client.put("/v1/owners/olive", json={"name": "Olive"})
-    assert r.status_code == 200, r.text
-    r = await client.put(f"/v1/pools/{pool}", json={"members": ["olive"]})
-    assert r.status_code == 200, r.text
-
-
 async def upload(client: AsyncTestClient[Litestar], text: str, **headers: str) -> Any:
     return await client.post("/v1/rulesets", content=text.encode(), headers=YAML | headers)
 

@@ -1,16 +1,18 @@
-"""Helpers shared by the SLA and workflow tests: rule files with an SLA, leads, reads."""
+"""Helpers shared by the SLA and workflow tests: rule files with an SLA, more instances, timers.
+
+Owners, pools and leads are built with :mod:`support`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from leadroute.app import create_app
@@ -19,8 +21,7 @@ from leadroute.routing import snapshot_from_pg
 from leadroute.rules import parse_ruleset
 from leadroute.runtime import Clock, Runtime
 from leadroute.workflow.scheduler import fire_due_timers
-
-Client = AsyncTestClient[Litestar]
+from support import Client
 
 
 def sla_rules(minutes: int = 30, on_breach: str = "reassign", pool: str = "sales") -> str:
@@ -51,8 +52,6 @@ def runtime(client: Client) -> Runtime:
 @asynccontextmanager
 async def instance(settings: Settings, rules: str, clock: Clock, **overrides: Any) -> AsyncIterator[Client]:
     """One more app instance on the same database and Redis (its own pool and scheduler)."""
-    from pathlib import Path
-
     app = create_app(
         msgspec.structs.replace(settings, **overrides),
         ruleset=parse_ruleset(rules, path=Path("test.yaml")),
@@ -60,28 +59,6 @@ async def instance(settings: Settings, rules: str, clock: Clock, **overrides: An
     )
     async with AsyncTestClient(app) as client:
         yield client
-
-
-async def setup_pool(client: Client, owners: list[str], pool: str = "sales", **pool_fields: Any) -> None:
-    for ident in owners:
-        r = await client.put(f"/v1/owners/{ident}", json={"name": ident.title()})
-        assert r.status_code == 200, r.text
-    r = await client.put(f"/v1/pools/{pool}", json={"members": owners} | pool_fields)
-    assert r.status_code == 200, r.text
-
-
-async def post_lead(client: Client, n: int = 1) -> dict[str, Any]:
-    r = await client.post("/v1/leads", json={"email": f"p{n}@company-{n}.example", "title": "VP Sales"})
-    assert r.status_code == 201, r.text
-    result: dict[str, Any] = r.json()
-    return result
-
-
-async def lead(client: Client, lead_id: str) -> dict[str, Any]:
-    r = await client.get(f"/v1/leads/{lead_id}")
-    assert r.status_code == 200, r.text
-    result: dict[str, Any] = r.json()
-    return result
 
 
 def kinds(view: dict[str, Any]) -> list[str]:
@@ -123,10 +100,6 @@ async def assert_routing_consistent(client: Client) -> None:
 
     actual, expected = await in_app(client, both)
     assert actual == expected
-
-
-def as_uuid(text: str) -> uuid.UUID:
-    return uuid.UUID(text)
 
 
 def iso(at: datetime) -> str:

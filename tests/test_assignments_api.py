@@ -8,17 +8,8 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from conftest import FakeClock
-from sla_support import (
-    Client,
-    assert_routing_consistent,
-    fire,
-    kinds,
-    lead,
-    open_counts,
-    post_lead,
-    setup_pool,
-    sla_rules,
-)
+from sla_support import assert_routing_consistent, fire, kinds, open_counts, sla_rules
+from support import Client, get_lead, lead, post_one, setup_pool
 
 RULES = sla_rules(30)
 
@@ -43,7 +34,7 @@ class TestAccept:
     ) -> None:
         async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
-            d = await post_lead(client)
+            d = await post_one(client, lead(1))
             clock.advance(minutes=7)
             r = await _post(client, d["lead_id"], "accept", {"owner_id": d["owner"]})
             assert r.status_code == 200, r.text
@@ -57,7 +48,7 @@ class TestAccept:
             again = await _post(client, d["lead_id"], "accept", {"owner_id": d["owner"]})
             assert again.status_code == 200
             assert again.json() == body
-            view = await lead(client, d["lead_id"])
+            view = await get_lead(client, d["lead_id"])
             assert view["status"] == "accepted"
             assert kinds(view) == ["assignment.accepted"]
             assert view["workflow"]["steps"][0]["after_minutes"] == 7
@@ -65,13 +56,13 @@ class TestAccept:
     async def test_only_the_current_owner_may_accept(self, make_app: Any, clock: FakeClock) -> None:
         async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
-            d = await post_lead(client)
+            d = await post_one(client, lead(1))
             other = "bob" if d["owner"] == "alice" else "alice"
             body = _problem(
                 await _post(client, d["lead_id"], "accept", {"owner_id": other}), 409, "not-current-owner"
             )
             assert body["errors"][0]["field"] == "owner_id"
-            assert (await lead(client, d["lead_id"]))["status"] == "assigned"
+            assert (await get_lead(client, d["lead_id"]))["status"] == "assigned"
 
     async def test_errors(self, make_app: Any, clock: FakeClock) -> None:
         async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
@@ -79,7 +70,7 @@ class TestAccept:
             _problem(
                 await _post(client, str(uuid.uuid4()), "accept", {"owner_id": "alice"}), 404, "not-found"
             )
-            d = await post_lead(client)
+            d = await post_one(client, lead(1))
             _problem(await _post(client, d["lead_id"], "accept"), 400, "invalid-request")
             _problem(await _post(client, d["lead_id"], "accept", {"owner": "alice"}), 400, "invalid-request")
 
@@ -88,7 +79,7 @@ class TestAccept:
             await setup_pool(client, ["alice"])
             r = await client.patch("/v1/owners/alice", json={"active": False})
             assert r.status_code == 200, r.text
-            d = await post_lead(client)
+            d = await post_one(client, lead(1))
             assert d["owner"] is None
             _problem(
                 await _post(client, d["lead_id"], "accept", {"owner_id": "alice"}), 409, "workflow-conflict"
@@ -101,7 +92,7 @@ class TestReassign:
     ) -> None:
         async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob", "carol"])
-            d = await post_lead(client)
+            d = await post_one(client, lead(1))
             assert await open_counts(client) == {d["owner"]: 1}
             clock.advance(minutes=5)
             r = await _post(client, d["lead_id"], "reassign", {"reason": "wrong territory"})
@@ -112,7 +103,7 @@ class TestReassign:
             assert body["sla"]["owner"] == body["owner"]  # the new owner's own SLA
             assert body["sla"]["status"] == "pending"
             assert await open_counts(client) == {body["owner"]: 1}
-            view = await lead(client, d["lead_id"])
+            view = await get_lead(client, d["lead_id"])
             step = view["workflow"]["steps"][-1]
             assert step["kind"] == "assignment.reassigned"
             assert step["from"] == d["owner"]
@@ -124,7 +115,7 @@ class TestReassign:
     async def test_with_an_empty_body_too(self, make_app: Any, clock: FakeClock) -> None:
         async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
-            d = await post_lead(client)
+            d = await post_one(client, lead(1))
             r = await _post(client, d["lead_id"], "reassign")
             assert r.status_code == 200, r.text
             assert r.json()["owner"] not in (None, d["owner"])
@@ -134,7 +125,7 @@ class TestReassign:
             await setup_pool(client, ["alice", "bob"])
             r = await client.put("/v1/owners/zoe", json={"name": "Zoe"})  # not in the pool: a person chose
             assert r.status_code == 200, r.text
-            d = await post_lead(client)
+            d = await post_one(client, lead(1))
             r = await _post(client, d["lead_id"], "reassign", {"owner_id": "zoe"})
             assert r.status_code == 200, r.text
             body = r.json()
@@ -149,7 +140,7 @@ class TestReassign:
     async def test_to_an_unknown_or_unavailable_owner(self, make_app: Any, clock: FakeClock) -> None:
         async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
-            d = await post_lead(client)
+            d = await post_one(client, lead(1))
             body = _problem(
                 await _post(client, d["lead_id"], "reassign", {"owner_id": "nobody"}), 422, "unknown-owner"
             )
@@ -166,7 +157,7 @@ class TestReassign:
                 await _post(client, d["lead_id"], "reassign", {"owner_id": "full"}), 409, "workflow-conflict"
             )
             assert "over_capacity" in body["detail"]
-            view = await lead(client, d["lead_id"])
+            view = await get_lead(client, d["lead_id"])
             assert view["owner"] == d["owner"]  # nothing changed
             assert view["status"] == "assigned"
             await assert_routing_consistent(client)
@@ -176,7 +167,7 @@ class TestReassign:
     ) -> None:
         async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice"])
-            d = await post_lead(client)
+            d = await post_one(client, lead(1))
             r = await _post(client, d["lead_id"], "reassign")
             assert r.status_code == 200, r.text
             body = r.json()
@@ -185,7 +176,7 @@ class TestReassign:
             assert body["queue"] == "unassigned"
             assert "no eligible owner" in body["reason"]
             assert await open_counts(client) == {}
-            view = await lead(client, d["lead_id"])
+            view = await get_lead(client, d["lead_id"])
             assert view["workflow"]["steps"][-1]["kind"] == "assignment.fallback"
             # later, someone picks it from the queue by hand
             r = await _post(client, d["lead_id"], "reassign", {"owner_id": "alice"})
@@ -201,7 +192,7 @@ class TestReassign:
             for ident in ("alice", "bob"):
                 r = await client.patch(f"/v1/owners/{ident}", json={"active": False})
                 assert r.status_code == 200, r.text
-            queued = [await post_lead(client, n) for n in (1, 2)]
+            queued = [await post_one(client, lead(n)) for n in (1, 2)]
             assert [d["status"] for d in queued] == ["unassigned", "unassigned"]
             for ident in ("alice", "bob"):
                 r = await client.patch(f"/v1/owners/{ident}", json={"active": True})
@@ -223,7 +214,7 @@ class TestClose:
     ) -> None:
         async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
-            d = await post_lead(client)
+            d = await post_one(client, lead(1))
             r = await _post(client, d["lead_id"], "close", {"reason": "won"})
             assert r.status_code == 200, r.text
             body = r.json()
@@ -244,7 +235,7 @@ class TestClose:
                 "workflow-conflict",
             )
             _problem(await _post(client, d["lead_id"], "reassign"), 409, "workflow-conflict")
-            view = await lead(client, d["lead_id"])
+            view = await get_lead(client, d["lead_id"])
             assert view["status"] == "closed"
             assert kinds(view) == ["assignment.closed"]
             assert view["workflow"]["steps"][0]["reason"] == "won"
@@ -258,14 +249,14 @@ class TestClose:
             assert r.status_code == 200, r.text
             r = await client.put("/v1/pools/sales", json={"members": ["solo"]})
             assert r.status_code == 200, r.text
-            first = await post_lead(client, 1)
+            first = await post_one(client, lead(1))
             assert first["owner"] == "solo"
-            assert (await post_lead(client, 2))["owner"] is None  # solo is full
+            assert (await post_one(client, lead(2)))["owner"] is None  # solo is full
             r = await _post(client, first["lead_id"], "accept", {"owner_id": "solo"})
             assert r.status_code == 200, r.text
             r = await _post(client, first["lead_id"], "close")
             assert r.status_code == 200, r.text
-            assert (await post_lead(client, 3))["owner"] == "solo"
+            assert (await post_one(client, lead(3)))["owner"] == "solo"
             await assert_routing_consistent(client)
 
 
@@ -273,17 +264,17 @@ class TestHistory:
     async def test_the_lead_shows_every_step_in_order(self, make_app: Any, clock: FakeClock) -> None:
         async with AsyncTestClient(make_app(sla_rules(10), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob", "carol"])
-            d = await post_lead(client)
+            d = await post_one(client, lead(1))
             clock.advance(minutes=11)
             assert await fire(client) == 1
-            second = (await lead(client, d["lead_id"]))["owner"]
+            second = (await get_lead(client, d["lead_id"]))["owner"]
             clock.advance(minutes=3)
             r = await _post(client, d["lead_id"], "accept", {"owner_id": second})
             assert r.status_code == 200, r.text
             clock.advance(minutes=30)
             r = await _post(client, d["lead_id"], "close", {"reason": "lost"})
             assert r.status_code == 200, r.text
-            view = await lead(client, d["lead_id"])
+            view = await get_lead(client, d["lead_id"])
             assert view["status"] == "closed"
             wf = view["workflow"]
             assert kinds(view) == [

@@ -14,13 +14,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import psutil
 import pytest
 import redis
 
 import leadroute.embedded
 from leadroute.embedded import EmbeddedServers, EmbeddedServersError
+from leadroute.store.db import connect
 
 # A leadroute process that starts the servers, reports them and waits to be killed.
 _OWNER = """
@@ -36,7 +36,7 @@ time.sleep(300)
 
 def _write(servers: EmbeddedServers, value: str) -> None:
     async def write() -> None:
-        conn = await asyncpg.connect(servers.database_url)
+        conn = await connect(servers.database_url)
         try:
             await conn.execute("CREATE TABLE IF NOT EXISTS kept (value text)")
             await conn.execute("INSERT INTO kept VALUES ($1)", value)
@@ -50,7 +50,7 @@ def _write(servers: EmbeddedServers, value: str) -> None:
 
 def _read(servers: EmbeddedServers) -> tuple[list[str], bytes | None]:
     async def read() -> list[str]:
-        conn = await asyncpg.connect(servers.database_url)
+        conn = await connect(servers.database_url)
         try:
             return [row["value"] for row in await conn.fetch("SELECT value FROM kept ORDER BY value")]
         finally:

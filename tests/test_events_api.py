@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from conftest import FakeClock
 from leadroute.config import Settings
-from test_leads_api import count, setup_pool
+from support import count, post_one, setup_pool
 
 # Engagement comes only from activities, halves every 10 days; routing takes only mql and sql
 # leads, so a plain lead waits in the queue until its activity lifts it.
@@ -49,15 +49,12 @@ def at(clock: FakeClock, **ago: float) -> str:
 @pytest.fixture
 async def client(make_app: Any, clock: FakeClock) -> Any:
     async with AsyncTestClient(make_app(RULES, clock=clock)) as c:
-        await setup_pool(c, "sales", {"ana": True, "ben": True})
+        await setup_pool(c, ["ana", "ben"])
         yield c
 
 
 async def new_lead(client: AsyncTestClient[Litestar], email: str, **fields: Any) -> dict[str, Any]:
-    r = await client.post("/v1/leads", json={"email": email, **fields})
-    assert r.status_code == 201, r.text
-    decision: dict[str, Any] = r.json()
-    return decision
+    return await post_one(client, {"email": email, **fields})
 
 
 async def event(client: AsyncTestClient[Litestar], body: dict[str, Any], **headers: str) -> Any:

@@ -6,13 +6,13 @@ import asyncio
 import collections
 from typing import Any, ClassVar
 
-import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from leadroute.workflow.summary import routing_summary, skipped_owners
 from leadroute.config import Settings
+from support import count, lead, setup_pool
 
 SIMPLE_RULES = """
 version: 3
@@ -35,25 +35,9 @@ routing:
 """
 
 
-async def setup_pool(client: AsyncTestClient[Litestar], pool: str, owners: dict[str, bool]) -> None:
-    for owner, active in owners.items():
-        r = await client.put(f"/v1/owners/{owner}", json={"name": owner.title(), "active": active})
-        assert r.status_code == 200, r.text
-    r = await client.put(f"/v1/pools/{pool}", json={"members": list(owners)})
-    assert r.status_code == 200, r.text
-
-
-def lead(n: int, **fields: Any) -> dict[str, Any]:
-    return {"email": f"person{n}@acme-{n % 7}.example", "title": "VP Sales", "employees": 5000} | fields
-
-
-async def count(settings: Settings, sql: str) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        value: int = await conn.fetchval(sql)
-        return value
-    finally:
-        await conn.close()
+def big_lead(n: int, **fields: Any) -> dict[str, Any]:
+    """Lead ``n`` from a large company (5000 employees), one of seven: ``acme-<n % 7>.example``."""
+    return lead(n, f"acme-{n % 7}.example", employees=5000, **fields)
 
 
 class TestIntake:
@@ -63,8 +47,8 @@ class TestIntake:
         self, make_app: Any, settings: Settings
     ) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
-            await setup_pool(client, "sales", {"alice": True})
-            r = await client.post("/v1/leads", json=lead(1, phone="+1 415 555 2671", country="US"))
+            await setup_pool(client, ["alice"])
+            r = await client.post("/v1/leads", json=big_lead(1, phone="+1 415 555 2671", country="US"))
             assert r.status_code == 201, r.text
             d = r.json()
             assert d["score"] == 90
@@ -96,14 +80,14 @@ class TestIntake:
 
     async def test_unknown_fields_are_kept_as_attributes(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
-            await setup_pool(client, "sales", {"alice": True})
-            r = await client.post("/v1/leads", json=lead(2, favourite_colour="teal"))
+            await setup_pool(client, ["alice"])
+            r = await client.post("/v1/leads", json=big_lead(2, favourite_colour="teal"))
             got = (await client.get(f"/v1/leads/{r.json()['lead_id']}")).json()
             assert got["lead"]["attributes"] == {"favourite_colour": "teal"}
 
     async def test_default_ruleset_routes_the_demo_lead(self, client: AsyncTestClient[Litestar]) -> None:
         for pool in ("enterprise-na", "emea", "inbound"):
-            await setup_pool(client, pool, {f"{pool}-rep": True})
+            await setup_pool(client, [f"{pool}-rep"], pool=pool)
         r = await client.post(
             "/v1/leads",
             json={"email": "jane@acme.example", "title": "VP Sales", "employees": 5000, "country": "US"},
@@ -119,9 +103,9 @@ class TestIdempotency:
         self, make_app: Any, settings: Settings
     ) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
-            await setup_pool(client, "sales", {"alice": True, "bob": True})
-            first = await client.post("/v1/leads", json=lead(1), headers={"Idempotency-Key": "k-1"})
-            again = await client.post("/v1/leads", json=lead(1), headers={"Idempotency-Key": "k-1"})
+            await setup_pool(client, ["alice", "bob"])
+            first = await client.post("/v1/leads", json=big_lead(1), headers={"Idempotency-Key": "k-1"})
+            again = await client.post("/v1/leads", json=big_lead(1), headers={"Idempotency-Key": "k-1"})
             assert (first.status_code, again.status_code) == (201, 200)
             assert again.json() == first.json()
         assert await count(settings, "SELECT count(*) FROM leads") == 1
@@ -129,8 +113,8 @@ class TestIdempotency:
 
     async def test_event_id_is_an_idempotency_key_and_key_order_does_not_matter(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
-            await setup_pool(client, "sales", {"alice": True})
-            body = lead(1, event_id="evt-9")
+            await setup_pool(client, ["alice"])
+            body = big_lead(1, event_id="evt-9")
             first = await client.post("/v1/leads", json=body)
             again = await client.post("/v1/leads", json=dict(reversed(list(body.items()))))
             assert (first.status_code, again.status_code) == (201, 200)
@@ -138,9 +122,9 @@ class TestIdempotency:
 
     async def test_same_key_different_body_is_422(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
-            await setup_pool(client, "sales", {"alice": True})
-            await client.post("/v1/leads", json=lead(1), headers={"Idempotency-Key": "k-2"})
-            r = await client.post("/v1/leads", json=lead(2), headers={"Idempotency-Key": "k-2"})
+            await setup_pool(client, ["alice"])
+            await client.post("/v1/leads", json=big_lead(1), headers={"Idempotency-Key": "k-2"})
+            r = await client.post("/v1/leads", json=big_lead(2), headers={"Idempotency-Key": "k-2"})
             assert r.status_code == 422
             assert r.headers["content-type"].startswith("application/problem+json")
             assert r.json()["errors"][0]["field"] == "Idempotency-Key"
@@ -149,10 +133,10 @@ class TestIdempotency:
         self, make_app: Any, settings: Settings
     ) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
-            await setup_pool(client, "sales", {"alice": True, "bob": True, "carol": True})
+            await setup_pool(client, ["alice", "bob", "carol"])
             responses = await asyncio.gather(
                 *(
-                    client.post("/v1/leads", json=lead(7), headers={"Idempotency-Key": "same"})
+                    client.post("/v1/leads", json=big_lead(7), headers={"Idempotency-Key": "same"})
                     for _ in range(50)
                 )
             )
@@ -169,8 +153,10 @@ class TestRoundRobin:
 
     async def test_300_concurrent_leads_over_3_owners_give_100_each(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
-            await setup_pool(client, "sales", {"alice": True, "bob": True, "carol": True})
-            responses = await asyncio.gather(*(client.post("/v1/leads", json=lead(i)) for i in range(300)))
+            await setup_pool(client, ["alice", "bob", "carol"])
+            responses = await asyncio.gather(
+                *(client.post("/v1/leads", json=big_lead(i)) for i in range(300))
+            )
         assert all(r.status_code == 201 for r in responses)
         assert collections.Counter(r.json()["owner"] for r in responses) == {
             "alice": 100,
@@ -183,9 +169,9 @@ class TestRoundRobin:
             AsyncTestClient(make_app(SIMPLE_RULES)) as one,
             AsyncTestClient(make_app(SIMPLE_RULES)) as two,
         ):
-            await setup_pool(one, "sales", {"alice": True, "bob": True, "carol": True})
+            await setup_pool(one, ["alice", "bob", "carol"])
             responses = await asyncio.gather(
-                *((one if i % 2 else two).post("/v1/leads", json=lead(i)) for i in range(300))
+                *((one if i % 2 else two).post("/v1/leads", json=big_lead(i)) for i in range(300))
             )
         counts = collections.Counter(r.json()["owner"] for r in responses)
         assert sorted(counts) == ["alice", "bob", "carol"]
@@ -193,8 +179,8 @@ class TestRoundRobin:
 
     async def test_inactive_owner_is_skipped_and_explained(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
-            await setup_pool(client, "sales", {"alice": True, "bob": False, "carol": True})
-            owners = [(await client.post("/v1/leads", json=lead(i))).json() for i in range(4)]
+            await setup_pool(client, ["alice", "bob", "carol"], inactive={"bob"})
+            owners = [(await client.post("/v1/leads", json=big_lead(i))).json() for i in range(4)]
             assert [d["owner"] for d in owners] == ["alice", "carol", "alice", "carol"]
             why = (await client.get(f"/v1/leads/{owners[0]['lead_id']}/explain")).json()
             skipped = why["assignment"]["owners_skipped"]
@@ -203,10 +189,10 @@ class TestRoundRobin:
 
     async def test_deactivating_an_owner_takes_them_out_of_rotation(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
-            await setup_pool(client, "sales", {"alice": True, "bob": True})
+            await setup_pool(client, ["alice", "bob"])
             r = await client.patch("/v1/owners/bob", json={"active": False})
             assert r.json()["active"] is False
-            owners = {(await client.post("/v1/leads", json=lead(i))).json()["owner"] for i in range(4)}
+            owners = {(await client.post("/v1/leads", json=big_lead(i))).json()["owner"] for i in range(4)}
             assert owners == {"alice"}
 
 
@@ -217,7 +203,7 @@ class TestFallback:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
             r = await client.put("/v1/pools/sales", json={"members": []})
             assert r.status_code == 200
-            d = (await client.post("/v1/leads", json=lead(1))).json()
+            d = (await client.post("/v1/leads", json=big_lead(1))).json()
             assert d["status"] == "unassigned"
             assert d["owner"] is None
             assert "no members" in d["reason"]
@@ -227,15 +213,14 @@ class TestFallback:
 
     async def test_all_inactive_falls_through_to_the_pools_fallback_pool(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
-            await setup_pool(client, "backup", {"zoe": True})
-            await setup_pool(client, "sales", {"alice": False})
-            await client.put("/v1/pools/sales", json={"members": ["alice"], "fallback": "backup"})
-            d = (await client.post("/v1/leads", json=lead(1))).json()
+            await setup_pool(client, ["zoe"], pool="backup")
+            await setup_pool(client, ["alice"], inactive={"alice"}, fallback="backup")
+            d = (await client.post("/v1/leads", json=big_lead(1))).json()
             assert (d["owner"], d["pool"]) == ("zoe", "backup")
 
     async def test_missing_pool_is_recorded_as_the_reason(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
-            d = (await client.post("/v1/leads", json=lead(1))).json()
+            d = (await client.post("/v1/leads", json=big_lead(1))).json()
             assert d["status"] == "unassigned"
             assert "pool 'sales' does not exist" in d["reason"]
 

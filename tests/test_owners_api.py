@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from conftest import FakeClock
 from leadroute.config import Settings
 from leadroute.store.owners import FallbackLoop, PoolIn, save_pools
-from routing_support import POOL_RULES, Client, explain, lead, owner, pool, post_one
+from support import POOL_RULES, Client, connection, explain, lead, owner, pool, post_one
 
 
 async def problem(
@@ -212,9 +212,7 @@ class TestFallbackLoops:
         # a -> b and b -> a saved at the same time: each alone is fine, so without a lock each
         # transaction checks before the other commits and both succeed. The second must wait.
         await owner(client, "ann")
-        first = await asyncpg.connect(settings.database_url)
-        second = await asyncpg.connect(settings.database_url)
-        try:
+        async with connection(settings) as first, connection(settings) as second:
             async with first.transaction():
                 await save_pools(first, [PoolIn(id="a", members=["ann"], fallback="b")])
                 late = asyncio.create_task(
@@ -226,9 +224,6 @@ class TestFallbackLoops:
                 await late
             assert info.value.chain == ["b", "a", "b"]
             assert await first.fetchval("SELECT count(*) FROM pools WHERE id = 'b'") == 0
-        finally:
-            await first.close()
-            await second.close()
 
     async def test_a_loop_already_in_the_database_still_ends_in_the_queue(
         self, make_app: Any, settings: Settings
@@ -238,11 +233,8 @@ class TestFallbackLoops:
             await owner(client, "ann", active=False)
             await pool(client, "sales", ["ann"], fallback="other")
             await pool(client, "other", ["ann"])
-            conn = await asyncpg.connect(settings.database_url)
-            try:
+            async with connection(settings) as conn:
                 await conn.execute("UPDATE pools SET fallback = 'sales' WHERE id = 'other'")
-            finally:
-                await conn.close()
             decision = await post_one(client, lead(1))
             assert (decision["status"], decision["owner"]) == ("unassigned", None)
             assert "fallback chain stopped at 'sales'" in decision["reason"]

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from leadroute.config import Settings
 from leadroute.errors import OwnersFileError, UnknownOwners
 from leadroute.store.owners import CSV_COLUMNS, import_owners, load_owners_file
-
-ROOT = Path(__file__).resolve().parent.parent
+from process_support import ROOT, cli_env, leadroute
+from support import connection
 
 
 class TestOwnersImport:
@@ -24,31 +20,25 @@ class TestOwnersImport:
 
     async def test_demo_file_imports_and_is_idempotent(self, settings: Settings, clean: None) -> None:
         data = load_owners_file(ROOT / "examples" / "owners.yaml")
-        conn = await asyncpg.connect(settings.database_url)
-        try:
+        async with connection(settings) as conn:
             assert await import_owners(conn, data) == (7, 3)
             snapshot = await conn.fetch("SELECT * FROM owners ORDER BY id")
             members = await conn.fetch("SELECT * FROM pool_members ORDER BY pool_id, owner_id")
             await import_owners(conn, data)
             assert await conn.fetch("SELECT * FROM owners ORDER BY id") == snapshot
             assert await conn.fetch("SELECT * FROM pool_members ORDER BY pool_id, owner_id") == members
-        finally:
-            await conn.close()
 
     async def test_pool_naming_an_unknown_owner_imports_nothing(
         self, settings: Settings, clean: None, tmp_path: Path
     ) -> None:
         f = tmp_path / "owners.yaml"
         f.write_text("owners:\n  - {id: ann, name: Ann}\npools:\n  - {id: p, members: [ann, ghost]}\n")
-        conn = await asyncpg.connect(settings.database_url)
-        try:
+        async with connection(settings) as conn:
             with pytest.raises(OwnersFileError, match="ghost") as info:
                 await import_owners(conn, load_owners_file(f))
             assert str(info.value).startswith(f"{f}:4:22: pool 'p' names owners that do not exist: ghost")
             assert isinstance(info.value.__cause__, UnknownOwners)
             assert await conn.fetchval("SELECT count(*) FROM owners") == 0
-        finally:
-            await conn.close()
 
     def test_typo_in_the_file_is_an_error_naming_the_key(self, tmp_path: Path) -> None:
         f = tmp_path / "owners.yaml"
@@ -132,20 +122,15 @@ class TestOwnersFileFields:
 
     async def test_yaml_fields_are_stored_normalized(self, settings: Settings, clean: None) -> None:
         data = load_owners_file(ROOT / "examples" / "owners.yaml")
-        conn = await asyncpg.connect(settings.database_url)
-        try:
+        async with connection(settings) as conn:
             await import_owners(conn, data)
             emma = await conn.fetchrow("SELECT * FROM owners WHERE id = 'emma'")
             pool = await conn.fetchrow("SELECT * FROM pools WHERE id = 'enterprise-na'")
-        finally:
-            await conn.close()
         assert emma is not None
         assert pool is not None
         assert emma["timezone"] == "Europe/Berlin"
-        assert json.loads(emma["working_hours"]) == {
-            d: ["09:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")
-        }
-        assert json.loads(emma["out_of_office"]) == [{"from": "2026-12-24", "to": "2027-01-02"}]
+        assert emma["working_hours"] == {d: ["09:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")}
+        assert emma["out_of_office"] == [{"from": "2026-12-24", "to": "2027-01-02"}]
         assert list(emma["skills"]) == ["de", "en"]
         assert (pool["strategy"], pool["required_skill"], pool["escalate_to"]) == (
             "weighted",
@@ -155,8 +140,7 @@ class TestOwnersFileFields:
 
     async def test_csv_imports_and_is_idempotent(self, settings: Settings, clean: None) -> None:
         data = load_owners_file(ROOT / "examples" / "owners.csv")
-        conn = await asyncpg.connect(settings.database_url)
-        try:
+        async with connection(settings) as conn:
             assert await import_owners(conn, data) == (4, 3)
             before = [
                 await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2")
@@ -169,8 +153,6 @@ class TestOwnersFileFields:
             ]
             alice = await conn.fetchrow("SELECT * FROM owners WHERE id = 'alice'")
             members = await conn.fetch("SELECT pool_id, owner_id FROM pool_members ORDER BY 1, 2")
-        finally:
-            await conn.close()
         assert after == before
         assert alice is not None
         assert (alice["max_open"], alice["max_per_day"], alice["weight"]) == (40, 15, 2)
@@ -287,8 +269,7 @@ class TestImportFallbackLoops:
             "  - id: a\n    members: [ann]\n    fallback: b\n"
             "  - id: b\n    members: [ann]\n    fallback: a\n"
         )
-        conn = await asyncpg.connect(settings.database_url)
-        try:
+        async with connection(settings) as conn:
             with pytest.raises(OwnersFileError) as info:
                 await import_owners(conn, load_owners_file(f))
             assert str(info.value).startswith(
@@ -297,22 +278,17 @@ class TestImportFallbackLoops:
             assert "(a -> b -> a)" in str(info.value)
             assert await conn.fetchval("SELECT count(*) FROM pools") == 0
             assert await conn.fetchval("SELECT count(*) FROM owners") == 0
-        finally:
-            await conn.close()
 
     async def test_yaml_loop_through_a_pool_already_stored(
         self, settings: Settings, clean: None, tmp_path: Path
     ) -> None:
         f = tmp_path / "owners.yaml"
         f.write_text("owners: []\npools:\n  - {id: overflow, fallback: sales}\n")
-        conn = await asyncpg.connect(settings.database_url)
-        try:
+        async with connection(settings) as conn:
             await conn.execute("INSERT INTO pools (id, fallback) VALUES ('sales', 'overflow')")
             with pytest.raises(OwnersFileError, match=r"overflow -> sales -> overflow") as info:
                 await import_owners(conn, load_owners_file(f))
             assert str(info.value).startswith(f"{f}:3:30: pool 'overflow'")
-        finally:
-            await conn.close()
 
     async def test_csv_pool_created_into_a_loop_names_the_line(
         self, settings: Settings, clean: None, tmp_path: Path
@@ -321,33 +297,17 @@ class TestImportFallbackLoops:
         # fallback names the new one, so creating it would close a loop
         f = tmp_path / "owners.csv"
         f.write_text("id,name,pools\nann,Ann,\nben,Ben,emea\n")
-        conn = await asyncpg.connect(settings.database_url)
-        try:
+        async with connection(settings) as conn:
             await conn.execute("INSERT INTO pools (id, fallback) VALUES ('unassigned', 'emea')")
             with pytest.raises(OwnersFileError, match=r"emea -> unassigned -> emea") as info:
                 await import_owners(conn, load_owners_file(f))
             assert str(info.value).startswith(f"{f}:3: pool 'emea'")
             assert await conn.fetchval("SELECT count(*) FROM owners") == 0
-        finally:
-            await conn.close()
 
     def test_cli_reports_the_loop_and_exits_1(self, settings: Settings, clean: None, tmp_path: Path) -> None:
         f = tmp_path / "owners.yaml"
         f.write_text("pools:\n  - {id: inbound, fallback: inbound}\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
-        env |= {
-            "LEADROUTE_DATABASE_URL": str(settings.database_url),
-            "LEADROUTE_REDIS_URL": str(settings.redis_url),
-        }
-        done = subprocess.run(
-            [sys.executable, "-m", "leadroute", "owners", "import", str(f)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = leadroute("owners", "import", str(f), env=cli_env(settings))
         assert done.returncode == 1
         assert f"leadroute: {f}:2:29: pool 'inbound': fallback 'inbound'" in done.stderr
         assert "(inbound -> inbound)" in done.stderr
@@ -355,38 +315,21 @@ class TestImportFallbackLoops:
 
 class TestImportCommand:
     def test_cli_imports_twice_and_the_second_changes_nothing(self, settings: Settings, clean: None) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
-        env |= {
-            "LEADROUTE_DATABASE_URL": str(settings.database_url),
-            "LEADROUTE_REDIS_URL": str(settings.redis_url),
-        }
-
         def run() -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "leadroute", "owners", "import", "examples/owners.yaml"],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            return leadroute("owners", "import", "examples/owners.yaml", env=cli_env(settings))
 
         first = run()
         assert first.returncode == 0, first.stderr
         assert "imported 7 owner(s) and 3 pool(s)" in first.stdout
-        snapshot = asyncio.run(_tables(str(settings.database_url)))
+        snapshot = asyncio.run(_tables(settings))
         second = run()
         assert second.returncode == 0, second.stderr
-        assert asyncio.run(_tables(str(settings.database_url))) == snapshot
+        assert asyncio.run(_tables(settings)) == snapshot
 
 
-async def _tables(dsn: str) -> list[list[tuple[object, ...]]]:
-    conn = await asyncpg.connect(dsn)
-    try:
+async def _tables(settings: Settings) -> list[list[tuple[object, ...]]]:
+    async with connection(settings) as conn:
         return [
             [tuple(r) for r in await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2")]
             for t in ("owners", "pools", "pool_members")
         ]
-    finally:
-        await conn.close()

@@ -5,19 +5,14 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from redis.asyncio import Redis
 
 from leadroute.cli import main
 from leadroute.config import Settings
@@ -37,9 +32,9 @@ from leadroute.replay import (
 )
 from leadroute.rules import Ruleset, parse_ruleset
 from leadroute.scoring import evaluate
-from leadroute.store.db import init_connection
+from process_support import ROOT, cli_env, leadroute
+from support import connection, post_one, redis_state
 
-ROOT = Path(__file__).resolve().parent.parent
 INBOUND = (ROOT / "rules" / "inbound.yaml").read_text(encoding="utf-8")
 AS_OF = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 INFO = RulesetInfo(version=1, sha256="a" * 64, source="test")
@@ -349,7 +344,7 @@ CANDIDATE = INBOUND.replace(f"version: {VERSION}\n", f"version: {VERSION + 1}\n"
 )
 """The shipped rules with the MQL threshold lowered from 40 to 30."""
 
-DEMO_LEADS = {
+DEMO_LEADS: dict[str, dict[str, Any]] = {
     "vp-us-demo": {
         "email": "jane@acme.example",
         "first_name": "Jane",
@@ -379,24 +374,8 @@ DEMO_LEADS = {
 """Scores under the shipped rules: 82 sql, 65 mql, 8, disqualified, 30 lead, 30 lead, 3."""
 
 
-async def redis_state(settings: Settings) -> dict[bytes, bytes | None]:
-    """Every routing key of this run with its serialized value: equal means untouched."""
-    assert settings.redis_url is not None
-    redis = Redis.from_url(settings.redis_url)
-    try:
-        keys = sorted([k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*")])
-        return {k: await redis.dump(k) for k in keys}
-    finally:
-        await redis.aclose()
-
-
 async def post_demo_leads(client: AsyncTestClient[Litestar]) -> dict[str, dict[str, Any]]:
-    decisions = {}
-    for name, body in DEMO_LEADS.items():
-        r = await client.post("/v1/leads", json=body)
-        assert r.status_code == 201, r.text
-        decisions[name] = r.json()
-    return decisions
+    return {name: await post_one(client, body) for name, body in DEMO_LEADS.items()}
 
 
 ENGAGEMENT = """
@@ -440,9 +419,7 @@ class TestReplayEndToEnd:
         decided = await post_demo_leads(client)
         assert decided["ca-enterprise"]["stage"] == "lead"
         assert decided["ca-enterprise"]["score"] == 30
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await init_connection(conn)
+        async with connection(settings) as conn:
             active = parse_ruleset(INBOUND, path=Path("inbound.yaml"))
             candidate = parse_ruleset(CANDIDATE, path=Path("candidate.yaml"))
             r = await replay_stored(
@@ -452,8 +429,6 @@ class TestReplayEndToEnd:
                 as_of=AS_OF,
                 batch_size=3,  # several batches through the cursor
             )
-        finally:
-            await conn.close()
         assert r.leads == 7
         assert r.skipped == 0
         assert r.stage_matrix == EXPECTED_MATRIX
@@ -494,17 +469,13 @@ class TestReplayEndToEnd:
             }
             posted = await client.post("/v1/events", json=event)
             assert posted.status_code in (200, 201), posted.text
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await init_connection(conn)
+        async with connection(settings) as conn:
             r = await replay_stored(
                 conn,
                 baseline=Side(parse_ruleset(ENGAGEMENT, path=Path("a.yaml")), "active"),
                 candidate=Side(parse_ruleset(WITH_PRICING, path=Path("b.yaml")), "candidate"),
                 as_of=now,
             )
-        finally:
-            await conn.close()
         # 28 points for today's pricing view, 14 for the one a half-life (14 days) old, none for
         # the blog: 42, capped at the group's max of 40. No other lead has activities.
         assert r.score_changed == 1
@@ -516,9 +487,7 @@ class TestReplayEndToEnd:
 
     async def test_since_and_limit(self, client: AsyncTestClient[Litestar], settings: Settings) -> None:
         await post_demo_leads(client)
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await init_connection(conn)
+        async with connection(settings) as conn:
             await conn.execute(
                 "UPDATE leads SET created_at = now() - interval '40 days' WHERE email LIKE 'li@%'"
             )
@@ -529,8 +498,6 @@ class TestReplayEndToEnd:
                 conn, baseline=side, candidate=cand, as_of=now, since=now - timedelta(days=30)
             )
             limited = await replay_stored(conn, baseline=side, candidate=cand, as_of=now, limit=2)
-        finally:
-            await conn.close()
         assert recent.leads == 6
         assert recent.stage_matrix["lead"]["mql"] == 1  # the Canadian lead is older than 30 days
         assert recent.pool_changes == []
@@ -539,17 +506,13 @@ class TestReplayEndToEnd:
     async def test_replay_writes_nothing(self, client: AsyncTestClient[Litestar], settings: Settings) -> None:
         await post_demo_leads(client)
         tables = ("leads", "lead_events", "decisions", "assignments", "rulesets")
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await init_connection(conn)
+        async with connection(settings) as conn:
             before = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in tables]
             stamp = await conn.fetchval("SELECT max(updated_at) FROM leads")
             ruleset = Side(parse_ruleset(INBOUND, path=Path("a.yaml")), "active")
             await replay_stored(conn, baseline=ruleset, candidate=ruleset, as_of=AS_OF)
             after = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in tables]
             assert await conn.fetchval("SELECT max(updated_at) FROM leads") == stamp
-        finally:
-            await conn.close()
         assert before == after
 
     async def test_admin_endpoint(self, client: AsyncTestClient[Litestar], settings: Settings) -> None:
@@ -609,19 +572,6 @@ class TestReplayEndToEnd:
         assert r.json()["errors"][0]["line"] > 0
 
 
-def leadroute(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run the CLI from the repo root, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "leadroute", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 class TestReplayCli:
     """``leadroute rules replay`` prints the report, draws progress on stderr and writes JSON."""
 
@@ -632,14 +582,7 @@ class TestReplayCli:
         candidate = tmp_path / "candidate.yaml"
         candidate.write_text(CANDIDATE, encoding="utf-8")
         out = tmp_path / "out.json"
-        assert settings.database_url is not None
-        assert settings.redis_url is not None
-        env = {
-            **os.environ,
-            "LEADROUTE_DATABASE_URL": settings.database_url,
-            "LEADROUTE_REDIS_URL": settings.redis_url,
-            "LEADROUTE_RULES_PATH": str(ROOT / "rules"),
-        }
+        env = cli_env(settings, rules_path=str(ROOT / "rules"))
         proc = await asyncio.to_thread(
             leadroute,
             "rules",
@@ -704,11 +647,7 @@ class TestReplayCli:
     def test_cli_bad_candidate_fails_before_connecting(self, tmp_path: Path) -> None:
         candidate = tmp_path / "candidate.yaml"
         candidate.write_text(CANDIDATE.replace("points: 25\n", "points: lots\n", 1), encoding="utf-8")
-        env = {
-            **os.environ,
-            "LEADROUTE_DATABASE_URL": "postgresql://127.0.0.1:1/none",
-            "LEADROUTE_REDIS_URL": "redis://127.0.0.1:1/0",
-        }
+        env = cli_env(database_url="postgresql://127.0.0.1:1/none", redis_url="redis://127.0.0.1:1/0")
         proc = leadroute("rules", "replay", "--candidate", str(candidate), env=env)
         assert proc.returncode == 1
         assert f"{candidate}:" in proc.stderr

@@ -22,7 +22,7 @@ from leadroute.routing.eligibility import (
     valid_timezone,
     within_hours,
 )
-from routing_support import POOL_RULES, explain, owner, pool, post_one
+from support import POOL_RULES, explain, owner, pool, post_one
 
 MONDAY_15_UTC = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 NINE_TO_SIX = normalize_hours({"mon-fri": "09:00-18:00"})

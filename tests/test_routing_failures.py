@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import msgspec
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -20,9 +19,10 @@ from redis.asyncio import Redis
 from conftest import FakeClock
 from leadroute.config import Settings
 from leadroute.routing import PoolTarget, Router, snapshot_from_pg
+from leadroute.store.db import connect
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
-from routing_support import POOL_RULES, lead, open_per_owner, owner, pool, post_one
 from sla_support import fire, open_counts, sla_rules
+from support import POOL_RULES, connection, lead, open_per_owner, owner, pool, post_one
 
 
 @asynccontextmanager
@@ -35,19 +35,18 @@ async def failing(settings: Settings, table: str, *, at_commit: bool = False) ->
         if at_commit
         else "BEFORE INSERT OR UPDATE ON {t}"
     ).format(t=table)
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await conn.execute(
-            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$"
-            f" BEGIN RAISE EXCEPTION 'test: writes to {table} fail'; END $$"
-        )
-        kind = "CONSTRAINT TRIGGER" if at_commit else "TRIGGER"
-        await conn.execute(f"CREATE {kind} {name} {when} FOR EACH ROW EXECUTE FUNCTION {name}()")
-        yield
-    finally:
-        await conn.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
-        await conn.execute(f"DROP FUNCTION IF EXISTS {name}()")
-        await conn.close()
+    async with connection(settings) as conn:
+        try:
+            await conn.execute(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$"
+                f" BEGIN RAISE EXCEPTION 'test: writes to {table} fail'; END $$"
+            )
+            kind = "CONSTRAINT TRIGGER" if at_commit else "TRIGGER"
+            await conn.execute(f"CREATE {kind} {name} {when} FOR EACH ROW EXECUTE FUNCTION {name}()")
+            yield
+        finally:
+            await conn.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+            await conn.execute(f"DROP FUNCTION IF EXISTS {name}()")
 
 
 class TestClaimThenFailure:
@@ -154,7 +153,8 @@ class TestReleaseAfterCommit:
         self, settings: Settings, clean: None
     ) -> None:
         redis: Redis = Redis.from_url(str(settings.redis_url))
-        conn = await asyncpg.connect(settings.database_url)
+        assert settings.database_url is not None
+        conn = await connect(settings.database_url)
         router = Router(redis, f"{settings.redis_prefix}:late", database_url=settings.database_url)
         now = datetime.now(UTC)
         try:

@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,76 +16,16 @@ import httpx
 import pytest
 
 from leadroute.config import Settings
-from routing_support import POOL_RULES, fetch
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Served:
-    """One `leadroute serve` child process."""
-
-    def __init__(self, settings: Settings, rules: Path, log: Path) -> None:
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
-        env |= {
-            "LEADROUTE_DATABASE_URL": str(settings.database_url),
-            "LEADROUTE_REDIS_URL": str(settings.redis_url),
-            "LEADROUTE_REDIS_PREFIX": settings.redis_prefix,
-            "LEADROUTE_RULES_PATH": str(rules),
-            "LEADROUTE_PORT": str(port),
-            "LEADROUTE_DB_POOL_MIN": "2",
-            "LEADROUTE_DB_POOL_MAX": "10",
-            "LEADROUTE_LOG_LEVEL": "WARNING",
-        }
-        self.base = f"http://127.0.0.1:{port}"
-        self.log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "leadroute", "serve"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"leadroute serve exited early:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.base + "/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"leadroute serve not ready in {timeout}s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+from process_support import Served, serve_on
+from support import POOL_RULES, fetch
 
 
 @pytest.fixture
 def two_services(settings: Settings, clean: None, tmp_path: Path) -> Iterator[tuple[Served, Served]]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(POOL_RULES)
-    one = Served(settings, rules, tmp_path / "one.log")
-    two = Served(settings, rules, tmp_path / "two.log")
+    one = serve_on(settings, rules, tmp_path / "one.log")
+    two = serve_on(settings, rules, tmp_path / "two.log")
     try:
         one.wait_ready()
         two.wait_ready()

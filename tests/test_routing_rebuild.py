@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -33,24 +30,16 @@ from leadroute.config import Settings
 from leadroute.embedded import _valkey_binary
 from leadroute.routing import Assignment, PoolTarget, Router, snapshot_from_pg
 from leadroute.rules import parse_ruleset
+from leadroute.store.db import connect
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
-from routing_support import POOL_RULES, fetch, lead, open_per_owner, owner, pool, post_one
-from test_routing_processes import Served
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from process_support import cli_env, free_port, leadroute, serve_on
+from support import POOL_RULES, connection, fetch, lead, open_per_owner, owner, pool, post_one
 
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[str]:
     """A Redis (Valkey) server for this test alone, so FLUSHALL touches nobody else."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             str(_valkey_binary()),
@@ -99,13 +88,12 @@ async def flusher(private_redis: str) -> AsyncIterator[Redis]:
 async def state_matches_pg(settings: Settings, now: Any = None) -> tuple[Any, Any]:
     """(Redis state, state rebuilt from PostgreSQL), compared on counts, cursors and accounts."""
     redis: Redis = Redis.from_url(str(settings.redis_url))
-    conn = await asyncpg.connect(settings.database_url)
     try:
-        router = Router(redis, settings.redis_prefix, database_url=settings.database_url)
-        live = await router.state.read()
-        rebuilt = await snapshot_from_pg(conn, now or datetime.now(UTC))
+        async with connection(settings) as conn:
+            router = Router(redis, settings.redis_prefix, database_url=settings.database_url)
+            live = await router.state.read()
+            rebuilt = await snapshot_from_pg(conn, now or datetime.now(UTC))
     finally:
-        await conn.close()
         await redis.aclose()
     return (
         (live.open, live.rr, live.account, live.seq),
@@ -182,22 +170,7 @@ class TestFlushAll:
         await flusher.hset(f"{private.redis_prefix}:{{routing}}:open", mapping={"ann": 99, "zed": 4})
         live, rebuilt = await state_matches_pg(private)
         assert live != rebuilt
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
-        env |= {
-            "LEADROUTE_DATABASE_URL": str(private.database_url),
-            "LEADROUTE_REDIS_URL": str(private.redis_url),
-            "LEADROUTE_REDIS_PREFIX": private.redis_prefix,
-        }
-        proc = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "leadroute", "routing", "rebuild"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = await asyncio.to_thread(leadroute, "routing", "rebuild", env=cli_env(private))
         assert proc.returncode == 0, proc.stderr
         assert "rebuilt" in proc.stdout
         live, rebuilt = await state_matches_pg(private)
@@ -223,8 +196,8 @@ class TestFlushAllAcrossProcesses:
     ) -> None:
         rules = tmp_path / "rules.yaml"
         rules.write_text(POOL_RULES)
-        one = Served(private, rules, tmp_path / "one.log")
-        two = Served(private, rules, tmp_path / "two.log")
+        one = serve_on(private, rules, tmp_path / "one.log")
+        two = serve_on(private, rules, tmp_path / "two.log")
         try:
             await asyncio.to_thread(one.wait_ready)
             await asyncio.to_thread(two.wait_ready)
@@ -289,7 +262,8 @@ class TestFailedTransaction:
         self, settings: Settings, clean: None
     ) -> None:
         redis: Redis = Redis.from_url(str(settings.redis_url))
-        conn = await asyncpg.connect(settings.database_url)
+        assert settings.database_url is not None
+        conn = await connect(settings.database_url)
         router = Router(redis, f"{settings.redis_prefix}:unclaim", database_url=settings.database_url)
         try:
             await put_owner(conn, msgspec.convert({"id": "ann", "name": "Ann"}, OwnerIn))

@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 from leadroute.config import Settings
 from leadroute.routing import Assignment, PoolTarget, Release, Router, snapshot_from_pg
 from leadroute.routing.eligibility import Member, local_day
-from leadroute.store.db import init_connection
+from leadroute.store.db import connect
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
 from leadroute.store.queries import QUERIES
 
@@ -68,8 +68,8 @@ class RoutingMachine(RuleBasedStateMachine):
         self.now = START
         self.prefix = f"{self.settings.redis_prefix}:sm{next(_runs)}"
         self.redis: Redis = Redis.from_url(str(self.settings.redis_url))
-        self.conn: asyncpg.Connection[Any] = self.run(asyncpg.connect(self.settings.database_url))
-        self.run(init_connection(self.conn))
+        assert self.settings.database_url is not None
+        self.conn: asyncpg.Connection[Any] = self.run(connect(self.settings.database_url))
         self.router = Router(
             self.redis, self.prefix, database_url=self.settings.database_url, clock=lambda: self.now
         )

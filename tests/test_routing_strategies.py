@@ -9,7 +9,7 @@ from litestar.testing import AsyncTestClient
 
 from conftest import FakeClock
 from leadroute.config import Settings
-from routing_support import (
+from support import (
     ACCOUNT_RULES,
     POOL_RULES,
     explain,

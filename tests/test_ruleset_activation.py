@@ -14,7 +14,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
-import asyncpg
 import msgspec
 import pytest
 from litestar import Litestar
@@ -25,7 +24,8 @@ from leadroute.config import Settings
 from leadroute.rules import parse_ruleset
 from leadroute.rulesets import RulesetSync
 from leadroute.store.rulesets import store_ruleset
-from ruleset_support import active_version, rules_text, setup_pool, upload, wait_for_version
+from ruleset_support import active_version, rules_text, upload, wait_for_version
+from support import connection, setup_pool
 
 Client = AsyncTestClient[Litestar]
 
@@ -50,6 +50,8 @@ def sync_of(client: Client) -> RulesetSync:
 
 
 class TestFleet:
+    """An activation on one instance reaches every other one, and no request sees half of it."""
+
     async def test_activate_on_one_instance_switches_the_other_within_a_second(
         self, settings: Settings, clean: None
     ) -> None:
@@ -94,8 +96,7 @@ class TestFleet:
     ) -> None:
         fast_poll = msgspec.structs.replace(settings, ruleset_poll_interval=0.2)
         async with fleet(fast_poll, rules_text(1)) as (a, b):
-            conn = await asyncpg.connect(settings.database_url)
-            try:
+            async with connection(settings) as conn:
                 stored, _ = await store_ruleset(
                     conn, parse_ruleset(rules_text(2, 20)), status="published", actor="test"
                 )
@@ -103,8 +104,6 @@ class TestFleet:
                 await conn.execute(
                     "INSERT INTO ruleset_activations (ruleset_id, action) VALUES ($1, 'activate')", stored.id
                 )
-            finally:
-                await conn.close()
             await wait_for_version(a, 2, within=1.0)
             await wait_for_version(b, 2, within=1.0)
 
@@ -118,11 +117,8 @@ class TestFleet:
             sync = sync_of(b)
             old_pid = sync.listener_pid
             assert old_pid is not None
-            conn = await asyncpg.connect(settings.database_url)
-            try:
+            async with connection(settings) as conn:
                 assert await conn.fetchval("SELECT pg_terminate_backend($1)", old_pid)
-            finally:
-                await conn.close()
             deadline = time.monotonic() + 2.0
             while sync.listener_pid in (None, old_pid):
                 assert time.monotonic() < deadline, "the listener did not reconnect"
@@ -152,14 +148,11 @@ class TestFleet:
                 results += await asyncio.gather(*(post(10 * round_ + n) for n in range(10)))
             seen = {(d["ruleset_version"], d["ruleset_sha256"], d["score"]) for d in results}
             assert seen == {(1, sha[1], 10), (2, sha[2], 20)}  # both, and never a mix
-            conn = await asyncpg.connect(settings.database_url)
-            try:
+            async with connection(settings) as conn:
                 mismatched = await conn.fetchval(
                     "SELECT count(*) FROM decisions d JOIN rulesets r ON r.id = d.ruleset_id"
                     " WHERE r.version <> d.ruleset_version OR r.sha256 <> d.ruleset_sha256"
                 )
-            finally:
-                await conn.close()
             assert mismatched == 0
 
 
@@ -173,6 +166,9 @@ class _Collect(logging.Handler):
 
 
 class TestWatch:
+    """With watching on, a good edit of the rules file goes live fleet-wide and a bad one never
+    does; without it (the default), editing the file changes nothing until a restart."""
+
     @pytest.fixture
     def rules_file(self, tmp_path: Path) -> Path:
         path = tmp_path / "inbound.yaml"
@@ -259,9 +255,23 @@ class TestWatch:
             assert [v["version"] for v in (await client.get("/v1/rulesets")).json()["versions"]] == [2, 1]
 
     async def test_watch_is_off_by_default(self, settings: Settings, clean: None, rules_file: Path) -> None:
-        not_watching = msgspec.structs.replace(settings, rules_path=rules_file)
-        async with AsyncTestClient(create_app(not_watching)) as client:
+        # A short interval, so that a watch left on by default would pick the edit up many times
+        # over within the wait; the same edit with watching switched on shows the wait is enough.
+        quick = msgspec.structs.replace(settings, rules_path=rules_file, watch_interval=0.05)
+        assert await self.version_after_an_edit(quick, rules_file) == 1
+        watching = msgspec.structs.replace(quick, watch_rules=True)
+        assert await self.version_after_an_edit(watching, rules_file) == 2
+
+    async def version_after_an_edit(self, settings: Settings, rules_file: Path, wait: float = 1.0) -> int:
+        """Start an app on ``rules_file`` (v1), edit it to v2, wait ``wait`` s: the version active then."""
+        await write(rules_file, rules_text(1))
+        async with AsyncTestClient(create_app(settings)) as client:
             await setup_pool(client)
-            await write(rules_file, rules_text(2, 20))
-            await asyncio.sleep(0.5)
             assert await active_version(client) == 1
+            await write(rules_file, rules_text(2, 20))
+            deadline = time.monotonic() + wait
+            version = await active_version(client)
+            while version == 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                version = await active_version(client)
+            return version

@@ -14,19 +14,17 @@ from leadroute.app import create_app
 from leadroute.cli import main
 from leadroute.config import Settings
 from leadroute.rules import parse_ruleset
+from leadroute.store.db import connect
 from leadroute.store.migrate import available, migrate
 from leadroute.store.rulesets import RulesetVersionConflict, load_stored_ruleset
-from ruleset_support import active_version, rules_text, setup_pool, upload, wait_for_version
+from ruleset_support import active_version, rules_text, upload, wait_for_version
+from support import connection, setup_pool
 
 PROBLEM = "application/problem+json"
 
 
 def app_on(settings: Settings, text: str, name: str = "rules.yaml") -> Any:
     return create_app(settings, ruleset=parse_ruleset(text, path=Path(name)))
-
-
-async def db(settings: Settings) -> asyncpg.Connection:
-    return await asyncpg.connect(settings.database_url)
 
 
 class TestUpload:
@@ -232,13 +230,10 @@ class TestActivateAndRollback:
     async def test_activation_checks_pools_again(self, settings: Settings, clean: None) -> None:
         async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
-            await setup_pool(client, "later")
+            await setup_pool(client, pool="later")
             assert (await upload(client, rules_text(2, 20, pool="later"))).status_code == 201
-            conn = await db(settings)
-            try:
+            async with connection(settings) as conn:
                 await conn.execute("DELETE FROM pools WHERE id = 'later'")
-            finally:
-                await conn.close()
             r = await client.post("/v1/rulesets/2/activate")
             assert r.status_code == 422
             assert r.json()["errors"][0]["rule"] == "everyone"
@@ -249,8 +244,7 @@ class TestStorage:
     async def test_stored_versions_cannot_change(self, settings: Settings, clean: None) -> None:
         async with AsyncTestClient(app_on(settings, rules_text(1))):
             pass
-        conn = await db(settings)
-        try:
+        async with connection(settings) as conn:
             with pytest.raises(asyncpg.RaiseError, match="cannot change"):
                 await conn.execute("UPDATE rulesets SET source = 'x' WHERE version = 1")
             with pytest.raises(asyncpg.RaiseError, match="cannot be deleted"):
@@ -259,14 +253,11 @@ class TestStorage:
                 await conn.execute(
                     "INSERT INTO rulesets (version, sha256, source, status) VALUES (1, 'other', 'x', 'draft')"
                 )
-        finally:
-            await conn.close()
 
     async def test_load_stored_ruleset(self, settings: Settings, clean: None) -> None:
         async with AsyncTestClient(app_on(settings, rules_text(1, 15))):
             pass
-        conn = await db(settings)
-        try:
+        async with connection(settings) as conn:
             loaded = await load_stored_ruleset(conn, 1)
             assert loaded is not None
             ruleset, ruleset_id = loaded
@@ -274,11 +265,9 @@ class TestStorage:
             assert ruleset.scoring_rules[0].points == 15
             assert ruleset_id == await conn.fetchval("SELECT id FROM rulesets WHERE version = 1")
             assert await load_stored_ruleset(conn, 2) is None
-        finally:
-            await conn.close()
 
     async def test_migration_keeps_the_newest_of_versions_recorded_twice(self, fresh_database: str) -> None:
-        conn = await asyncpg.connect(fresh_database)
+        conn = await connect(fresh_database)
         try:
             first = available()[0]
             assert first.version == 1

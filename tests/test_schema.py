@@ -7,8 +7,10 @@ import asyncio
 import asyncpg
 
 from leadroute.config import Settings
+from leadroute.store.db import connect
 from leadroute.store.migrate import available, migrate
 from leadroute.store.queries import QUERIES
+from support import connection
 
 EXPECTED_TABLES = {
     "owners",
@@ -28,8 +30,7 @@ class TestSchema:
     """Migrations against a real PostgreSQL."""
 
     async def test_all_tables_exist_and_every_query_prepares(self, settings: Settings, clean: None) -> None:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
+        async with connection(settings) as conn:
             tables = {
                 r["tablename"]
                 for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
@@ -42,11 +43,9 @@ class TestSchema:
                     raise AssertionError(f"query {name!r} does not match the schema: {exc}") from exc
             applied = await conn.fetchval("SELECT max(version) FROM schema_migrations")
             assert applied == available()[-1].version
-        finally:
-            await conn.close()
 
     async def test_concurrent_migrations_apply_each_file_once(self, fresh_database: str) -> None:
-        conns = [await asyncpg.connect(fresh_database) for _ in range(4)]
+        conns = [await connect(fresh_database) for _ in range(4)]
         try:
             results = await asyncio.gather(*(migrate(c) for c in conns))
             assert sorted(len(r) for r in results) == [0, 0, 0, len(available())]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,17 +18,16 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from process_support import ROOT, Served, cli_env, free_port, leadroute
+
+
+def embedded_service(data_dir: Path, port: int, **values: str) -> Served:
+    """`leadroute serve` configured with no database or Redis: it runs embedded ones in ``data_dir``."""
+    return Served(data_dir.parent / f"serve-{port}.log", None, port=port, data_dir=str(data_dir), **values)
+
+
 README_LEAD = {"email": "jane@acme.example", "title": "VP Sales", "employees": 5000, "country": "US"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def servers_using(data_dir: Path) -> list[psutil.Process]:
@@ -45,53 +43,6 @@ def servers_using(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
-def leadroute(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI from the repo root, as a user would, and capture what it says."""
-    return subprocess.run(
-        [sys.executable, "-m", "leadroute", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-class Service:
-    def __init__(self, data_dir: Path, port: int, **settings: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
-        env |= {"LEADROUTE_DATA_DIR": str(data_dir), "LEADROUTE_PORT": str(port)}
-        env |= {f"LEADROUTE_{name.upper()}": value for name, value in settings.items()}
-        self.base = f"http://127.0.0.1:{port}"
-        self.log = data_dir.parent / f"serve-{port}.log"
-        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "leadroute", "serve"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"leadroute serve exited early:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.base + "/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"leadroute serve not ready in {timeout}s:\n{self.log.read_text()}")
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
-
-
 class TestEmbeddedServe:
     """Zero configuration: embedded PostgreSQL and Valkey, demo owners seeded, data kept."""
 
@@ -99,7 +50,7 @@ class TestEmbeddedServe:
         data_dir = tmp_path / "data"
         port = free_port()
 
-        first = Service(data_dir, port)
+        first = embedded_service(data_dir, port)
         try:
             first.wait_ready()
             r = httpx.post(first.base + "/v1/leads", json=README_LEAD, timeout=10)
@@ -109,8 +60,7 @@ class TestEmbeddedServe:
             assert decision["stage"] in {"sql", "mql"}
 
             # Sales-ops commands run next to the service use its servers, and leave them running.
-            env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
-            env["LEADROUTE_DATA_DIR"] = str(data_dir)
+            env = cli_env(data_dir=str(data_dir))
             listing = leadroute("rules", "list", env=env)
             assert listing.returncode == 0, listing.stderr
             assert "using the embedded servers of the running leadroute" in listing.stderr
@@ -135,7 +85,7 @@ class TestEmbeddedServe:
         assert servers_using(data_dir) == []
         assert "data" in first.log.read_text()  # says where data lives
 
-        second = Service(data_dir, port)
+        second = embedded_service(data_dir, port)
         try:
             second.wait_ready()
             got = httpx.get(f"{second.base}/v1/leads/{decision['lead_id']}", timeout=10)
@@ -154,8 +104,7 @@ class TestEmbeddedServe:
             "    - {id: broken-rule, group: fit, when: 'title =~~', points: 1}\n"
             "qualification:\n  - {stage: lead}\nrouting:\n  rules: []\n  fallback: unassigned\n"
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")}
-        env |= {"LEADROUTE_RULES_PATH": str(bad), "LEADROUTE_DATA_DIR": str(tmp_path / "data")}
+        env = cli_env(rules_path=str(bad), data_dir=str(tmp_path / "data"))
         proc = leadroute("serve", env=env)
         assert proc.returncode == 1
         assert f"{bad}:5" in proc.stderr
@@ -189,7 +138,7 @@ class TestWorkers:
         self, tmp_path: Path
     ) -> None:
         data_dir = tmp_path / "data"
-        service = Service(data_dir, free_port(), workers="2")
+        service = embedded_service(data_dir, free_port(), workers="2")
         try:
             service.wait_ready()
             wait_until(lambda: len(workers_of(service.proc)) == 2)

@@ -6,12 +6,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from redis.asyncio import Redis
 
 from leadroute.config import Settings
+from support import connection, redis_state, setup_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 INBOUND = (ROOT / "rules" / "inbound.yaml").read_text(encoding="utf-8")
@@ -21,33 +20,9 @@ VP = {"email": "jane@acme.example", "title": "VP Sales", "employees": 5000, "cou
 TABLES = ("leads", "lead_events", "decisions", "assignments", "idempotency_keys")
 
 
-async def setup_pool(
-    client: AsyncTestClient[Litestar], pool: str, owners: dict[str, bool], fallback: str
-) -> None:
-    for owner, active in owners.items():
-        r = await client.put(f"/v1/owners/{owner}", json={"name": owner.title(), "active": active})
-        assert r.status_code == 200, r.text
-    r = await client.put(f"/v1/pools/{pool}", json={"members": list(owners), "fallback": fallback})
-    assert r.status_code == 200, r.text
-
-
 async def row_counts(settings: Settings) -> list[int]:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with connection(settings) as conn:
         return [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES]
-    finally:
-        await conn.close()
-
-
-async def redis_state(settings: Settings) -> dict[bytes, bytes | None]:
-    """Every routing key of this run with its serialized value: equal means untouched."""
-    assert settings.redis_url is not None
-    redis = Redis.from_url(settings.redis_url)
-    try:
-        keys = sorted([k async for k in redis.scan_iter(match=f"{settings.redis_prefix}:*")])
-        return {k: await redis.dump(k) for k in keys}
-    finally:
-        await redis.aclose()
 
 
 async def simulate(client: AsyncTestClient[Litestar], body: dict[str, Any]) -> Any:
@@ -58,8 +33,8 @@ class TestDecision:
     """The answer holds the whole decision, the explanation and where routing would look."""
 
     async def test_active_ruleset(self, client: AsyncTestClient[Litestar], settings: Settings) -> None:
-        await setup_pool(client, "enterprise-na", {"alice": True, "bob": False}, "inbound")
-        await setup_pool(client, "inbound", {"carol": True}, "unassigned")
+        await setup_pool(client, ["alice", "bob"], pool="enterprise-na", inactive={"bob"}, fallback="inbound")
+        await setup_pool(client, ["carol"], pool="inbound", fallback="unassigned")
         r = await simulate(client, {"lead": VP})
         assert r.status_code == 200, r.text
         d = r.json()
@@ -109,7 +84,7 @@ class TestDecision:
     async def test_writes_nothing_and_claims_no_owner(
         self, client: AsyncTestClient[Litestar], settings: Settings
     ) -> None:
-        await setup_pool(client, "enterprise-na", {"alice": True, "bob": True}, "unassigned")
+        await setup_pool(client, ["alice", "bob"], pool="enterprise-na", fallback="unassigned")
         counts, state = await row_counts(settings), await redis_state(settings)
         for _ in range(3):
             assert (await simulate(client, {"lead": VP})).status_code == 200
@@ -143,7 +118,7 @@ class TestAccountOwner:
 
     async def test_recorded_owner(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(ACCOUNT_RULES)) as client:
-            await setup_pool(client, "sales", {"alice": True}, "unassigned")
+            await setup_pool(client, ["alice"], fallback="unassigned")
             first = await simulate(client, {"lead": {"email": "a@acme.example"}})
             assert first.json()["targets"][0]["owner"] == {
                 "id": None,

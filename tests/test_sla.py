@@ -7,7 +7,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -19,18 +18,8 @@ from leadroute.config import Settings
 from leadroute.routing import Member
 from leadroute.routing.eligibility import normalize_hours, within_hours
 from leadroute.workflow.sla import business_due
-from sla_support import (
-    assert_routing_consistent,
-    fire,
-    instance,
-    iso,
-    kinds,
-    lead,
-    open_counts,
-    post_lead,
-    setup_pool,
-    sla_rules,
-)
+from sla_support import assert_routing_consistent, fire, instance, iso, kinds, open_counts, sla_rules
+from support import connection, get_lead, lead, post_one, setup_pool
 
 PARIS_OFFICE = Member(
     id="x",
@@ -91,7 +80,7 @@ class TestBusinessDue:
 
 
 async def _one_lead(client: Any) -> dict[str, Any]:
-    decision = await post_lead(client)
+    decision = await post_one(client, lead(1))
     assert decision["owner"] is not None
     return decision
 
@@ -101,7 +90,7 @@ class TestBreach:
         async with AsyncTestClient(make_app(sla_rules(30), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob", "carol"])
             first = await _one_lead(client)
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["status"] == "assigned"
             assert view["workflow"]["sla"]["status"] == "pending"
             assert view["workflow"]["sla"]["due_at"] == iso(clock.now + timedelta(minutes=30))
@@ -112,7 +101,7 @@ class TestBreach:
             assert await fire(client) == 1
             assert await fire(client) == 0  # fired once
 
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["status"] == "reassigned"
             assert view["owner"] not in (None, first["owner"])
             assert kinds(view) == ["sla.breached", "assignment.reassigned"]
@@ -143,7 +132,7 @@ class TestBreach:
             assert r.status_code == 200, r.text
             clock.advance(hours=5)
             assert await fire(client) == 0
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["status"] == "accepted"
             assert view["owner"] == first["owner"]
             assert view["workflow"]["sla"]["status"] == "cancelled"
@@ -156,14 +145,13 @@ class TestBreach:
         rules = sla_rules(10)
         async with AsyncTestClient(make_app(rules, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob", "carol", "dave"])
-            leads = [await post_lead(client, n) for n in range(24)]
+            leads = [await post_one(client, lead(n)) for n in range(24)]
             clock.advance(minutes=11)
             async with instance(settings, rules, clock) as other:
                 counts = await asyncio.gather(*(fire(c) for c in (client, other, client, other)))
                 assert sum(counts) == 24
                 assert await fire(client) + await fire(other) == 0
-            conn = await asyncpg.connect(settings.database_url)
-            try:
+            async with connection(settings) as conn:
                 per_lead = await conn.fetch(
                     "SELECT lead_id, count(*) AS n FROM lead_events"
                     " WHERE kind = 'sla.breached' GROUP BY lead_id"
@@ -171,13 +159,11 @@ class TestBreach:
                 moved = await conn.fetchval(
                     "SELECT count(*) FROM lead_events WHERE kind = 'assignment.reassigned'"
                 )
-            finally:
-                await conn.close()
             assert len(per_lead) == 24
             assert {r["n"] for r in per_lead} == {1}
             assert moved == 24
             for d in leads:
-                view = await lead(client, d["lead_id"])
+                view = await get_lead(client, d["lead_id"])
                 assert view["status"] == "reassigned"
                 assert view["owner"] != d["owner"]
             await assert_routing_consistent(client)
@@ -193,7 +179,7 @@ class TestBreach:
         clock.advance(minutes=45)
         async with instance(settings, rules, clock, sla_poll_seconds=0.05) as client2:
             for _ in range(100):
-                view = await lead(client2, first["lead_id"])
+                view = await get_lead(client2, first["lead_id"])
                 if view["status"] != "assigned":
                     break
                 await asyncio.sleep(0.05)
@@ -221,14 +207,14 @@ class TestBreach:
             assert r.status_code == 200, r.text
             # Monday 15:00 UTC = 16:00 in Paris: 60 minutes today, 30 tomorrow from 09:00 Paris
             first = await _one_lead(client)
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["workflow"]["sla"]["business_hours"] is True
             assert view["workflow"]["sla"]["due_at"] == "2026-11-24T08:30:00Z"
             clock.advance(hours=8)  # 23:00 UTC: 90 wall-clock minutes are long gone, but not working ones
             assert await fire(client) == 0
             clock.now = datetime(2026, 11, 24, 8, 31, tzinfo=UTC)
             assert await fire(client) == 1
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["status"] == "reassigned"
             assert view["owner"] not in (None, first["owner"])
 
@@ -240,8 +226,8 @@ class TestBreach:
             for _ in range(3):
                 clock.advance(minutes=16)
                 assert await fire(client) == 1
-                owners.append((await lead(client, first["lead_id"]))["owner"])
-            view = await lead(client, first["lead_id"])
+                owners.append((await get_lead(client, first["lead_id"]))["owner"])
+            view = await get_lead(client, first["lead_id"])
             # breach 1 and 2 moved it to two other owners; breach 3 hit the limit (3)
             assert len(set(owners[:3])) == 3
             assert view["status"] == "unassigned"
@@ -286,7 +272,7 @@ class TestBreach:
             for _ in range(2):
                 clock.advance(minutes=16)
                 assert await fire(client) == 1
-            assert (await lead(client, first["lead_id"]))["status"] == "unassigned"
+            assert (await get_lead(client, first["lead_id"]))["status"] == "unassigned"
 
             async def webinar() -> dict[str, Any]:
                 body = {
@@ -304,11 +290,11 @@ class TestBreach:
             await setup_pool(client, ["alice", "bob", "carol"])
             risen = await webinar()  # mql -> sql: carol, with the two breaches counted
             assert (risen["stage"], risen["owner"]) == ("sql", "carol")
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["workflow"]["sla"]["breaches"] == 2
             clock.advance(minutes=16)
             assert await fire(client) == 1  # the third breach: the fallback queue, no loop
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["status"] == "unassigned"
             assert "breached 3 times" in view["workflow"]["reason"]
 
@@ -322,7 +308,7 @@ class TestBreach:
             assert await fire(client) == 1
             clock.advance(minutes=16)
             assert await fire(client) == 1
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["status"] == "unassigned"
             last = view["workflow"]["steps"][-1]
             assert last["kind"] == "assignment.fallback"
@@ -339,7 +325,7 @@ class TestBreach:
             first = await _one_lead(client)
             clock.advance(minutes=21)
             assert await fire(client) == 1
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["status"] == "escalated"
             assert view["owner"] == "boss"
             step = view["workflow"]["steps"][-1]
@@ -348,7 +334,7 @@ class TestBreach:
             # the boss lets it run out too: escalating to them again is pointless
             clock.advance(minutes=21)
             assert await fire(client) == 1
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["status"] == "unassigned"
             assert "boss" in view["workflow"]["reason"]
             assert await open_counts(client) == {}
@@ -362,7 +348,7 @@ class TestBreach:
             assert first["owner"] == "alice"
             clock.advance(minutes=21)
             assert await fire(client) == 1
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["status"] == "escalated"
             assert view["owner"] in {"lead1", "lead2"}
             assert view["pool"] == "managers"
@@ -376,7 +362,7 @@ class TestBreach:
             first = await _one_lead(client)
             clock.advance(minutes=21)
             assert await fire(client) == 1
-            view = await lead(client, first["lead_id"])
+            view = await get_lead(client, first["lead_id"])
             assert view["status"] == "reassigned"
             assert "no escalation target" in view["workflow"]["steps"][-1]["note"]
 
@@ -387,13 +373,10 @@ class TestBreach:
             await setup_pool(client, ["alice", "bob"])
             first = await _one_lead(client)
             clock.advance(minutes=11)
-            conn = await asyncpg.connect(settings.database_url)
-            try:
-                async with conn.transaction():  # a request holds the lead
-                    await conn.execute("SELECT 1 FROM leads WHERE id = $1 FOR UPDATE", as_id(first))
-                    assert await fire(client) == 0
-            finally:
-                await conn.close()
+            # a request holds the lead
+            async with connection(settings) as conn, conn.transaction():
+                await conn.execute("SELECT 1 FROM leads WHERE id = $1 FOR UPDATE", as_id(first))
+                assert await fire(client) == 0
             assert await fire(client) == 1
 
 
@@ -409,7 +392,7 @@ class TestRedisLoss:
     ) -> None:
         async with AsyncTestClient(make_app(sla_rules(10), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob", "carol"])
-            leads = [await post_lead(client, n) for n in range(6)]
+            leads = [await post_one(client, lead(n)) for n in range(6)]
             assert settings.redis_url is not None
             redis = Redis.from_url(settings.redis_url)
             try:
@@ -421,7 +404,7 @@ class TestRedisLoss:
             clock.advance(minutes=11)
             assert await fire(client) == 6
             for d in leads:
-                view = await lead(client, d["lead_id"])
+                view = await get_lead(client, d["lead_id"])
                 assert view["status"] == "reassigned"
                 assert view["owner"] not in (None, d["owner"])
             assert sum((await open_counts(client)).values()) == 6
@@ -434,20 +417,18 @@ class TestStale:
     ) -> None:
         async with AsyncTestClient(make_app(sla_rules(10), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
-            d = await post_lead(client)
-            conn = await asyncpg.connect(settings.database_url)
-            try:  # a writer that closes leads without stopping their timers (older code, a script)
+            d = await post_one(client, lead(1))
+            # a writer that closes leads without stopping their timers (older code, a script)
+            async with connection(settings) as conn:
                 await conn.execute("UPDATE leads SET status = 'closed' WHERE id = $1", as_id(d))
                 clock.advance(minutes=11)
                 assert await fire(client) == 0
                 row = await conn.fetchrow(
                     "SELECT status, resolution FROM sla_timers WHERE lead_id = $1", as_id(d)
                 )
-            finally:
-                await conn.close()
             assert row is not None
             assert (row["status"], row["resolution"]) == ("cancelled", "stale")
-            assert "sla.breached" not in kinds(await lead(client, d["lead_id"]))
+            assert "sla.breached" not in kinds(await get_lead(client, d["lead_id"]))
 
 
 HOURS = [
