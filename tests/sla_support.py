@@ -61,9 +61,23 @@ async def instance(settings: Settings, rules: str, clock: Clock, **overrides: An
         yield client
 
 
+def steps(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """The workflow events of a lead after routing first placed it, in order, each as one mapping:
+    ``kind`` (the event type), ``at``, ``actor`` and the payload's fields."""
+    moves = {"lead.assigned", "lead.reassigned", "lead.escalated", "lead.queued"}
+    workflow = moves | {"lead.accepted", "lead.sla_breached", "lead.closed"}
+    history = view["history"]
+    first = next(i for i, h in enumerate(history) if h["type"] in moves)
+    return [
+        {"kind": h["type"], "at": h["at"], "actor": h["actor"], **h["data"]}
+        for h in history[first + 1 :]
+        if h["type"] in workflow
+    ]
+
+
 def kinds(view: dict[str, Any]) -> list[str]:
-    """The workflow step kinds of a lead, in order."""
-    return [s["kind"] for s in view["workflow"]["steps"]]
+    """The workflow event types of a lead after routing first placed it, in order."""
+    return [s["kind"] for s in steps(view)]
 
 
 T = TypeVar("T")

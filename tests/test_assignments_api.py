@@ -8,7 +8,7 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from conftest import FakeClock
-from sla_support import assert_routing_consistent, fire, kinds, open_counts, sla_rules
+from sla_support import assert_routing_consistent, fire, kinds, open_counts, sla_rules, steps
 from support import Client, get_lead, lead, post_one, setup_pool
 
 RULES = sla_rules(30)
@@ -50,8 +50,8 @@ class TestAccept:
             assert again.json() == body
             view = await get_lead(client, d["lead_id"])
             assert view["status"] == "accepted"
-            assert kinds(view) == ["assignment.accepted"]
-            assert view["workflow"]["steps"][0]["after_minutes"] == 7
+            assert kinds(view) == ["lead.accepted"]
+            assert steps(view)[0]["after_minutes"] == 7
 
     async def test_only_the_current_owner_may_accept(self, make_app: Any, clock: FakeClock) -> None:
         async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
@@ -104,11 +104,11 @@ class TestReassign:
             assert body["sla"]["status"] == "pending"
             assert await open_counts(client) == {body["owner"]: 1}
             view = await get_lead(client, d["lead_id"])
-            step = view["workflow"]["steps"][-1]
-            assert step["kind"] == "assignment.reassigned"
-            assert step["from"] == d["owner"]
-            assert step["to"] == body["owner"]
-            assert step["by"] == "api"
+            step = steps(view)[-1]
+            assert step["kind"] == "lead.reassigned"
+            assert step["previous_owner"] == d["owner"]
+            assert step["owner"] == body["owner"]
+            assert (step["cause"], step["actor"]) == ("reassign", "api")
             assert step["reason"] == "wrong territory"
             await assert_routing_consistent(client)
 
@@ -177,7 +177,7 @@ class TestReassign:
             assert "no eligible owner" in body["reason"]
             assert await open_counts(client) == {}
             view = await get_lead(client, d["lead_id"])
-            assert view["workflow"]["steps"][-1]["kind"] == "assignment.fallback"
+            assert steps(view)[-1]["kind"] == "lead.queued"
             # later, someone picks it from the queue by hand
             r = await _post(client, d["lead_id"], "reassign", {"owner_id": "alice"})
             assert r.status_code == 200, r.text
@@ -237,8 +237,8 @@ class TestClose:
             _problem(await _post(client, d["lead_id"], "reassign"), 409, "workflow-conflict")
             view = await get_lead(client, d["lead_id"])
             assert view["status"] == "closed"
-            assert kinds(view) == ["assignment.closed"]
-            assert view["workflow"]["steps"][0]["reason"] == "won"
+            assert kinds(view) == ["lead.closed"]
+            assert steps(view)[0]["reason"] == "won"
             assert [a["status"] for a in view["workflow"]["assignments"]] == ["closed"]
 
     async def test_closing_an_accepted_lead_frees_a_slot_for_the_next_lead(
@@ -278,12 +278,12 @@ class TestHistory:
             assert view["status"] == "closed"
             wf = view["workflow"]
             assert kinds(view) == [
-                "sla.breached",
-                "assignment.reassigned",
-                "assignment.accepted",
-                "assignment.closed",
+                "lead.sla_breached",
+                "lead.reassigned",
+                "lead.accepted",
+                "lead.closed",
             ]
-            times = [s["at"] for s in wf["steps"]]
+            times = [s["at"] for s in steps(view)]
             assert times == sorted(times)
             assert [(a["owner"], a["status"]) for a in wf["assignments"]] == [
                 (d["owner"], "assigned"),
@@ -297,7 +297,7 @@ class TestHistory:
             # the combined history has the workflow events in order too
             types = [h["type"] for h in view["history"]]
             assert (
-                types.index("sla.breached")
-                < types.index("assignment.accepted")
-                < types.index("assignment.closed")
+                types.index("lead.sla_breached")
+                < types.index("lead.accepted")
+                < types.index("lead.closed")
             )

@@ -142,7 +142,7 @@ class TestRescoring:
         assert r.json()["detail"] == "no lead has that email; post the lead first (POST /v1/leads)"
         assert "nobody" not in r.text  # no PII echoed
         assert r.json()["errors"] == [{"field": "email", "message": "no lead has this email"}]
-        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity'") == 0
+        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity.recorded'") == 0
         assert await count(settings, "SELECT count(*) FROM idempotency_keys WHERE scope = 'event'") == 0
 
     async def test_a_bad_event_names_its_fields(self, client: AsyncTestClient[Litestar]) -> None:
@@ -165,7 +165,7 @@ class TestRescoring:
         assert problem["type"].endswith("/invalid-event")
         assert [e["field"] for e in problem["errors"]] == ["email"]
         assert "al@acme.example" not in r.text  # a bad field is named, its value not echoed
-        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity'") == 0
+        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity.recorded'") == 0
         assert await count(settings, "SELECT count(*) FROM idempotency_keys WHERE scope = 'event'") == 0
         # A lead with no email at all (a phone only) matches no email either.
         r = await client.post("/v1/leads", json={"phone": "+1 415 555 0100", "country": "US"})
@@ -186,7 +186,7 @@ class TestRescoring:
         assert r.status_code == 422, r.text
         assert [e["field"] for e in r.json()["errors"]] == ["occurred_at"]
         assert "service's clock (2026-11-23T15:00:00Z)" in r.json()["errors"][0]["message"]
-        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity'") == 0
+        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity.recorded'") == 0
         assert await count(settings, "SELECT count(*) FROM idempotency_keys WHERE scope = 'event'") == 0
         # The service's clock decides (rt.clock), not the machine's: two days ahead is refused...
         later = at(clock, days=-2)
@@ -224,7 +224,7 @@ class TestIdempotency:
         first, second = await asyncio.gather(event(client, body), event(client, body))
         assert sorted([first.status_code, second.status_code]) == [200, 201]
         assert first.json() == second.json()
-        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity'") == 1
+        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'activity.recorded'") == 1
         # The header key wins over event_id, and a changed body under a used key is refused.
         r = await event(client, {**body, "properties": {"url": "/blog"}}, **{"Idempotency-Key": "pv-1"})
         assert r.status_code == 422
@@ -255,7 +255,7 @@ class TestRoutingOnStageRise:
         assert read["owner"] == body["owner"]
         assert read["stage"] == "mql"
         kinds = [h["type"] for h in read["history"]]
-        assert "lead.routed" in kinds
+        assert "lead.assigned" in kinds
         explain = (await client.get(f"/v1/leads/{lead['lead_id']}/explain")).json()
         assert explain["owner"] == body["owner"]
         assert explain["stage"] == "mql"

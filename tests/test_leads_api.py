@@ -75,8 +75,10 @@ class TestIntake:
             assert why["ruleset"] == {"version": 3, "sha256": d["ruleset_sha256"]}
             assert "assigned to alice by round robin in pool 'sales'" in why["summary"]
 
-        for table in ("leads", "lead_events", "decisions", "assignments"):
+        for table in ("leads", "decisions", "assignments"):
             assert await count(settings, f"SELECT count(*) FROM {table}") == 1
+        # its log: received, scored, assigned
+        assert await count(settings, "SELECT count(*) FROM lead_events") == 3
 
     async def test_unknown_fields_are_kept_as_attributes(self, make_app: Any) -> None:
         async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:

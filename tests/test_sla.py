@@ -18,7 +18,7 @@ from leadroute.config import Settings
 from leadroute.routing import Member
 from leadroute.routing.eligibility import normalize_hours, within_hours
 from leadroute.workflow.sla import business_due
-from sla_support import assert_routing_consistent, fire, instance, iso, kinds, open_counts, sla_rules
+from sla_support import assert_routing_consistent, fire, instance, iso, kinds, open_counts, sla_rules, steps
 from support import connection, get_lead, lead, post_one, setup_pool
 
 PARIS_OFFICE = Member(
@@ -104,13 +104,13 @@ class TestBreach:
             view = await get_lead(client, first["lead_id"])
             assert view["status"] == "reassigned"
             assert view["owner"] not in (None, first["owner"])
-            assert kinds(view) == ["sla.breached", "assignment.reassigned"]
-            breached, moved = view["workflow"]["steps"]
+            assert kinds(view) == ["lead.sla_breached", "lead.reassigned"]
+            breached, moved = steps(view)
             assert breached["owner"] == first["owner"]
             assert breached["breach"] == 1
-            assert moved["from"] == first["owner"]
-            assert moved["to"] == view["owner"]
-            assert moved["by"] == "sla"
+            assert moved["previous_owner"] == first["owner"]
+            assert moved["owner"] == view["owner"]
+            assert moved["cause"] == "sla_breach"
             # a fresh timer for the new owner, counting the breach
             assert view["workflow"]["sla"]["owner"] == view["owner"]
             assert view["workflow"]["sla"]["breaches"] == 1
@@ -137,7 +137,7 @@ class TestBreach:
             assert view["owner"] == first["owner"]
             assert view["workflow"]["sla"]["status"] == "cancelled"
             assert view["workflow"]["sla"]["resolution"] == "accepted"
-            assert "sla.breached" not in kinds(view)
+            assert "lead.sla_breached" not in kinds(view)
 
     async def test_two_instances_fire_each_timer_once(
         self, make_app: Any, clock: FakeClock, settings: Settings
@@ -154,10 +154,10 @@ class TestBreach:
             async with connection(settings) as conn:
                 per_lead = await conn.fetch(
                     "SELECT lead_id, count(*) AS n FROM lead_events"
-                    " WHERE kind = 'sla.breached' GROUP BY lead_id"
+                    " WHERE kind = 'lead.sla_breached' GROUP BY lead_id"
                 )
                 moved = await conn.fetchval(
-                    "SELECT count(*) FROM lead_events WHERE kind = 'assignment.reassigned'"
+                    "SELECT count(*) FROM lead_events WHERE kind = 'lead.reassigned'"
                 )
             assert len(per_lead) == 24
             assert {r["n"] for r in per_lead} == {1}
@@ -185,7 +185,7 @@ class TestBreach:
                 await asyncio.sleep(0.05)
             assert view["status"] == "reassigned"
             assert view["owner"] not in (None, first["owner"])
-            assert kinds(view) == ["sla.breached", "assignment.reassigned"]
+            assert kinds(view) == ["lead.sla_breached", "lead.reassigned"]
 
     async def test_working_hours_pause_the_clock_over_the_night(
         self, make_app: Any, clock: FakeClock
@@ -235,12 +235,12 @@ class TestBreach:
             assert view["workflow"]["queue"] == "unassigned"
             assert "breached 3 times" in view["workflow"]["reason"]
             assert kinds(view) == [
-                "sla.breached",
-                "assignment.reassigned",
-                "sla.breached",
-                "assignment.reassigned",
-                "sla.breached",
-                "assignment.fallback",
+                "lead.sla_breached",
+                "lead.reassigned",
+                "lead.sla_breached",
+                "lead.reassigned",
+                "lead.sla_breached",
+                "lead.queued",
             ]
             clock.advance(days=2)
             assert await fire(client) == 0  # no timer left running: it never loops
@@ -310,8 +310,8 @@ class TestBreach:
             assert await fire(client) == 1
             view = await get_lead(client, first["lead_id"])
             assert view["status"] == "unassigned"
-            last = view["workflow"]["steps"][-1]
-            assert last["kind"] == "assignment.fallback"
+            last = steps(view)[-1]
+            assert last["kind"] == "lead.queued"
             assert {s["reason"] for s in last["skipped"]} == {"excluded"}
             assert "no eligible owner" in view["workflow"]["reason"]
 
@@ -328,8 +328,8 @@ class TestBreach:
             view = await get_lead(client, first["lead_id"])
             assert view["status"] == "escalated"
             assert view["owner"] == "boss"
-            step = view["workflow"]["steps"][-1]
-            assert step == step | {"kind": "assignment.escalated", "from": first["owner"], "to": "boss"}
+            step = steps(view)[-1]
+            assert step == step | {"kind": "lead.escalated", "previous_owner": first["owner"], "owner": "boss"}
             assert view["workflow"]["sla"]["owner"] == "boss"
             # the boss lets it run out too: escalating to them again is pointless
             clock.advance(minutes=21)
@@ -364,7 +364,7 @@ class TestBreach:
             assert await fire(client) == 1
             view = await get_lead(client, first["lead_id"])
             assert view["status"] == "reassigned"
-            assert "no escalation target" in view["workflow"]["steps"][-1]["note"]
+            assert "no escalation target" in steps(view)[-1]["note"]
 
     async def test_a_lead_being_changed_is_left_for_the_next_pass(
         self, make_app: Any, clock: FakeClock, settings: Settings
@@ -428,7 +428,7 @@ class TestStale:
                 )
             assert row is not None
             assert (row["status"], row["resolution"]) == ("cancelled", "stale")
-            assert "sla.breached" not in kinds(await get_lead(client, d["lead_id"]))
+            assert "lead.sla_breached" not in kinds(await get_lead(client, d["lead_id"]))
 
 
 HOURS = [
