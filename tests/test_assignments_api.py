@@ -297,7 +297,5 @@ class TestHistory:
             # the combined history has the workflow events in order too
             types = [h["type"] for h in view["history"]]
             assert (
-                types.index("lead.sla_breached")
-                < types.index("lead.accepted")
-                < types.index("lead.closed")
+                types.index("lead.sla_breached") < types.index("lead.accepted") < types.index("lead.closed")
             )

@@ -156,9 +156,7 @@ class TestBreach:
                     "SELECT lead_id, count(*) AS n FROM lead_events"
                     " WHERE kind = 'lead.sla_breached' GROUP BY lead_id"
                 )
-                moved = await conn.fetchval(
-                    "SELECT count(*) FROM lead_events WHERE kind = 'lead.reassigned'"
-                )
+                moved = await conn.fetchval("SELECT count(*) FROM lead_events WHERE kind = 'lead.reassigned'")
             assert len(per_lead) == 24
             assert {r["n"] for r in per_lead} == {1}
             assert moved == 24
@@ -329,7 +327,11 @@ class TestBreach:
             assert view["status"] == "escalated"
             assert view["owner"] == "boss"
             step = steps(view)[-1]
-            assert step == step | {"kind": "lead.escalated", "previous_owner": first["owner"], "owner": "boss"}
+            assert step == step | {
+                "kind": "lead.escalated",
+                "previous_owner": first["owner"],
+                "owner": "boss",
+            }
             assert view["workflow"]["sla"]["owner"] == "boss"
             # the boss lets it run out too: escalating to them again is pointless
             clock.advance(minutes=21)

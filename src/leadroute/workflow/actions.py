@@ -45,6 +45,7 @@ __all__ = [
     "breached_owners",
     "claim_owner",
     "close",
+    "former_owners",
     "lead_sla",
     "lock",
     "moving_sla",
@@ -175,6 +176,12 @@ async def route_again(
 async def breached_owners(conn: Connection, lead_id: uuid.UUID) -> set[str]:
     """Every owner who let this lead's SLA run out (it never goes back to them)."""
     return {r["owner_id"] for r in await conn.fetch(QUERIES["sla_breached_owners"], lead_id)}
+
+
+async def former_owners(conn: Connection, lead_id: uuid.UUID) -> set[str]:
+    """Every owner the lead was moved away from (an SLA breach, a reassignment): the queue drain
+    never hands it back to them."""
+    return {r["owner_id"] for r in await conn.fetch(QUERIES["lead_former_owners"], lead_id)}
 
 
 def _owner_actor(owner_id: str) -> str:

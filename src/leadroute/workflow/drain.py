@@ -4,10 +4,14 @@ A lead queued because its pool had nobody eligible (everyone at capacity, off sh
 office, inactive) *waits* for that pool (``assignments.waiting``). Each background pass, and at
 once when this instance freed capacity (:attr:`Runtime.drain_wakeup`), :func:`drain_queues` takes
 waiting leads oldest first, one transaction each, and routes them again within their pool (and
-its fallback chain), never to an owner who let the lead's SLA run out. Placed: the lead is
+its fallback chain), never back to an owner it was moved away from (an SLA breach, a
+reassignment). Placed: the lead is
 ``assigned`` with a ``lead.assigned`` event (cause ``queue_drain``) and its rule's SLA starts. Not
 placed: nothing is written, and the pool is left alone until the next pass (the leads behind the
 oldest one would meet the same owners).
+
+One instance drains a pool at a time (a transaction-level advisory lock per pool; another
+instance skips the pool for that pass), so a pool's leads are placed strictly oldest first.
 
 So an owner who frees capacity (close, reassign), comes back from out-of-office, starts their
 working hours, or is added to the pool or reactivated gets the queue's oldest lead within one
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 from leadroute.runtime import Runtime
 from leadroute.store.queries import QUERIES
-from leadroute.workflow.actions import breached_owners, moving_sla, route_again
+from leadroute.workflow.actions import former_owners, moving_sla, route_again
 from leadroute.workflow.runner import Change, run
 from leadroute.workflow.writer import Current, place
 
@@ -45,11 +49,14 @@ async def drain_queues(rt: Runtime, *, limit: int) -> int:
                 created_at=row["queued_at"],
                 rule=row["rule"],
             )
+            assert current.pool_id is not None  # waiting leads wait for a pool
+            if not await ch.conn.fetchval(QUERIES["drain_pool_lock"], current.pool_id):
+                blocked.append(current.pool_id)  # another instance drains this pool right now
+                return False
             sla, breaches, sla_pool = await moving_sla(ch.conn, row["id"], current)
-            exclude = await breached_owners(ch.conn, row["id"])
+            exclude = await former_owners(ch.conn, row["id"])
             placed = await route_again(ch, lead=row, current=current, exclude=exclude, sla=sla)
             if placed.owner is None:
-                assert current.pool_id is not None  # waiting leads wait for a pool
                 blocked.append(current.pool_id)
                 return False
             await place(

@@ -58,7 +58,9 @@ async def activities(ch: Change, lead_id: uuid.UUID) -> list[Activity]:
     """A lead's stored activities, oldest first."""
     return [
         Activity(
-            type=a["payload"]["activity"], occurred_at=a["occurred_at"], properties=a["payload"].get("properties", {})
+            type=a["payload"]["activity"],
+            occurred_at=a["occurred_at"],
+            properties=a["payload"].get("properties", {}),
         )
         for a in await ch.conn.fetch(QUERIES["lead_activities"], lead_id)
     ]

@@ -121,3 +121,11 @@ SELECT l.id, l.status, l.owner_id, l.pool_id, l.company_domain,
  ORDER BY a.created_at, a.id
    FOR UPDATE OF l SKIP LOCKED
  LIMIT 1;
+
+-- name: drain_pool_lock
+-- Drain pool $1 in this transaction only if no other transaction does (false: skip it this pass).
+SELECT pg_try_advisory_xact_lock(x'1EAD0006'::int, hashtext($1));
+
+-- name: lead_former_owners
+-- Every owner a lead had before its current assignment.
+SELECT DISTINCT owner_id FROM assignments WHERE lead_id = $1 AND owner_id IS NOT NULL AND ended_at IS NOT NULL;
