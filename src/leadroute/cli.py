@@ -159,10 +159,11 @@ def _servers(settings: Settings, *, share: bool = True) -> Iterator[Settings]:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from leadroute.app import create_app
     from leadroute.rules import RulesetError, load_rules_path
+    from leadroute.rules.evaluator import evaluator_for
 
     started = time.perf_counter()
     try:  # before anything starts: a broken ruleset never becomes active
-        ruleset = load_rules_path(settings.rules_path)
+        ruleset = load_rules_path(settings.rules_path, evaluator=evaluator_for(settings.rules_evaluator))
     except RulesetError as exc:
         print(f"leadroute: the ruleset failed to load; not starting.\n{exc}", file=sys.stderr)
         return 1
@@ -229,10 +230,11 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
     from leadroute.rules import RulesetError, check_rules
+    from leadroute.rules.evaluator import evaluator_for
 
     path: Path = args.path or settings.rules_path
     try:
-        report = check_rules(path)
+        report = check_rules(path, evaluator=evaluator_for(settings.rules_evaluator))
     except RulesetError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ from pathlib import Path
 from leadroute.rules._builder import Builder
 from leadroute.rules._problems import RuleProblem, RulesetError
 from leadroute.rules._ruleset import Ruleset
-from leadroute.rules.evaluator import Evaluator, default_evaluator
+from leadroute.rules.evaluator import Evaluator, evaluator_for
 
 __all__ = [
     "RULES_PATH_ENV",
@@ -39,13 +39,13 @@ def load_ruleset(path: Path, *, evaluator: Evaluator | None = None) -> Ruleset:
     return parse_ruleset(source, path=path, evaluator=evaluator)
 
 
-def load_rules_path(path: Path) -> Ruleset:
+def load_rules_path(path: Path, *, evaluator: Evaluator | None = None) -> Ruleset:
     """Load the ruleset at ``path``: a file, or a directory holding exactly one ``*.yaml``/``*.yml``."""
     if not path.is_dir():
-        return load_ruleset(path)
+        return load_ruleset(path, evaluator=evaluator)
     candidates = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     if len(candidates) == 1:
-        return load_ruleset(candidates[0])
+        return load_ruleset(candidates[0], evaluator=evaluator)
     if not candidates:
         message = f"no rule file (*.yaml or *.yml) in directory {path}; add one or set {RULES_PATH_ENV}"
     else:
@@ -59,7 +59,7 @@ def load_rules_path(path: Path) -> Ruleset:
 
 def parse_ruleset(source: str, *, path: Path | None = None, evaluator: Evaluator | None = None) -> Ruleset:
     """Build a :class:`Ruleset` from rule-file text (``path`` only names it in messages)."""
-    return Builder(source, path, evaluator or default_evaluator()).build()
+    return Builder(source, path, evaluator or evaluator_for()).build()
 
 
 def pools_referenced(ruleset: Ruleset) -> set[str]:

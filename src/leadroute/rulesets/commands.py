@@ -20,6 +20,7 @@ import asyncpg
 
 from leadroute.config import Settings
 from leadroute.rules import Ruleset, RulesetError, check_pools, load_rules_path, run_ruleset_tests
+from leadroute.rules.evaluator import evaluator_for
 from leadroute.store.migrate import migrate
 from leadroute.store.queries import QUERIES
 from leadroute.store.rulesets import (
@@ -85,7 +86,7 @@ def rules_publish(settings: Settings, args: argparse.Namespace, *, servers: Serv
     """Store a rule file as a published version after it loads, its pools exist and its tests pass."""
     path: Path = args.path or settings.rules_path
     try:
-        ruleset = load_rules_path(path)
+        ruleset = load_rules_path(path, evaluator=evaluator_for(settings.rules_evaluator))
     except RulesetError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -128,7 +129,7 @@ def rules_activate(settings: Settings, args: argparse.Namespace, *, servers: Ser
     version: int = args.version
 
     async def job(conn: asyncpg.Connection) -> int:
-        loaded = await load_stored_ruleset(conn, version)
+        loaded = await load_stored_ruleset(conn, version, evaluator=evaluator_for(settings.rules_evaluator))
         if loaded is None:
             raise RulesetVersionNotFound(version)
         if problems := await _pool_problems(conn, loaded[0]):

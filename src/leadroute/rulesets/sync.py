@@ -34,6 +34,7 @@ from typing import Any
 import asyncpg
 
 from leadroute.rules import Ruleset, RulesetError, check_pools, load_rules_path, run_ruleset_tests
+from leadroute.rules.evaluator import evaluator_for
 from leadroute.runtime import ActiveRuleset, Runtime
 from leadroute.store.queries import QUERIES
 from leadroute.store.rulesets import (
@@ -84,6 +85,7 @@ class RulesetSync:
         self._poll_interval = settings.ruleset_poll_interval
         self._watch_path = settings.rules_path if settings.watch_rules else None
         self._watch_interval = settings.watch_interval
+        self._evaluator = evaluator_for(settings.rules_evaluator)
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection[Any] | None = None
@@ -185,7 +187,7 @@ class RulesetSync:
                     if active.ruleset_id in self._broken:
                         return False
                     try:
-                        loaded = await load_ruleset_by_id(conn, active.ruleset_id)
+                        loaded = await load_ruleset_by_id(conn, active.ruleset_id, evaluator=self._evaluator)
                     except RulesetError as exc:
                         self._broken.add(active.ruleset_id)
                         log.error(
@@ -237,7 +239,7 @@ class RulesetSync:
         """
         current = self.rt.rules.ruleset.version
         try:
-            ruleset = load_rules_path(path)
+            ruleset = load_rules_path(path, evaluator=self._evaluator)
         except RulesetError as exc:
             log.error("rules file %s changed but does not load; v%d stays active:\n%s", path, current, exc)
             return False

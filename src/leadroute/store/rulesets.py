@@ -26,6 +26,7 @@ import msgspec
 
 from leadroute.errors import ClientError
 from leadroute.rules import MAX_VERSION, Ruleset, RulesetError, parse_ruleset
+from leadroute.rules.evaluator import Evaluator
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
@@ -201,10 +202,10 @@ def _same_content(row: asyncpg.Record, ruleset: Ruleset) -> bool:
     return bool(row["sha256"] == ruleset.sha256 or row["source"] == ruleset.source)
 
 
-def _ruleset_from_row(row: asyncpg.Record) -> Ruleset:
+def _ruleset_from_row(row: asyncpg.Record, evaluator: Evaluator | None) -> Ruleset:
     """Parse a stored source; the stored checksum stays the version's identity."""
     path = Path(row["path"]) if row["path"] else Path(f"stored-v{row['version']}.yaml")
-    ruleset = parse_ruleset(row["source"], path=path)
+    ruleset = parse_ruleset(row["source"], path=path, evaluator=evaluator)
     if ruleset.sha256 != row["sha256"]:
         ruleset = dataclasses.replace(ruleset, sha256=row["sha256"])
     return ruleset
@@ -221,23 +222,28 @@ async def _row_of_version(conn: Connection, version: int) -> asyncpg.Record | No
     return row
 
 
-async def load_stored_ruleset(conn: Connection, version: int) -> tuple[Ruleset, int] | None:
+async def load_stored_ruleset(
+    conn: Connection, version: int, *, evaluator: Evaluator | None = None
+) -> tuple[Ruleset, int] | None:
     """The stored ruleset of ``version``, parsed and compiled, and its id; None if not stored.
 
     Raises :class:`leadroute.rules.RulesetError` if the stored source no longer loads.
+    ``evaluator``: as for :func:`leadroute.rules.parse_ruleset`.
     """
     row = await _row_of_version(conn, version)
     if row is None:
         return None
-    return _ruleset_from_row(row), row["id"]
+    return _ruleset_from_row(row, evaluator), row["id"]
 
 
-async def load_ruleset_by_id(conn: Connection, ruleset_id: int) -> tuple[Ruleset, int] | None:
+async def load_ruleset_by_id(
+    conn: Connection, ruleset_id: int, *, evaluator: Evaluator | None = None
+) -> tuple[Ruleset, int] | None:
     """Like :func:`load_stored_ruleset`, by row id (what activations and decisions point at)."""
     row = await conn.fetchrow(QUERIES["ruleset_by_id"], ruleset_id)
     if row is None:
         return None
-    return _ruleset_from_row(row), row["id"]
+    return _ruleset_from_row(row, evaluator), row["id"]
 
 
 async def active_activation(conn: Connection) -> Activation | None:
