@@ -21,6 +21,7 @@ import asyncpg
 from leadroute.config import Settings
 from leadroute.rules import Ruleset, RulesetError, check_pools, load_rules_path, run_ruleset_tests
 from leadroute.rules.evaluator import evaluator_for
+from leadroute.store.db import connect
 from leadroute.store.migrate import migrate
 from leadroute.store.queries import QUERIES
 from leadroute.store.rulesets import (
@@ -50,7 +51,8 @@ def _cli_actor() -> str:
 
 def _run(settings: Settings, servers: Servers, job: Callable[[asyncpg.Connection], Awaitable[int]]) -> int:
     async def run(dsn: str | None) -> int:
-        conn = await asyncpg.connect(dsn)
+        assert dsn is not None  # servers() sets it
+        conn = await connect(dsn)
         try:
             await migrate(conn)
             return await job(conn)
@@ -189,7 +191,8 @@ def _table(versions: list[StoredVersion]) -> Iterator[str]:
 async def check_serve_version(settings: Settings, ruleset: Ruleset) -> None:
     """Before ``serve`` starts: raise :class:`RulesetVersionConflict` if the rules file changed
     under a stored version, so the server refuses to start with the message, not a traceback."""
-    conn = await asyncpg.connect(settings.database_url)
+    assert settings.database_url is not None  # the caller's servers() set it
+    conn = await connect(settings.database_url)
     try:
         await check_file_version(conn, ruleset)
     finally:

@@ -36,6 +36,7 @@ import asyncpg
 from leadroute.rules import Ruleset, RulesetError, check_pools, load_rules_path, run_ruleset_tests
 from leadroute.rules.evaluator import evaluator_for
 from leadroute.runtime import ActiveRuleset, Runtime
+from leadroute.store.db import connect
 from leadroute.store.queries import QUERIES
 from leadroute.store.rulesets import (
     NOTIFY_CHANNEL,
@@ -136,7 +137,7 @@ class RulesetSync:
             self._listener.terminate()
             self._listener = None
         try:
-            conn = await asyncpg.connect(self._dsn, timeout=5)
+            conn = await connect(self._dsn, timeout=5)
             await conn.add_listener(NOTIFY_CHANNEL, self._notified)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning(
