@@ -2,6 +2,10 @@
 
 Every subcommand that needs the databases uses ``LEADROUTE_DATABASE_URL`` / ``LEADROUTE_REDIS_URL``
 when they are set, and otherwise starts the embedded servers on the data directory.
+
+One module: the argument parser and a short handler per subcommand, which imports the module
+doing the work only when it runs (so ``--help`` stays fast); longer commands live in
+:mod:`leadroute.rulesets.commands` and :mod:`leadroute.replay`.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ Identity: a stored version keeps the sha256 it was stored with. Its source is pa
 it is loaded; if a newer leadroute computes another canonical checksum for the same text, the
 stored one wins (same text, same version: same ruleset), so an upgrade never turns a stored
 version into a "changed file".
+
+Why one module of ~480 lines: every writer (store, activate, rollback, start-up adoption) takes
+the same lock and shares ``_store_locked``/``_activate_locked``, and the errors and records
+defined first are exactly what those functions raise and return.
 """
 
 from __future__ import annotations
