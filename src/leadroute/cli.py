@@ -146,22 +146,21 @@ def _servers(settings: Settings, *, share: bool = True) -> Iterator[Settings]:
     from leadroute.embedded import EmbeddedServers, EmbeddedServersError
 
     servers = EmbeddedServers(settings.data_dir.resolve())
-    if share and servers.running_elsewhere():
+    shared = share and servers.running_elsewhere()
+    if shared:
         log.info("using the embedded servers of the running leadroute in %s", servers.data_dir)
-        yield msgspec.structs.replace(
-            settings, database_url=servers.database_url, redis_url=servers.redis_url
-        )
-        return
-    try:
-        servers.start()
-    except EmbeddedServersError as exc:
-        raise CommandError(str(exc)) from None
+    else:
+        try:
+            servers.start()
+        except EmbeddedServersError as exc:
+            raise CommandError(str(exc)) from None
     try:
         yield msgspec.structs.replace(
             settings, database_url=servers.database_url, redis_url=servers.redis_url
         )
     finally:
-        servers.stop()
+        if not shared:
+            servers.stop()
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ __all__ = [
     "load_ruleset",
     "parse_ruleset",
     "pools_referenced",
+    "rule_files",
 ]
 
 RULES_PATH_ENV = "LEADROUTE_RULES_PATH"
@@ -43,7 +44,7 @@ def load_rules_path(path: Path, *, evaluator: Evaluator | None = None) -> Rulese
     """Load the ruleset at ``path``: a file, or a directory holding exactly one ``*.yaml``/``*.yml``."""
     if not path.is_dir():
         return load_ruleset(path, evaluator=evaluator)
-    candidates = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    candidates = rule_files(path)
     if len(candidates) == 1:
         return load_ruleset(candidates[0], evaluator=evaluator)
     if not candidates:
@@ -55,6 +56,13 @@ def load_rules_path(path: Path, *, evaluator: Evaluator | None = None) -> Rulese
             f"set {RULES_PATH_ENV} to the one file to use"
         )
     raise RulesetError([RuleProblem(str(path), 1, 1, None, message)])
+
+
+def rule_files(path: Path) -> list[Path]:
+    """``path`` itself, or the ``*.yaml``/``*.yml`` files in it, sorted, when it is a directory."""
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
 def parse_ruleset(source: str, *, path: Path | None = None, evaluator: Evaluator | None = None) -> Ruleset:

@@ -19,11 +19,10 @@ from pathlib import Path
 import asyncpg
 
 from leadroute.config import Settings
-from leadroute.rules import Ruleset, RulesetError, check_pools, load_rules_path, run_ruleset_tests
+from leadroute.rules import Ruleset, RulesetError, load_rules_path, run_ruleset_tests
 from leadroute.rules.evaluator import evaluator_for
 from leadroute.store.db import connect
 from leadroute.store.migrate import migrate
-from leadroute.store.queries import QUERIES
 from leadroute.store.rulesets import (
     ActivationResult,
     RulesetVersionNotFound,
@@ -35,6 +34,7 @@ from leadroute.store.rulesets import (
     publish_and_activate,
     rollback,
     store_ruleset,
+    unknown_pools,
 )
 
 __all__ = ["rules_activate", "rules_list", "rules_publish", "rules_rollback"]
@@ -64,8 +64,7 @@ def _run(settings: Settings, servers: Servers, job: Callable[[asyncpg.Connection
 
 
 async def _pool_problems(conn: asyncpg.Connection, ruleset: Ruleset) -> RulesetError | None:
-    known = {r["id"] for r in await conn.fetch(QUERIES["pool_ids"])}
-    problems = check_pools(ruleset, known)
+    problems = await unknown_pools(conn, ruleset)
     return RulesetError(problems) if problems else None
 
 

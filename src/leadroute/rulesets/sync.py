@@ -33,17 +33,18 @@ from typing import Any
 
 import asyncpg
 
-from leadroute.rules import Ruleset, RulesetError, check_pools, load_rules_path, run_ruleset_tests
+from leadroute.rules import Ruleset, RulesetError, load_rules_path, run_ruleset_tests
+from leadroute.rules._loader import rule_files
 from leadroute.rules.evaluator import evaluator_for
 from leadroute.runtime import ActiveRuleset, Runtime
 from leadroute.store.db import connect
-from leadroute.store.queries import QUERIES
 from leadroute.store.rulesets import (
     NOTIFY_CHANNEL,
     RulesetVersionConflict,
     active_activation,
     load_ruleset_by_id,
     publish_and_activate,
+    unknown_pools,
 )
 
 __all__ = ["RulesetSync", "actor", "rules_digest"]
@@ -63,12 +64,7 @@ def rules_digest(path: Path) -> str:
     """
     digest = hashlib.sha256()
     try:
-        files = (
-            sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-            if path.is_dir()
-            else [path]
-        )
-        for file in files:
+        for file in rule_files(path):  # the files load_rules_path reads
             digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
     except OSError as exc:
         digest.update(f"unreadable: {type(exc).__name__}".encode())
@@ -244,8 +240,9 @@ class RulesetSync:
         except RulesetError as exc:
             log.error("rules file %s changed but does not load; v%d stays active:\n%s", path, current, exc)
             return False
-        known = {r["id"] for r in await self.rt.db.fetch(QUERIES["pool_ids"])}
-        if problems := check_pools(ruleset, known):
+        async with self.rt.db.acquire() as conn:
+            problems = await unknown_pools(conn, ruleset)
+        if problems:
             log.error(
                 "rules file %s v%d names unknown pools; v%d stays active:\n%s",
                 path,

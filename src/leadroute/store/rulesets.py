@@ -29,7 +29,7 @@ import asyncpg
 import msgspec
 
 from leadroute.errors import ClientError
-from leadroute.rules import MAX_VERSION, Ruleset, RulesetError, parse_ruleset
+from leadroute.rules import MAX_VERSION, RuleProblem, Ruleset, RulesetError, check_pools, parse_ruleset
 from leadroute.rules.evaluator import Evaluator
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
@@ -55,6 +55,7 @@ __all__ = [
     "publish_and_activate",
     "rollback",
     "store_ruleset",
+    "unknown_pools",
 ]
 
 log = logging.getLogger(__name__)
@@ -248,6 +249,12 @@ async def load_ruleset_by_id(
     if row is None:
         return None
     return _ruleset_from_row(row, evaluator), row["id"]
+
+
+async def unknown_pools(conn: Connection, ruleset: Ruleset) -> list[RuleProblem]:
+    """A problem for each routing rule of ``ruleset`` naming a pool that is not in the database."""
+    known = {r["id"] for r in await conn.fetch(QUERIES["pool_ids"])}
+    return check_pools(ruleset, known)
 
 
 async def active_activation(conn: Connection) -> Activation | None:
