@@ -18,10 +18,11 @@ import pytest
 import rule_engine
 from rule_engine import DataType
 
+from leadroute.config import Settings, SettingsError
 from leadroute.rules import parse_ruleset, run_ruleset_tests
 from leadroute.rules._facts import _member, context_for
 from leadroute.rules.compiler import CompiledEvaluator, CompiledSection, compiled_section
-from leadroute.rules.evaluator import EVALUATOR_ENV, RuleEngineEvaluator, default_evaluator
+from leadroute.rules.evaluator import RuleEngineEvaluator, evaluator_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTRIBUTES: Mapping[str, Any] = {
@@ -246,16 +247,14 @@ def test_the_default_ruleset_compiles_fully_and_its_tests_pass() -> None:
     assert all(outcome.passed for outcome in run_ruleset_tests(ruleset))
 
 
-def test_compiled_is_the_default_and_rule_engine_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compiled_is_the_default_and_rule_engine_can_be_chosen() -> None:
     text = (ROOT / "rules" / "inbound.yaml").read_text()
-    monkeypatch.delenv(EVALUATOR_ENV, raising=False)
     assert compiled_section(parse_ruleset(text).scoring_evaluator) is not None
-    monkeypatch.setenv(EVALUATOR_ENV, "rule-engine")
-    assert isinstance(default_evaluator(), RuleEngineEvaluator)
-    assert compiled_section(parse_ruleset(text).scoring_evaluator) is None
-    monkeypatch.setenv(EVALUATOR_ENV, "fast")
-    with pytest.raises(ValueError, match=EVALUATOR_ENV):
-        default_evaluator()
+    chosen = evaluator_for(Settings.from_env({"LEADROUTE_RULES_EVALUATOR": "rule-engine"}).rules_evaluator)
+    assert isinstance(chosen, RuleEngineEvaluator)
+    assert compiled_section(parse_ruleset(text, evaluator=chosen).scoring_evaluator) is None
+    with pytest.raises(SettingsError, match="LEADROUTE_RULES_EVALUATOR"):
+        Settings.from_env({"LEADROUTE_RULES_EVALUATOR": "fast"})
 
 
 def test_an_empty_section() -> None:

@@ -24,8 +24,8 @@ from rule_engine import DataType
 
 from leadroute.models import NormalizedLead
 from leadroute.rules import parse_ruleset
+from leadroute.rules._expressions import static_problems
 from leadroute.rules._facts import context_for
-from leadroute.rules._loader import static_problems
 from leadroute.rules.compiler import CompiledEvaluator
 from leadroute.rules.evaluator import RuleEngineEvaluator
 from leadroute.scoring import evaluate, score

@@ -2,6 +2,10 @@
 
 Every subcommand that needs the databases uses ``LEADROUTE_DATABASE_URL`` / ``LEADROUTE_REDIS_URL``
 when they are set, and otherwise starts the embedded servers on the data directory.
+
+One module: the argument parser and a short handler per subcommand, which imports the module
+doing the work only when it runs (so ``--help`` stays fast); longer commands live in
+:mod:`leadroute.rulesets.commands` and :mod:`leadroute.replay`.
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from leadroute.config import Settings, SettingsError
 from leadroute.errors import CommandError, LeadrouteError
+
+if TYPE_CHECKING:
+    import asyncpg
 
 __all__ = ["main"]
 
@@ -138,31 +146,31 @@ def _servers(settings: Settings, *, share: bool = True) -> Iterator[Settings]:
     from leadroute.embedded import EmbeddedServers, EmbeddedServersError
 
     servers = EmbeddedServers(settings.data_dir.resolve())
-    if share and servers.running_elsewhere():
+    shared = share and servers.running_elsewhere()
+    if shared:
         log.info("using the embedded servers of the running leadroute in %s", servers.data_dir)
-        yield msgspec.structs.replace(
-            settings, database_url=servers.database_url, redis_url=servers.redis_url
-        )
-        return
-    try:
-        servers.start()
-    except EmbeddedServersError as exc:
-        raise CommandError(str(exc)) from None
+    else:
+        try:
+            servers.start()
+        except EmbeddedServersError as exc:
+            raise CommandError(str(exc)) from None
     try:
         yield msgspec.structs.replace(
             settings, database_url=servers.database_url, redis_url=servers.redis_url
         )
     finally:
-        servers.stop()
+        if not shared:
+            servers.stop()
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from leadroute.app import create_app
     from leadroute.rules import RulesetError, load_rules_path
+    from leadroute.rules.evaluator import evaluator_for
 
     started = time.perf_counter()
     try:  # before anything starts: a broken ruleset never becomes active
-        ruleset = load_rules_path(settings.rules_path)
+        ruleset = load_rules_path(settings.rules_path, evaluator=evaluator_for(settings.rules_evaluator))
     except RulesetError as exc:
         print(f"leadroute: the ruleset failed to load; not starting.\n{exc}", file=sys.stderr)
         return 1
@@ -185,15 +193,25 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return run_server(app, live)
 
 
+@asynccontextmanager
+async def _connection(dsn: str | None) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own to ``dsn`` (set by :func:`_servers`), with the JSON codecs; closed after."""
+    from leadroute.store.db import connect
+
+    assert dsn is not None
+    conn = await connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
 async def _prepare(settings: Settings, *, seed_file: Path | None) -> None:
     """Migrate, and seed the demo owners when asked and the database has none yet."""
-    import asyncpg
-
     from leadroute.store.migrate import migrate
     from leadroute.store.owners import import_owners, load_owners_file
 
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with _connection(settings.database_url) as conn:
         await migrate(conn)
         if seed_file is not None and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM owners)"):
             owners, pools = await import_owners(conn, load_owners_file(seed_file))
@@ -203,21 +221,14 @@ async def _prepare(settings: Settings, *, seed_file: Path | None) -> None:
                 pools,
                 seed_file,
             )
-    finally:
-        await conn.close()
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    import asyncpg
-
     from leadroute.store.migrate import migrate
 
     async def run(dsn: str | None) -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with _connection(dsn) as conn:
             applied = await migrate(conn)
-        finally:
-            await conn.close()
         print(
             f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.version:04d}_{m.name}" for m in applied)
         )
@@ -229,10 +240,11 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
     from leadroute.rules import RulesetError, check_rules
+    from leadroute.rules.evaluator import evaluator_for
 
     path: Path = args.path or settings.rules_path
     try:
-        report = check_rules(path)
+        report = check_rules(path, evaluator=evaluator_for(settings.rules_evaluator))
     except RulesetError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -272,20 +284,15 @@ def _rules_schema(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _owners_import(settings: Settings, args: argparse.Namespace) -> int:
-    import asyncpg
-
     from leadroute.store.migrate import migrate
     from leadroute.store.owners import import_owners, load_owners_file
 
     data = load_owners_file(args.file)
 
     async def run(dsn: str | None) -> tuple[int, int]:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with _connection(dsn) as conn:
             await migrate(conn)
             return await import_owners(conn, data)
-        finally:
-            await conn.close()
 
     with _servers(settings) as live:
         owners, pools = asyncio.run(run(live.database_url))
@@ -294,7 +301,6 @@ def _owners_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _routing_rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    import asyncpg
     from redis.asyncio import Redis
 
     from leadroute.routing import Router
@@ -304,14 +310,13 @@ def _routing_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         assert live.database_url is not None
         assert live.redis_url is not None
         redis: Redis = Redis.from_url(live.redis_url)
-        conn = await asyncpg.connect(live.database_url)
         try:
-            await migrate(conn)
-            router = Router(redis, live.redis_prefix, database_url=live.database_url)
-            await router.rebuild(conn)
-            snap = await router.state.read()
+            async with _connection(live.database_url) as conn:
+                await migrate(conn)
+                router = Router(redis, live.redis_prefix, database_url=live.database_url)
+                await router.rebuild(conn)
+                snap = await router.state.read()
         finally:
-            await conn.close()
             await redis.aclose()
         return {
             "owners with open leads": len(snap.open),

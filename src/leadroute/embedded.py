@@ -34,6 +34,10 @@ The traps handled here:
   get only the "x" bit for others.
 - **An interrupted first start.** initdb works in ``postgres.initdb`` and is renamed into place
   only when complete.
+
+Why one module of ~580 lines: each trap above is handled by :class:`EmbeddedServers` and the
+process helpers below it together (the lock, orphan search, stale files and run-as user all
+serve one start or stop), and nothing else in leadroute uses those helpers.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ The parent only supervises. A worker that dies is replaced; one that keeps dying
 because PostgreSQL refuses every connection at start-up) stops the service with exit code 1
 rather than spinning. SIGTERM or SIGINT stops every worker gracefully (in-flight requests
 finish), and the caller then stops the embedded servers, if it runs them, last.
+
+One module: the single-process path, the supervisor and the workers it forks share the uvicorn
+set-up and the SIGTERM handling, and together they are ~200 lines.
 """
 
 from __future__ import annotations

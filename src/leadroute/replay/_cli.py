@@ -20,7 +20,8 @@ from leadroute.replay._ruletests import format_file_result, format_summary, rule
 from leadroute.replay._run import Side, parse_since, replay_stored
 from leadroute.replay._source import active_side
 from leadroute.replay._text import format_report
-from leadroute.rules import RulesetError, load_rules_path, load_ruleset, run_ruleset_tests
+from leadroute.rules import RulesetError, load_rules_path, run_ruleset_tests
+from leadroute.rules.evaluator import Evaluator, evaluator_for
 from leadroute.store.rulesets import load_stored_ruleset
 
 if TYPE_CHECKING:
@@ -57,9 +58,10 @@ def rules_replay(
     except ValueError as exc:
         print(f"leadroute: {exc}", file=sys.stderr)
         return 2
+    evaluator = evaluator_for(settings.rules_evaluator)
     try:  # files first: a typo in the candidate is reported before any server starts
-        candidate = _file_side(args.candidate) if args.candidate else None
-        baseline = _file_side(args.baseline) if args.baseline else None
+        candidate = _file_side(args.candidate, evaluator) if args.candidate else None
+        baseline = _file_side(args.baseline, evaluator) if args.baseline else None
     except RulesetError as exc:
         print(f"{exc}", file=sys.stderr)
         return 1
@@ -70,6 +72,7 @@ def rules_replay(
             _replay(
                 live,
                 args,
+                evaluator=evaluator,
                 baseline=baseline,
                 candidate=candidate,
                 as_of=as_of,
@@ -99,8 +102,8 @@ def _check_options(args: argparse.Namespace, as_of: datetime) -> datetime | None
     return since
 
 
-def _file_side(path: Path) -> Side:
-    ruleset = load_rules_path(path) if path.is_dir() else load_ruleset(path)
+def _file_side(path: Path, evaluator: Evaluator) -> Side:
+    ruleset = load_rules_path(path, evaluator=evaluator)
     return Side(ruleset, ruleset.display_path)
 
 
@@ -118,21 +121,20 @@ async def _replay(
     settings: Settings,
     args: argparse.Namespace,
     *,
+    evaluator: Evaluator,
     baseline: Side | None,
     candidate: Side | None,
     as_of: datetime,
     since: datetime | None,
 ) -> ReplayReport | None:
-    import asyncpg
+    from leadroute.store.db import connect
 
-    from leadroute.store.db import init_connection
-
-    conn = await asyncpg.connect(settings.database_url)
+    assert settings.database_url is not None  # servers() set it
+    conn = await connect(settings.database_url)
     try:
-        await init_connection(conn)
         try:
-            baseline = baseline or await _baseline(conn, settings, args.baseline_version)
-            candidate = candidate or await _stored_side(conn, args.candidate_version)
+            baseline = baseline or await _baseline(conn, settings, args.baseline_version, evaluator)
+            candidate = candidate or await _stored_side(conn, args.candidate_version, evaluator)
         except LookupError as exc:
             print(f"leadroute: {exc}", file=sys.stderr)
             return None
@@ -157,18 +159,18 @@ async def _replay(
         await conn.close()
 
 
-async def _baseline(conn: Connection, settings: Settings, version: int | None) -> Side:
+async def _baseline(conn: Connection, settings: Settings, version: int | None, evaluator: Evaluator) -> Side:
     """A stored version if asked; else what the fleet runs; else, before any activation, the rules file."""
     if version is not None:
-        return await _stored_side(conn, version)
+        return await _stored_side(conn, version, evaluator)
     active = await active_side(conn)
     if active is not None:
         return Side(*active)
-    return _file_side(settings.rules_path)
+    return _file_side(settings.rules_path, evaluator)
 
 
-async def _stored_side(conn: Connection, version: int) -> Side:
-    loaded = await load_stored_ruleset(conn, version)
+async def _stored_side(conn: Connection, version: int, evaluator: Evaluator) -> Side:
+    loaded = await load_stored_ruleset(conn, version, evaluator=evaluator)
     if loaded is None:
         raise LookupError(f"no stored ruleset has version {version} (leadroute rules list shows them)")
     return Side(loaded[0], f"stored version {version}")

@@ -3,17 +3,18 @@
 Public API::
 
     load_ruleset(path, *, evaluator=None) -> Ruleset      one file
-    load_rules_path(path) -> Ruleset                      a file, or a directory with exactly one
+    load_rules_path(path, *, evaluator=None) -> Ruleset   a file, or a directory with exactly one
     parse_ruleset(text, *, path=None, evaluator=None)     text already in memory (uploads)
     pools_referenced(ruleset) -> set[str]
     check_pools(ruleset, known) -> list[RuleProblem]
     run_ruleset_tests(ruleset) -> list[TestOutcome]
     rule_test_inputs(test_spec, lead_in=None) -> (activities, now)   what a rule-file test evaluates with
-    check_rules(path) -> CheckReport
+    check_rules(path, *, evaluator=None) -> CheckReport
     ruleset_schema_text() -> str                         the JSON Schema (``leadroute rules schema``)
 
 Errors: :class:`RulesetError` (``.problems``: list of :class:`RuleProblem`). What expressions
-can use is described in :mod:`leadroute.rules._facts`.
+can use is described in :mod:`leadroute.rules._facts`. ``evaluator``: the compiled one when None;
+``rules.evaluator.evaluator_for(settings.rules_evaluator)`` is the one the settings name.
 """
 
 from leadroute.rules._filetests import (

@@ -3,10 +3,10 @@
 Every section sees the lead's fields after normalization, by name (:class:`NormalizedLead`):
 ``str`` fields are ``STRING``, ``int``/``float`` are ``FLOAT``, ``bool`` is ``BOOLEAN``,
 ``datetime`` is ``DATETIME``. Types are the plain (not ``NULLABLE``) rule-engine types, so the
-DESIGN examples type-check as written; a missing value is ``null`` at run time: ``==``, ``in``
-and regex matches on ``null`` are simply false, while an ordered comparison (``employees >=
-1000`` with no ``employees``) raises, which counts as "not matched" and is recorded as a rule
-error. Write ``(employees ?? 0) >= 1000`` to say what a missing value means.
+examples in docs/rules-format.md type-check as written; a missing value is ``null`` at run
+time: ``==``, ``in`` and regex matches on ``null`` are simply false, while an ordered comparison
+(``employees >= 1000`` with no ``employees``) raises, which counts as "not matched" and is
+recorded as a rule error. Write ``(employees ?? 0) >= 1000`` to say what a missing value means.
 
 Extra attributes: ``attributes`` is a rule-engine ``OBJECT`` whose members are exactly the
 names declared under ``fields:`` (``attributes.form: STRING`` makes ``attributes.form`` usable
@@ -41,7 +41,6 @@ from leadroute.models import Activity, NormalizedLead
 __all__ = [
     "ACTIVITY_BUILTINS",
     "ATTRIBUTE_TYPES",
-    "ROUTING_EXTRA",
     "Section",
     "activity_facts",
     "context_for",
@@ -58,8 +57,6 @@ ATTRIBUTE_TYPES: Mapping[str, Any] = {
     "ARRAY": DataType.ARRAY(DataType.UNDEFINED),
 }
 """The types a ``fields:`` entry may declare."""
-
-ROUTING_EXTRA = ("stage",)
 
 ACTIVITY_BUILTINS = ("type", "occurred_at", "lead")
 """Names activity rules see besides the declared properties (properties cannot use them)."""

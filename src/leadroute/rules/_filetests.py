@@ -27,6 +27,7 @@ from leadroute.models import QUEUE_PREFIX, Activity, LeadIn, NormalizedLead
 from leadroute.rules._loader import load_rules_path
 from leadroute.rules._ruleset import Ruleset
 from leadroute.rules._spec import TestSpec
+from leadroute.rules.evaluator import Evaluator
 
 if TYPE_CHECKING:
     from leadroute.scoring import Evaluation
@@ -193,9 +194,11 @@ def pool_hint(expected: str, result: Evaluation) -> str:
     )
 
 
-def check_rules(path: Path, *, normalize: Normalizer | None = None) -> CheckReport:
+def check_rules(
+    path: Path, *, normalize: Normalizer | None = None, evaluator: Evaluator | None = None
+) -> CheckReport:
     """Load the rule file at ``path`` (:class:`RulesetError` propagates) and run its tests."""
-    ruleset = load_rules_path(path)
+    ruleset = load_rules_path(path, evaluator=evaluator)
     return CheckReport(
         path=ruleset.display_path,
         version=ruleset.version,

@@ -1,8 +1,7 @@
-"""The rule-file format (DESIGN.md, "Rule files") as msgspec Structs.
+"""The rule-file format (documented in docs/rules-format.md) as msgspec Structs.
 
-The one deliberate change from the DESIGN sketch: ``routing:`` is a mapping with ``rules:``
-(a list, first match wins), ``fallback:`` and an optional default ``sla:``; the sketch mixed
-list items and keys, which is not valid YAML.
+``routing:`` is a mapping with ``rules:`` (a list, first match wins), ``fallback:`` and an
+optional default ``sla:``, not a list mixing rules and keys, which would not be valid YAML.
 
 Two uses, one source of truth:
 

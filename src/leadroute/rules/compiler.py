@@ -29,6 +29,10 @@ How parity with rule-engine is kept:
 - **Nodes not covered** (builtins other than ``$now``/``$today``, comprehensions, item access and slices,
   mappings, bitwise operators, most number/date attributes, non-literal regexes) make that one
   rule use ``rule.matches``; :attr:`CompiledSection.fallback_rules` lists them.
+
+Why one module of ~470 lines: :class:`_RuleCompiler` is one method per kind of rule-engine node,
+each keeping the parity rules above, and :class:`CompiledSection` is what runs its output and
+falls back to rule-engine; the parts that know nothing of rule-engine nodes are in ``_codegen``.
 """
 
 from __future__ import annotations

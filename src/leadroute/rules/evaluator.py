@@ -9,24 +9,23 @@ A rule that raises while evaluating (an ordered comparison with a null value, an
 of the wrong type...) does not stop the others: its slot holds the exception, and callers count
 it as not matched and record it.
 
-:func:`default_evaluator` is what the loader uses when it is given none: the compiled evaluator
-(:mod:`leadroute.rules.compiler`), or rule-engine's own tree walker when the environment variable
-``LEADROUTE_RULES_EVALUATOR`` is ``rule-engine`` (for comparison, or should a compiled rule ever
-be suspected of disagreeing with the reference).
+:func:`evaluator_for` gives the evaluator a name stands for: ``compiled``
+(:mod:`leadroute.rules.compiler`, what the loader uses when it is given none), or ``rule-engine``,
+its own tree walker (for comparison, or should a compiled rule ever be suspected of disagreeing
+with the reference). The name comes from ``Settings.rules_evaluator``; callers that load a
+ruleset under the settings pass ``evaluator=evaluator_for(settings.rules_evaluator)``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import rule_engine
 
-__all__ = ["EVALUATOR_ENV", "Evaluator", "RuleEngineEvaluator", "SectionEvaluator", "default_evaluator"]
+from leadroute.config import EvaluatorName
 
-EVALUATOR_ENV = "LEADROUTE_RULES_EVALUATOR"
-"""``compiled`` (the default) or ``rule-engine``."""
+__all__ = ["Evaluator", "RuleEngineEvaluator", "SectionEvaluator", "evaluator_for"]
 
 
 class SectionEvaluator(Protocol):
@@ -67,13 +66,10 @@ class RuleEngineEvaluator:
         return _RuleEngineSection(rules)
 
 
-def default_evaluator() -> Evaluator:
-    """The evaluator ``LEADROUTE_RULES_EVALUATOR`` names: ``compiled`` (default) or ``rule-engine``."""
-    choice = os.environ.get(EVALUATOR_ENV, "compiled").strip().lower() or "compiled"
-    if choice == "rule-engine":
+def evaluator_for(name: EvaluatorName = "compiled") -> Evaluator:
+    """The evaluator ``name`` stands for: ``compiled`` (the default) or ``rule-engine``."""
+    if name == "rule-engine":
         return RuleEngineEvaluator()
-    if choice != "compiled":
-        raise ValueError(f"{EVALUATOR_ENV} must be 'compiled' or 'rule-engine', not {choice!r}")
     from leadroute.rules.compiler import CompiledEvaluator  # the compiler imports this module
 
     return CompiledEvaluator()

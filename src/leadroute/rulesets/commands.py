@@ -19,9 +19,10 @@ from pathlib import Path
 import asyncpg
 
 from leadroute.config import Settings
-from leadroute.rules import Ruleset, RulesetError, check_pools, load_rules_path, run_ruleset_tests
+from leadroute.rules import Ruleset, RulesetError, load_rules_path, run_ruleset_tests
+from leadroute.rules.evaluator import evaluator_for
+from leadroute.store.db import connect
 from leadroute.store.migrate import migrate
-from leadroute.store.queries import QUERIES
 from leadroute.store.rulesets import (
     ActivationResult,
     RulesetVersionNotFound,
@@ -33,6 +34,7 @@ from leadroute.store.rulesets import (
     publish_and_activate,
     rollback,
     store_ruleset,
+    unknown_pools,
 )
 
 __all__ = ["rules_activate", "rules_list", "rules_publish", "rules_rollback"]
@@ -49,7 +51,8 @@ def _cli_actor() -> str:
 
 def _run(settings: Settings, servers: Servers, job: Callable[[asyncpg.Connection], Awaitable[int]]) -> int:
     async def run(dsn: str | None) -> int:
-        conn = await asyncpg.connect(dsn)
+        assert dsn is not None  # servers() sets it
+        conn = await connect(dsn)
         try:
             await migrate(conn)
             return await job(conn)
@@ -61,8 +64,7 @@ def _run(settings: Settings, servers: Servers, job: Callable[[asyncpg.Connection
 
 
 async def _pool_problems(conn: asyncpg.Connection, ruleset: Ruleset) -> RulesetError | None:
-    known = {r["id"] for r in await conn.fetch(QUERIES["pool_ids"])}
-    problems = check_pools(ruleset, known)
+    problems = await unknown_pools(conn, ruleset)
     return RulesetError(problems) if problems else None
 
 
@@ -85,7 +87,7 @@ def rules_publish(settings: Settings, args: argparse.Namespace, *, servers: Serv
     """Store a rule file as a published version after it loads, its pools exist and its tests pass."""
     path: Path = args.path or settings.rules_path
     try:
-        ruleset = load_rules_path(path)
+        ruleset = load_rules_path(path, evaluator=evaluator_for(settings.rules_evaluator))
     except RulesetError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -128,7 +130,7 @@ def rules_activate(settings: Settings, args: argparse.Namespace, *, servers: Ser
     version: int = args.version
 
     async def job(conn: asyncpg.Connection) -> int:
-        loaded = await load_stored_ruleset(conn, version)
+        loaded = await load_stored_ruleset(conn, version, evaluator=evaluator_for(settings.rules_evaluator))
         if loaded is None:
             raise RulesetVersionNotFound(version)
         if problems := await _pool_problems(conn, loaded[0]):
@@ -188,7 +190,8 @@ def _table(versions: list[StoredVersion]) -> Iterator[str]:
 async def check_serve_version(settings: Settings, ruleset: Ruleset) -> None:
     """Before ``serve`` starts: raise :class:`RulesetVersionConflict` if the rules file changed
     under a stored version, so the server refuses to start with the message, not a traceback."""
-    conn = await asyncpg.connect(settings.database_url)
+    assert settings.database_url is not None  # the caller's servers() set it
+    conn = await connect(settings.database_url)
     try:
         await check_file_version(conn, ruleset)
     finally:

@@ -33,15 +33,18 @@ from typing import Any
 
 import asyncpg
 
-from leadroute.rules import Ruleset, RulesetError, check_pools, load_rules_path, run_ruleset_tests
+from leadroute.rules import Ruleset, RulesetError, load_rules_path, run_ruleset_tests
+from leadroute.rules._loader import rule_files
+from leadroute.rules.evaluator import evaluator_for
 from leadroute.runtime import ActiveRuleset, Runtime
-from leadroute.store.queries import QUERIES
+from leadroute.store.db import connect
 from leadroute.store.rulesets import (
     NOTIFY_CHANNEL,
     RulesetVersionConflict,
     active_activation,
     load_ruleset_by_id,
     publish_and_activate,
+    unknown_pools,
 )
 
 __all__ = ["RulesetSync", "actor", "rules_digest"]
@@ -61,12 +64,7 @@ def rules_digest(path: Path) -> str:
     """
     digest = hashlib.sha256()
     try:
-        files = (
-            sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-            if path.is_dir()
-            else [path]
-        )
-        for file in files:
+        for file in rule_files(path):  # the files load_rules_path reads
             digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
     except OSError as exc:
         digest.update(f"unreadable: {type(exc).__name__}".encode())
@@ -84,6 +82,7 @@ class RulesetSync:
         self._poll_interval = settings.ruleset_poll_interval
         self._watch_path = settings.rules_path if settings.watch_rules else None
         self._watch_interval = settings.watch_interval
+        self._evaluator = evaluator_for(settings.rules_evaluator)
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection[Any] | None = None
@@ -134,7 +133,7 @@ class RulesetSync:
             self._listener.terminate()
             self._listener = None
         try:
-            conn = await asyncpg.connect(self._dsn, timeout=5)
+            conn = await connect(self._dsn, timeout=5)
             await conn.add_listener(NOTIFY_CHANNEL, self._notified)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning(
@@ -185,7 +184,7 @@ class RulesetSync:
                     if active.ruleset_id in self._broken:
                         return False
                     try:
-                        loaded = await load_ruleset_by_id(conn, active.ruleset_id)
+                        loaded = await load_ruleset_by_id(conn, active.ruleset_id, evaluator=self._evaluator)
                     except RulesetError as exc:
                         self._broken.add(active.ruleset_id)
                         log.error(
@@ -237,12 +236,13 @@ class RulesetSync:
         """
         current = self.rt.rules.ruleset.version
         try:
-            ruleset = load_rules_path(path)
+            ruleset = load_rules_path(path, evaluator=self._evaluator)
         except RulesetError as exc:
             log.error("rules file %s changed but does not load; v%d stays active:\n%s", path, current, exc)
             return False
-        known = {r["id"] for r in await self.rt.db.fetch(QUERIES["pool_ids"])}
-        if problems := check_pools(ruleset, known):
+        async with self.rt.db.acquire() as conn:
+            problems = await unknown_pools(conn, ruleset)
+        if problems:
             log.error(
                 "rules file %s v%d names unknown pools; v%d stays active:\n%s",
                 path,

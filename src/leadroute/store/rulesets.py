@@ -11,6 +11,10 @@ Identity: a stored version keeps the sha256 it was stored with. Its source is pa
 it is loaded; if a newer leadroute computes another canonical checksum for the same text, the
 stored one wins (same text, same version: same ruleset), so an upgrade never turns a stored
 version into a "changed file".
+
+Why one module of ~480 lines: every writer (store, activate, rollback, start-up adoption) takes
+the same lock and shares ``_store_locked``/``_activate_locked``, and the errors and records
+defined first are exactly what those functions raise and return.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import asyncpg
 import msgspec
 
 from leadroute.errors import ClientError
-from leadroute.rules import MAX_VERSION, Ruleset, RulesetError, parse_ruleset
+from leadroute.rules import MAX_VERSION, RuleProblem, Ruleset, RulesetError, check_pools, parse_ruleset
+from leadroute.rules.evaluator import Evaluator
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
@@ -50,6 +55,7 @@ __all__ = [
     "publish_and_activate",
     "rollback",
     "store_ruleset",
+    "unknown_pools",
 ]
 
 log = logging.getLogger(__name__)
@@ -201,10 +207,10 @@ def _same_content(row: asyncpg.Record, ruleset: Ruleset) -> bool:
     return bool(row["sha256"] == ruleset.sha256 or row["source"] == ruleset.source)
 
 
-def _ruleset_from_row(row: asyncpg.Record) -> Ruleset:
+def _ruleset_from_row(row: asyncpg.Record, evaluator: Evaluator | None) -> Ruleset:
     """Parse a stored source; the stored checksum stays the version's identity."""
     path = Path(row["path"]) if row["path"] else Path(f"stored-v{row['version']}.yaml")
-    ruleset = parse_ruleset(row["source"], path=path)
+    ruleset = parse_ruleset(row["source"], path=path, evaluator=evaluator)
     if ruleset.sha256 != row["sha256"]:
         ruleset = dataclasses.replace(ruleset, sha256=row["sha256"])
     return ruleset
@@ -221,23 +227,34 @@ async def _row_of_version(conn: Connection, version: int) -> asyncpg.Record | No
     return row
 
 
-async def load_stored_ruleset(conn: Connection, version: int) -> tuple[Ruleset, int] | None:
+async def load_stored_ruleset(
+    conn: Connection, version: int, *, evaluator: Evaluator | None = None
+) -> tuple[Ruleset, int] | None:
     """The stored ruleset of ``version``, parsed and compiled, and its id; None if not stored.
 
     Raises :class:`leadroute.rules.RulesetError` if the stored source no longer loads.
+    ``evaluator``: as for :func:`leadroute.rules.parse_ruleset`.
     """
     row = await _row_of_version(conn, version)
     if row is None:
         return None
-    return _ruleset_from_row(row), row["id"]
+    return _ruleset_from_row(row, evaluator), row["id"]
 
 
-async def load_ruleset_by_id(conn: Connection, ruleset_id: int) -> tuple[Ruleset, int] | None:
+async def load_ruleset_by_id(
+    conn: Connection, ruleset_id: int, *, evaluator: Evaluator | None = None
+) -> tuple[Ruleset, int] | None:
     """Like :func:`load_stored_ruleset`, by row id (what activations and decisions point at)."""
     row = await conn.fetchrow(QUERIES["ruleset_by_id"], ruleset_id)
     if row is None:
         return None
-    return _ruleset_from_row(row), row["id"]
+    return _ruleset_from_row(row, evaluator), row["id"]
+
+
+async def unknown_pools(conn: Connection, ruleset: Ruleset) -> list[RuleProblem]:
+    """A problem for each routing rule of ``ruleset`` naming a pool that is not in the database."""
+    known = {r["id"] for r in await conn.fetch(QUERIES["pool_ids"])}
+    return check_pools(ruleset, known)
 
 
 async def active_activation(conn: Connection) -> Activation | None:

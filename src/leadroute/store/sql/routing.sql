@@ -1,4 +1,4 @@
--- Routing (package D): owners and pools with everything eligibility needs, the account-owner map,
+-- Routing (docs/routing.md): owners and pools with everything eligibility needs, the account-owner map,
 -- the assignment record, and the reads a Redis rebuild is made of.
 
 -- name: routing_owner_put

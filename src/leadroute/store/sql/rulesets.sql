@@ -1,4 +1,4 @@
--- Ruleset versions and activations (issue 3, "Versions"). Writers hold ruleset_lock first.
+-- Ruleset versions and activations (docs/rulesets-admin.md). Writers hold ruleset_lock first.
 
 -- name: ruleset_lock
 -- Serialize every ruleset write (store, activate, rollback) across the fleet, until commit.
