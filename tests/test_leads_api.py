@@ -10,8 +10,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from leadroute.workflow.summary import routing_summary, skipped_owners
 from leadroute.config import Settings
+from leadroute.workflow.summary import routing_summary, skipped_owners
 from support import count, lead, setup_pool
 
 SIMPLE_RULES = """
