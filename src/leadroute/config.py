@@ -12,14 +12,12 @@ from typing import Any, Literal
 
 import msgspec
 
+from leadroute.errors import SettingsError
+
 __all__ = ["PREFIX", "Settings", "SettingsError"]
 
 PREFIX = "LEADROUTE_"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the environment variable."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -36,6 +36,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from leadroute.errors import RoutingStateLost
 from leadroute.models import OwnerSkip
 from leadroute.routing.eligibility import Member, local_day
 
@@ -50,10 +51,6 @@ def _lua(name: str) -> str:
 
 _PRELUDE = _lua("_prelude.lua")
 STRATEGIES = ("round_robin", "weighted", "least_loaded")
-
-
-class RoutingStateLost(RuntimeError):
-    """A script found the generation key gone: Redis lost its data and must be rebuilt."""
 
 
 class RoutingKeys:

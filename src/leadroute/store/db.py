@@ -32,7 +32,8 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(name, encoder=_encode_json, decoder=_decode, schema="pg_catalog")
 
 
-async def connect(dsn: str, *, timeout: float = 60) -> asyncpg.Connection:
+# ASYNC109: the timeout is asyncpg's own connect timeout, passed through, not a cancel scope
+async def connect(dsn: str, *, timeout: float = 60) -> asyncpg.Connection:  # noqa: ASYNC109
     """One connection of its own, with the JSON codecs installed; the caller closes it."""
     conn = await asyncpg.connect(dsn, timeout=timeout)
     try:
