@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from leadroute.config import Settings
 from leadroute.errors import OwnersFileError, UnknownOwners
-from leadroute.store.owners import CSV_COLUMNS, import_owners, load_owners_file
+from leadroute.store.db import connect
+from leadroute.store.owners_file import CSV_COLUMNS, import_owners, load_owners_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +23,7 @@ class TestOwnersImport:
 
     async def test_demo_file_imports_and_is_idempotent(self, settings: Settings, clean: None) -> None:
         data = load_owners_file(ROOT / "examples" / "owners.yaml")
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect(str(settings.database_url))
         try:
             assert await import_owners(conn, data) == (7, 3)
             snapshot = await conn.fetch("SELECT * FROM owners ORDER BY id")
@@ -40,7 +39,7 @@ class TestOwnersImport:
     ) -> None:
         f = tmp_path / "owners.yaml"
         f.write_text("owners:\n  - {id: ann, name: Ann}\npools:\n  - {id: p, members: [ann, ghost]}\n")
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect(str(settings.database_url))
         try:
             with pytest.raises(OwnersFileError, match="ghost") as info:
                 await import_owners(conn, load_owners_file(f))
@@ -132,7 +131,7 @@ class TestOwnersFileFields:
 
     async def test_yaml_fields_are_stored_normalized(self, settings: Settings, clean: None) -> None:
         data = load_owners_file(ROOT / "examples" / "owners.yaml")
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect(str(settings.database_url))
         try:
             await import_owners(conn, data)
             emma = await conn.fetchrow("SELECT * FROM owners WHERE id = 'emma'")
@@ -142,10 +141,8 @@ class TestOwnersFileFields:
         assert emma is not None
         assert pool is not None
         assert emma["timezone"] == "Europe/Berlin"
-        assert json.loads(emma["working_hours"]) == {
-            d: ["09:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")
-        }
-        assert json.loads(emma["out_of_office"]) == [{"from": "2026-12-24", "to": "2027-01-02"}]
+        assert emma["working_hours"] == {d: ["09:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")}
+        assert emma["out_of_office"] == [{"from": "2026-12-24", "to": "2027-01-02"}]
         assert list(emma["skills"]) == ["de", "en"]
         assert (pool["strategy"], pool["required_skill"], pool["escalate_to"]) == (
             "weighted",
@@ -155,7 +152,7 @@ class TestOwnersFileFields:
 
     async def test_csv_imports_and_is_idempotent(self, settings: Settings, clean: None) -> None:
         data = load_owners_file(ROOT / "examples" / "owners.csv")
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect(str(settings.database_url))
         try:
             assert await import_owners(conn, data) == (4, 3)
             before = [
@@ -287,7 +284,7 @@ class TestImportFallbackLoops:
             "  - id: a\n    members: [ann]\n    fallback: b\n"
             "  - id: b\n    members: [ann]\n    fallback: a\n"
         )
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect(str(settings.database_url))
         try:
             with pytest.raises(OwnersFileError) as info:
                 await import_owners(conn, load_owners_file(f))
@@ -305,7 +302,7 @@ class TestImportFallbackLoops:
     ) -> None:
         f = tmp_path / "owners.yaml"
         f.write_text("owners: []\npools:\n  - {id: overflow, fallback: sales}\n")
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect(str(settings.database_url))
         try:
             await conn.execute("INSERT INTO pools (id, fallback) VALUES ('sales', 'overflow')")
             with pytest.raises(OwnersFileError, match=r"overflow -> sales -> overflow") as info:
@@ -321,7 +318,7 @@ class TestImportFallbackLoops:
         # fallback names the new one, so creating it would close a loop
         f = tmp_path / "owners.csv"
         f.write_text("id,name,pools\nann,Ann,\nben,Ben,emea\n")
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect(str(settings.database_url))
         try:
             await conn.execute("INSERT INTO pools (id, fallback) VALUES ('unassigned', 'emea')")
             with pytest.raises(OwnersFileError, match=r"emea -> unassigned -> emea") as info:
@@ -382,7 +379,7 @@ class TestImportCommand:
 
 
 async def _tables(dsn: str) -> list[list[tuple[object, ...]]]:
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         return [
             [tuple(r) for r in await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2")]

@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import msgspec
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -20,6 +19,7 @@ from redis.asyncio import Redis
 from conftest import FakeClock
 from leadroute.config import Settings
 from leadroute.routing import PoolTarget, Router, snapshot_from_pg
+from leadroute.store.db import connect
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
 from routing_support import POOL_RULES, lead, open_per_owner, owner, pool, post_one
 from sla_support import fire, open_counts, sla_rules
@@ -35,7 +35,7 @@ async def failing(settings: Settings, table: str, *, at_commit: bool = False) ->
         if at_commit
         else "BEFORE INSERT OR UPDATE ON {t}"
     ).format(t=table)
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await connect(str(settings.database_url))
     try:
         await conn.execute(
             f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$"
@@ -154,7 +154,7 @@ class TestReleaseAfterCommit:
         self, settings: Settings, clean: None
     ) -> None:
         redis: Redis = Redis.from_url(str(settings.redis_url))
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect(str(settings.database_url))
         router = Router(redis, f"{settings.redis_prefix}:late", database_url=settings.database_url)
         now = datetime.now(UTC)
         try:

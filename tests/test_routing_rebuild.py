@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -33,6 +32,7 @@ from leadroute.config import Settings
 from leadroute.embedded import _valkey_binary
 from leadroute.routing import Assignment, PoolTarget, Router, snapshot_from_pg
 from leadroute.rules import parse_ruleset
+from leadroute.store.db import connect
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
 from routing_support import POOL_RULES, fetch, lead, open_per_owner, owner, pool, post_one
 from test_routing_processes import Served
@@ -99,7 +99,7 @@ async def flusher(private_redis: str) -> AsyncIterator[Redis]:
 async def state_matches_pg(settings: Settings, now: Any = None) -> tuple[Any, Any]:
     """(Redis state, state rebuilt from PostgreSQL), compared on counts, cursors and accounts."""
     redis: Redis = Redis.from_url(str(settings.redis_url))
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await connect(str(settings.database_url))
     try:
         router = Router(redis, settings.redis_prefix, database_url=settings.database_url)
         live = await router.state.read()
@@ -289,7 +289,7 @@ class TestFailedTransaction:
         self, settings: Settings, clean: None
     ) -> None:
         redis: Redis = Redis.from_url(str(settings.redis_url))
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await connect(str(settings.database_url))
         router = Router(redis, f"{settings.redis_prefix}:unclaim", database_url=settings.database_url)
         try:
             await put_owner(conn, msgspec.convert({"id": "ann", "name": "Ann"}, OwnerIn))

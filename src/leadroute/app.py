@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from redis.asyncio import Redis
 
 from leadroute.api.assignments import AssignmentController
-from leadroute.api.deps import provide_runtime
+from leadroute.api.deps import provide_connection, provide_runtime
 from leadroute.api.events import EventController
 from leadroute.api.health import live, ready
 from leadroute.api.leads import LeadController
@@ -99,7 +99,10 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             live,
             ready,
         ],
-        dependencies={"rt": Provide(provide_runtime, sync_to_thread=False)},
+        dependencies={
+            "rt": Provide(provide_runtime, sync_to_thread=False),
+            "conn": Provide(provide_connection),
+        },
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},  # every error, mapped in one place
         openapi_config=OpenAPIConfig(title="leadroute", version="1", path="/schema"),

@@ -187,12 +187,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _prepare(settings: Settings, *, seed_file: Path | None) -> None:
     """Migrate, and seed the demo owners when asked and the database has none yet."""
-    import asyncpg
-
+    from leadroute.store.db import connect
     from leadroute.store.migrate import migrate
-    from leadroute.store.owners import import_owners, load_owners_file
+    from leadroute.store.owners_file import import_owners, load_owners_file
 
-    conn = await asyncpg.connect(settings.database_url)
+    assert settings.database_url is not None
+    conn = await connect(settings.database_url)
     try:
         await migrate(conn)
         if seed_file is not None and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM owners)"):
@@ -272,15 +272,15 @@ def _rules_schema(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _owners_import(settings: Settings, args: argparse.Namespace) -> int:
-    import asyncpg
-
+    from leadroute.store.db import connect
     from leadroute.store.migrate import migrate
-    from leadroute.store.owners import import_owners, load_owners_file
+    from leadroute.store.owners_file import import_owners, load_owners_file
 
     data = load_owners_file(args.file)
 
     async def run(dsn: str | None) -> tuple[int, int]:
-        conn = await asyncpg.connect(dsn)
+        assert dsn is not None
+        conn = await connect(dsn)
         try:
             await migrate(conn)
             return await import_owners(conn, data)
