@@ -17,6 +17,7 @@ from leadroute.api.deps import provide_connection, provide_runtime
 from leadroute.api.events import EventController
 from leadroute.api.health import live, ready
 from leadroute.api.leads import LeadController
+from leadroute.api.openapi import StrictStructSchemaPlugin
 from leadroute.api.owners import OwnerController, PoolController, RoutingController
 from leadroute.api.problems import problem_response
 from leadroute.api.replay import ReplayController
@@ -104,7 +105,8 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             "conn": Provide(provide_connection),
         },
         lifespan=[lifespan],
-        exception_handlers={Exception: problem_response},  # every error, mapped in one place
+        exception_handlers={Exception: problem_response},
+        plugins=[StrictStructSchemaPlugin()],  # every error, mapped in one place
         openapi_config=OpenAPIConfig(title="leadroute", version="1", path="/schema"),
         # Logging is the process's (set up by the CLI). Litestar's default replaces the root
         # handlers with a queue whose listener thread does not survive a fork into workers.

@@ -18,10 +18,11 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, get, patch, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody, Parameter
 
 from leadroute.api.deps import PooledConnection
 from leadroute.api.problems import problem_responses
+from leadroute.models import ID_MAX_LENGTH, ID_PATTERN
 from leadroute.routing.admin import RebuildResult, RoutingStateView, rebuild_now, state_view
 from leadroute.runtime import Runtime
 from leadroute.store import owners as store
@@ -39,6 +40,11 @@ Hours = dict[str, Any]
 Absence = dict[str, Any]
 """``{"from": "2026-12-24", "to": "2027-01-02"}``: dates (whole days) or datetimes."""
 _UNSET = msgspec.UNSET
+PathId = Annotated[
+    str,
+    Parameter(pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH, description="An owner or pool id"),
+]
+"""An owner or pool id in the path: the same rule as the ids stored (a bad one is a 400)."""
 Conn = NamedDependency[PooledConnection]
 Rt = NamedDependency[Runtime]
 
@@ -129,29 +135,27 @@ class OwnerController(Controller):
         return await store.list_owners(conn)
 
     @get("/{owner_id:str}", summary="One owner", responses=_READ)
-    async def get_owner(self, conn: Conn, owner_id: FromPath[str]) -> Owner:
+    async def get_owner(self, conn: Conn, owner_id: PathId) -> Owner:
         """One owner by id."""
         return await store.get_owner(conn, owner_id)
 
     @put("/{owner_id:str}", summary="Create or replace an owner", responses=_WRITE)
-    async def put_owner(self, conn: Conn, owner_id: FromPath[str], data: JSONBody[OwnerBody]) -> Owner:
+    async def put_owner(self, conn: Conn, owner_id: PathId, data: JSONBody[OwnerBody]) -> Owner:
         """Create the owner, or replace its fields; sending the same body twice changes nothing."""
         return await store.replace_owner(conn, owner_id, _sent(data))
 
     @patch("/{owner_id:str}", summary="Change some fields of an owner (e.g. deactivate)", responses=_WRITE)
-    async def patch_owner(self, conn: Conn, owner_id: FromPath[str], data: JSONBody[OwnerPatch]) -> Owner:
+    async def patch_owner(self, conn: Conn, owner_id: PathId, data: JSONBody[OwnerPatch]) -> Owner:
         """Change only the given fields; ``{"active": false}`` takes the owner out of routing."""
         return await store.update_owner(conn, owner_id, _sent(data))
 
     @put("/{owner_id:str}/working-hours", summary="Set an owner's working hours", responses=_WRITE)
-    async def put_hours(self, conn: Conn, owner_id: FromPath[str], data: JSONBody[WorkingHoursBody]) -> Owner:
+    async def put_hours(self, conn: Conn, owner_id: PathId, data: JSONBody[WorkingHoursBody]) -> Owner:
         """Weekday spans in the owner's timezone (``{"mon-fri": "09:00-18:00"}``); null: always."""
         return await store.update_owner(conn, owner_id, _sent(data))
 
     @put("/{owner_id:str}/out-of-office", summary="Set an owner's out-of-office ranges", responses=_WRITE)
-    async def put_out_of_office(
-        self, conn: Conn, owner_id: FromPath[str], data: JSONBody[OutOfOfficeBody]
-    ) -> Owner:
+    async def put_out_of_office(self, conn: Conn, owner_id: PathId, data: JSONBody[OutOfOfficeBody]) -> Owner:
         """Replace the ranges: dates (whole days in the owner's timezone) or datetimes; [] clears."""
         return await store.update_owner(conn, owner_id, _sent(data))
 
@@ -166,18 +170,18 @@ class PoolController(Controller):
         return await store.list_pools(conn)
 
     @get("/{pool_id:str}", summary="One pool", responses=_READ)
-    async def get_pool(self, conn: Conn, pool_id: FromPath[str]) -> Pool:
+    async def get_pool(self, conn: Conn, pool_id: PathId) -> Pool:
         """One pool with its members' ids and settings."""
         return await store.get_pool(conn, pool_id)
 
     @put("/{pool_id:str}", summary="Create or replace a pool", responses=_WRITE)
-    async def put_pool(self, conn: Conn, pool_id: FromPath[str], data: JSONBody[PoolBody]) -> Pool:
+    async def put_pool(self, conn: Conn, pool_id: PathId, data: JSONBody[PoolBody]) -> Pool:
         """Create the pool or replace its members and settings; members must exist, and the
         fallback chain may not loop (422 naming ``fallback`` and the loop)."""
         return await store.replace_pool(conn, pool_id, _sent(data))
 
     @patch("/{pool_id:str}", summary="Change some fields of a pool", responses=_WRITE)
-    async def patch_pool(self, conn: Conn, pool_id: FromPath[str], data: JSONBody[PoolPatch]) -> Pool:
+    async def patch_pool(self, conn: Conn, pool_id: PathId, data: JSONBody[PoolPatch]) -> Pool:
         """Change only the given fields (``members`` replaces the member list)."""
         return await store.update_pool(conn, pool_id, _sent(data))
 

@@ -99,6 +99,7 @@ class OwnerIn(Struct, kw_only=True):
 
     def __post_init__(self) -> None:
         # ValueError here becomes a msgspec.ValidationError naming the problem.
+        _no_nul(name=self.name, email=self.email, crm_user_id=self.crm_user_id, skills=self.skills)
         valid_timezone(self.timezone)
         self.working_hours = normalize_hours(self.working_hours)
         self.out_of_office = list(normalize_absences(self.out_of_office))
@@ -122,6 +123,17 @@ class PoolIn(Struct, kw_only=True):
     """SLA timers of this pool's leads pause outside the owner's working hours."""
     escalate_to: Id | None = None
     """Where an SLA breach escalates: an owner id or a pool id."""
+
+    def __post_init__(self) -> None:
+        _no_nul(required_skill=self.required_skill)
+
+
+def _no_nul(**fields: str | list[str] | None) -> None:
+    """PostgreSQL text cannot hold NUL (U+0000): refuse it by field name, not as a driver error."""
+    for name, value in fields.items():
+        values = value if isinstance(value, list) else [value]
+        if any(v is not None and "\x00" in v for v in values):
+            raise ValueError(f"{name}: text may not contain the NUL character (U+0000)")
 
 
 class Owner(Struct, kw_only=True):
@@ -199,6 +211,9 @@ def _checked(kind: type[T], data: Mapping[str, Any]) -> T:
     except msgspec.ValidationError as exc:
         text = str(exc)
         field = text.rpartition("$.")[2].rstrip("`").split("[")[0].split(".")[0] if "$." in text else "body"
+        named = text.partition(":")[0]
+        if field == "body" and named in kind.__struct_fields__:  # type: ignore[attr-defined]
+            field = named
         if field == "body":
             for name in ("timezone", "working_hours", "out_of_office", "id"):
                 if name in text:
