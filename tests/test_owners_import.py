@@ -10,7 +10,7 @@ import pytest
 
 from leadroute.config import Settings
 from leadroute.errors import OwnersFileError, UnknownOwners
-from leadroute.store.owners import CSV_COLUMNS, import_owners, load_owners_file
+from leadroute.store.owners_file import CSV_COLUMNS, import_owners, load_owners_file
 from process_support import ROOT, cli_env, leadroute
 from support import connection
 

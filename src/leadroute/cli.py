@@ -209,7 +209,7 @@ async def _connection(dsn: str | None) -> AsyncIterator[asyncpg.Connection]:
 async def _prepare(settings: Settings, *, seed_file: Path | None) -> None:
     """Migrate, and seed the demo owners when asked and the database has none yet."""
     from leadroute.store.migrate import migrate
-    from leadroute.store.owners import import_owners, load_owners_file
+    from leadroute.store.owners_file import import_owners, load_owners_file
 
     async with _connection(settings.database_url) as conn:
         await migrate(conn)
@@ -285,7 +285,7 @@ def _rules_schema(settings: Settings, args: argparse.Namespace) -> int:
 
 def _owners_import(settings: Settings, args: argparse.Namespace) -> int:
     from leadroute.store.migrate import migrate
-    from leadroute.store.owners import import_owners, load_owners_file
+    from leadroute.store.owners_file import import_owners, load_owners_file
 
     data = load_owners_file(args.file)
 

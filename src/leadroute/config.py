@@ -13,16 +13,14 @@ from typing import Any, Literal
 
 import msgspec
 
+from leadroute.errors import SettingsError
+
 __all__ = ["PREFIX", "EvaluatorName", "Settings", "SettingsError"]
 
 PREFIX = "LEADROUTE_"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 EvaluatorName = Literal["compiled", "rule-engine"]
 """How rule expressions are evaluated (``rules.evaluator.evaluator_for`` turns it into one)."""
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the environment variable."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

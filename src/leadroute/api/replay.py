@@ -8,6 +8,7 @@ import msgspec
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 
+from leadroute.api.problems import problem_responses
 from leadroute.intake import MalformedBody
 from leadroute.replay import InvalidBody, Side, chosen_ruleset, parse_since, replay_stored, report_dict
 from leadroute.runtime import Runtime
@@ -52,7 +53,13 @@ class ReplayController(Controller):
     path = "/v1/rulesets"
     tags = ["rulesets"]  # noqa: RUF012  (Litestar reads it as a class attribute)
 
-    @post("/replay", status_code=200, request_max_body_size=MAX_REPLAY_BYTES, summary="Replay stored leads")
+    @post(
+        "/replay",
+        status_code=200,
+        request_max_body_size=MAX_REPLAY_BYTES,
+        summary="Replay stored leads",
+        responses=problem_responses(400, 404, 413, 422),
+    )
     async def replay(self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Re-score and re-qualify stored leads under the active ruleset and the candidate.
 

@@ -14,8 +14,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, HeaderParameter
 
+from leadroute.api.problems import problem_responses
 from leadroute.errors import ClientError
 from leadroute.rules import Ruleset, RulesetError, check_pools, parse_ruleset, run_ruleset_tests
 from leadroute.runtime import Runtime
@@ -178,7 +180,9 @@ class RulesetController(Controller):
             ],
         }
 
-    @get("/{version:int}", summary="One stored version, with its source")
+    @get(
+        "/{version:int}", summary="One stored version, with its source", responses=problem_responses(400, 404)
+    )
     async def read(self, rt: NamedDependency[Runtime], version: FromPath[int]) -> dict[str, Any]:
         """Metadata, the YAML source as stored, and every activation of this version."""
         async with rt.db.acquire() as conn:
@@ -192,7 +196,15 @@ class RulesetController(Controller):
             "source": stored.source,
         }
 
-    @post("/", request_max_body_size=MAX_RULESET_BYTES, summary="Upload a ruleset as a draft")
+    @post(
+        "/",
+        request_max_body_size=MAX_RULESET_BYTES,
+        summary="Upload a ruleset as a draft",
+        responses={
+            200: ResponseSpec(dict[str, Any], description="The same content is already stored"),
+            **problem_responses(400, 409, 413, 415, 422),
+        },
+    )
     async def upload(
         self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any], x_actor: Actor = None
     ) -> Response[dict[str, Any]]:
@@ -215,7 +227,12 @@ class RulesetController(Controller):
         }
         return Response(body, status_code=201 if created else 200)
 
-    @post("/{version:int}/activate", status_code=200, summary="Activate a stored version fleet-wide")
+    @post(
+        "/{version:int}/activate",
+        status_code=200,
+        summary="Activate a stored version fleet-wide",
+        responses=problem_responses(400, 404, 409, 422),
+    )
     async def activate(
         self, rt: NamedDependency[Runtime], version: FromPath[int], x_actor: Actor = None
     ) -> dict[str, Any]:
@@ -232,7 +249,12 @@ class RulesetController(Controller):
             await rt.rulesets.refresh()
         return _result_dict(result, rt)
 
-    @post("/rollback", status_code=200, summary="Re-activate the previous (or a given) version")
+    @post(
+        "/rollback",
+        status_code=200,
+        summary="Re-activate the previous (or a given) version",
+        responses=problem_responses(400, 404, 409, 422),
+    )
     async def rollback(
         self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any], x_actor: Actor = None
     ) -> dict[str, Any]:
@@ -259,6 +281,7 @@ class RulesetController(Controller):
         status_code=200,
         request_max_body_size=MAX_RULESET_BYTES,
         summary="Check a ruleset file without storing it",
+        responses=problem_responses(400, 413, 422),
     )
     async def validate(self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Load the YAML body, type-check it, check its pools exist, and run its tests. Writes nothing.

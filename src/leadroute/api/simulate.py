@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 
+from leadroute.api.problems import problem_responses
 from leadroute.replay import (
     InvalidBody,
     chosen_ruleset,
@@ -28,7 +29,13 @@ class SimulateController(Controller):
     path = "/v1/simulate"
     tags = ["rulesets"]  # noqa: RUF012  (Litestar reads it as a class attribute)
 
-    @post("/", status_code=200, request_max_body_size=MAX_SIMULATE_BYTES, summary="Dry-run one lead")
+    @post(
+        "/",
+        status_code=200,
+        request_max_body_size=MAX_SIMULATE_BYTES,
+        summary="Dry-run one lead",
+        responses=problem_responses(400, 404, 413, 422),
+    )
     async def simulate(self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Score, qualify and choose routing targets for ``lead`` (with optional ``activities``),
         or for the stored lead ``lead_id`` with its stored activities.

@@ -8,9 +8,9 @@ from leadroute.routing.assign import (
     Router,
     Target,
     member_from_row,
-    snapshot_from_pg,
 )
 from leadroute.routing.eligibility import REASONS, Member, PoolRules, Roster, screen
+from leadroute.routing.rebuild import snapshot_from_pg
 from leadroute.routing.state import RoutingKeys, RoutingState, RoutingStateLost, Snapshot
 
 __all__ = [

@@ -12,35 +12,45 @@ PostgreSQL transaction (which then writes the assignment row, so PostgreSQL is t
    ``pool`` (its strategy's Lua pick-and-claim, following the pool's fallback chain: another pool,
    at most a few hops and never a loop, or a queue).
 
-Every skipped owner is returned with its reason for the explanation.
+Every skipped owner is returned with its reason for the explanation. What ``assign`` answers
+(:class:`Assignment`, :class:`Release`, targets) is in :mod:`leadroute.routing.placement`; the
+rebuild of a lost state in :mod:`leadroute.routing.rebuild`. Both are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any
 
-import asyncpg
-import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from leadroute.models import OwnerSkip
-from leadroute.routing.eligibility import Member, PoolRules, local_day, screen, skip_reason
-from leadroute.routing.state import RoutingState, RoutingStateLost, Snapshot
-from leadroute.rules import Sla
-from leadroute.store.db import Connection
+from leadroute.routing.eligibility import PoolRules, screen, skip_reason
+from leadroute.routing.placement import (
+    MAX_FALLBACK_HOPS,
+    AccountMiss,
+    Assignment,
+    PoolTarget,
+    Release,
+    Target,
+    member_from_row,
+)
+from leadroute.routing.rebuild import ROUTING_LOCK, rebuild, snapshot_from_pg
+from leadroute.routing.state import RoutingState, RoutingStateLost
+from leadroute.store.db import Connection, connect
 from leadroute.store.queries import QUERIES
 
 __all__ = [
     "MAX_FALLBACK_HOPS",
     "ROUTING_LOCK",
+    "AccountMiss",
     "Assignment",
+    "PoolTarget",
     "Release",
     "Router",
     "Target",
@@ -49,117 +59,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-MAX_FALLBACK_HOPS = 3
-"""A pool's fallback may name another pool; this many hops at most. Saves refuse a loop
-(``store.owners.check_fallbacks``); this limit, and stopping at a pool already tried, are the
-defence against one written some other way."""
-
-ROUTING_LOCK = 0x1EAD_0004
-"""Advisory lock key: claims hold it shared (per transaction), a rebuild holds it exclusively."""
-
-REBUILD_LOCK_TIMEOUT = "30s"
-
-
-class Target(Protocol):
-    """A routing target (``scoring.RouteTarget``): a matched routing rule and where it sends."""
-
-    @property
-    def rule(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def pool(self) -> str | None: ...
-    @property
-    def sla(self) -> Sla | None: ...
-
-
-class PoolTarget(msgspec.Struct, frozen=True, kw_only=True):
-    """A plain pool target (callers without rule targets, e.g. a reassignment within a pool)."""
-
-    rule: str
-    kind: Literal["pool", "account_owner"] = "pool"
-    pool: str | None = None
-    sla: Sla | None = None
-
-
-class Release(msgspec.Struct, frozen=True, kw_only=True):
-    """An open slot to free once the transaction that ended the owner's assignment has committed
-    (:meth:`Router.prepare_release`, then :meth:`Router.release`)."""
-
-    owner: str
-    generation: str | None
-    """The state generation while the transaction held the routing lock (None: the state was lost)."""
-
-
-class AccountMiss(msgspec.Struct, kw_only=True):
-    """An ``account_owner`` rule that did not place the lead, and why."""
-
-    rule: str
-    why: str
-    owner: str | None = None
-    """The account's owner when there is one (then also in ``skipped``, with the reason)."""
-
-
-class Assignment(msgspec.Struct, kw_only=True):
-    """Where a lead ended up: an owner in a pool, or a queue and the reason."""
-
-    owner: str | None
-    pool: str | None
-    queue: str | None
-    reason: str | None
-    skipped: list[OwnerSkip]
-    pools_tried: list[str]
-    rule: str | None = None
-    """The routing rule whose target placed the lead (None: no target placed it)."""
-    sla: Sla | None = None
-    """The SLA of that target (``rules.Sla``), None when unassigned."""
-    strategy: str | None = None
-    """How the owner was chosen: ``account_owner``, ``round_robin``, ``weighted``, ``least_loaded``."""
-    seq: int | None = None
-    """The Redis claim sequence number (stored with the assignment row)."""
-    generation: str | None = None
-    """The Redis state generation of the claim (for :meth:`Router.unclaim`)."""
-    account: list[AccountMiss] = msgspec.field(default_factory=list)
-    """Why each ``account_owner`` rule tried did not place the lead (``explain`` shows it)."""
-
-    @property
-    def status(self) -> Literal["assigned", "unassigned"]:
-        return "assigned" if self.owner is not None else "unassigned"
-
-
-def _jsonb(value: Any) -> Any:
-    """A jsonb value: decoded already (pooled connections) or JSON text (plain connections)."""
-    return msgspec.json.decode(value) if isinstance(value, str) else value
-
-
-def member_from_row(row: Any) -> Member:
-    """An ``owners`` row as eligibility sees it."""
-    return Member(
-        id=row["id"],
-        active=row["active"],
-        timezone=row["timezone"],
-        working_hours=_jsonb(row["working_hours"]),
-        out_of_office=list(_jsonb(row["out_of_office"]) or []),
-        max_open=row["max_open"],
-        max_per_day=row["max_per_day"],
-        weight=row["weight"],
-        skills=list(row["skills"]),
-    )
-
-
-async def snapshot_from_pg(conn: Connection, now: datetime) -> Snapshot:
-    """The routing state PostgreSQL implies at ``now`` (what a rebuild writes to Redis)."""
-    snap = Snapshot()
-    snap.open = {r["owner_id"]: int(r["n"]) for r in await conn.fetch(QUERIES["rebuild_open"])}
-    for r in await conn.fetch(QUERIES["rebuild_daily"], now):
-        snap.daily[r["owner_id"]] = int(r["n"])
-        snap.day[r["owner_id"]] = local_day(Member(id=r["owner_id"], timezone=r["timezone"]), now)
-    snap.last = {r["owner_id"]: int(r["seq"]) for r in await conn.fetch(QUERIES["rebuild_last"])}
-    snap.seq = max(snap.last.values(), default=0)
-    snap.rr = {r["pool_id"]: r["owner_id"] for r in await conn.fetch(QUERIES["rebuild_cursors"])}
-    snap.account = {r["company_domain"]: r["owner_id"] for r in await conn.fetch(QUERIES["rebuild_accounts"])}
-    return snap
 
 
 class Router:
@@ -449,7 +348,7 @@ class Router:
             if self.database_url is None:
                 raise RoutingStateLost("routing state lost and no database URL to rebuild from")
             # A connection of its own: pooled ones may all be inside transactions waiting on this.
-            conn = await asyncpg.connect(self.database_url)
+            conn = await connect(self.database_url)
             try:
                 await self.rebuild(
                     conn, only_if_lost=True, log_level=logging.INFO if startup else logging.WARNING
@@ -467,27 +366,10 @@ class Router:
     ) -> bool:
         """Replace the Redis state with what PostgreSQL holds; returns whether it rebuilt.
 
-        Takes the routing advisory lock exclusively (waiting for in-flight claims to commit), so
-        only one instance rebuilds; with ``only_if_lost`` it does nothing when another instance
-        has rebuilt meanwhile. ``conn`` must not be inside a transaction that holds the lock shared.
+        See :func:`leadroute.routing.rebuild.rebuild`: waits for in-flight claims, one instance
+        rebuilds. ``conn`` must not be inside a transaction that holds the routing lock shared.
         """
         at = now or (self._clock() if self._clock is not None else datetime.now().astimezone())
-        await conn.execute(f"SET lock_timeout = '{REBUILD_LOCK_TIMEOUT}'")
-        await conn.execute("SELECT pg_advisory_lock($1)", ROUTING_LOCK)
-        try:
-            if only_if_lost and await self.state.present():
-                return False
-            snap = await snapshot_from_pg(conn, at)
-            await self.state.write(snap, secrets.token_hex(8))
-            self.rebuilds += 1
-            log.log(
-                log_level,
-                "routing state rebuilt from PostgreSQL: %d owners with open leads, %d cursors, %d accounts",
-                len(snap.open),
-                len(snap.rr),
-                len(snap.account),
-            )
-            return True
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", ROUTING_LOCK)
-            await conn.execute("RESET lock_timeout")
+        done = await rebuild(self.state, conn, at=at, only_if_lost=only_if_lost, log_level=log_level)
+        self.rebuilds += done
+        return done

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from leadroute.models import OwnerSkip
+from leadroute.structs import Struct
 
 __all__ = [
     "DAYS",
@@ -59,7 +60,7 @@ REASONS: Final = (
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
-class Member(msgspec.Struct, frozen=True, kw_only=True):
+class Member(Struct, frozen=True, kw_only=True):  # type: ignore[misc]  # msgspec#657
     """An owner as routing sees it (a row of ``owners``, normalized)."""
 
     id: str
@@ -75,14 +76,14 @@ class Member(msgspec.Struct, frozen=True, kw_only=True):
     skills: list[str] = msgspec.field(default_factory=list)
 
 
-class PoolRules(msgspec.Struct, frozen=True, kw_only=True):
+class PoolRules(Struct, frozen=True, kw_only=True):  # type: ignore[misc]  # msgspec#657
     """The pool settings eligibility reads."""
 
     required_skill: str | None = None
     allow_off_hours: bool = False
 
 
-class Roster(msgspec.Struct, frozen=True):
+class Roster(Struct, frozen=True):  # type: ignore[misc]  # msgspec#657
     """A pool's members in routing order, each marked eligible or skipped with a reason."""
 
     members: tuple[Member, ...]

@@ -36,8 +36,10 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from leadroute.errors import RoutingStateLost
 from leadroute.models import OwnerSkip
 from leadroute.routing.eligibility import Member, local_day
+from leadroute.structs import Struct
 
 __all__ = ["Claim", "RoutingKeys", "RoutingState", "RoutingStateLost", "Snapshot"]
 
@@ -50,10 +52,6 @@ def _lua(name: str) -> str:
 
 _PRELUDE = _lua("_prelude.lua")
 STRATEGIES = ("round_robin", "weighted", "least_loaded")
-
-
-class RoutingStateLost(RuntimeError):
-    """A script found the generation key gone: Redis lost its data and must be rebuilt."""
 
 
 class RoutingKeys:
@@ -83,7 +81,7 @@ class RoutingKeys:
         return [self.gen, self.open, self.daily, self.day, self.last, self.seq, self.rr, self.wrr]
 
 
-class Claim(msgspec.Struct, frozen=True):
+class Claim(Struct, frozen=True):  # type: ignore[misc]  # msgspec#657
     """What a pick-and-claim script did: the owner claimed (or None), its sequence, capacity skips."""
 
     owner: str | None
@@ -93,7 +91,7 @@ class Claim(msgspec.Struct, frozen=True):
     """The state generation the claim was made in (see :meth:`RoutingState.release`)."""
 
 
-class Snapshot(msgspec.Struct, kw_only=True):
+class Snapshot(Struct, kw_only=True):
     """Routing state as plain data: what a rebuild writes, and what tests compare."""
 
     open: dict[str, int] = msgspec.field(default_factory=dict)

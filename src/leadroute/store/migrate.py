@@ -13,6 +13,7 @@ import logging
 from importlib import resources
 from typing import NamedTuple
 
+from leadroute.errors import MigrationError
 from leadroute.store.db import Connection
 
 __all__ = ["MIGRATION_LOCK", "Migration", "MigrationError", "available", "migrate"]
@@ -21,10 +22,6 @@ log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x1EAD_0001
 """``pg_advisory_xact_lock`` key; arbitrary but fixed, so every instance contends on it."""
-
-
-class MigrationError(RuntimeError):
-    """The database's applied migrations disagree with the files."""
 
 
 class Migration(NamedTuple):

@@ -3,10 +3,9 @@
 
 -- name: routing_owner_put
 -- Create an owner or replace every field; updated_at moves only when something changed.
--- JSON arrives as text ($6, $7), so plain connections and pooled ones (JSON codec) both work.
 INSERT INTO owners (id, name, email, active, timezone, working_hours, out_of_office, max_open,
                     max_per_day, weight, skills, crm_user_id)
-VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7::text::jsonb, $8, $9, $10, $11, $12)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (id) DO UPDATE
    SET name = EXCLUDED.name, email = EXCLUDED.email, active = EXCLUDED.active,
        timezone = EXCLUDED.timezone, working_hours = EXCLUDED.working_hours,
