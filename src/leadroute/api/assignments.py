@@ -17,6 +17,7 @@ from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from leadroute.api.problems import problem_responses
 from leadroute.runtime import Runtime
 from leadroute.store.owners import Id
 from leadroute.workflow.actions import accept, close, reassign
@@ -46,18 +47,26 @@ class CloseBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reason: Reason | None = None
 
 
+_ACTION = problem_responses(400, 404, 409, 413, 422)
+
+
 class AssignmentController(Controller):
     path = "/v1/assignments"
     tags = ["workflow"]  # noqa: RUF012  (Litestar reads it as a class attribute)
 
-    @post("/{lead_id:uuid}/accept", status_code=200, summary="The owner accepts the lead")
+    @post("/{lead_id:uuid}/accept", status_code=200, summary="The owner accepts the lead", responses=_ACTION)
     async def accept(
         self, rt: NamedDependency[Runtime], lead_id: FromPath[uuid.UUID], data: JSONBody[AcceptBody]
     ) -> LeadState:
         """Stop the SLA clock: the lead is ``accepted``. Only its current owner may accept it."""
         return await accept(rt, lead_id, data.owner_id)
 
-    @post("/{lead_id:uuid}/reassign", status_code=200, summary="Move the lead to another owner")
+    @post(
+        "/{lead_id:uuid}/reassign",
+        status_code=200,
+        summary="Move the lead to another owner",
+        responses=_ACTION,
+    )
     async def reassign(
         self,
         rt: NamedDependency[Runtime],
@@ -72,7 +81,7 @@ class AssignmentController(Controller):
         body = data or ReassignBody()
         return await reassign(rt, lead_id, body.owner_id, body.reason)
 
-    @post("/{lead_id:uuid}/close", status_code=200, summary="Close the lead")
+    @post("/{lead_id:uuid}/close", status_code=200, summary="Close the lead", responses=_ACTION)
     async def close(
         self,
         rt: NamedDependency[Runtime],

@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter
 
+from leadroute.api.problems import problem_responses
 from leadroute.runtime import Runtime
 from leadroute.workflow.events import record_event
 
@@ -21,7 +23,16 @@ class EventController(Controller):
     path = "/v1/events"
     tags = ["events"]  # noqa: RUF012  (Litestar reads it as a class attribute)
 
-    @post("/", request_max_body_size=MAX_EVENT_BYTES, status_code=201, summary="Record an activity event")
+    @post(
+        "/",
+        request_max_body_size=MAX_EVENT_BYTES,
+        status_code=201,
+        summary="Record an activity event",
+        responses={
+            200: ResponseSpec(dict[str, Any], description="A retry: the first answer, unchanged"),
+            **problem_responses(400, 404, 413, 422),
+        },
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],
