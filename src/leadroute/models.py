@@ -199,7 +199,9 @@ class Decision(msgspec.Struct, kw_only=True):
     matched: list[RuleHit]
     pool: str | None
     owner: str | None
-    status: Literal["assigned", "unassigned"]
+    status: Literal["assigned", "unassigned", "pending"]
+    """``pending``: routing state (Redis) was unreachable; the lead is stored and scored, and is
+    routed, in arrival order, as soon as it is back."""
     reason: str | None
     routing_rule: str | None
     ruleset_version: int

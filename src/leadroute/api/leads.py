@@ -36,6 +36,9 @@ class LeadController(Controller):
         summary="Submit a lead",
         responses={
             200: ResponseSpec(Decision, description="A retry: the first decision, unchanged"),
+            202: ResponseSpec(
+                Decision, description="Stored and scored; routing waits for Redis (status pending)"
+            ),
             **problem_responses(400, 413, 422),
         },
     )
@@ -49,7 +52,9 @@ class LeadController(Controller):
     ) -> Response[Decision]:
         """Score, qualify and route one lead; a retry with the same key returns the first decision."""
         result = await submit_lead(rt, await request.body(), idempotency_key)
-        return Response(result.decision, status_code=201 if result.created else 200)
+        if not result.created:
+            return Response(result.decision, status_code=200)
+        return Response(result.decision, status_code=202 if result.decision.status == "pending" else 201)
 
     @get("/{lead_id:uuid}", summary="A lead, where it is now, and its event log", responses=_READ)
     async def read(self, rt: NamedDependency[Runtime], lead_id: FromPath[uuid.UUID]) -> LeadStory:

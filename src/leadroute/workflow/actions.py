@@ -196,7 +196,7 @@ async def accept(rt: Runtime, lead_id: uuid.UUID, owner_id: str) -> LeadState:
         status = lead["status"]
         if status == "closed":
             raise WorkflowConflict("the lead is closed")
-        if status == "unassigned" or current is None:
+        if status in ("unassigned", "pending") or current is None:
             raise WorkflowConflict(
                 "the lead has no owner to accept it (it is in a queue)",
                 errors=[{"field": "owner_id", "message": "the lead is unassigned"}],

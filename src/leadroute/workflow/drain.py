@@ -13,6 +13,10 @@ oldest one would meet the same owners).
 One instance drains a pool at a time (a transaction-level advisory lock per pool; another
 instance skips the pool for that pass), so a pool's leads are placed strictly oldest first.
 
+Leads taken while Redis was unreachable (``pending``, no pool yet) are drained the same way, as
+one queue in arrival order: each is routed once through its decision's routing targets, to an
+owner or, like at intake, to a queue.
+
 So an owner who frees capacity (close, reassign), comes back from out-of-office, starts their
 working hours, or is added to the pool or reactivated gets the queue's oldest lead within one
 pass. Exactly once across instances: the lead row is claimed ``FOR UPDATE SKIP LOCKED`` and must
@@ -49,15 +53,16 @@ async def drain_queues(rt: Runtime, *, limit: int) -> int:
                 created_at=row["queued_at"],
                 rule=row["rule"],
             )
-            assert current.pool_id is not None  # waiting leads wait for a pool
-            if not await ch.conn.fetchval(QUERIES["drain_pool_lock"], current.pool_id):
-                blocked.append(current.pool_id)  # another instance drains this pool right now
+            pending = row["status"] == "pending"
+            queue = current.pool_id or ""  # pending leads (no pool yet) drain as one queue
+            if not await ch.conn.fetchval(QUERIES["drain_pool_lock"], queue):
+                blocked.append(queue)  # another instance drains this pool right now
                 return False
             sla, breaches, sla_pool = await moving_sla(ch.conn, row["id"], current)
             exclude = await former_owners(ch.conn, row["id"])
             placed = await route_again(ch, lead=row, current=current, exclude=exclude, sla=sla)
-            if placed.owner is None:
-                blocked.append(current.pool_id)
+            if placed.owner is None and not pending:
+                blocked.append(queue)
                 return False
             await place(
                 ch,
@@ -69,7 +74,7 @@ async def drain_queues(rt: Runtime, *, limit: int) -> int:
                 sla_pool=sla_pool,
                 breaches=breaches,
             )
-            return True
+            return placed.owner is not None
 
         done = await run(rt, step)
         if done is None:

@@ -5,6 +5,10 @@ idempotency key, picks the owner (Redis, atomically), and writes the lead, its
 ``lead.received``, ``lead.scored`` and placement events, its decision and its assignment; the
 response is stored with the key, so a retry gets the same answer.
 
+When Redis (the routing state) cannot be reached, the lead is still recorded and scored, and
+answered with status ``pending`` (HTTP 202): the queue drain routes pending leads, in arrival
+order and exactly once, as soon as Redis answers again.
+
 Concurrent retries of one key: the second ``INSERT ... ON CONFLICT DO NOTHING`` on the key waits
 for the first transaction, then finds the row and reads the stored response. If the first rolled
 back, the second claims the key and does the work itself. Either way exactly one lead exists.
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -28,7 +32,7 @@ from leadroute.store.queries import QUERIES
 from leadroute.workflow.log import LeadReceived
 from leadroute.workflow.rescore import rescore_at
 from leadroute.workflow.runner import Change, run
-from leadroute.workflow.writer import explanation, place, record_decision
+from leadroute.workflow.writer import REDIS_DOWN, explanation, pending_placement, place, record_decision
 
 __all__ = ["IntakeResult", "Replayed", "fingerprint", "replayed", "submit_lead"]
 
@@ -85,16 +89,22 @@ async def submit_lead(
         if stored is not None:
             return IntakeResult(msgspec.convert(stored.response, Decision), created=False)
         lead_id = uuid.uuid4()
-        placed = ch.claimed(
-            await rt.routing.assign(
-                ch.conn,
-                lead_id=lead_id,
-                company_domain=lead.company_domain,
-                targets=evaluation.targets,
-                fallback=evaluation.fallback,
-                now=ch.now,
+        try:
+            placed = ch.claimed(
+                await rt.routing.assign(
+                    ch.conn,
+                    lead_id=lead_id,
+                    company_domain=lead.company_domain,
+                    targets=evaluation.targets,
+                    fallback=evaluation.fallback,
+                    now=ch.now,
+                )
             )
-        )
+            status: Literal["assigned", "unassigned", "pending"] = placed.status
+        except REDIS_DOWN:
+            # Redis cannot be reached: take the lead anyway, routed by the queue drain once it is back
+            placed = pending_placement()
+            status = "pending"
         ruleset = active.ruleset
         decision = Decision(
             lead_id=str(lead_id),
@@ -104,7 +114,7 @@ async def submit_lead(
             matched=list(evaluation.hits),
             pool=placed.pool,
             owner=placed.owner,
-            status=placed.status,
+            status=status,
             reason=placed.reason,
             routing_rule=placed.rule if placed.rule is not None else evaluation.routing_rule,
             ruleset_version=ruleset.version,
@@ -148,6 +158,7 @@ async def submit_lead(
             cause="received",
             decision_id=decision_id,
             ruleset_version=ruleset.version,
+            pending=status == "pending",
         )
         if key is not None:
             await ch.conn.execute(

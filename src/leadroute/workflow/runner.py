@@ -17,11 +17,14 @@ each a *step*: an async function of a :class:`Change`. :func:`run` owns what the
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
+
+import redis.exceptions
 
 from leadroute.routing import Assignment, Release, RoutingStateLost
 from leadroute.runtime import Runtime
@@ -36,6 +39,7 @@ SYSTEM = "system"
 """The actor of changes leadroute makes by itself (routing at intake, timers, drain, decay)."""
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -87,9 +91,17 @@ class Change:
 
     async def _committed(self) -> None:
         pending, self._pending = self._pending, []
-        await self.rt.routing.release(pending)
-        if pending:
-            self.rt.drain_wakeup.set()  # capacity came free: queued leads may be placed now
+        if not pending:
+            return
+        try:
+            await self.rt.routing.release(pending)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            # committed: the answer stands. The count stays high (safe: it never over-assigns)
+            # until Redis is back and the reconcile or a rebuild recounts from PostgreSQL.
+            log.warning(
+                "routing state unreachable: %d freed slot(s) left to the next reconcile", len(pending)
+            )
+        self.rt.drain_wakeup.set()  # capacity came free: queued leads may be placed now
 
     async def _undo(self) -> None:
         for placed in self._claimed:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
+import redis.exceptions
 
 from leadroute.routing import Assignment
 from leadroute.rules import Sla
@@ -24,7 +25,35 @@ from leadroute.workflow.log import Cause, LeadScored, Placement
 from leadroute.workflow.runner import Change
 from leadroute.workflow.sla import cancel_timers, start_timer
 
-__all__ = ["Current", "Moved", "current_of", "explanation", "place", "record_decision"]
+__all__ = [
+    "PENDING_QUEUE",
+    "REDIS_DOWN",
+    "Current",
+    "Moved",
+    "current_of",
+    "explanation",
+    "pending_placement",
+    "place",
+    "record_decision",
+]
+
+PENDING_QUEUE = "pending"
+"""Where a lead waits when it came in while the routing state (Redis) could not be reached."""
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+"""What redis-py raises when Redis cannot be reached (the routing state is unavailable)."""
+
+
+def pending_placement() -> Assignment:
+    """A lead that routing could not place because Redis was unreachable (routed later)."""
+    return Assignment(
+        owner=None,
+        pool=None,
+        queue=PENDING_QUEUE,
+        reason="the routing state (Redis) could not be reached; the lead is routed as soon as it is back",
+        skipped=[],
+        pools_tried=[],
+    )
+
 
 Moved = Literal["assigned", "reassigned", "escalated"]
 """The state a lead placed with an owner gets; with no owner it is ``unassigned``."""
@@ -132,6 +161,7 @@ async def place(
     note: str | None = None,
     ruleset_version: int | None = None,
     parked: bool = False,
+    pending: bool = False,
 ) -> int:
     """Make ``placed`` the lead's current assignment, in ``ch``'s transaction; returns its id.
 
@@ -147,10 +177,11 @@ async def place(
 
     A lead queued with a pool waits for it: the queue drain offers it again when an owner of the
     pool can take it. ``parked``: it does not wait, a person moves it (the SLA ran out too often,
-    or the escalation target could not take it).
+    or the escalation target could not take it). ``pending``: routing could not run (Redis was
+    unreachable); the lead waits to be routed in arrival order.
     """
-    status = moved if placed.owner is not None else "unassigned"
-    waiting = placed.owner is None and placed.pool is not None and not parked
+    status = moved if placed.owner is not None else "pending" if pending else "unassigned"
+    waiting = placed.owner is None and (placed.pool is not None or pending) and not parked
     previous_owner: str | None = None
     if current is not None:
         await cancel_timers(ch.conn, lead_id, _resolution(cause), ch.now)

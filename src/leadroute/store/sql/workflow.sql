@@ -110,14 +110,15 @@ RETURNING id;
 UPDATE leads SET status = 'closed', rescore_at = NULL, updated_at = $2 WHERE id = $1;
 
 -- name: drain_claim
--- The queued lead that has waited longest for a pool not in $1, locked with its current
+-- The queued or pending lead that has waited longest for a pool not in $1 ('' for pending ones), locked with its current
 -- assignment; leads another transaction holds are skipped (the status check re-reads a lead that
 -- changed meanwhile, so a lead placed by another instance is never taken twice).
 SELECT l.id, l.status, l.owner_id, l.pool_id, l.company_domain,
        a.id AS assignment_id, a.owner_id AS assignment_owner, a.pool_id AS assignment_pool,
        a.status AS assignment_status, a.created_at AS queued_at, a.rule
   FROM assignments AS a JOIN leads AS l ON l.id = a.lead_id
- WHERE a.ended_at IS NULL AND a.waiting AND a.pool_id <> ALL ($1::text[]) AND l.status = 'unassigned'
+ WHERE a.ended_at IS NULL AND a.waiting AND coalesce(a.pool_id, '') <> ALL ($1::text[])
+   AND l.status IN ('unassigned', 'pending')
  ORDER BY a.created_at, a.id
    FOR UPDATE OF l SKIP LOCKED
  LIMIT 1;
