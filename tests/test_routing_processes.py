@@ -112,3 +112,77 @@ class TestTwoProcesses:
             "SELECT owner_id, count(*) AS n FROM assignments WHERE owner_id LIKE 'rep%' GROUP BY owner_id",
         )
         assert {r["owner_id"]: r["n"] for r in rows} == dict.fromkeys(names, 5)
+
+
+class TestQueueDrainAcrossProcesses:
+    """Two `leadroute serve` processes drain one queue: every waiting lead is placed once, oldest
+    first, and no owner ever holds more than their capacity."""
+
+    async def test_freed_capacity_places_each_queued_lead_once_in_order(
+        self, settings: Settings, clean: None, tmp_path: Path
+    ) -> None:
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(POOL_RULES)
+        quick = {"rules_path": str(rules), "sla_poll_seconds": "0.2", "log_level": "WARNING"}
+        one = Served(tmp_path / "one.log", settings, **quick)
+        two = Served(tmp_path / "two.log", settings, **quick)
+        try:
+            one.wait_ready()
+            two.wait_ready()
+            async with httpx.AsyncClient(timeout=60) as http:
+                names = [f"rep{i}" for i in range(4)]
+                for name in names:
+                    r = await http.put(
+                        f"{one.base}/v1/owners/{name}", json={"name": name, "capacity": {"max_open": 2}}
+                    )
+                    assert r.status_code == 200, r.text
+                r = await http.put(f"{two.base}/v1/pools/sales", json={"members": names})
+                assert r.status_code == 200, r.text
+                leads = []
+                for i in range(32):  # one at a time: their arrival order is their queue order
+                    r = await http.post(
+                        f"{(one, two)[i % 2].base}/v1/leads", json={"email": f"q{i}@c{i}.example"}
+                    )
+                    assert r.status_code == 201, r.text
+                    leads.append(r.json()["lead_id"])
+
+                for _ in range(3):  # close whatever is open, through both processes: 8 more placed each time
+                    held = await fetch(
+                        settings, "SELECT id FROM leads WHERE status IN ('assigned', 'accepted') ORDER BY id"
+                    )
+                    assert len(held) == 8
+                    closed = await asyncio.gather(
+                        *(
+                            http.post(f"{(one, two)[n % 2].base}/v1/assignments/{row['id']}/close", json={})
+                            for n, row in enumerate(held)
+                        )
+                    )
+                    assert [r.status_code for r in closed] == [200] * 8
+                    await _until(settings, "SELECT count(*) = 8 FROM leads WHERE status = 'assigned'")
+                    over = await fetch(
+                        settings,
+                        "SELECT owner_id, count(*) FROM leads WHERE status = 'assigned'"
+                        " GROUP BY owner_id HAVING count(*) > 2",
+                    )
+                    assert over == []
+        finally:
+            one.stop()
+            two.stop()
+        drained = await fetch(
+            settings,
+            "SELECT lead_id, count(*) AS n, min(id) AS seq FROM lead_events"
+            " WHERE kind = 'lead.assigned' AND payload ->> 'cause' = 'queue_drain' GROUP BY lead_id",
+        )
+        assert [r["n"] for r in drained] == [1] * 24  # 8 placed at intake, the other 24 once each
+        order = [str(r["lead_id"]) for r in sorted(drained, key=lambda r: r["seq"])]
+        assert order == leads[8:]  # oldest first
+
+
+async def _until(settings: Settings, sql: str, seconds: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if (await fetch(settings, sql))[0][0]:
+            return
+        await asyncio.sleep(0.1)
+    states = await fetch(settings, "SELECT status, owner_id, count(*) FROM leads GROUP BY 1, 2 ORDER BY 1, 2")
+    raise AssertionError(f"not true within {seconds}s: {sql}; leads now: {[tuple(r) for r in states]}")
