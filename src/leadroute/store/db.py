@@ -43,10 +43,25 @@ async def connect(dsn: str, *, timeout: float = 60) -> asyncpg.Connection:  # no
     return conn
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset when a pooled connection is released (asyncpg still rolls back an open
+    transaction first). Its default reset runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` on every release: one more round trip per request. No pooled connection ever
+    holds session state: advisory locks are transaction-scoped, LISTEN and session-level locks
+    (ruleset sync, routing rebuild) use connections of their own (:func:`connect`), and nothing
+    runs ``SET``."""
+    del conn
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    """A pool whose connections have the JSON codecs installed."""
+    """A pool whose connections have the JSON codecs installed and are not reset on release."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=30
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        reset=_keep_session,
+        command_timeout=30,
     )
     assert pool is not None  # create_pool only returns None when awaited without init
     return pool
