@@ -3,10 +3,15 @@ that places waiting leads, and decay that requalifies leads as time passes."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -16,6 +21,7 @@ from leadroute.store.db import connect
 from leadroute.store.migrate import available, migrate
 from leadroute.workflow.drain import drain_queues
 from leadroute.workflow.rescore import requalify_due
+from process_support import Served
 from sla_support import assert_routing_consistent, fire, in_app, instance, iso, sla_rules
 from support import Client, connection, explain, get_lead, lead, owner, pool, post_one
 
@@ -471,3 +477,37 @@ VALUES ('00000000-0000-0000-0000-000000000001', 1, 'ann', 'sales', 'assigned', '
        ('00000000-0000-0000-0000-000000000001', NULL, 'bob', 'sales', 'accepted', '2026-01-01T10:31Z',
         NULL, 'everyone');
 """
+
+
+class TestAdmission:
+    """Past its bound on requests in flight, a worker answers 503 with Retry-After at once."""
+
+    async def test_an_overloaded_worker_answers_503_at_once_and_health_still_answers(
+        self, settings: Settings, clean: None, tmp_path: Path
+    ) -> None:
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(STAGED)
+        served = Served(tmp_path / "serve.log", settings, rules_path=str(rules), max_in_flight="1")
+        try:
+            served.wait_ready()
+            async with httpx.AsyncClient(base_url=served.base, timeout=30) as http:
+                posted = await http.post("/v1/leads", json=lead(1))
+                assert posted.status_code == 201, posted.text
+                lead_id = posted.json()["lead_id"]
+                async with connection(settings) as conn, conn.transaction():
+                    await conn.execute("SELECT 1 FROM leads WHERE id = $1 FOR UPDATE", uuid.UUID(lead_id))
+                    body = {"lead_id": lead_id, "type": "page_view", "occurred_at": iso(datetime.now(UTC))}
+                    held = asyncio.create_task(http.post("/v1/events", json=body))  # waits on the row lock
+                    await asyncio.sleep(0.5)
+                    started = time.monotonic()
+                    refused = await http.post("/v1/leads", json=lead(2))
+                    took = time.monotonic() - started
+                    assert (await http.get("/health/live")).status_code == 200
+                assert refused.status_code == 503, refused.text
+                assert refused.headers["retry-after"] == "1"
+                assert refused.headers["content-type"] == "application/problem+json"
+                assert took < 0.5
+                assert (await held).status_code == 201
+                assert (await http.post("/v1/leads", json=lead(2))).status_code == 201
+        finally:
+            served.stop()

@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from redis.asyncio import Redis
 
+from leadroute.api.admission import AdmissionControl, InFlight
 from leadroute.api.assignments import AssignmentController
 from leadroute.api.deps import provide_connection, provide_runtime
 from leadroute.api.events import EventController
@@ -105,6 +107,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             "conn": Provide(provide_connection),
         },
         lifespan=[lifespan],
+        middleware=[DefineMiddleware(AdmissionControl, gate=InFlight(settings.max_in_flight))],
         exception_handlers={Exception: problem_response},
         plugins=[StrictStructSchemaPlugin()],  # every error, mapped in one place
         openapi_config=OpenAPIConfig(title="leadroute", version="1", path="/schema"),

@@ -72,6 +72,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds between SLA scheduler passes in each instance (a breach acts within this); 0: off."""
     sla_max_breaches: int = 3
     """The SLA breach of a lead that sends it to the fallback queue instead of another owner."""
+    max_in_flight: int = 256
+    """``/v1`` requests one worker serves at once; the next gets 503 with ``Retry-After`` at once
+    instead of waiting in a queue (admission control)."""
     rescore_every_hours: float = 6.0
     """Hours between requalifications of a lead whose score holds decaying activity points (its
     stage can fall as they decay); the background pass runs every ``SLA_POLL_SECONDS``."""
@@ -127,10 +130,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"{PREFIX}SLA_POLL_SECONDS: must be 0 (off) or a positive number of seconds")
         if self.sla_max_breaches < 1:
             raise SettingsError(f"{PREFIX}SLA_MAX_BREACHES: must be at least 1")
-        if self.rescore_every_hours <= 0:
-            raise SettingsError(f"{PREFIX}RESCORE_EVERY_HOURS: must be a positive number of hours")
-        if self.drain_batch < 1:
-            raise SettingsError(f"{PREFIX}DRAIN_BATCH: must be at least 1")
+        for name in ("max_in_flight", "drain_batch", "rescore_every_hours"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()}: must be a positive number")
         if self.ready_timeout <= 0:
             raise SettingsError(f"{PREFIX}READY_TIMEOUT: must be a positive number of seconds")
         if self.ruleset_poll_interval <= 0:
