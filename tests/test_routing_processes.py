@@ -123,9 +123,12 @@ class TestQueueDrainAcrossProcesses:
     ) -> None:
         rules = tmp_path / "rules.yaml"
         rules.write_text(POOL_RULES)
-        quick = {"rules_path": str(rules), "sla_poll_seconds": "0.2", "log_level": "WARNING"}
-        one = Served(tmp_path / "one.log", settings, **quick)
-        two = Served(tmp_path / "two.log", settings, **quick)
+        one, two = (
+            Served(
+                tmp_path / log, settings, rules_path=str(rules), sla_poll_seconds="0.2", log_level="WARNING"
+            )
+            for log in ("one.log", "two.log")
+        )
         try:
             one.wait_ready()
             two.wait_ready()

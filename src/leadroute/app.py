@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from redis.asyncio import Redis
 
 from leadroute.api.admission import AdmissionControl, InFlight
@@ -33,6 +36,7 @@ from leadroute.runtime import ActiveRuleset, Clock, Runtime, utc_now
 from leadroute.store.db import create_pool
 from leadroute.store.migrate import migrate
 from leadroute.store.rulesets import adopt_startup_ruleset
+from leadroute.telemetry import tracer_provider
 from leadroute.workflow.scheduler import scheduler as sla_scheduler
 
 __all__ = ["create_app"]
@@ -87,9 +91,21 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         finally:
             await redis.aclose()
             await db.close()
+            if tracing is not None:
+                tracing.shutdown()  # exports what is buffered
 
+    tracing = tracer_provider(settings.otlp_traces_endpoint)
+    plugins: list[Any] = [StrictStructSchemaPlugin()]
+    if tracing is not None:
+        plugins.append(
+            OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=tracing, exclude=["/metrics"]))
+        )
+    prometheus = PrometheusConfig(
+        app_name="leadroute", prefix="leadroute_http", group_path=True, exclude=["/metrics"]
+    )
     return Litestar(
         route_handlers=[
+            PrometheusController,
             LeadController,
             AssignmentController,
             EventController,
@@ -107,9 +123,12 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             "conn": Provide(provide_connection),
         },
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(AdmissionControl, gate=InFlight(settings.max_in_flight))],
-        exception_handlers={Exception: problem_response},
-        plugins=[StrictStructSchemaPlugin()],  # every error, mapped in one place
+        middleware=[
+            prometheus.middleware,
+            DefineMiddleware(AdmissionControl, gate=InFlight(settings.max_in_flight)),
+        ],
+        exception_handlers={Exception: problem_response},  # every error, mapped in one place
+        plugins=plugins,
         openapi_config=OpenAPIConfig(title="leadroute", version="1", path="/schema"),
         # Logging is the process's (set up by the CLI). Litestar's default replaces the root
         # handlers with a queue whose listener thread does not survive a fork into workers.

@@ -72,6 +72,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds between SLA scheduler passes in each instance (a breach acts within this); 0: off."""
     sla_max_breaches: int = 3
     """The SLA breach of a lead that sends it to the fallback queue instead of another owner."""
+    otlp_traces_endpoint: str | None = None
+    """Where traces go (OTLP/HTTP): the standard ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, or
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces``; not a ``LEADROUTE_`` variable. Unset: no
+    tracing, at no cost."""
     max_in_flight: int = 256
     """``/v1`` requests one worker serves at once; the next gets 503 with ``Retry-After`` at once
     instead of waiting in a queue (admission control)."""
@@ -104,6 +108,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             if key not in fields:
                 raise SettingsError(f"{name}: unknown setting (known: {_known()})")
             raw[key] = value
+        # OpenTelemetry's own standard variable says whether traces are exported (the exporter
+        # reads the rest of the OTEL_* variables itself)
+        endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+        if endpoint:
+            raw["otlp_endpoint"] = endpoint
         raw.update(overrides)
         if (raw.get("database_url") is None) != (raw.get("redis_url") is None):
             missing = "LEADROUTE_REDIS_URL" if raw.get("redis_url") is None else "LEADROUTE_DATABASE_URL"

@@ -29,6 +29,7 @@ from leadroute.runtime import Runtime
 from leadroute.scoring import evaluate
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
+from leadroute.telemetry import METRICS, span
 from leadroute.workflow.log import LeadReceived
 from leadroute.workflow.rescore import rescore_at
 from leadroute.workflow.runner import Change, run
@@ -77,11 +78,13 @@ async def submit_lead(
     rt: Runtime, body: bytes, idempotency_key: str | None, *, actor: str = "api"
 ) -> IntakeResult:
     """Run one lead event through the workflow; raises InvalidLead or IdempotencyConflict."""
-    lead_in = parse_lead(body)
+    with span("normalize"):
+        lead_in = parse_lead(body)
+        lead = normalize(lead_in)
     key = idempotency_key or lead_in.event_id
-    lead = normalize(lead_in)
     active = rt.rules  # one reference: the whole request sees one ruleset
-    evaluation = evaluate(active.ruleset, lead)
+    with span("score"):
+        evaluation = evaluate(active.ruleset, lead)
     body_print = fingerprint(body) if key else ""
 
     async def step(ch: Change) -> IntakeResult:
@@ -90,16 +93,17 @@ async def submit_lead(
             return IntakeResult(msgspec.convert(stored.response, Decision), created=False)
         lead_id = uuid.uuid4()
         try:
-            placed = ch.claimed(
-                await rt.routing.assign(
-                    ch.conn,
-                    lead_id=lead_id,
-                    company_domain=lead.company_domain,
-                    targets=evaluation.targets,
-                    fallback=evaluation.fallback,
-                    now=ch.now,
+            with span("route"):
+                placed = ch.claimed(
+                    await rt.routing.assign(
+                        ch.conn,
+                        lead_id=lead_id,
+                        company_domain=lead.company_domain,
+                        targets=evaluation.targets,
+                        fallback=evaluation.fallback,
+                        now=ch.now,
+                    )
                 )
-            )
             status: Literal["assigned", "unassigned", "pending"] = placed.status
         except REDIS_DOWN:
             # Redis cannot be reached: take the lead anyway, routed by the queue drain once it is back
@@ -164,6 +168,8 @@ async def submit_lead(
             await ch.conn.execute(
                 QUERIES["idempotency_complete"], SCOPE, key, lead_id, msgspec.to_builtins(decision)
             )
+        ch.after_commit(METRICS.leads.labels(decision.stage, status).inc)
         return IntakeResult(decision, created=True)
 
-    return await run(rt, step, actor=actor)
+    with span("intake"):
+        return await run(rt, step, actor=actor)

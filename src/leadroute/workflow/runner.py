@@ -29,6 +29,7 @@ import redis.exceptions
 from leadroute.routing import Assignment, Release, RoutingStateLost
 from leadroute.runtime import Runtime
 from leadroute.store.db import Connection
+from leadroute.telemetry import span
 from leadroute.workflow.log import Payload, append
 
 __all__ = ["STATE_LOST_RETRIES", "SYSTEM", "Change", "run"]
@@ -53,6 +54,11 @@ class Change:
     _claimed: list[Assignment] = field(default_factory=list)
     _freed: list[str] = field(default_factory=list)
     _pending: list[Release] = field(default_factory=list)
+    _after: list[Callable[[], object]] = field(default_factory=list)
+
+    def after_commit(self, action: Callable[[], object]) -> None:
+        """Run ``action`` once the transaction committed (metrics: never counted for a rollback)."""
+        self._after.append(action)
 
     def claimed(self, placed: Assignment) -> Assignment:
         """``placed`` holds a Redis slot: given back if the transaction rolls back."""
@@ -90,6 +96,8 @@ class Change:
         self._pending = [await self.rt.routing.prepare_release(self.conn, owner_id=o) for o in self._freed]
 
     async def _committed(self) -> None:
+        for action in self._after:
+            action()
         pending, self._pending = self._pending, []
         if not pending:
             return
@@ -108,6 +116,7 @@ class Change:
             await self.rt.routing.unclaim(placed)
         self._claimed.clear()
         self._pending.clear()
+        self._after.clear()
 
 
 async def run(
@@ -123,9 +132,10 @@ async def run(
         async with rt.db.acquire() as conn:
             change = Change(rt, conn, now or rt.clock(), actor)
             try:
-                async with conn.transaction():
-                    result = await step(change)
-                    await change._prepare()
+                with span("commit"):  # the whole transaction: routing's claim, the writes, COMMIT
+                    async with conn.transaction():
+                        result = await step(change)
+                        await change._prepare()
             except RoutingStateLost:
                 await change._undo()
                 if attempt == STATE_LOST_RETRIES - 1:

@@ -42,6 +42,7 @@ from leadroute.routing import Assignment
 from leadroute.rules import Sla
 from leadroute.runtime import Runtime
 from leadroute.store.queries import QUERIES
+from leadroute.telemetry import METRICS
 from leadroute.workflow.actions import WAITING, breached_owners, claim_owner, route_again
 from leadroute.workflow.drain import drain_queues
 from leadroute.workflow.log import LeadSlaBreached
@@ -131,6 +132,7 @@ async def _breach(ch: Change, *, timer: Any, lead: Any) -> bool:
     count = timer["breaches"] + 1
     limit = ch.rt.settings.sla_max_breaches
     await ch.conn.execute(QUERIES["sla_timer_resolve"], timer["id"], "fired", "breached", ch.now)
+    ch.after_commit(METRICS.sla_breaches.inc)
     await ch.emit(
         lead_id,
         "lead.sla_breached",
@@ -233,6 +235,8 @@ async def background_pass(rt: Runtime) -> None:
         ("queue drain", "placed", lambda: drain_queues(rt, limit=settings.drain_batch)),
         ("decay", "changed stage", lambda: requalify_due(rt, limit=settings.drain_batch)),
     )
+    async with rt.db.acquire() as conn:
+        METRICS.queue_depth.set(await conn.fetchval(QUERIES["queue_depth"]))
     for name, verb, work in parts:
         try:
             done = await work()

@@ -21,6 +21,7 @@ from leadroute.rules import Sla
 from leadroute.runtime import ActiveRuleset
 from leadroute.scoring import Evaluation
 from leadroute.store.queries import QUERIES
+from leadroute.telemetry import METRICS
 from leadroute.workflow.log import Cause, LeadScored, Placement
 from leadroute.workflow.runner import Change
 from leadroute.workflow.sla import cancel_timers, start_timer
@@ -220,6 +221,10 @@ async def place(
             breaches=breaches,
         )
         due = timer["due_at"]
+    if placed.owner is None:
+        ch.after_commit(METRICS.queued.labels(placed.queue or "").inc)
+    else:
+        ch.after_commit(METRICS.assignments.labels(placed.pool or "", placed.owner).inc)
     if placed.owner is None:
         event_type = "lead.queued"
     elif moved == "escalated":

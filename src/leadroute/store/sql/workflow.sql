@@ -130,3 +130,7 @@ SELECT pg_try_advisory_xact_lock(x'1EAD0006'::int, hashtext($1));
 -- name: lead_former_owners
 -- Every owner a lead had before its current assignment.
 SELECT DISTINCT owner_id FROM assignments WHERE lead_id = $1 AND owner_id IS NOT NULL AND ended_at IS NOT NULL;
+
+-- name: queue_depth
+-- Leads waiting in queues for an owner of their pool (or pending routing).
+SELECT count(*) FROM assignments WHERE ended_at IS NULL AND waiting;

@@ -1,0 +1,91 @@
+"""Traces and metrics: OpenTelemetry spans exported with OTLP, Prometheus metrics on ``/metrics``.
+
+**Traces.** Litestar's OpenTelemetry plugin opens a span per request (continuing an incoming
+``traceparent``); intake adds child spans for ``normalize``, ``score``, ``route`` (Redis) and
+``commit`` (SQL) through :func:`span`. Spans are exported with OTLP/HTTP when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set; the exporter
+reads the other standard ``OTEL_*`` variables itself (headers, timeout, compression). Unset, no
+tracer provider is installed and every span is OpenTelemetry's no-op: off costs nothing.
+
+**Metrics.** Litestar's Prometheus middleware counts requests and their durations per route;
+:data:`METRICS` adds leadroute's own. ``/metrics`` serves them; with several workers set
+``PROMETHEUS_MULTIPROC_DIR`` (the server does) so every worker's samples are summed.
+
+**No PII**: span names and attributes carry route templates, lead ids, stages, pools and owner
+ids, never an email, phone or name (a test posts a canary address and reads the exported spans).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Final
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = ["METRICS", "Metrics", "span", "tracer_provider"]
+
+_LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+_tracer: trace.Tracer = trace.NoOpTracer()
+
+
+class Metrics:
+    """leadroute's own Prometheus metrics (the request metrics come from Litestar's middleware)."""
+
+    def __init__(self) -> None:
+        self.step_seconds = Histogram(
+            "leadroute_step_seconds",
+            "Time spent in each step of a workflow change (normalize, score, route, commit, and the "
+            "whole intake, event, accept, reassign, close).",
+            ["step"],
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.leads = Counter("leadroute_leads_total", "Leads taken, by stage at intake.", ["stage", "status"])
+        self.assignments = Counter(
+            "leadroute_assignments_total", "Leads placed with an owner, by pool and owner.", ["pool", "owner"]
+        )
+        self.queued = Counter("leadroute_queued_total", "Leads placed in a queue, by queue.", ["queue"])
+        self.queue_depth = Gauge(
+            "leadroute_queue_depth",
+            "Leads waiting in queues for an owner (as of the last background pass).",
+            multiprocess_mode="max",
+        )
+        self.sla_breaches = Counter("leadroute_sla_breaches_total", "SLA timers that ran out.")
+        self.rebuilds = Counter(
+            "leadroute_routing_rebuilds_total", "Rebuilds of the routing state from PostgreSQL."
+        )
+        self.webhook_deliveries = Counter(
+            "leadroute_webhook_deliveries_total", "Webhook delivery attempts, by outcome.", ["outcome"]
+        )
+
+
+METRICS: Final = Metrics()
+
+
+def tracer_provider(endpoint: str | None) -> TracerProvider | None:
+    """A provider exporting spans with OTLP/HTTP to ``endpoint`` (the traces URL), else None (off).
+
+    It also becomes the tracer of :func:`span` (the app's request spans come from the plugin).
+    """
+    global _tracer  # noqa: PLW0603  (one tracer per process, set when the app is built)
+    if not endpoint:
+        _tracer = trace.NoOpTracer()
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "leadroute"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    _tracer = provider.get_tracer("leadroute")
+    return provider
+
+
+@contextlib.contextmanager
+def span(name: str, step: str | None = None) -> Iterator[trace.Span]:
+    """A child span of the current request's span, and the step's duration in ``leadroute_step_seconds``."""
+    with _tracer.start_as_current_span(name) as current, METRICS.step_seconds.labels(step or name).time():
+        yield current
