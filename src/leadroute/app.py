@@ -13,7 +13,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 from redis.asyncio import Redis
 
 from leadroute.api.admission import AdmissionControl, InFlight
@@ -36,7 +36,7 @@ from leadroute.runtime import ActiveRuleset, Clock, Runtime, utc_now
 from leadroute.store.db import create_pool
 from leadroute.store.migrate import migrate
 from leadroute.store.rulesets import adopt_startup_ruleset
-from leadroute.telemetry import tracer_provider
+from leadroute.telemetry import MetricsController, tracer_provider
 from leadroute.workflow.scheduler import scheduler as sla_scheduler
 
 __all__ = ["create_app"]
@@ -105,7 +105,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
     )
     return Litestar(
         route_handlers=[
-            PrometheusController,
+            MetricsController,
             LeadController,
             AssignmentController,
             EventController,

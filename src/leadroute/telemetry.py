@@ -21,13 +21,14 @@ import contextlib
 from collections.abc import Iterator
 from typing import Final
 
+from litestar.plugins.prometheus import PrometheusController
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["METRICS", "Metrics", "span", "tracer_provider"]
+__all__ = ["METRICS", "Metrics", "MetricsController", "span", "tracer_provider"]
 
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -65,6 +66,12 @@ class Metrics:
 
 
 METRICS: Final = Metrics()
+
+
+class MetricsController(PrometheusController):
+    """``GET /metrics`` in Prometheus' text format (left out of ``/schema``: not a JSON API)."""
+
+    include_in_schema = False
 
 
 def tracer_provider(endpoint: str | None) -> TracerProvider | None:

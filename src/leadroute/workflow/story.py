@@ -14,6 +14,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from leadroute.errors import NotFound
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
@@ -76,17 +78,9 @@ class AssignmentRecord(Struct):
     ended_at: datetime | None
 
 
-class Workflow(Struct):
-    """The workflow part of a lead's story: state now, every assignment and SLA timer."""
+class Workflow(LeadState):
+    """The workflow part of a lead's story: its state now, and every assignment and SLA timer."""
 
-    status: str
-    owner: str | None
-    pool: str | None
-    queue: str | None
-    reason: str | None
-    assigned_at: datetime | None
-    accepted_at: datetime | None
-    sla: SlaTimer | None
     assignments: list[AssignmentRecord]
     timers: list[SlaTimer]
 
@@ -210,18 +204,7 @@ async def lead_story(conn: Connection, lead_id: uuid.UUID) -> LeadStory:
         owner=lead["owner_id"],
         pool=lead["pool_id"],
         lead=lead["normalized"],
-        workflow=Workflow(
-            status=state.status,
-            owner=state.owner,
-            pool=state.pool,
-            queue=state.queue,
-            reason=state.reason,
-            assigned_at=state.assigned_at,
-            accepted_at=state.accepted_at,
-            sla=state.sla,
-            assignments=assignments,
-            timers=timers,
-        ),
+        workflow=Workflow(**msgspec.structs.asdict(state), assignments=assignments, timers=timers),
         history=await lead_events(conn, lead_id),
     )
 
