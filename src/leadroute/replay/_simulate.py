@@ -22,6 +22,7 @@ from leadroute.intake.errors import FieldError, MalformedBody
 from leadroute.models import Activity, NormalizedLead
 from leadroute.routing.assign import member_from_row
 from leadroute.routing.eligibility import Member, PoolRules, skip_reason
+from leadroute.routing.placement import MAX_FALLBACK_HOPS  # the answer follows as many hops as routing
 from leadroute.scoring import Evaluation, RouteTarget
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
@@ -39,8 +40,6 @@ __all__ = [
 
 MAX_ACTIVITIES = 1000
 MAX_RULESET_CHARS = 1024 * 1024
-MAX_FALLBACK_HOPS = 3
-"""Pool fallbacks are followed this many hops for the answer (routing's own limit)."""
 
 EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")]
 
