@@ -2,44 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 
+from leadroute.health import Liveness, Readiness, readiness
 from leadroute.runtime import Runtime
 
 __all__ = ["live", "ready"]
 
 
 @get("/health/live", summary="The process is up", tags=["health"])
-async def live() -> dict[str, str]:
+async def live() -> Liveness:
     """Always 200 while the process serves requests."""
-    return {"status": "ok"}
+    return Liveness()
 
 
-@get("/health/ready", summary="PostgreSQL and Redis answer", tags=["health"])
-async def ready(rt: NamedDependency[Runtime]) -> Response[dict[str, Any]]:
+@get(
+    "/health/ready",
+    summary="PostgreSQL and Redis answer",
+    tags=["health"],
+    responses={503: ResponseSpec(Readiness, description="A dependency does not answer; ``checks`` names it")},
+)
+async def ready(rt: NamedDependency[Runtime]) -> Response[Readiness]:
     """200 when both dependencies answer within the ready timeout, else 503 naming the one that did not."""
-    timeout = rt.settings.ready_timeout
-
-    async def postgres() -> None:
-        async with rt.db.acquire(timeout=timeout) as conn:
-            await conn.fetchval("SELECT 1", timeout=timeout)
-
-    async def redis() -> None:
-        await rt.redis.ping()
-
-    checks: dict[str, str] = {}
-    for name, check in (("postgres", postgres), ("redis", redis)):
-        try:
-            await asyncio.wait_for(check(), timeout)
-            checks[name] = "ok"
-        except Exception as exc:
-            checks[name] = f"unavailable: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    return Response(
-        {"status": "ok" if ok else "unavailable", "checks": checks, "ruleset": rt.rules.ruleset.version},
-        status_code=200 if ok else 503,
-    )
+    report = await readiness(rt)
+    return Response(report, status_code=200 if report.ready else 503)

@@ -4,6 +4,10 @@ Versions are immutable once stored (see :mod:`leadroute.store.rulesets`). Activa
 switch every instance of the fleet within a second (PostgreSQL NOTIFY plus a poll), and this
 instance before it answers. Who did it is taken from the optional ``X-Actor`` header (free text,
 recorded with the version or activation; leadroute has no user accounts).
+
+Each handler is one call into :mod:`leadroute.rulesets.admin`; a rule file (YAML body) reaches it
+as a :class:`RuleFile` (body, media type and ``X-Ruleset-Name``), read by the ``rule_file``
+dependency.
 """
 
 from __future__ import annotations
@@ -11,270 +15,113 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, HeaderParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody
 
+from leadroute.api.bodies import parsed_body
 from leadroute.api.problems import problem_responses
-from leadroute.errors import ClientError
-from leadroute.rules import Ruleset, RulesetError, check_pools, parse_ruleset, run_ruleset_tests
-from leadroute.runtime import Runtime
-from leadroute.store.db import Connection
-from leadroute.store.queries import QUERIES
-from leadroute.store.rulesets import (
-    Activation,
-    ActivationResult,
-    RulesetVersionConflict,
-    RulesetVersionNotFound,
-    StoredRuleset,
-    activate_version,
-    active_activation,
-    check_file_version,
-    get_stored,
-    list_versions,
-    load_stored_ruleset,
-    rollback,
-    store_ruleset,
+from leadroute.rulesets import admin
+from leadroute.rulesets.admin import (
+    ActivationAnswer,
+    RollbackIn,
+    RuleFile,
+    RulesetSummary,
+    Uploaded,
+    Validation,
+    VersionDetail,
+    VersionList,
 )
+from leadroute.runtime import Runtime
 
-__all__ = ["RulesetController", "RulesetTestsFailed", "UnsupportedRulesetType"]
+__all__ = ["MAX_RULESET_BYTES", "RulesetController"]
 
 MAX_RULESET_BYTES = 1024 * 1024
-YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"})
 
 Actor = Annotated[str | None, HeaderParameter(name="X-Actor", max_length=200, required=False)]
+Rt = NamedDependency[Runtime]
 
 
-class RulesetTestsFailed(ClientError):
-    status = 422
-    kind = "ruleset-tests-failed"
-    title = "The ruleset's own tests fail"
-
-    def __init__(self, ruleset: Ruleset, failed: list[tuple[str, list[str]]]) -> None:
-        names = ", ".join(repr(name) for name, _ in failed)
-        super().__init__(
-            f"{ruleset.display_path} v{ruleset.version}: {len(failed)} test(s) fail ({names}); "
-            "fix the rules or the expectations (`leadroute rules test FILE` shows the same diffs)",
-            errors=[{"test": name, "message": "; ".join(diffs)} for name, diffs in failed],
-        )
+async def read_rule_file(request: Request[Any, Any, Any]) -> RuleFile:
+    """The request's rule file: its body, content type, and ``X-Ruleset-Name`` (a bare name)."""
+    return RuleFile(
+        body=await request.body(),
+        media=request.headers.get("content-type", "").split(";")[0].strip().lower(),
+        name=Path(request.headers.get("x-ruleset-name", "uploaded.yaml")).name,
+    )
 
 
-class UnsupportedRulesetType(ClientError):
-    status = 415
-    kind = "unsupported-media-type"
-    title = "Send the rule file as YAML"
-
-    def __init__(self, got: str) -> None:
-        super().__init__(
-            f"content-type {got!r} is not a rule file; send the YAML as application/yaml or text/plain",
-            errors=[{"field": "content-type", "message": "use application/yaml or text/plain"}],
-        )
-
-
-class BadRequestField(ClientError):
-    status = 400
-    kind = "invalid-request"
-    title = "Invalid request"
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", errors=[{"field": field, "message": message}])
-
-
-class RollbackIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``POST /v1/rulesets/rollback`` body (optional): the stored version to return to."""
-
-    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
-
-
-def _version_dict(stored: StoredRuleset) -> dict[str, Any]:
-    return {
-        "version": stored.version,
-        "sha256": stored.sha256,
-        "description": stored.description,
-        "status": stored.status,
-        "path": stored.path,
-        "created_at": stored.loaded_at,
-        "created_by": stored.created_by,
-        "published_at": stored.published_at,
-        "published_by": stored.published_by,
-    }
-
-
-def _activation_dict(activation: Activation | None) -> dict[str, Any] | None:
-    if activation is None:
-        return None
-    return {
-        "version": activation.version,
-        "sha256": activation.sha256,
-        "action": activation.action,
-        "by": activation.actor,
-        "at": activation.activated_at,
-    }
-
-
-def _result_dict(result: ActivationResult, rt: Runtime) -> dict[str, Any]:
-    return {
-        "active": _activation_dict(result.active),
-        "previous": _activation_dict(result.previous),
-        "changed": result.changed,
-        "instance_version": rt.rules.ruleset.version,
-    }
-
-
-def _ruleset_from_body(request: Request[Any, Any, Any], body: bytes) -> Ruleset:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media and media not in YAML_TYPES:
-        raise UnsupportedRulesetType(media)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequestField("body", "the rule file is not UTF-8 text") from None
-    name = Path(request.headers.get("x-ruleset-name", "uploaded.yaml")).name
-    return parse_ruleset(text, path=Path(name))
-
-
-async def _check_pools(conn: Connection, ruleset: Ruleset) -> None:
-    known = {r["id"] for r in await conn.fetch(QUERIES["pool_ids"])}
-    problems = check_pools(ruleset, known)
-    if problems:
-        raise RulesetError(problems)
+_SWITCH = problem_responses(400, 404, 409, 422)
 
 
 class RulesetController(Controller):
     path = "/v1/rulesets"
     tags = ["rulesets"]  # noqa: RUF012
+    dependencies = {"rule_file": Provide(read_rule_file)}  # noqa: RUF012
 
     @get("/active", summary="The ruleset deciding leads now (on this instance)")
-    async def active(self, rt: NamedDependency[Runtime]) -> dict[str, Any]:
+    async def active(self, rt: Rt) -> RulesetSummary:
         """Version, checksum and size of the ruleset this instance runs."""
-        rs = rt.rules.ruleset
-        return {
-            "version": rs.version,
-            "sha256": rs.sha256,
-            "description": rs.description,
-            "path": str(rs.path),
-            "scoring_rules": len(rs.scoring_rules),
-            "qualification_rules": len(rs.qualification_rules),
-            "routing_rules": len(rs.routing_rules),
-        }
+        return admin.active_summary(rt)
 
     @get("/", summary="Every stored ruleset version")
-    async def list_(self, rt: NamedDependency[Runtime]) -> dict[str, Any]:
+    async def list_(self, rt: Rt) -> VersionList:
         """Versions newest first: status (draft or published), checksum, when stored, when active,
         and which one the fleet runs."""
-        async with rt.db.acquire() as conn:
-            versions = await list_versions(conn)
-            active = await active_activation(conn)
-        return {
-            "active": _activation_dict(active),
-            "versions": [
-                _version_dict(v.ruleset)
-                | {
-                    "active": v.active,
-                    "first_activated_at": v.first_activated_at,
-                    "last_activated_at": v.last_activated_at,
-                }
-                for v in versions
-            ],
-        }
+        return await admin.versions(rt)
 
     @get(
         "/{version:int}", summary="One stored version, with its source", responses=problem_responses(400, 404)
     )
-    async def read(self, rt: NamedDependency[Runtime], version: FromPath[int]) -> dict[str, Any]:
+    async def read(self, rt: Rt, version: FromPath[int]) -> VersionDetail:
         """Metadata, the YAML source as stored, and every activation of this version."""
-        async with rt.db.acquire() as conn:
-            stored, history = await get_stored(conn, version)
-            active = await active_activation(conn)
-        return _version_dict(stored) | {
-            "active": active is not None and active.ruleset_id == stored.id,
-            "activations": [
-                {"action": h["action"], "by": h["actor"], "at": h["activated_at"]} for h in history
-            ],
-            "source": stored.source,
-        }
+        return await admin.version_detail(rt, version)
 
     @post(
         "/",
         request_max_body_size=MAX_RULESET_BYTES,
         summary="Upload a ruleset as a draft",
         responses={
-            200: ResponseSpec(dict[str, Any], description="The same content is already stored"),
+            200: ResponseSpec(Uploaded, description="The same content is already stored"),
             **problem_responses(400, 409, 413, 415, 422),
         },
     )
     async def upload(
-        self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any], x_actor: Actor = None
-    ) -> Response[dict[str, Any]]:
+        self, rt: Rt, rule_file: NamedDependency[RuleFile], x_actor: Actor = None
+    ) -> Response[Uploaded]:
         """Store a rule file (YAML body) as a draft version, after it loads, its pools exist and
         its tests pass. 201 when stored; 200 when the same content is already stored; 409 when
         its version is stored with other content (bump the version); 422 naming the rule, line
         and test otherwise. Activate it with ``POST /v1/rulesets/{version}/activate``."""
-        ruleset = _ruleset_from_body(request, await request.body())
-        async with rt.db.acquire() as conn:
-            await check_file_version(conn, ruleset)
-            await _check_pools(conn, ruleset)
-            outcomes = run_ruleset_tests(ruleset)
-            failed = [(o.name, o.diffs) for o in outcomes if not o.passed]
-            if failed:
-                raise RulesetTestsFailed(ruleset, failed)
-            stored, created = await store_ruleset(conn, ruleset, status="draft", actor=x_actor or "api")
-        body = _version_dict(stored) | {
-            "created": created,
-            "tests": [{"name": o.name, "passed": o.passed} for o in outcomes],
-        }
-        return Response(body, status_code=201 if created else 200)
+        uploaded = await admin.upload(rt, rule_file, x_actor)
+        return Response(uploaded, status_code=201 if uploaded.created else 200)
 
     @post(
         "/{version:int}/activate",
         status_code=200,
         summary="Activate a stored version fleet-wide",
-        responses=problem_responses(400, 404, 409, 422),
+        responses=_SWITCH,
     )
-    async def activate(
-        self, rt: NamedDependency[Runtime], version: FromPath[int], x_actor: Actor = None
-    ) -> dict[str, Any]:
+    async def activate(self, rt: Rt, version: FromPath[int], x_actor: Actor = None) -> ActivationAnswer:
         """Make ``version`` active on every instance (a draft becomes published). Its pools are
         checked again, since pools may have changed since it was uploaded."""
-        async with rt.db.acquire() as conn:
-            loaded = await load_stored_ruleset(conn, version)
-            if loaded is None:
-                raise RulesetVersionNotFound(version)
-            await _check_pools(conn, loaded[0])
-            result = await activate_version(conn, version, actor=x_actor or "api")
-        if rt.rulesets is not None:
-            rt.rulesets.remember(loaded[1], loaded[0])  # parsed once: the switch below reuses it
-            await rt.rulesets.refresh()
-        return _result_dict(result, rt)
+        return await admin.activate(rt, version, x_actor)
 
     @post(
         "/rollback",
         status_code=200,
+        dto=parsed_body(RollbackIn, admin.parse_rollback),
+        return_dto=None,
         summary="Re-activate the previous (or a given) version",
-        responses=problem_responses(400, 404, 409, 422),
+        responses=_SWITCH,
     )
     async def rollback(
-        self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any], x_actor: Actor = None
-    ) -> dict[str, Any]:
+        self, rt: Rt, data: JSONBody[RollbackIn | None] = None, x_actor: Actor = None
+    ) -> ActivationAnswer:
         """Without a body: return to the version active before the current one (repeat to go
         further back). With ``{"version": N}``: return to that published version."""
-        raw = await request.body()
-        try:
-            body = msgspec.json.decode(raw, type=RollbackIn) if raw.strip() else RollbackIn()
-        except msgspec.ValidationError as exc:
-            message, _, where = str(exc).rpartition(" - at `")
-            raise BadRequestField(
-                where.rstrip("`").removeprefix("$.") or "body", message or str(exc)
-            ) from None
-        except msgspec.DecodeError as exc:
-            raise BadRequestField("body", f"not valid JSON: {exc}") from None
-        async with rt.db.acquire() as conn:
-            result = await rollback(conn, body.version, actor=x_actor or "api")
-        if rt.rulesets is not None:
-            await rt.rulesets.refresh()
-        return _result_dict(result, rt)
+        return await admin.roll_back(rt, data, x_actor)
 
     @post(
         "/validate",
@@ -283,7 +130,7 @@ class RulesetController(Controller):
         summary="Check a ruleset file without storing it",
         responses=problem_responses(400, 413, 422),
     )
-    async def validate(self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def validate(self, rt: Rt, rule_file: NamedDependency[RuleFile]) -> Validation:
         """Load the YAML body, type-check it, check its pools exist, and run its tests. Writes nothing.
 
         ``version_status`` says whether an upload would store a ``new`` version, find it already
@@ -293,23 +140,4 @@ class RulesetController(Controller):
         A file that does not load, or names a pool that does not exist, is a 422 problem whose
         ``errors`` give the rule id, line and column of each fault.
         """
-        body = await request.body()
-        name = Path(request.headers.get("x-ruleset-name", "uploaded.yaml")).name
-        ruleset = parse_ruleset(body.decode("utf-8", errors="replace"), path=Path(name))
-        async with rt.db.acquire() as conn:
-            await _check_pools(conn, ruleset)
-            try:
-                await check_file_version(conn, ruleset)
-                stored = await conn.fetchval(QUERIES["ruleset_by_version"], ruleset.version)
-                version_status, version_message = ("stored" if stored else "new"), None
-            except RulesetVersionConflict as exc:
-                version_status, version_message = "conflict", exc.detail
-        outcomes = run_ruleset_tests(ruleset)
-        return {
-            "version": ruleset.version,
-            "sha256": ruleset.sha256,
-            "version_status": version_status,
-            "version_message": version_message,
-            "tests": [{"name": o.name, "passed": o.passed, "diffs": o.diffs} for o in outcomes],
-            "passed": all(o.passed for o in outcomes) and version_status != "conflict",
-        }
+        return await admin.validate(rt, rule_file)

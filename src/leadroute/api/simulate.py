@@ -4,39 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.di import NamedDependency
+from litestar.dto import AbstractDTO
+from litestar.params import JSONBody
 
+from leadroute.api.bodies import parsed_body
 from leadroute.api.problems import problem_responses
-from leadroute.replay import (
-    InvalidBody,
-    chosen_ruleset,
-    parse_simulation,
-    routing_view,
-    simulation_answer,
-    stored_lead,
-)
+from leadroute.replay import SimulateIn, SimulationAnswer, parse_simulation, simulate
 from leadroute.runtime import Runtime
-from leadroute.scoring import evaluate
 
-__all__ = ["SimulateController"]
+__all__ = ["MAX_DRY_RUN_BYTES", "SimulateController", "dry_run"]
 
-MAX_SIMULATE_BYTES = 2 * 1024 * 1024
-"""A lead, its activities and at most a 1 MB ruleset."""
+MAX_DRY_RUN_BYTES = 2 * 1024 * 1024
+"""A lead, its activities and at most a 1 MB ruleset; or a replay's at most 1 MB candidate."""
+
+
+def dry_run(path: str, *, summary: str, body: type[AbstractDTO[Any]]) -> post:
+    """The route of a dry run (simulate, replay): a JSON body the domain parses, a 200, nothing
+    written; a bad field is a 422 naming it, an unknown lead or version a 422 or 404."""
+    return post(
+        path,
+        status_code=200,
+        request_max_body_size=MAX_DRY_RUN_BYTES,
+        dto=body,
+        return_dto=None,
+        summary=summary,
+        responses=problem_responses(400, 404, 413, 422),
+    )
 
 
 class SimulateController(Controller):
     path = "/v1/simulate"
     tags = ["rulesets"]  # noqa: RUF012  (Litestar reads it as a class attribute)
 
-    @post(
-        "/",
-        status_code=200,
-        request_max_body_size=MAX_SIMULATE_BYTES,
-        summary="Dry-run one lead",
-        responses=problem_responses(400, 404, 413, 422),
-    )
-    async def simulate(self, rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -> dict[str, Any]:
+    @dry_run("/", summary="Dry-run one lead", body=parsed_body(SimulateIn, parse_simulation))
+    async def simulate(self, rt: NamedDependency[Runtime], data: JSONBody[SimulateIn]) -> SimulationAnswer:
         """Score, qualify and choose routing targets for ``lead`` (with optional ``activities``),
         or for the stored lead ``lead_id`` with its stored activities.
 
@@ -45,22 +48,4 @@ class SimulateController(Controller):
         the pools routing would try and who is in them. A bad lead field is a 422 naming
         ``lead.<field>``; a ruleset that does not load is a 422 naming the rule and line.
         """
-        body, lead, activities = parse_simulation(await request.body())
-        as_of = body.now or rt.clock()
-        active = rt.rules  # one reference for the whole request
-        async with rt.db.acquire() as conn:
-            if body.lead_id is not None:
-                stored = await stored_lead(conn, body.lead_id)
-                if stored is None:
-                    raise InvalidBody("lead_id", "no stored lead has this id")
-                if stored.lead is None:
-                    raise InvalidBody("lead_id", "this lead's stored form no longer reads as a lead")
-                lead, activities = stored.lead, stored.activities + activities
-            assert lead is not None  # parse_simulation requires lead or lead_id
-            chosen = await chosen_ruleset(
-                conn, text=body.ruleset, version=body.ruleset_version, field="ruleset_version"
-            )
-            ruleset, source = chosen or (active.ruleset, "active")
-            evaluation = evaluate(ruleset, lead, activities=activities, now=as_of)
-            view = await routing_view(conn, evaluation.targets, lead, as_of)
-        return simulation_answer(evaluation, lead, view=view, source=source, as_of=as_of)
+        return await simulate(rt, data)

@@ -3,7 +3,8 @@
 Public API::
 
     run_file(path) -> FileResult                  ``leadroute rules test``: tests with diffs
-    parse_simulation(body) / simulation_answer()  ``POST /v1/simulate``: one lead, nothing written
+    parse_simulation(body) / simulate(rt, body)   ``POST /v1/simulate``: one lead, nothing written
+    parse_replay(body) / replay_request(rt, body) ``POST /v1/rulesets/replay``
     replay_stored(conn, baseline=, candidate=, as_of=, since=, limit=) -> ReplayReport
                                                   ``leadroute rules replay`` and its endpoint
     ReplayAccumulator, outcome_of, score_stats    the pure diff core replay is built on
@@ -27,13 +28,25 @@ from leadroute.replay._report import (
     score_stats,
 )
 from leadroute.replay._ruletests import FileResult, format_file_result, format_summary, rule_files, run_file
-from leadroute.replay._run import DEFAULT_BATCH, Side, parse_since, replay_leads, replay_stored, unknown_pools
+from leadroute.replay._run import (
+    DEFAULT_BATCH,
+    ReplayIn,
+    Side,
+    parse_replay,
+    parse_since,
+    replay_leads,
+    replay_request,
+    replay_stored,
+    unknown_pools,
+)
 from leadroute.replay._simulate import (
     InvalidBody,
     RoutingView,
     SimulateIn,
+    SimulationAnswer,
     parse_simulation,
     routing_view,
+    simulate,
     simulation_answer,
 )
 from leadroute.replay._source import (
@@ -53,6 +66,7 @@ __all__ = [
     "Outcome",
     "ProgressBar",
     "ReplayAccumulator",
+    "ReplayIn",
     "ReplayReport",
     "ReplayWarning",
     "RoutingView",
@@ -60,6 +74,7 @@ __all__ = [
     "ScoreStats",
     "Side",
     "SimulateIn",
+    "SimulationAnswer",
     "StoredLead",
     "UnknownRulesetVersion",
     "active_side",
@@ -68,9 +83,11 @@ __all__ = [
     "format_report",
     "format_summary",
     "outcome_of",
+    "parse_replay",
     "parse_simulation",
     "parse_since",
     "replay_leads",
+    "replay_request",
     "replay_stored",
     "report_dict",
     "report_json",
@@ -78,6 +95,7 @@ __all__ = [
     "rule_files",
     "run_file",
     "score_stats",
+    "simulate",
     "simulation_answer",
     "stored_lead",
     "unknown_pools",

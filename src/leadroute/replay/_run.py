@@ -18,15 +18,32 @@ import asyncio
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
+import msgspec
+
+from leadroute.intake import MalformedBody
 from leadroute.replay._report import ReplayAccumulator, ReplayReport, ReplayWarning, RulesetInfo, outcome_of
-from leadroute.replay._source import StoredLead, count_leads, stream_leads
+from leadroute.replay._simulate import MAX_RULESET_CHARS, InvalidBody
+from leadroute.replay._source import StoredLead, chosen_ruleset, count_leads, stream_leads
 from leadroute.rules import Ruleset
+from leadroute.runtime import Runtime
 from leadroute.scoring import evaluate
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
+from leadroute.structs import FrozenStruct
 
-__all__ = ["DEFAULT_BATCH", "Side", "parse_since", "replay_leads", "replay_stored", "unknown_pools"]
+__all__ = [
+    "DEFAULT_BATCH",
+    "ReplayIn",
+    "Side",
+    "parse_replay",
+    "parse_since",
+    "replay_leads",
+    "replay_request",
+    "replay_stored",
+    "unknown_pools",
+]
 
 DEFAULT_BATCH = 500
 """Leads fetched and evaluated per round trip."""
@@ -36,6 +53,39 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 Progress = Callable[[int, int], None]
 """Told ``(done, total)`` after every batch."""
+
+DEFAULT_LIMIT = 10_000
+MAX_LIMIT = 100_000
+
+
+class ReplayIn(FrozenStruct, frozen=True, kw_only=True):
+    """The body of ``POST /v1/rulesets/replay``: the candidate as YAML text or a stored version.
+
+    ``since`` is a duration (``30d``, ``12h``) or an ISO date; ``limit`` caps the leads replayed
+    (newest first) so one request does bounded work; ``examples`` is lead ids per kind of change.
+    """
+
+    candidate: Annotated[str, msgspec.Meta(max_length=MAX_RULESET_CHARS)] | None = None
+    version: int | None = None
+    since: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    examples: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5
+
+
+_DECODER = msgspec.json.Decoder(ReplayIn)
+
+
+def parse_replay(body: bytes) -> ReplayIn:
+    """The checked body; :class:`MalformedBody` (not JSON) or :class:`InvalidBody` naming the field."""
+    try:
+        request = _DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidBody.from_validation(exc) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedBody(f"body is not valid JSON: {exc}") from None
+    if (request.candidate is None) == (request.version is None):
+        raise InvalidBody("candidate", "give the candidate as YAML text (candidate) or a stored version")
+    return request
 
 
 class Side:
@@ -151,3 +201,28 @@ async def replay_stored(
         limit=limit,
         warnings=warnings,
     )
+
+
+async def replay_request(rt: Runtime, request: ReplayIn) -> ReplayReport:
+    """Replay the newest ``limit`` leads created since ``since`` under the active ruleset and the
+    candidate (YAML text or a stored version); writes nothing, claims no owner."""
+    as_of = rt.clock()
+    try:
+        since = parse_since(request.since, now=as_of) if request.since is not None else None
+    except ValueError as exc:
+        raise InvalidBody("since", str(exc).removeprefix("since: ")) from None
+    active = rt.rules
+    async with rt.db.acquire() as conn:
+        chosen = await chosen_ruleset(
+            conn, text=request.candidate, version=request.version, field="version", name="candidate.yaml"
+        )
+        assert chosen is not None  # parse_replay requires one of them
+        return await replay_stored(
+            conn,
+            baseline=Side(active.ruleset, "active"),
+            candidate=Side(*chosen),
+            as_of=as_of,
+            since=since,
+            limit=request.limit,
+            examples=request.examples,
+        )

@@ -19,12 +19,17 @@ import msgspec
 from leadroute.errors import ClientError
 from leadroute.intake import InvalidLead, normalize, parse_lead
 from leadroute.intake.errors import FieldError, MalformedBody
-from leadroute.models import Activity, NormalizedLead
+from leadroute.models import Activity, NormalizedLead, RuleHit, Stage
+from leadroute.replay._report import RulesetInfo
+from leadroute.replay._source import chosen_ruleset, stored_lead
 from leadroute.routing.assign import member_from_row
 from leadroute.routing.eligibility import Member, PoolRules, skip_reason
-from leadroute.scoring import Evaluation, RouteTarget
+from leadroute.routing.placement import MAX_FALLBACK_HOPS  # the answer follows as many hops as routing
+from leadroute.runtime import Runtime
+from leadroute.scoring import Evaluation, RouteTarget, evaluate
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
+from leadroute.structs import FrozenStruct, Struct
 from leadroute.workflow.writer import explanation
 
 __all__ = [
@@ -32,20 +37,20 @@ __all__ = [
     "InvalidBody",
     "RoutingView",
     "SimulateIn",
+    "SimulationAnswer",
     "parse_simulation",
     "routing_view",
+    "simulate",
     "simulation_answer",
 ]
 
 MAX_ACTIVITIES = 1000
 MAX_RULESET_CHARS = 1024 * 1024
-MAX_FALLBACK_HOPS = 3
-"""Pool fallbacks are followed this many hops for the answer (routing's own limit)."""
 
 EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")]
 
 
-class ActivityIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ActivityIn(FrozenStruct, frozen=True, kw_only=True):
     """An activity to score with the lead, as ``POST /v1/events`` takes it (without the lead)."""
 
     type: EventType
@@ -53,7 +58,7 @@ class ActivityIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     properties: Annotated[dict[str, Any], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=dict)
 
 
-class SimulateIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class SimulateIn(FrozenStruct, frozen=True, kw_only=True):
     """The body of ``POST /v1/simulate``.
 
     ``lead`` (as ``POST /v1/leads`` takes it) or ``lead_id`` (a stored lead, with its stored
@@ -95,12 +100,11 @@ _DECODER = msgspec.json.Decoder(SimulateIn)
 _ANY = msgspec.json.Decoder()
 
 
-def parse_simulation(body: bytes) -> tuple[SimulateIn, NormalizedLead | None, list[Activity]]:
-    """The checked body, its lead normalized like a posted lead (None for a ``lead_id``), and its
-    activities.
+def parse_simulation(body: bytes) -> SimulateIn:
+    """The checked body of ``POST /v1/simulate`` (its lead is normalized by :func:`simulate`).
 
-    Raises :class:`MalformedBody` (not a JSON object), :class:`InvalidBody` (a body field
-    is wrong) or :class:`InvalidLead` with every bad lead field named ``lead.<field>``.
+    Raises :class:`MalformedBody` (not a JSON object) or :class:`InvalidBody` (a body field
+    is wrong, or not exactly one of ``lead`` and ``lead_id`` is given).
     """
     try:
         raw = _ANY.decode(body)
@@ -116,19 +120,51 @@ def parse_simulation(body: bytes) -> tuple[SimulateIn, NormalizedLead | None, li
         raise InvalidBody("ruleset", "give ruleset or ruleset_version, not both")
     if (request.lead is None) == (request.lead_id is None):
         raise InvalidBody("lead", "give the lead (its fields) or lead_id (a stored lead), one of them")
-    lead = None
-    if request.lead is not None:
-        try:
-            lead = normalize(parse_lead(msgspec.json.encode(request.lead)))
-        except InvalidLead as exc:
-            raise InvalidLead([FieldError(f"lead.{e.field}", e.message) for e in exc.errors]) from None
+    return request
+
+
+def _posted_lead(request: SimulateIn) -> NormalizedLead | None:
+    """The body's lead normalized like a posted lead; every bad field is named ``lead.<field>``."""
+    if request.lead is None:
+        return None
+    try:
+        return normalize(parse_lead(msgspec.json.encode(request.lead)))
+    except InvalidLead as exc:
+        raise InvalidLead([FieldError(f"lead.{e.field}", e.message) for e in exc.errors]) from None
+
+
+async def simulate(rt: Runtime, request: SimulateIn) -> SimulationAnswer:
+    """Score, qualify and choose routing targets for the body's lead (or a stored lead), under the
+    active ruleset, a stored version or YAML text; writes nothing and claims no owner.
+
+    Raises :class:`InvalidLead` (a bad ``lead.<field>``), :class:`InvalidBody` (``lead_id`` names
+    no readable lead) or what :func:`chosen_ruleset` raises for the ruleset.
+    """
+    lead = _posted_lead(request)
     activities = [
         Activity(type=a.type, occurred_at=a.occurred_at, properties=a.properties) for a in request.activities
     ]
-    return request, lead, activities
+    as_of = request.now or rt.clock()
+    active = rt.rules  # one reference for the whole request
+    async with rt.db.acquire() as conn:
+        if request.lead_id is not None:
+            stored = await stored_lead(conn, request.lead_id)
+            if stored is None:
+                raise InvalidBody("lead_id", "no stored lead has this id")
+            if stored.lead is None:
+                raise InvalidBody("lead_id", "this lead's stored form no longer reads as a lead")
+            lead, activities = stored.lead, stored.activities + activities
+        assert lead is not None  # parse_simulation requires lead or lead_id
+        chosen = await chosen_ruleset(
+            conn, text=request.ruleset, version=request.ruleset_version, field="ruleset_version"
+        )
+        ruleset, source = chosen or (active.ruleset, "active")
+        evaluation = evaluate(ruleset, lead, activities=activities, now=as_of)
+        view = await routing_view(conn, evaluation.targets, lead, as_of)
+    return simulation_answer(evaluation, lead, view=view, source=source, as_of=as_of)
 
 
-class RoutingView(msgspec.Struct, kw_only=True):
+class RoutingView(Struct, kw_only=True):
     """What PostgreSQL says about the places routing would try (read only, capacity aside)."""
 
     pools: dict[str, dict[str, Any]]
@@ -205,6 +241,34 @@ def _target(target: RouteTarget, view: RoutingView, lead: NormalizedLead) -> dic
     return entry
 
 
+class SimulationAnswer(Struct, kw_only=True):
+    """The answer of ``POST /v1/simulate``: the decision a lead would get, why, and where routing
+    would look for an owner. Nothing was written or claimed (``dry_run`` is always true)."""
+
+    dry_run: bool
+    ruleset: RulesetInfo
+    """The ruleset that decided: ``source`` is ``active``, ``stored version N`` or the upload."""
+    as_of: datetime
+    """The moment activity decay was measured to."""
+    lead: NormalizedLead
+    """What the rules saw: the lead after normalization."""
+    score: float
+    groups: dict[str, float]
+    """Scoring group → its score after caps."""
+    stage: Stage
+    matched: list[RuleHit]
+    routing_rule: str | None
+    pool: str | None
+    targets: list[dict[str, Any]]
+    """Each target routing would try: its rule, kind and SLA, and for a pool its fallback chain
+    (``pools``: each pool with its members, ``available`` or skipped with a ``reason``, ending at
+    a ``{"queue": ...}`` or a pool that does not exist); for the account owner, ``owner``."""
+    explanation: dict[str, Any]
+    """The same explanation intake stores with a decision, without the assignment."""
+    summary: str
+    """The answer in one paragraph, for people."""
+
+
 def simulation_answer(
     evaluation: Evaluation,
     lead: NormalizedLead,
@@ -212,32 +276,30 @@ def simulation_answer(
     view: RoutingView,
     source: str,
     as_of: datetime,
-) -> dict[str, Any]:
+) -> SimulationAnswer:
     """The decision a lead would get, why, and where routing would look for an owner."""
     targets = [_target(t, view, lead) for t in evaluation.targets]
     # The same explanation intake stores with a decision; routing stops before assignment.
     explained = explanation(evaluation, None)
     del explained["assignment"]
     explained["routing"]["fallback"] = evaluation.fallback
-    return {
-        "dry_run": True,
-        "ruleset": {
-            "version": evaluation.ruleset_version,
-            "sha256": evaluation.ruleset_sha256,
-            "source": source,
-        },
-        "as_of": as_of,
-        "lead": msgspec.to_builtins(lead),  # what the rules saw: the lead after normalization
-        "score": evaluation.score,
-        "groups": {name: group.score for name, group in evaluation.groups.items()},
-        "stage": evaluation.stage,
-        "matched": msgspec.to_builtins(evaluation.hits),
-        "routing_rule": evaluation.routing_rule,
-        "pool": evaluation.pool,
-        "targets": targets,
-        "explanation": explained,
-        "summary": _summary(evaluation, view),
-    }
+    return SimulationAnswer(
+        dry_run=True,
+        ruleset=RulesetInfo(
+            version=evaluation.ruleset_version, sha256=evaluation.ruleset_sha256, source=source
+        ),
+        as_of=as_of,
+        lead=lead,
+        score=evaluation.score,
+        groups={name: group.score for name, group in evaluation.groups.items()},
+        stage=evaluation.stage,
+        matched=list(evaluation.hits),
+        routing_rule=evaluation.routing_rule,
+        pool=evaluation.pool,
+        targets=targets,
+        explanation=explained,
+        summary=_summary(evaluation, view),
+    )
 
 
 def _summary(evaluation: Evaluation, view: RoutingView) -> str:

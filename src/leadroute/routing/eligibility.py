@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from leadroute.models import OwnerSkip
-from leadroute.structs import Struct
+from leadroute.structs import FrozenStruct
 
 __all__ = [
     "DAYS",
@@ -60,7 +60,7 @@ REASONS: Final = (
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
-class Member(Struct, frozen=True, kw_only=True):  # type: ignore[misc]  # msgspec#657
+class Member(FrozenStruct, frozen=True, kw_only=True):
     """An owner as routing sees it (a row of ``owners``, normalized)."""
 
     id: str
@@ -76,14 +76,14 @@ class Member(Struct, frozen=True, kw_only=True):  # type: ignore[misc]  # msgspe
     skills: list[str] = msgspec.field(default_factory=list)
 
 
-class PoolRules(Struct, frozen=True, kw_only=True):  # type: ignore[misc]  # msgspec#657
+class PoolRules(FrozenStruct, frozen=True, kw_only=True):
     """The pool settings eligibility reads."""
 
     required_skill: str | None = None
     allow_off_hours: bool = False
 
 
-class Roster(Struct, frozen=True):  # type: ignore[misc]  # msgspec#657
+class Roster(FrozenStruct, frozen=True):
     """A pool's members in routing order, each marked eligible or skipped with a reason."""
 
     members: tuple[Member, ...]

@@ -10,7 +10,7 @@ import msgspec
 from leadroute.models import OwnerSkip
 from leadroute.routing.eligibility import Member
 from leadroute.rules import Sla
-from leadroute.structs import Struct
+from leadroute.structs import FrozenStruct, Struct
 
 __all__ = [
     "MAX_FALLBACK_HOPS",
@@ -52,7 +52,7 @@ class PoolTarget(msgspec.Struct, frozen=True, kw_only=True):
     sla: Sla | None = None
 
 
-class Release(Struct, frozen=True, kw_only=True):  # type: ignore[misc]  # msgspec#657
+class Release(FrozenStruct, frozen=True, kw_only=True):
     """An open slot to free once the transaction that ended the owner's assignment has committed
     (:meth:`Router.prepare_release`, then :meth:`Router.release`)."""
 

@@ -39,7 +39,7 @@ from redis.exceptions import ResponseError
 from leadroute.errors import RoutingStateLost
 from leadroute.models import OwnerSkip
 from leadroute.routing.eligibility import Member, local_day
-from leadroute.structs import Struct
+from leadroute.structs import FrozenStruct, Struct
 
 __all__ = ["Claim", "RoutingKeys", "RoutingState", "RoutingStateLost", "Snapshot"]
 
@@ -81,7 +81,7 @@ class RoutingKeys:
         return [self.gen, self.open, self.daily, self.day, self.last, self.seq, self.rr, self.wrr]
 
 
-class Claim(Struct, frozen=True):  # type: ignore[misc]  # msgspec#657
+class Claim(FrozenStruct, frozen=True):
     """What a pick-and-claim script did: the owner claimed (or None), its sequence, capacity skips."""
 
     owner: str | None

@@ -29,12 +29,12 @@ from leadroute.store.rulesets import (
     StoredVersion,
     activate_version,
     check_file_version,
+    check_known_pools,
     list_versions,
     load_stored_ruleset,
     publish_and_activate,
     rollback,
     store_ruleset,
-    unknown_pools,
 )
 
 __all__ = ["rules_activate", "rules_list", "rules_publish", "rules_rollback"]
@@ -64,8 +64,12 @@ def _run(settings: Settings, servers: Servers, job: Callable[[asyncpg.Connection
 
 
 async def _pool_problems(conn: asyncpg.Connection, ruleset: Ruleset) -> RulesetError | None:
-    problems = await unknown_pools(conn, ruleset)
-    return RulesetError(problems) if problems else None
+    """The refusal :func:`check_known_pools` raises (the API answers it as a 422), to print."""
+    try:
+        await check_known_pools(conn, ruleset)
+    except RulesetError as exc:
+        return exc
+    return None
 
 
 def _when(value: datetime | None) -> str:

@@ -48,6 +48,7 @@ __all__ = [
     "active_activation",
     "adopt_startup_ruleset",
     "check_file_version",
+    "check_known_pools",
     "get_stored",
     "list_versions",
     "load_ruleset_by_id",
@@ -56,6 +57,7 @@ __all__ = [
     "rollback",
     "store_ruleset",
     "unknown_pools",
+    "version_status",
 ]
 
 log = logging.getLogger(__name__)
@@ -257,6 +259,13 @@ async def unknown_pools(conn: Connection, ruleset: Ruleset) -> list[RuleProblem]
     return check_pools(ruleset, known)
 
 
+async def check_known_pools(conn: Connection, ruleset: Ruleset) -> None:
+    """Raise :class:`RulesetError` naming each routing rule whose pool is not in the database."""
+    problems = await unknown_pools(conn, ruleset)
+    if problems:
+        raise RulesetError(problems)
+
+
 async def active_activation(conn: Connection) -> Activation | None:
     """The latest activation (what every instance should be running); None before the first."""
     return _activation(await conn.fetchrow(QUERIES["ruleset_active"]))
@@ -347,6 +356,18 @@ async def check_file_version(conn: Connection, ruleset: Ruleset) -> None:
     row = await _row_of_version(conn, ruleset.version)
     if row is not None and not _same_content(row, ruleset):
         raise await _conflict(conn, row, ruleset)
+
+
+async def version_status(
+    conn: Connection, ruleset: Ruleset
+) -> tuple[Literal["new", "stored", "conflict"], str | None]:
+    """What storing ``ruleset`` would do: store a ``new`` version, find it already ``stored`` with
+    this content, or be refused (``conflict``, with the reason); writes nothing."""
+    try:
+        await check_file_version(conn, ruleset)
+    except RulesetVersionConflict as exc:
+        return "conflict", exc.detail
+    return ("stored" if await _row_of_version(conn, ruleset.version) else "new"), None
 
 
 async def _record_activation(

@@ -1,0 +1,56 @@
+"""Liveness and readiness: whether this instance serves, and whether its dependencies answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from leadroute.runtime import Runtime
+from leadroute.structs import Struct
+
+__all__ = ["Liveness", "Readiness", "readiness"]
+
+
+class Liveness(Struct, kw_only=True):
+    """The process is up and serving requests."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(Struct, kw_only=True):
+    """Whether PostgreSQL and Redis answer (the body of the 200 and of the 503)."""
+
+    status: Literal["ok", "unavailable"]
+    """``ok`` when every check is ``ok``."""
+    checks: dict[str, str]
+    """Dependency (``postgres``, ``redis``) → ``ok`` or ``unavailable: <exception type>``."""
+    ruleset: int
+    """The version of the ruleset this instance runs."""
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ok"
+
+
+async def readiness(rt: Runtime) -> Readiness:
+    """Check each dependency within the ready timeout; one that fails or is late is named."""
+    timeout = rt.settings.ready_timeout
+
+    async def postgres() -> None:
+        async with rt.db.acquire(timeout=timeout) as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout)
+
+    async def redis() -> None:
+        await rt.redis.ping()
+
+    checks: dict[str, str] = {}
+    probes: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (("postgres", postgres), ("redis", redis))
+    for name, check in probes:
+        try:
+            await asyncio.wait_for(check(), timeout)
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"unavailable: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return Readiness(status="ok" if ok else "unavailable", checks=checks, ruleset=rt.rules.ruleset.version)
