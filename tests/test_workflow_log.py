@@ -511,3 +511,29 @@ class TestAdmission:
                 assert (await http.post("/v1/leads", json=lead(2))).status_code == 201
         finally:
             served.stop()
+
+
+class TestRoutingConfigCache:
+    """Routing reads owners and pools from memory until PostgreSQL says they changed."""
+
+    async def test_the_configuration_is_read_once_until_an_owner_or_pool_changes(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        async with instance(settings, sla_rules(30), clock) as client:
+            await owner(client, "ann")
+            await pool(client, "sales", ["ann"])
+            router = client.app.state.runtime.routing
+            await post_one(client, lead(1))
+            first = router.config
+            assert set(first.owners) == {"ann"}
+            await post_one(client, lead(2))
+            assert router.config is first  # nothing changed: not read again
+            await owner(client, "ben")
+            await pool(client, "sales", ["ann", "ben"])
+            third = await post_one(client, lead(3))
+            assert router.config is not first
+            assert set(router.config.owners) == {"ann", "ben"}
+            assert third["owner"] == "ben"  # round robin goes on to the new member
+            r = await client.patch("/v1/owners/ben", json={"active": False})
+            assert r.status_code == 200, r.text
+            assert (await post_one(client, lead(4)))["owner"] == "ann"  # seen at once

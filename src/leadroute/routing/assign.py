@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from leadroute.models import OwnerSkip
+from leadroute.routing.config import EMPTY, RoutingConfig, load_config, lock_and_version
 from leadroute.routing.eligibility import PoolRules, screen, skip_reason
 from leadroute.routing.placement import (
     MAX_FALLBACK_HOPS,
@@ -78,6 +79,17 @@ class Router:
         self._rebuilding = asyncio.Lock()
         self.rebuilds = 0
         """How many rebuilds this process did (for logs and tests)."""
+        self.config = EMPTY
+        """The routing configuration as last read (:mod:`leadroute.routing.config`)."""
+
+    async def configuration(self, conn: Connection) -> RoutingConfig:
+        """Take the routing lock shared for the rest of ``conn``'s transaction, and the routing
+        configuration: the cached one when PostgreSQL's version matches it, else read afresh."""
+        version = await lock_and_version(conn, ROUTING_LOCK)
+        config = self.config
+        if config.version != version or version == 0:
+            config = self.config = await load_config(conn, version)
+        return config
 
     # -- assignment --------------------------------------------------------------------------
 
@@ -100,7 +112,7 @@ class Router:
         :meth:`unclaim` on rollback) the claim of an assignment it was returned.
         """
         await self.ensure_state()
-        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ROUTING_LOCK)
+        config = await self.configuration(conn)
         skipped: list[OwnerSkip] = []
         tried: list[str] = []
         reasons: list[str] = []
@@ -108,7 +120,13 @@ class Router:
         for target in targets:
             if target.kind == "account_owner":
                 placed = await self._account_owner(
-                    conn, target=target, domain=company_domain, now=now, exclude=exclude, skipped=skipped
+                    conn,
+                    config,
+                    target=target,
+                    domain=company_domain,
+                    now=now,
+                    exclude=exclude,
+                    skipped=skipped,
                 )
                 if isinstance(placed, AccountMiss):
                     account.append(placed)
@@ -120,7 +138,7 @@ class Router:
             if target.pool is None:
                 continue
             placed = await self._pool_chain(
-                conn,
+                config,
                 target=target,
                 fallback=fallback,
                 now=now,
@@ -146,6 +164,7 @@ class Router:
     async def _account_owner(
         self,
         conn: Connection,
+        config: RoutingConfig,
         *,
         target: Target,
         domain: str | None,
@@ -165,10 +184,9 @@ class Router:
             if owner_id is None:
                 return AccountMiss(rule=rule, why=f"{domain} has no account owner yet")
             await self.state.set_account_owner(domain, owner_id)
-        row = await conn.fetchrow(QUERIES["routing_owner_get"], owner_id)
-        if row is None:
+        member = config.owners.get(owner_id)
+        if member is None:
             return AccountMiss(rule=rule, why=f"{domain}'s account owner {owner_id!r} no longer exists")
-        member = member_from_row(row)
         reason = skip_reason(member, PoolRules(), now, exclude)
         if reason is not None:
             skipped.append(OwnerSkip(owner_id, reason, None))
@@ -194,7 +212,7 @@ class Router:
 
     async def _pool_chain(
         self,
-        conn: Connection,
+        config: RoutingConfig,
         *,
         target: Target,
         fallback: str,
@@ -208,7 +226,7 @@ class Router:
         queue = fallback
         current = target.pool
         while True:
-            pool = await conn.fetchrow(QUERIES["routing_pool"], current)
+            pool = config.pools.get(current)
             if pool is None:
                 if tried:  # a pool's fallback that is not a pool names a queue
                     queue = current
@@ -216,12 +234,10 @@ class Router:
                     reasons.append(f"pool {current!r} does not exist")
                 break
             tried.append(current)
-            rows = await conn.fetch(QUERIES["routing_roster"], current)
-            members = [member_from_row(r) for r in rows]
-            rules = PoolRules(required_skill=pool["required_skill"], allow_off_hours=pool["allow_off_hours"])
-            roster = screen(members, rules, now, exclude=exclude, pool_id=current)
+            members = list(config.roster(current))
+            roster = screen(members, pool.rules, now, exclude=exclude, pool_id=current)
             skipped += roster.skipped
-            claim = await self.state.pick(pool["strategy"], current, members, roster.eligible, now)
+            claim = await self.state.pick(pool.strategy, current, members, roster.eligible, now)
             skipped += claim.skipped
             if claim.owner is not None:
                 return Assignment(
@@ -233,16 +249,16 @@ class Router:
                     pools_tried=tried,
                     rule=target.rule,
                     sla=target.sla,
-                    strategy=pool["strategy"],
+                    strategy=pool.strategy,
                     seq=claim.seq,
                     generation=claim.generation,
                 )
             reasons.append(
                 f"pool {current!r} has no members"
-                if not rows
-                else f"pool {current!r} has no eligible owner ({len(rows)} skipped)"
+                if not members
+                else f"pool {current!r} has no eligible owner ({len(members)} skipped)"
             )
-            nxt = pool["fallback"]
+            nxt = pool.fallback
             if nxt in tried or len(tried) > MAX_FALLBACK_HOPS:
                 reasons.append(f"fallback chain stopped at {nxt!r}")
                 break

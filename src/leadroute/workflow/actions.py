@@ -26,8 +26,7 @@ from typing import Any, Final
 import msgspec
 
 from leadroute.errors import NotCurrentOwner, NotFound, UnknownOwner, WorkflowConflict
-from leadroute.routing import Assignment, PoolRules, PoolTarget, member_from_row
-from leadroute.routing.assign import ROUTING_LOCK
+from leadroute.routing import Assignment, PoolRules, PoolTarget
 from leadroute.routing.eligibility import skip_reason
 from leadroute.rules import Sla
 from leadroute.runtime import Runtime
@@ -114,16 +113,14 @@ async def claim_owner(
     room (``max_open``, ``max_per_day``, checked and claimed atomically in Redis). Working hours are
     not checked: a person chose this owner. Returns the placement, or None and the reason.
     """
-    row = await ch.conn.fetchrow(QUERIES["routing_owner_get"], owner_id)
-    if row is None:
+    routing = ch.rt.routing
+    await routing.ensure_state()
+    member = (await routing.configuration(ch.conn)).owners.get(owner_id)
+    if member is None:
         raise UnknownOwner(owner_id)
-    member = member_from_row(row)
     reason = skip_reason(member, PoolRules(allow_off_hours=True), ch.now)
     if reason is not None:
         return None, reason
-    routing = ch.rt.routing
-    await routing.ensure_state()
-    await ch.conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ROUTING_LOCK)
     claim = await routing.state.pick("claim", None, [member], frozenset({owner_id}), ch.now)
     if claim.owner is None:
         return None, claim.skipped[0].reason if claim.skipped else "over_capacity"

@@ -10,8 +10,9 @@ reassignment). Placed: the lead is
 placed: nothing is written, and the pool is left alone until the next pass (the leads behind the
 oldest one would meet the same owners).
 
-One instance drains a pool at a time (a transaction-level advisory lock per pool; another
-instance skips the pool for that pass), so a pool's leads are placed strictly oldest first.
+One instance drains a pool at a time: it takes a transaction-level advisory lock per pool before
+it picks the pool's oldest waiting lead (another instance skips the pool for that pass), so a
+pool's leads are placed strictly oldest first, even while capacity comes free concurrently.
 
 Leads taken while Redis was unreachable (``pending``, no pool yet) are drained the same way, as
 one queue in arrival order: each is routed once through its decision's routing targets, to an
@@ -26,6 +27,8 @@ one connection at a time, so a burst of frees cannot starve intake.
 
 from __future__ import annotations
 
+import functools
+
 from leadroute.runtime import Runtime
 from leadroute.store.queries import QUERIES
 from leadroute.workflow.actions import former_owners, moving_sla, route_again
@@ -37,47 +40,53 @@ __all__ = ["drain_queues"]
 
 async def drain_queues(rt: Runtime, *, limit: int) -> int:
     """Offer up to ``limit`` waiting leads again, oldest first; returns how many were placed."""
-    blocked: list[str] = []  # pools whose oldest waiting lead found nobody this pass
+    async with rt.db.acquire() as conn:
+        queues = [r["queue"] for r in await conn.fetch(QUERIES["drain_queues"])]
     placed_count = 0
-    for _ in range(limit):
-
-        async def step(ch: Change) -> bool | None:
-            row = await ch.conn.fetchrow(QUERIES["drain_claim"], blocked)
-            if row is None:
-                return None
-            current = Current(
-                id=row["assignment_id"],
-                owner_id=row["assignment_owner"],
-                pool_id=row["assignment_pool"],
-                status=row["assignment_status"],
-                created_at=row["queued_at"],
-                rule=row["rule"],
-            )
-            pending = row["status"] == "pending"
-            queue = current.pool_id or ""  # pending leads (no pool yet) drain as one queue
-            if not await ch.conn.fetchval(QUERIES["drain_pool_lock"], queue):
-                blocked.append(queue)  # another instance drains this pool right now
-                return False
-            sla, breaches, sla_pool = await moving_sla(ch.conn, row["id"], current)
-            exclude = await former_owners(ch.conn, row["id"])
-            placed = await route_again(ch, lead=row, current=current, exclude=exclude, sla=sla)
-            if placed.owner is None and not pending:
-                blocked.append(queue)
-                return False
-            await place(
-                ch,
-                lead_id=row["id"],
-                current=current,
-                placed=placed,
-                cause="queue_drain",
-                sla=sla,
-                sla_pool=sla_pool,
-                breaches=breaches,
-            )
-            return placed.owner is not None
-
-        done = await run(rt, step)
-        if done is None:
-            break
-        placed_count += int(done)
+    tries = 0
+    for queue in queues:  # the queue whose oldest lead has waited longest first
+        while tries < limit:
+            tries += 1
+            outcome = await run(rt, functools.partial(_drain_one, queue=queue))
+            if outcome is None:  # empty, drained by another instance right now, or nobody can take it
+                break
+            placed_count += outcome
     return placed_count
+
+
+async def _drain_one(ch: Change, *, queue: str) -> int | None:
+    """Place the oldest waiting lead of ``queue`` (a pool, or ``''`` for pending leads), holding
+    the queue's lock so that no other instance places a younger one meanwhile.
+
+    1: placed with an owner; 0: a pending lead routed to a queue; None: nothing more to do here.
+    """
+    if not await ch.conn.fetchval(QUERIES["drain_pool_lock"], queue):
+        return None  # another instance drains this queue right now
+    row = await ch.conn.fetchrow(QUERIES["drain_claim"], queue)
+    if row is None:
+        return None
+    current = Current(
+        id=row["assignment_id"],
+        owner_id=row["assignment_owner"],
+        pool_id=row["assignment_pool"],
+        status=row["assignment_status"],
+        created_at=row["queued_at"],
+        rule=row["rule"],
+    )
+    pending = row["status"] == "pending"
+    sla, breaches, sla_pool = await moving_sla(ch.conn, row["id"], current)
+    exclude = await former_owners(ch.conn, row["id"])
+    placed = await route_again(ch, lead=row, current=current, exclude=exclude, sla=sla)
+    if placed.owner is None and not pending:
+        return None  # nobody can take it now: neither the leads behind it (the same owners)
+    await place(
+        ch,
+        lead_id=row["id"],
+        current=current,
+        placed=placed,
+        cause="queue_drain",
+        sla=sla,
+        sla_pool=sla_pool,
+        breaches=breaches,
+    )
+    return 1 if placed.owner is not None else 0

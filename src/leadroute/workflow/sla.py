@@ -20,13 +20,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from leadroute.routing import Assignment, Member, member_from_row
+from leadroute.routing import Member, member_from_row
+from leadroute.routing.config import RoutingConfig
 from leadroute.routing.eligibility import DAYS, parse_span
 from leadroute.rules import Sla
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
-__all__ = ["MAX_SEARCH_DAYS", "business_due", "cancel_timers", "on_assigned", "start_timer", "working_spans"]
+__all__ = ["MAX_SEARCH_DAYS", "business_due", "cancel_timers", "start_timer", "working_spans"]
 
 MAX_SEARCH_DAYS = 400
 """How far ahead :func:`business_due` looks for working time before giving up on the hours."""
@@ -88,21 +89,28 @@ async def start_timer(
     sla: Sla,
     now: datetime,
     breaches: int = 0,
+    config: RoutingConfig | None = None,
 ) -> Any:
     """Insert the timer of a new assignment (caller's transaction); returns the row.
 
     ``pool_id`` is the pool whose settings apply (``sla_business_hours``, and ``escalate_to`` on a
-    breach); ``breaches`` is how many times the lead breached before this timer.
+    breach); ``breaches`` is how many times the lead breached before this timer. ``config``: the
+    routing configuration the transaction read (else the pool and owner are read here).
     """
     due = now + timedelta(minutes=sla.accept_within_minutes)
     business = False
     if pool_id is not None:
-        pool = await conn.fetchrow(QUERIES["routing_pool"], pool_id)
-        if pool is not None and pool["sla_business_hours"]:
-            row = await conn.fetchrow(QUERIES["routing_owner_get"], owner_id)
-            if row is not None:
-                business = True
-                due = business_due(member_from_row(row), now, sla.accept_within_minutes)
+        if config is not None and pool_id in config.pools:
+            hours = config.pools[pool_id].sla_business_hours
+            member = config.owners.get(owner_id)
+        else:
+            pool = await conn.fetchrow(QUERIES["routing_pool"], pool_id)
+            hours = pool is not None and pool["sla_business_hours"]
+            row = await conn.fetchrow(QUERIES["routing_owner_get"], owner_id) if hours else None
+            member = member_from_row(row) if row is not None else None
+        if hours and member is not None:
+            business = True
+            due = business_due(member, now, sla.accept_within_minutes)
     return await conn.fetchrow(
         QUERIES["sla_timer_insert"],
         lead_id,
@@ -123,33 +131,3 @@ async def cancel_timers(
 ) -> Sequence[int]:
     """Stop the lead's running timer, saying why; returns the ids stopped (none or one)."""
     return [r["id"] for r in await conn.fetch(QUERIES["sla_timers_cancel"], lead_id, resolution, now)]
-
-
-async def on_assigned(
-    conn: Connection,
-    *,
-    lead_id: uuid.UUID,
-    assignment_id: int,
-    placed: Assignment,
-    now: datetime,
-    replace: bool = False,
-    breaches: int = 0,
-) -> None:
-    """Routing placed a lead (intake, or a rescore that routed it): start its SLA, if it has one.
-
-    ``replace``: the lead had an assignment before, whose timer (if any) stops. ``breaches``: how
-    many times the lead breached before (they count towards the limit).
-    """
-    if replace:
-        await cancel_timers(conn, lead_id, "rerouted", now)
-    if placed.owner is not None and placed.sla is not None:
-        await start_timer(
-            conn,
-            lead_id=lead_id,
-            assignment_id=assignment_id,
-            owner_id=placed.owner,
-            pool_id=placed.pool,
-            sla=placed.sla,
-            now=now,
-            breaches=breaches,
-        )

@@ -219,6 +219,7 @@ async def place(
             sla=terms,
             now=ch.now,
             breaches=breaches,
+            config=ch.rt.routing.config,
         )
         due = timer["due_at"]
     if placed.owner is None:

@@ -161,3 +161,16 @@ SELECT id, fallback FROM pools;
 INSERT INTO pool_members (pool_id, owner_id)
 SELECT $1, unnest($2::text[])
 ON CONFLICT DO NOTHING;
+
+-- name: routing_lock_config
+-- Take the routing lock shared for the rest of the transaction, and read the routing
+-- configuration's version (0 when unknown: reload).
+SELECT pg_advisory_xact_lock_shared($1), coalesce((SELECT version FROM routing_config), 0) AS version;
+
+-- name: routing_config_pools
+-- Every pool's routing settings.
+SELECT id, strategy, fallback, required_skill, allow_off_hours, sla_business_hours, escalate_to FROM pools;
+
+-- name: routing_config_members
+-- Every pool's members, in routing order (byte order of ids).
+SELECT pool_id, owner_id FROM pool_members ORDER BY pool_id, owner_id COLLATE "C";

@@ -109,18 +109,26 @@ RETURNING id;
 -- Close a lead: final, so decay no longer requalifies it.
 UPDATE leads SET status = 'closed', rescore_at = NULL, updated_at = $2 WHERE id = $1;
 
+-- name: drain_queues
+-- The queues with waiting leads ('' for pending ones, which have no pool yet), the one whose
+-- oldest lead has waited longest first.
+SELECT coalesce(pool_id, '') AS queue FROM assignments
+ WHERE ended_at IS NULL AND waiting
+ GROUP BY 1
+ ORDER BY min(created_at);
+
 -- name: drain_claim
--- The queued or pending lead that has waited longest for a pool not in $1 ('' for pending ones), locked with its current
--- assignment; leads another transaction holds are skipped (the status check re-reads a lead that
--- changed meanwhile, so a lead placed by another instance is never taken twice).
+-- The lead that has waited longest in queue $1 ('' for pending leads), locked with its current
+-- assignment. Called under the queue's drain lock; a lead a request is changing right now is
+-- waited for, and skipped if it is no longer waiting once that request committed.
 SELECT l.id, l.status, l.owner_id, l.pool_id, l.company_domain,
        a.id AS assignment_id, a.owner_id AS assignment_owner, a.pool_id AS assignment_pool,
        a.status AS assignment_status, a.created_at AS queued_at, a.rule
   FROM assignments AS a JOIN leads AS l ON l.id = a.lead_id
- WHERE a.ended_at IS NULL AND a.waiting AND coalesce(a.pool_id, '') <> ALL ($1::text[])
+ WHERE a.ended_at IS NULL AND a.waiting AND coalesce(a.pool_id, '') = $1
    AND l.status IN ('unassigned', 'pending')
  ORDER BY a.created_at, a.id
-   FOR UPDATE OF l SKIP LOCKED
+   FOR UPDATE OF l
  LIMIT 1;
 
 -- name: drain_pool_lock
