@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import ast
 import decimal
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -68,6 +67,7 @@ from leadroute.rules._codegen import (
     load_name,
 )
 from leadroute.rules._facts import _member as member_accessor
+from leadroute.rules._regex import compile_regex
 from leadroute.rules.evaluator import RuleEngineEvaluator, SectionEvaluator
 
 __all__ = ["CompiledEvaluator", "CompiledSection", "compiled_section"]
@@ -301,7 +301,7 @@ class _RuleCompiler:
         left = self.value(node.left)
         if not left.kinds <= {STR, NONE}:
             raise Unsupported("regex on a non-string")
-        pattern = re.compile(node.right.value, flags=node.context.regex_flags)
+        pattern = compile_regex(node.right.value, node.context.regex_flags)  # RE2; raises if it cannot
         search = node.type.endswith("fzs")
         method = self.section.const(pattern.search if search else pattern.match)
         matches = node.type.startswith("eq")
