@@ -48,7 +48,6 @@ _POSIX_CLASS: Final = re2.compile(r"\[:\^?[a-z]+:\]", _OPTIONS)
 
 _REASONS: Final = (
     (re.compile(r"invalid escape sequence: \\[1-9]"), "backreferences (\\1)"),
-    (re.compile(r"invalid perl operator: \(\?P="), "backreferences ((?P=name))"),
     (re.compile(r"invalid perl operator: \(\?<?[=!]"), "lookahead or lookbehind ((?=, (?!, (?<=, (?<!)"),
     (re.compile(r"invalid perl operator: \(\?>"), "atomic groups ((?>...))"),
     (re.compile(r"bad repetition operator: [*+?]\+"), "possessive quantifiers (*+, ++, ?+)"),
@@ -82,13 +81,15 @@ def _compile(pattern: str, flags: int) -> Pattern:
     try:
         return re2.compile(f"(?{inline}){pattern}" if inline else pattern, _OPTIONS)
     except re2.error as exc:
-        raise RegexRefused(_reason(exc)) from None
+        raise RegexRefused(_reason(exc, pattern)) from None
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception, pattern: str) -> str:
     detail = exc.args[0] if exc.args else str(exc)
     if isinstance(detail, bytes):
         detail = detail.decode("utf-8", errors="replace")
+    if "(?P=" in pattern:  # RE2 says only "invalid perl operator: (?P"
+        detail = f"{detail}; backreferences ((?P=name)) need backtracking"
     for found, what in _REASONS:
         if found.search(detail):
             return f"RE2, which runs rule regexes in linear time, does not support {what} ({detail})"
