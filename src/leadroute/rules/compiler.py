@@ -29,6 +29,9 @@ How parity with rule-engine is kept:
 - **Nodes not covered** (builtins other than ``$now``/``$today``, comprehensions, item access and slices,
   mappings, bitwise operators, most number/date attributes, non-literal regexes) make that one
   rule use ``rule.matches``; :attr:`CompiledSection.fallback_rules` lists them.
+- **Regexes** run with RE2 (:mod:`leadroute.rules._regex`) here and in ``rule.matches`` alike:
+  a pattern RE2 cannot run raises ``RegexRefused`` when the section is built, never falls back
+  to ``re``.
 
 Why one module of ~470 lines: :class:`_RuleCompiler` is one method per kind of rule-engine node,
 each keeping the parity rules above, and :class:`CompiledSection` is what runs its output and
