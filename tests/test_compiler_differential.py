@@ -4,18 +4,26 @@ Rules come from a typed grammar covering what the compiler handles (and a few no
 rule-engine); leads are valid, null-laden, wrong-typed or missing keys. Every result must be
 identical: the same boolean, or an exception of the same type with the same text, and the
 scores that follow from them (``scoring.score``, ``scoring.evaluate``) must be equal.
+
+Regexes run with RE2 in both of leadroute's evaluators (``rules._regex``), so those two must
+agree everywhere. Each result is also compared with rule-engine exactly as shipped, matching
+with ``re`` (:func:`python_re_rules`): they must agree for every pattern both accept, except on
+the two differences docs/rules-format.md states (:func:`re_may_differ`), which
+tests/test_rules_regex.py pins one by one.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import rule_engine
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
@@ -26,8 +34,9 @@ from leadroute.models import NormalizedLead
 from leadroute.rules import parse_ruleset
 from leadroute.rules._expressions import static_problems
 from leadroute.rules._facts import context_for
+from leadroute.rules._regex import literal_regexes
 from leadroute.rules.compiler import CompiledEvaluator
-from leadroute.rules.evaluator import RuleEngineEvaluator
+from leadroute.rules.evaluator import RuleEngineEvaluator, SectionEvaluator
 from leadroute.scoring import evaluate, score
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +82,19 @@ REGEXES = [
     '""',
     r'"s$"',
     r'"[.](edu|ac)$"',
+    r'"(?i)É"',
+    r'"^\\w+$"',
+    r'"\\s"',
+    r'"\\d{3}"',
+    r'"\\Bv"',
+    r'"(?m)^s$"',
+    r'"(?s)a.c"',
+    r'"^(?:v|vp)+$"',
+    r'"[^a-z ]"',
+    r'"(?i:t)e"',
+    r'"x{0,2}$"',
+    r'"\\x41"',
+    r'"\\Aab"',
 ]
 DURATIONS = ['t"P1D"', 't"PT12H"', 't"-P30D"']
 DATE_LITERALS = ['d"2024-01-01"', 'd"2024-06-01T12:00:00Z"', 'd"2030-01-01 00:00:00-05:00"']
@@ -169,6 +191,7 @@ ROUTING_RULES = grammar(
 TEXT_POOL = [
     "", "US", "us", "DE", "VP Sales", "Sales VP", "vp", "Test", "testy", "atest", "abc", "a.c", "xa.c",
     "Director of IT", "é", "x.edu", "x.ac", "demo", "web_form", "s", "TE", "Head of Sales",
+    "a\nc", "s\n", "vp\n", "évp", "café", "Émile", "٣٣٣", "a\u00a0b", "123", "A1", "ab",
 ]  # fmt: skip
 INT_POOL = [0, 1, -1, 3, 10, 999, 1000, 1001, 2**53 + 1, 10**30, -(2**60)]
 FLOAT_POOL = [
@@ -254,18 +277,61 @@ def make_facts(rng: random.Random, *, routing: bool) -> dict[str, Any]:
     return facts
 
 
+_UNICODE_CLASSES = re.compile(r"\\[bBwWdDsS]")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def re_may_differ(rule: rule_engine.Rule, facts: Mapping[str, Any]) -> bool:
+    """Whether RE2 may answer ``rule`` on ``facts`` otherwise than ``re``, as documented:
+    ``\\b \\w \\d \\s`` (and negations) on non-ASCII text, ``$`` before a final newline."""
+    patterns = literal_regexes(rule)
+    texts = list(_strings(facts))
+    if any(_UNICODE_CLASSES.search(p) for p in patterns) and not all(t.isascii() for t in texts):
+        return True
+    return any("$" in p for p in patterns) and any(t.endswith("\n") for t in texts)
+
+
+def python_re_rules(rules: Sequence[rule_engine.Rule]) -> list[rule_engine.Rule]:
+    """The same rules parsed again: rule-engine as shipped, its regexes matched by ``re``."""
+    return [rule_engine.Rule(rule.text, context=rule.context) for rule in rules]
+
+
+def _same(where: str, got: bool | BaseException, want: bool | BaseException) -> None:
+    if isinstance(want, BaseException):
+        assert isinstance(got, BaseException), f"{where}: compiled {got}, rule-engine raised {want!r}"
+        assert type(got) is type(want), where
+        assert str(got) == str(want), where
+    else:
+        assert got is want, f"{where}: compiled {got!r}, rule-engine {want!r}"
+
+
 def assert_same(rules: Sequence[rule_engine.Rule], facts_list: Sequence[Mapping[str, Any]]) -> None:
     compiled = CompiledEvaluator().compile(rules)
-    reference = RuleEngineEvaluator().compile(rules)
+    reference = RuleEngineEvaluator().compile(rules)  # RE2, as the service runs rule-engine
+    shipped = python_re_rules(rules)
     for facts in facts_list:
-        for rule, got, want in zip(rules, compiled(facts), reference(facts), strict=True):
+        for rule, plain, got, want in zip(rules, shipped, compiled(facts), reference(facts), strict=True):
             where = f"{rule.text!r} on {facts!r}"
-            if isinstance(want, BaseException):
-                assert isinstance(got, BaseException), f"{where}: compiled {got}, rule-engine raised {want!r}"
-                assert type(got) is type(want), where
-                assert str(got) == str(want), where
-            else:
-                assert got is want, f"{where}: compiled {got!r}, rule-engine {want!r}"
+            _same(where, got, want)
+            if not re_may_differ(rule, facts):
+                _same(f"{where} (rule-engine with re)", got, _matches(plain, facts))
+
+
+def _matches(rule: rule_engine.Rule, facts: Mapping[str, Any]) -> bool | BaseException:
+    try:
+        return bool(rule.matches(facts))
+    except Exception as exc:
+        return exc
 
 
 def parsed(texts: Sequence[str], context: rule_engine.Context) -> list[rule_engine.Rule]:
@@ -324,9 +390,22 @@ def test_generated_rulesets_agree_on_totals(texts: list[str], seed: int) -> None
         assert score(compiled, facts) == score(reference, facts)
 
 
+class ShippedRuleEngine:
+    """rule-engine as shipped, its regexes matched by ``re``: what the RE2 evaluators are held to."""
+
+    def compile(self, rules: Sequence[rule_engine.Rule]) -> SectionEvaluator:
+        shipped = python_re_rules(rules)
+
+        def section(facts: Mapping[str, Any]) -> list[bool | BaseException]:
+            return [_matches(rule, facts) for rule in shipped]
+
+        return section
+
+
 INBOUND = (ROOT / "rules" / "inbound.yaml").read_text()
 INBOUND_COMPILED = parse_ruleset(INBOUND, evaluator=CompiledEvaluator())
 INBOUND_REFERENCE = parse_ruleset(INBOUND, evaluator=RuleEngineEvaluator())
+INBOUND_SHIPPED = parse_ruleset(INBOUND, evaluator=ShippedRuleEngine())
 
 REALISTIC = st.builds(
     NormalizedLead,
@@ -365,4 +444,8 @@ def odd_lead(rng: random.Random) -> NormalizedLead:
 def test_default_ruleset_agrees_on_whole_evaluations(lead: NormalizedLead, seed: int) -> None:
     rng = random.Random(seed)
     for one in (lead, odd_lead(rng), odd_lead(rng)):
-        assert evaluate(INBOUND_COMPILED, one) == evaluate(INBOUND_REFERENCE, one)
+        compiled = evaluate(INBOUND_COMPILED, one)
+        assert compiled == evaluate(INBOUND_REFERENCE, one)
+        texts = list(_strings(msgspec.structs.asdict(one)))
+        if all(t.isascii() and not t.endswith("\n") for t in texts):  # see re_may_differ
+            assert compiled == evaluate(INBOUND_SHIPPED, one)

@@ -15,6 +15,7 @@ __all__ = [
     "ID_MAX_LENGTH",
     "ID_PATTERN",
     "MAX_ATTRIBUTES",
+    "MAX_JSON_DEPTH",
     "QUEUE_PREFIX",
     "STAGE_ORDER",
     "Activity",
@@ -63,6 +64,10 @@ Replay's pool column and rule-file tests' ``expect: {pool: ...}`` use it; ids ca
 
 MAX_ATTRIBUTES = 50
 """At most this many extra attributes per lead: a form is not a document store."""
+
+MAX_JSON_DEPTH = 8
+"""The deepest nesting of arrays and objects in a lead or activity body (they use 3: the body,
+``attributes`` or ``properties``, a list value). Deeper is a 400 before any field is read."""
 
 Short = Annotated[str, msgspec.Meta(max_length=255)]
 Text = Annotated[str, msgspec.Meta(max_length=2000)]

@@ -3,7 +3,9 @@
 An activity event says what a lead did and when: a page view, a form, an email click, a webinar
 attended. It names its lead by ``lead_id`` or by ``email`` (the newest lead with that address);
 given both, the email must be that lead's (checked when the lead is read, ``workflow.events``).
-Like lead intake, every bad field is reported at once, by name, without echoing its value.
+Like lead intake, every bad field is reported at once, by name, without echoing its value;
+nesting is bounded and strings hold no control characters (tab and line breaks are allowed in
+property values, which are free text: :mod:`leadroute.intake.text`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Annotated, Any
 import msgspec
 
 from leadroute.intake.errors import FieldError, InvalidLead, MalformedBody
+from leadroute.intake.text import control_problem, decode_body, printable
 
 __all__ = ["FUTURE_TOLERANCE", "MAX_PROPERTIES", "ActivityEventIn", "InvalidEvent", "parse_event"]
 
@@ -63,10 +66,7 @@ def parse_event(body: bytes, *, now: datetime | None = None) -> ActivityEventIn:
     ``now`` is the service's clock: an ``occurred_at`` more than :data:`FUTURE_TOLERANCE` after
     it is an error (None: not checked).
     """
-    try:
-        raw = _DECODER.decode(body)
-    except msgspec.DecodeError as exc:
-        raise MalformedBody(f"body is not valid JSON: {exc}") from None
+    raw = decode_body(_DECODER, body)
     if not isinstance(raw, dict):
         raise MalformedBody("body must be a JSON object")
 
@@ -75,9 +75,12 @@ def parse_event(body: bytes, *, now: datetime | None = None) -> ActivityEventIn:
     for name, value in raw.items():
         field_type = _FIELDS.get(name)
         if field_type is None:
-            errors.append(FieldError(str(name)[:64], "unknown field; event data goes under properties"))
+            errors.append(FieldError(printable(name), "unknown field; event data goes under properties"))
             continue
         if value is None:
+            continue
+        if name != "properties" and (problem := control_problem(value, free_text=False)):
+            errors.append(FieldError(name, problem))
             continue
         if name == "properties" and isinstance(value, dict):
             errors += _property_errors(value)
@@ -103,11 +106,14 @@ def _property_errors(properties: dict[Any, Any]) -> list[FieldError]:
     if len(properties) > MAX_PROPERTIES:
         errors.append(FieldError("properties", f"at most {MAX_PROPERTIES} properties"))
     for key, value in properties.items():
-        name = f"properties.{str(key)[:64]}"
+        name = f"properties.{printable(str(key))}"
         try:
             msgspec.convert(key, PropertyKey)
         except msgspec.ValidationError:
             errors.append(FieldError(name, "a property name is letters, digits and _, up to 64"))
+            continue
+        if problem := control_problem(value, free_text=True):
+            errors.append(FieldError(name, problem))
             continue
         try:
             msgspec.convert(value, PropertyValue)

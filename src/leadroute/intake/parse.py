@@ -7,6 +7,9 @@ object first, then each known field is converted on its own against its annotate
 
 Keys the CRM contract does not name are kept as extra attributes (merged under an explicit
 ``attributes`` object, which wins on a clash) and checked like them.
+
+Before any of that (:mod:`leadroute.intake.text`): nesting is bounded, and no string holds a
+control character; attribute values are free text, where tab and line breaks are allowed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Annotated, Any
 import msgspec
 
 from leadroute.intake.errors import FieldError, InvalidLead, MalformedBody
+from leadroute.intake.text import control_problem, decode_body, printable
 from leadroute.models import MAX_ATTRIBUTES, LeadIn
 
 __all__ = ["parse_lead"]
@@ -47,10 +51,7 @@ def parse_lead(body: bytes) -> LeadIn:
     :class:`InvalidLead` listing every bad field otherwise. Empty numeric fields
     (``""``) count as absent. A lead needs an ``email`` or a ``phone`` (reported on ``email``).
     """
-    try:
-        raw = _DECODER.decode(body)
-    except msgspec.DecodeError as exc:
-        raise MalformedBody(f"body is not valid JSON: {exc}") from None
+    raw = decode_body(_DECODER, body)
     if not isinstance(raw, dict):
         raise MalformedBody(f"body must be a JSON object, not {_json_kind(raw)}")
 
@@ -61,6 +62,8 @@ def parse_lead(body: bytes) -> LeadIn:
         field_type = _FIELD_TYPES.get(name)
         if field_type is None:
             extras[name] = value
+        elif name != "attributes" and (problem := control_problem(value, free_text=False)):
+            errors.append(FieldError(name, problem))
         elif name == "attributes":
             if isinstance(value, dict):
                 values[name] = value
@@ -100,11 +103,14 @@ def _attribute_errors(attributes: dict[str, Any]) -> list[FieldError]:
         return [FieldError("attributes", f"at most {MAX_ATTRIBUTES} attributes, got {len(attributes)}")]
     errors = []
     for key, value in attributes.items():
-        field = f"attributes.{key[:_MAX_KEY_IN_MESSAGE]}"
+        field = f"attributes.{printable(key, _MAX_KEY_IN_MESSAGE)}"
         try:
             msgspec.convert(key, _ATTRIBUTE_KEY_TYPE)
         except msgspec.ValidationError as exc:
             errors.append(FieldError(field, f"bad attribute name: {str(exc).split(' - at ')[0]}"))
+            continue
+        if problem := control_problem(value, free_text=True):
+            errors.append(FieldError(field, problem))
             continue
         try:
             msgspec.convert(value, _AttrValue)

@@ -21,6 +21,7 @@ import yaml
 from leadroute.rules._expressions import explain_error, static_problems
 from leadroute.rules._facts import Section, context_for
 from leadroute.rules._problems import RuleProblem, RulesetError
+from leadroute.rules._regex import RegexRefused, compile_regex, literal_regexes, use_re2
 from leadroute.rules._ruleset import (
     ActivitySection,
     Group,
@@ -209,11 +210,25 @@ class Builder(SectionReader):
                 column = self._token_column(where.line, where.column, text, getattr(token, "lexpos", None))
                 self.problems.append(RuleProblem(self.file, where.line, column, rule_id, message))
                 continue
-            compiled.append(rule)
-            for message in static_problems(rule):
+            messages = static_problems(rule) + self._regex_problems(rule)
+            for message in messages:
                 where = self.doc.locate([*path, "when"])
                 self.problems.append(RuleProblem(self.file, where.line, where.column, rule_id, message))
+            if not messages:
+                use_re2(rule)
+                compiled.append(rule)
         return compiled
+
+    @staticmethod
+    def _regex_problems(rule: rule_engine.Rule) -> list[str]:
+        """Each pattern ``re`` accepted (rule-engine parsed it) but RE2 will not run."""
+        problems = []
+        for pattern in literal_regexes(rule):
+            try:
+                compile_regex(pattern, rule.context.regex_flags)
+            except RegexRefused as exc:
+                problems.append(f"unsupported regular expression in 'when: {rule.text}': {exc}")
+        return problems
 
     def _token_column(self, line: int, column: int, text: str, offset: int | None) -> int:
         """The column of a syntax error's token, when the expression is written on one line."""

@@ -16,7 +16,7 @@ from rule_engine import DataType
 
 from leadroute.rules._facts import Section, lead_field_types
 
-__all__ = ["explain_error", "static_problems"]
+__all__ = ["explain_error", "expression_nodes", "static_problems"]
 
 _CHILDREN: tuple[str, ...] = (
     *("left", "right", "container", "member", "condition", "case_true", "case_false", "object"),
@@ -25,20 +25,20 @@ _CHILDREN: tuple[str, ...] = (
 """The attributes of rule-engine nodes that hold sub-expressions."""
 
 
-def _nodes(node: Any) -> Iterator[Any]:
+def expression_nodes(node: Any) -> Iterator[Any]:
     """``node`` and every expression below it."""
     yield node
     for name in _CHILDREN:
         child = getattr(node, name, None)
         if isinstance(child, rule_engine.ast.ExpressionBase):
-            yield from _nodes(child)
+            yield from expression_nodes(child)
     for name in ("arguments", "value"):
         children = getattr(node, name, None)
         if isinstance(children, list | tuple):
             for child in children:
                 for part in child if isinstance(child, tuple) else (child,):
                     if isinstance(part, rule_engine.ast.ExpressionBase):
-                        yield from _nodes(part)
+                        yield from expression_nodes(part)
 
 
 def _definite(data_type: Any) -> Any:
@@ -64,7 +64,9 @@ def static_problems(rule: rule_engine.Rule) -> list[str]:
     text with a number.
     """
     text = rule.text
-    problems = (_static_problem(node, text, rule.context) for node in _nodes(rule.statement.expression))
+    problems = (
+        _static_problem(node, text, rule.context) for node in expression_nodes(rule.statement.expression)
+    )
     return [problem for problem in problems if problem is not None]
 
 

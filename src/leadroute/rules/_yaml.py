@@ -7,6 +7,18 @@ tree, and keep both: the data is validated, the nodes answer "which line was tha
 Shared by every hand-edited YAML file leadroute reads (rule files, owners files): also the two
 ways a problem gets a place, a syntax error's mark (:func:`syntax_error`) and the ``$.a[0].b``
 path of a msgspec validation error (:func:`validation_path`).
+
+Two YAML features are refused while the text is composed, before anything is built from it
+(files arrive by upload, so reading one must cost time in proportion to its size):
+
+- **aliases** (``*name``). An alias repeats a whole subtree without repeating its text; nine
+  aliases of nine aliases of... (a "billion laughs" file of 400 bytes) become 10**9 values for
+  whatever walks the data afterwards (9 s of CPU per upload, measured). Leadroute's files do not
+  need them: a rule file is read by people reviewing a change, where a written-out value is
+  clearer than a reference, and an error inside an aliased subtree would point at the anchor,
+  not at the rule using it. Anchors alone (``&name``) are harmless and ignored.
+- **nesting deeper than** :data:`MAX_DEPTH` levels: the composer recurses once per level, and
+  ``[[[[...`` thousands deep would end in a ``RecursionError``.
 """
 
 from __future__ import annotations
@@ -18,8 +30,10 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "MAX_DEPTH",
     "Located",
     "Path",
+    "Refused",
     "YamlDocument",
     "missing_key",
     "parse_yaml",
@@ -32,6 +46,9 @@ _MSGSPEC_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
 _MSGSPEC_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
+
+MAX_DEPTH = 64
+"""The deepest nesting of mappings and sequences a YAML file may have (rule files use about 8)."""
 
 Path = Sequence[str | int]
 """A location inside the document: mapping keys and sequence indexes, from the root."""
@@ -110,9 +127,55 @@ def _child(node: yaml.Node, segment: str | int) -> yaml.Node | None:
     return None
 
 
+class Refused(yaml.MarkedYAMLError):
+    """Valid YAML that leadroute does not read: an alias, or nesting past :data:`MAX_DEPTH`."""
+
+
+class _Loader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses aliases and deep nesting as it composes (see the module docstring)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 - PyYAML's name
+        # The scanner looks up to 1024 characters ahead for a possible key, at a cost that grows
+        # with the flow level: 1000 '[' took 0.2 s before the composer saw the first one.
+        if self.flow_level >= MAX_DEPTH:
+            raise Refused(
+                problem=f"YAML nested more than {MAX_DEPTH} levels deep; flatten the structure",
+                problem_mark=self.get_mark(),
+            )
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise Refused(
+                problem=(
+                    f"YAML alias '*{event.anchor}' is not supported; write the value out in full "
+                    "(aliases and anchors can make a small file expand to billions of values)"
+                ),
+                problem_mark=event.start_mark,
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise Refused(
+                    problem=f"YAML nested more than {MAX_DEPTH} levels deep; flatten the structure",
+                    problem_mark=self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def parse_yaml(text: str) -> YamlDocument:
-    """Parse one YAML document, keeping its node tree. Raises ``yaml.YAMLError`` (with a mark)."""
-    loader = yaml.SafeLoader(text)
+    """Parse one YAML document, keeping its node tree. Raises ``yaml.YAMLError`` (with a mark).
+
+    Aliases and nesting past :data:`MAX_DEPTH` raise :class:`Refused` (a ``yaml.YAMLError``).
+    """
+    loader = _Loader(text)
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
@@ -126,6 +189,8 @@ def syntax_error(exc: yaml.YAMLError) -> tuple[Located, str]:
     mark = getattr(exc, "problem_mark", None)
     where = Located(mark.line + 1, mark.column + 1) if mark is not None else Located(1, 1)
     detail = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, Refused):
+        return where, detail
     context = getattr(exc, "context", None)
     message = f"YAML syntax error: {detail}" + (f" ({context})" if context else "")
     return where, message + "; check the indentation and quote values containing ': ' or '#'"

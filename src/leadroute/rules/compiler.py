@@ -29,6 +29,9 @@ How parity with rule-engine is kept:
 - **Nodes not covered** (builtins other than ``$now``/``$today``, comprehensions, item access and slices,
   mappings, bitwise operators, most number/date attributes, non-literal regexes) make that one
   rule use ``rule.matches``; :attr:`CompiledSection.fallback_rules` lists them.
+- **Regexes** run with RE2 (:mod:`leadroute.rules._regex`) here and in ``rule.matches`` alike:
+  a pattern RE2 cannot run raises ``RegexRefused`` when the section is built, never falls back
+  to ``re``.
 
 Why one module of ~470 lines: :class:`_RuleCompiler` is one method per kind of rule-engine node,
 each keeping the parity rules above, and :class:`CompiledSection` is what runs its output and
@@ -39,7 +42,6 @@ from __future__ import annotations
 
 import ast
 import decimal
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -68,6 +70,7 @@ from leadroute.rules._codegen import (
     load_name,
 )
 from leadroute.rules._facts import _member as member_accessor
+from leadroute.rules._regex import compile_regex
 from leadroute.rules.evaluator import RuleEngineEvaluator, SectionEvaluator
 
 __all__ = ["CompiledEvaluator", "CompiledSection", "compiled_section"]
@@ -301,7 +304,7 @@ class _RuleCompiler:
         left = self.value(node.left)
         if not left.kinds <= {STR, NONE}:
             raise Unsupported("regex on a non-string")
-        pattern = re.compile(node.right.value, flags=node.context.regex_flags)
+        pattern = compile_regex(node.right.value, node.context.regex_flags)  # RE2; raises if it cannot
         search = node.type.endswith("fzs")
         method = self.section.const(pattern.search if search else pattern.match)
         matches = node.type.startswith("eq")

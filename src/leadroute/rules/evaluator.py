@@ -62,7 +62,14 @@ class RuleEngineEvaluator:
     """The reference evaluator: ``rule.matches(facts)`` for each rule."""
 
     def compile(self, rules: Sequence[rule_engine.Rule]) -> SectionEvaluator:
-        """Return an evaluator for ``rules``, in order."""
+        """Return an evaluator for ``rules``, in order; their regexes run with RE2 (``rules._regex``).
+
+        Raises ``RegexRefused`` for a regex RE2 cannot run: never ``re``'s backtracking instead.
+        """
+        from leadroute.rules._regex import use_re2
+
+        for rule in rules:
+            use_re2(rule)
         return _RuleEngineSection(rules)
 
 
