@@ -14,6 +14,7 @@ exception                              status  ``type`` (after the base)    ``er
 ``RulesetError``                       422     ``invalid-ruleset``          rule, file, line, ...
 Litestar ``ValidationException``       400     ``invalid-request``          one per field
 Litestar ``HTTPException``, 400        400     ``malformed-body``           ``body``
+``RecursionError`` (a too deep body)   400     ``malformed-body``           ``body``
 Litestar ``HTTPException``, other      its own ``not-found``, ...           none
 anything else                          500     ``internal``                 none (logged)
 =====================================  ======  ===========================  =====================
@@ -96,6 +97,15 @@ def problem_for(exc: Exception) -> Problem:  # noqa: PLR0911  (one case per row 
             extra = exc.extra if isinstance(exc.extra, list) else []
             errors = [{"field": _field_of(e), "message": _message_of(e)} for e in extra]
             return _problem(400, "invalid-request", "Invalid request", exc.detail, errors)
+        case RecursionError():  # a body nested past msgspec's limit, on a route that decodes it itself
+            message = "the body is nested too deeply"
+            return _problem(
+                400,
+                "malformed-body",
+                "Malformed request body",
+                message,
+                [{"field": "body", "message": message}],
+            )
         case HTTPException(status_code=400):  # the body is not JSON (Litestar could not decode it)
             errors = [{"field": "body", "message": exc.detail}]
             return _problem(400, "malformed-body", "Malformed request body", exc.detail, errors)
