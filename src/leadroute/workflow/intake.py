@@ -2,8 +2,10 @@
 
 The pure steps run first, outside any transaction. Then one step of the runner claims the
 idempotency key, picks the owner (Redis, atomically), and writes the lead, its
-``lead.received``, ``lead.scored`` and placement events, its decision and its assignment; the
-response is stored with the key, so a retry gets the same answer.
+``lead.received``, ``lead.scored`` and placement events, its decision, its assignment and SLA
+timer and the response stored with the key (so a retry gets the same answer) in one statement
+(:func:`leadroute.workflow.writer.record_new_lead`): BEGIN, the key, the routing lock, the
+account owner when there is one, that statement, COMMIT.
 
 When Redis (the routing state) cannot be reached, the lead is still recorded and scored, and
 answered with status ``pending`` (HTTP 202): the queue drain routes pending leads, in arrival
@@ -33,7 +35,7 @@ from leadroute.telemetry import METRICS, span
 from leadroute.workflow.log import LeadReceived
 from leadroute.workflow.rescore import rescore_at
 from leadroute.workflow.runner import Change, run
-from leadroute.workflow.writer import REDIS_DOWN, explanation, pending_placement, place, record_decision
+from leadroute.workflow.writer import REDIS_DOWN, NewLead, pending_placement, record_new_lead
 
 __all__ = ["IntakeResult", "Replayed", "fingerprint", "replayed", "submit_lead"]
 
@@ -124,50 +126,24 @@ async def submit_lead(
             ruleset_version=ruleset.version,
             ruleset_sha256=ruleset.sha256,
         )
-        await ch.conn.execute(
-            QUERIES["lead_insert"],
-            lead_id,
-            lead.email,
-            lead.company_domain,
-            decision.stage,
-            decision.score,
-            decision.status,
-            placed.owner,
-            placed.pool,
-            msgspec.to_builtins(lead),
-            rescore_at(active.ruleset, evaluation, ch.now, rt.settings.rescore_every),
-        )
-        received = await ch.emit(
-            lead_id,
-            "lead.received",
-            LeadReceived(body=_any_json(body), idempotency_key=key),
-            occurred_at=lead_in.occurred_at,
-            idempotency_key=key,
-        )
-        decision_id = await record_decision(
+        await record_new_lead(
             ch,
-            lead_id=lead_id,
-            event_id=received,
+            lead=NewLead(
+                id=lead_id,
+                email=lead.email,
+                company_domain=lead.company_domain,
+                normalized=msgspec.to_builtins(lead),
+                rescore_at=rescore_at(active.ruleset, evaluation, ch.now, rt.settings.rescore_every),
+                received=LeadReceived(body=_any_json(body), idempotency_key=key),
+                occurred_at=lead_in.occurred_at,
+                idempotency_key=key,
+            ),
             active=active,
             evaluation=evaluation,
             placed=placed,
-            why=explanation(evaluation, placed),
-            cause="received",
-        )
-        await place(
-            ch,
-            lead_id=lead_id,
-            current=None,
-            placed=placed,
-            cause="received",
-            decision_id=decision_id,
-            ruleset_version=ruleset.version,
             pending=status == "pending",
+            answer=msgspec.to_builtins(decision) if key is not None else None,
         )
-        if key is not None:
-            await ch.conn.execute(
-                QUERIES["idempotency_complete"], SCOPE, key, lead_id, msgspec.to_builtins(decision)
-            )
         ch.after_commit(METRICS.leads.labels(decision.stage, status).inc)
         return IntakeResult(decision, created=True)
 

@@ -27,7 +27,7 @@ from leadroute.rules import Sla
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
-__all__ = ["MAX_SEARCH_DAYS", "business_due", "cancel_timers", "start_timer", "working_spans"]
+__all__ = ["MAX_SEARCH_DAYS", "business_due", "cancel_timers", "start_timer", "timer_due", "working_spans"]
 
 MAX_SEARCH_DAYS = 400
 """How far ahead :func:`business_due` looks for working time before giving up on the hours."""
@@ -97,20 +97,14 @@ async def start_timer(
     breach); ``breaches`` is how many times the lead breached before this timer. ``config``: the
     routing configuration the transaction read (else the pool and owner are read here).
     """
-    due = now + timedelta(minutes=sla.accept_within_minutes)
-    business = False
-    if pool_id is not None:
-        if config is not None and pool_id in config.pools:
-            hours = config.pools[pool_id].sla_business_hours
-            member = config.owners.get(owner_id)
-        else:
-            pool = await conn.fetchrow(QUERIES["routing_pool"], pool_id)
-            hours = pool is not None and pool["sla_business_hours"]
-            row = await conn.fetchrow(QUERIES["routing_owner_get"], owner_id) if hours else None
-            member = member_from_row(row) if row is not None else None
-        if hours and member is not None:
-            business = True
-            due = business_due(member, now, sla.accept_within_minutes)
+    known = timer_due(config, pool_id, owner_id, sla, now) if config is not None else None
+    if known is not None:
+        business, due = known
+    else:
+        pool = await conn.fetchrow(QUERIES["routing_pool"], pool_id) if pool_id is not None else None
+        hours = pool is not None and pool["sla_business_hours"]
+        row = await conn.fetchrow(QUERIES["routing_owner_get"], owner_id) if hours else None
+        business, due = _due(member_from_row(row) if row is not None else None, hours, sla, now)
     return await conn.fetchrow(
         QUERIES["sla_timer_insert"],
         lead_id,
@@ -124,6 +118,23 @@ async def start_timer(
         due,
         breaches,
     )
+
+
+def timer_due(
+    config: RoutingConfig, pool_id: str | None, owner_id: str, sla: Sla, now: datetime
+) -> tuple[bool, datetime] | None:
+    """Whether the timer counts business hours, and its due time, from the routing configuration
+    (None: the pool is not in it, so it must be read)."""
+    if pool_id is not None and pool_id not in config.pools:
+        return None
+    hours = pool_id is not None and config.pools[pool_id].sla_business_hours
+    return _due(config.owners.get(owner_id), hours, sla, now)
+
+
+def _due(member: Member | None, hours: bool, sla: Sla, now: datetime) -> tuple[bool, datetime]:
+    if hours and member is not None:
+        return True, business_due(member, now, sla.accept_within_minutes)
+    return False, now + timedelta(minutes=sla.accept_within_minutes)
 
 
 async def cancel_timers(

@@ -91,3 +91,41 @@ SELECT id, decided_at, ruleset_version, ruleset_sha256, score, stage, explanatio
 SELECT id, explanation FROM decisions
  WHERE lead_id = $1 AND NOT coalesce((explanation -> 'assignment' ->> 'unchanged')::boolean, false)
  ORDER BY id DESC LIMIT 1;
+
+-- name: intake_record
+-- Everything a new lead writes, in one statement (one round trip): the lead; its lead.received,
+-- lead.scored and placement events; its decision; its assignment; its SLA timer when $31 is
+-- true; and the answer stored with its idempotency key when $39 is not null. Returns the
+-- decision id.
+WITH lead AS (
+    INSERT INTO leads (id, email, company_domain, stage, score, status, owner_id, pool_id, normalized, rescore_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+), received AS (
+    INSERT INTO lead_events (lead_id, kind, received_at, occurred_at, idempotency_key, actor, payload)
+    VALUES ($1, 'lead.received', $11, $12, $13, $14, $15)
+    RETURNING id
+), decision AS (
+    INSERT INTO decisions (lead_id, event_id, ruleset_id, ruleset_version, ruleset_sha256, score, groups,
+                           matched, stage, qualification_rule, routing_rule, pool_id, owner_id, explanation)
+    SELECT $1, received.id, $16, $17, $18, $5, $19, $20, $4, $21, $22, $8, $7, $23 FROM received
+    RETURNING id
+), scored AS (
+    INSERT INTO lead_events (lead_id, kind, received_at, actor, payload)
+    SELECT $1, 'lead.scored', $11, $14, $24::jsonb || jsonb_build_object('decision_id', decision.id) FROM decision
+    RETURNING id
+), assignment AS (
+    INSERT INTO assignments (lead_id, decision_id, owner_id, pool_id, status, queue, reason, created_at,
+                             claim_seq, rule, waiting)
+    SELECT $1, decision.id, $7, $8, $25, $26, $27, $11, $28, $29, $30 FROM decision
+    RETURNING id
+), timer AS (
+    INSERT INTO sla_timers (lead_id, assignment_id, owner_id, pool_id, minutes, on_breach, business_hours,
+                            started_at, due_at, breaches)
+    SELECT $1, assignment.id, $7, $36, $32, $33, $34, $11, $35, 0 FROM assignment WHERE $31
+), placed AS (  -- read from scored: appended after it, so the log's order is received, scored, placed
+    INSERT INTO lead_events (lead_id, kind, received_at, actor, payload)
+    SELECT $1, $37, $11, $14, $38 FROM scored
+), answer AS (
+    UPDATE idempotency_keys SET lead_id = $1, response = $40 WHERE scope = 'lead' AND key = $39
+)
+SELECT id FROM decision;
