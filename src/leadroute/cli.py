@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from leadroute.config import Settings, SettingsError
+from leadroute.config import Settings, SettingsError, service_links
 from leadroute.errors import CommandError, LeadrouteError
 
 if TYPE_CHECKING:
@@ -43,6 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"leadroute: invalid setting: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if links := service_links(os.environ):
+        log.info(
+            "ignoring %d Kubernetes service-link variable(s) that share our prefix (%s); they are not "
+            "settings (enableServiceLinks: false in the pod spec turns them off)",
+            len(links),
+            ", ".join(links),
+        )
     try:
         code: int = args.func(settings, args)
     except LeadrouteError as exc:
@@ -143,6 +150,11 @@ def _servers(settings: Settings, *, share: bool = True) -> Iterator[Settings]:
     if not settings.embedded:
         yield settings
         return
+    if not settings.allow_embedded:
+        raise CommandError(
+            "LEADROUTE_DATABASE_URL and LEADROUTE_REDIS_URL are not set, and embedded servers are "
+            "off (LEADROUTE_ALLOW_EMBEDDED=false, the container image's default): set both URLs"
+        )
     from leadroute.embedded import EmbeddedServers, EmbeddedServersError
 
     servers = EmbeddedServers(settings.data_dir.resolve())
