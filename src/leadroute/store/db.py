@@ -44,9 +44,15 @@ async def connect(dsn: str, *, timeout: float = 60) -> asyncpg.Connection:  # no
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    """A pool whose connections have the JSON codecs installed."""
+    """A pool whose connections have the JSON codecs installed.
+
+    A pooled connection that PostgreSQL closed (a restart, ``pg_terminate_backend``) is replaced
+    when it is next acquired (asyncpg checks ``is_closed()`` on acquire), so a server restart is
+    not surfaced to requests. ``timeout=5`` bounds each (re)connect: while PostgreSQL is down or
+    unreachable a request answers 503 within seconds instead of waiting out asyncpg's 60 s.
+    """
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=30
+        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=30, timeout=5
     )
     assert pool is not None  # create_pool only returns None when awaited without init
     return pool
