@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import asyncpg
 from redis import exceptions as redis_errors
 
-__all__ = ["OUTAGES", "RETRY_AFTER", "OutageLog", "dependency_down"]
+__all__ = ["OUTAGES", "RETRY_AFTER", "OutageLog", "dependency_down", "quiet_driver_logs"]
 
 log = logging.getLogger("leadroute.outage")
 
@@ -131,3 +131,26 @@ class OutageLog:
 
 OUTAGES = OutageLog()
 """The process's outage log (each worker process has its own)."""
+
+
+class _DriverRetryFilter(logging.Filter):
+    """asyncpg's pool keeps its minimum size by reconnecting in the background, logging a WARNING
+    with a traceback for every failed attempt (every second or so while PostgreSQL is down). Those
+    become part of the one outage line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or (down := dependency_down(exc)) is None:
+            return True
+        OUTAGES.down(down, exc, "the connection pool's background reconnect")
+        return False
+
+
+_FILTER = _DriverRetryFilter()
+
+
+def quiet_driver_logs() -> None:
+    """Route the drivers' own outage retries through :data:`OUTAGES` (idempotent)."""
+    logger = logging.getLogger("asyncpg.pool")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)

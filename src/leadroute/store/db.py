@@ -51,6 +51,9 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
     not surfaced to requests. ``timeout=5`` bounds each (re)connect: while PostgreSQL is down or
     unreachable a request answers 503 within seconds instead of waiting out asyncpg's 60 s.
     """
+    from leadroute.outage import quiet_driver_logs
+
+    quiet_driver_logs()  # asyncpg's reconnect warnings join the one outage line
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=30, timeout=5
     )

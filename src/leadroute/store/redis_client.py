@@ -26,6 +26,7 @@ HEALTH_CHECK_SECONDS = 15
 
 def redis_client(url: str) -> Redis:
     """A client for ``url`` with leadroute's retry and timeout settings."""
+    tcp = {} if url.startswith("unix://") else {"socket_keepalive": True}  # unix sockets take none
     return Redis.from_url(
         url,
         retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), retries=1),
@@ -33,5 +34,5 @@ def redis_client(url: str) -> Redis:
         health_check_interval=HEALTH_CHECK_SECONDS,
         socket_connect_timeout=2,
         socket_timeout=10,
-        socket_keepalive=True,
+        **tcp,
     )
