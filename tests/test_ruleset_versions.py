@@ -16,7 +16,7 @@ from leadroute.config import Settings
 from leadroute.rules import parse_ruleset
 from leadroute.store.db import connect
 from leadroute.store.migrate import available, migrate
-from leadroute.store.rulesets import RulesetVersionConflict, load_stored_ruleset
+from leadroute.store.rulesets import RulesetVersionConflict, load_stored_ruleset, store_ruleset
 from ruleset_support import active_version, rules_text, upload, wait_for_version
 from support import connection, setup_pool
 
@@ -318,23 +318,48 @@ class TestStartup:
             assert listing["active"]["action"] == "start"
             assert [v["status"] for v in listing["versions"]] == ["published"] * 3
 
-    async def test_a_changed_file_under_a_stored_version_refuses_to_start(
+    async def test_a_changed_file_under_a_stored_version_starts_on_the_last_good_one(
+        self, settings: Settings, clean: None, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A sales-ops typo (the file edited, the version not bumped) is not an outage: the
+        instance runs the active stored version, logs an ERROR, and /health/ready (still 200)
+        says why with ``ruleset_file_conflict: 1``."""
+        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+            await setup_pool(client)
+        async with AsyncTestClient(app_on(settings, rules_text(1, 50), name="inbound.yaml")) as client:
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 200
+            body = ready.json()
+            assert (body["ruleset"], body["ruleset_file_conflict"]) == (1, 1)
+            assert "inbound.yaml: version 1 is already stored with different content" in body["detail"]
+            assert "bump 'version:' to 2" in body["detail"]
+            assert "Serving the last good version, v1" in body["detail"]
+            lead = (await client.post("/v1/leads", json={"email": "kim@acme.example"})).json()
+            assert lead["score"] == 10  # the stored v1, not the edited file's 50
+        refused = [r for r in caplog.records if r.levelname == "ERROR" and "RULES FILE REFUSED" in r.message]
+        assert refused
+        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+            assert (await client.get("/health/ready")).json()["ruleset_file_conflict"] == 0
+
+    async def test_with_no_active_version_a_changed_file_still_refuses_to_start(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))):
-            pass
+        """Nothing was ever activated (only stored): there is no last good version to fall back to."""
+        async with connection(settings) as conn:
+            await migrate(conn)
+            await store_ruleset(conn, parse_ruleset(rules_text(1)), status="published", actor="t")
         with pytest.raises(BaseException) as info:  # noqa: PT011 (the test client wraps it in a group)
             async with AsyncTestClient(app_on(settings, rules_text(1, 50), name="inbound.yaml")):
                 pass
         conflict = find_error(info.value, RulesetVersionConflict)
-        assert "inbound.yaml: version 1 is already stored with different content" in str(conflict)
         assert "bump 'version:' to 2" in str(conflict)
 
-    async def test_serve_refuses_to_start_with_the_message(
+    async def test_serve_refuses_to_start_with_the_message_when_nothing_is_active(
         self, settings: Settings, clean: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))):
-            pass
+        async with connection(settings) as conn:
+            await migrate(conn)
+            await store_ruleset(conn, parse_ruleset(rules_text(1)), status="published", actor="t")
         rules = tmp_path / "inbound.yaml"
         rules.write_text(rules_text(1, 50))
         env = cli_env(settings, monkeypatch)
@@ -343,6 +368,41 @@ class TestStartup:
         assert code == 1
         assert f"{rules}: version 1 is already stored with different content" in err
         assert "bump 'version:' to 2" in err
+
+    async def test_rules_check_reports_a_changed_file_against_the_stored_versions(
+        self, settings: Settings, clean: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`rules check` passes a file's own tests either way; against the database it fails a
+        version edited without a bump, and says plainly when it could not check."""
+        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+            await setup_pool(client)
+        rules = tmp_path / "inbound.yaml"
+        rules.write_text(rules_text(1, 50))
+        env = cli_env(settings, monkeypatch)
+        code, out, err = await run_cli(["rules", "check", str(rules)])
+        assert code == 1, out + err
+        assert "version 1 is already stored with different content" in err
+        assert "checked against LEADROUTE_DATABASE_URL" in err
+
+        rules.write_text(rules_text(2, 50))
+        code, out, err = await run_cli(["rules", "check", str(rules)])
+        assert code == 0, out + err
+        assert "version 2 is not stored yet (a new version) in LEADROUTE_DATABASE_URL" in out
+        rules.write_text(rules_text(1))
+        code, out, err = await run_cli(["rules", "check", str(rules)])
+        assert (code, "version 1 is stored with this content") == (0, out.splitlines()[-1][:37])
+
+        env.setenv("LEADROUTE_DATABASE_URL", "postgresql://127.0.0.1:1/nothing")
+        code, out, err = await run_cli(["rules", "check", str(rules)])
+        assert code == 0, out + err
+        assert "NOT CHECKED against the stored versions: cannot reach LEADROUTE_DATABASE_URL" in err
+
+        env.delenv("LEADROUTE_DATABASE_URL")
+        env.delenv("LEADROUTE_REDIS_URL")
+        env.setenv("LEADROUTE_DATA_DIR", str(tmp_path / "nothing-runs-here"))
+        code, out, err = await run_cli(["rules", "check", str(rules)])
+        assert code == 0, out + err
+        assert "NOT CHECKED against the stored versions: LEADROUTE_DATABASE_URL is not set" in err
 
 
 def find_error(exc: BaseException, kind: type[BaseException]) -> BaseException:

@@ -512,6 +512,40 @@ class TestAdmission:
         finally:
             served.stop()
 
+    async def test_no_free_connection_in_time_is_a_503_not_a_wait(
+        self, settings: Settings, clean: None, tmp_path: Path
+    ) -> None:
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(STAGED)
+        served = Served(
+            tmp_path / "serve.log",
+            settings,
+            rules_path=str(rules),
+            db_pool_min="1",
+            db_pool_max="1",
+            db_acquire_timeout="0.2",
+            sla_poll_seconds="0",
+        )
+        try:
+            served.wait_ready()
+            async with httpx.AsyncClient(base_url=served.base, timeout=30) as http:
+                lead_id = (await http.post("/v1/leads", json=lead(1))).json()["lead_id"]
+                async with connection(settings) as conn, conn.transaction():
+                    await conn.execute("SELECT 1 FROM leads WHERE id = $1 FOR UPDATE", uuid.UUID(lead_id))
+                    body = {"lead_id": lead_id, "type": "page_view", "occurred_at": iso(datetime.now(UTC))}
+                    held = asyncio.create_task(http.post("/v1/events", json=body))  # holds the one connection
+                    await asyncio.sleep(0.5)
+                    started = time.monotonic()
+                    refused = await http.post("/v1/leads", json=lead(2))
+                    took = time.monotonic() - started
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["type"].endswith("/overloaded")
+                assert refused.headers["retry-after"] == "1"
+                assert took < 1.5
+                assert (await held).status_code == 201
+        finally:
+            served.stop()
+
 
 class TestRoutingConfigCache:
     """Routing reads owners and pools from memory until PostgreSQL says they changed."""

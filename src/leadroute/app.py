@@ -30,12 +30,14 @@ from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
 from leadroute.config import Settings
 from leadroute.routing.assign import Router
+from leadroute.routing.reconcile import reconciler
 from leadroute.rules import Ruleset, load_rules_path
 from leadroute.rulesets import RulesetSync, actor
 from leadroute.runtime import ActiveRuleset, Clock, Runtime, utc_now
 from leadroute.store.db import create_pool
 from leadroute.store.migrate import migrate
-from leadroute.store.rulesets import adopt_startup_ruleset
+from leadroute.store.redis_client import redis_client
+from leadroute.store.rulesets import start_ruleset
 from leadroute.telemetry import MetricsController, tracer_provider
 from leadroute.workflow.scheduler import scheduler as sla_scheduler
 
@@ -60,11 +62,13 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         db = await create_pool(
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
-        redis: Redis = Redis.from_url(settings.redis_url)
+        redis: Redis = redis_client(settings.redis_url)
         try:
             async with db.acquire() as conn:
                 await migrate(conn)
-                running, ruleset_id = await adopt_startup_ruleset(conn, active_rules, actor=actor("start"))
+                # a rules file changed under a stored version: the last good version, loudly
+                started = await start_ruleset(conn, active_rules, actor=actor("start"))
+                running, ruleset_id = started.ruleset, started.id
             routing = Router(redis, settings.redis_prefix, database_url=settings.database_url, clock=clock)
             await routing.ensure_state(startup=True)  # first start, or Redis lost its data
             app.state.runtime = Runtime(
@@ -74,6 +78,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                 routing=routing,
                 rules=ActiveRuleset(running, ruleset_id),
                 clock=clock,
+                file_conflict=started.file_conflict,
             )
             log.info(
                 "ruleset %s v%s active (sha256 %s)",
@@ -84,7 +89,12 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             rulesets = app.state.runtime.rulesets = RulesetSync(app.state.runtime)
             await rulesets.start()  # follows fleet-wide activations (LISTEN + poll), watches the file
             try:
-                async with sla_scheduler(app.state.runtime):  # fires due SLA timers in the background
+                async with (
+                    sla_scheduler(app.state.runtime),  # fires due SLA timers in the background
+                    reconciler(
+                        routing, settings.database_url, clock, every_minutes=settings.reconcile_minutes
+                    ),
+                ):
                     yield
             finally:
                 await rulesets.stop()

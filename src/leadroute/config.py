@@ -1,11 +1,21 @@
 """Settings, parsed once from ``LEADROUTE_*`` environment variables into one frozen object.
 
 Nothing else in leadroute reads the environment: ``Settings.from_env()`` is called by the CLI
-and the result is passed down. A bad value fails at start-up with a message naming the variable.
+and the result is passed down. A bad value fails at start-up with a message naming the variable,
+and a misspelled name with the setting it probably meant.
+
+Kubernetes injects "service link" variables for every Service in the namespace: for a Service
+named ``leadroute`` that is ``LEADROUTE_SERVICE_HOST``, ``LEADROUTE_SERVICE_PORT[_<NAME>]``,
+``LEADROUTE_PORT=tcp://10.0.0.1:8000`` and ``LEADROUTE_PORT_8000_TCP[_PROTO|_PORT|_ADDR]``.
+They share our prefix but are not settings: exactly those shapes are skipped
+(:func:`service_links` names them so the CLI logs one note), and ``LEADROUTE_PORT`` is the port
+setting only when it is a number, never when it is a ``tcp://`` link.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +25,7 @@ import msgspec
 
 from leadroute.errors import SettingsError
 
-__all__ = ["PREFIX", "EvaluatorName", "Settings", "SettingsError"]
+__all__ = ["PREFIX", "EvaluatorName", "Settings", "SettingsError", "service_links"]
 
 PREFIX = "LEADROUTE_"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -40,6 +50,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Redis URL (``redis://``, ``rediss://`` or ``unix://``). Unset: embedded server."""
     rules_path: Path = Path("rules")
     """A ruleset file, or a directory holding exactly one."""
+    allow_embedded: bool = True
+    """With no URLs set, start embedded servers (the local default). The container image sets it
+    to false: a missing URL there is a configuration error, not a throw-away database."""
     data_dir: Path = Path(".leadroute")
     """Where the embedded servers keep their data (ignored when the URLs are set)."""
     seed_demo: bool = True
@@ -76,6 +89,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Where traces go (OTLP/HTTP): the standard ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, or
     ``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces``; not a ``LEADROUTE_`` variable. Unset: no
     tracing, at no cost."""
+    db_acquire_timeout: float = 2.0
+    """Seconds a change waits for a pooled database connection; past it the request is answered
+    503 with ``Retry-After`` (overloaded) instead of queueing."""
     max_in_flight: int = 256
     """``/v1`` requests one worker serves at once; the next gets 503 with ``Retry-After`` at once
     instead of waiting in a queue (admission control)."""
@@ -85,6 +101,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     drain_batch: int = 50
     """Queued leads one instance offers again per background pass at most (the rest wait for the
     next pass), so a burst of freed capacity cannot starve intake of connections."""
+    drain_seconds: float = 20.0
+    """After SIGTERM, seconds in-flight requests may take to finish (no new ones are accepted,
+    keep-alive clients are answered with ``Connection: close``); then they are cut. Keep it below
+    the orchestrator's grace period (Kubernetes: 30 s)."""
+    reconcile_minutes: float = 10.0
+    """Minutes between checks of the Redis routing counts against PostgreSQL (one instance at a
+    time, under an advisory lock); drift is corrected and logged. 0: only after a worker crash."""
 
     @property
     def rescore_every(self) -> timedelta:
@@ -102,19 +125,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         raw: dict[str, Any] = {}
         fields = {f.name for f in msgspec.structs.fields(cls)}
         for name, value in environ.items():
-            if not name.startswith(PREFIX):
+            if not name.startswith(PREFIX) or _is_service_link(name, value):
                 continue
             key = name.removeprefix(PREFIX).lower()
             if key not in fields:
-                raise SettingsError(f"{name}: unknown setting (known: {_known()})")
+                raise SettingsError(_unknown(name, key, fields))
             raw[key] = value
-        # OpenTelemetry's own standard variable says whether traces are exported (the exporter
-        # reads the rest of the OTEL_* variables itself)
-        endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
-            "OTEL_EXPORTER_OTLP_ENDPOINT"
-        )
-        if endpoint:
-            raw["otlp_endpoint"] = endpoint
+        # OpenTelemetry's own standard variables say whether and where traces are exported (the
+        # exporter reads the rest of the OTEL_* variables itself)
+        if traces := environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+            raw["otlp_traces_endpoint"] = traces
+        elif base := environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            raw["otlp_traces_endpoint"] = base.rstrip("/") + "/v1/traces"  # as the OTLP/HTTP spec says
         raw.update(overrides)
         if (raw.get("database_url") is None) != (raw.get("redis_url") is None):
             missing = "LEADROUTE_REDIS_URL" if raw.get("redis_url") is None else "LEADROUTE_DATABASE_URL"
@@ -137,25 +159,65 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"{PREFIX}WORKERS: must be at least 1")
         if not 1 <= self.db_pool_min <= self.db_pool_max:
             raise SettingsError(f"{PREFIX}DB_POOL_MIN: must be between 1 and {PREFIX}DB_POOL_MAX")
-        if self.sla_poll_seconds < 0:
-            raise SettingsError(f"{PREFIX}SLA_POLL_SECONDS: must be 0 (off) or a positive number of seconds")
-        if self.sla_max_breaches < 1:
-            raise SettingsError(f"{PREFIX}SLA_MAX_BREACHES: must be at least 1")
-        for name in ("max_in_flight", "drain_batch", "rescore_every_hours"):
-            if getattr(self, name) <= 0:
+        for name, value, at_least in (
+            ("sla_max_breaches", self.sla_max_breaches, 1),
+            ("drain_batch", self.drain_batch, 1),
+            ("max_in_flight", self.max_in_flight, 1),
+        ):
+            if value < at_least:
+                raise SettingsError(f"{PREFIX}{name.upper()}: must be at least {at_least}")
+        positive: tuple[tuple[str, float], ...] = (
+            ("rescore_every_hours", self.rescore_every_hours),
+            ("db_acquire_timeout", self.db_acquire_timeout),
+            ("ready_timeout", self.ready_timeout),
+            ("ruleset_poll_interval", self.ruleset_poll_interval),
+            ("watch_interval", self.watch_interval),
+            ("drain_seconds", self.drain_seconds),
+        )
+        for name, number in positive:
+            if number <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}: must be a positive number")
-        if self.ready_timeout <= 0:
-            raise SettingsError(f"{PREFIX}READY_TIMEOUT: must be a positive number of seconds")
-        if self.ruleset_poll_interval <= 0:
-            raise SettingsError(f"{PREFIX}RULESET_POLL_INTERVAL: must be a positive number of seconds")
-        if self.watch_interval <= 0:
-            raise SettingsError(f"{PREFIX}WATCH_INTERVAL: must be a positive number of seconds")
+        optional: tuple[tuple[str, float], ...] = (
+            ("sla_poll_seconds", self.sla_poll_seconds),
+            ("reconcile_minutes", self.reconcile_minutes),
+        )
+        for name, number in optional:
+            if number < 0:
+                raise SettingsError(f"{PREFIX}{name.upper()}: must be 0 (off) or a positive number")
         if self.database_url is not None and not self.database_url.startswith(
             ("postgres://", "postgresql://")
         ):
             raise SettingsError(f"{PREFIX}DATABASE_URL: expected a postgresql:// URL")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError(f"{PREFIX}REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+
+
+# Kubernetes service links (https://kubernetes.io/docs/concepts/services-networking/service/
+# #environment-variables), after the prefix: SERVICE_HOST, SERVICE_PORT, SERVICE_PORT_<port name>,
+# PORT_<n>_<proto>, PORT_<n>_<proto>_{PROTO,PORT,ADDR}; and PORT itself when its value is a URL.
+_LINK_NAME = re.compile(
+    r"SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT_[0-9]+_(?:TCP|UDP|SCTP)(?:_(?:PROTO|PORT|ADDR))?"
+)
+_LINK_URL = re.compile(r"(?:tcp|udp|sctp)://\S+")
+
+
+def _is_service_link(name: str, value: str) -> bool:
+    rest = name.removeprefix(PREFIX)
+    if rest == "PORT":
+        return _LINK_URL.fullmatch(value) is not None
+    return _LINK_NAME.fullmatch(rest) is not None
+
+
+def service_links(environ: Mapping[str, str]) -> list[str]:
+    """The ``LEADROUTE_*`` variables that are Kubernetes service links, not settings (sorted)."""
+    return sorted(n for n, v in environ.items() if n.startswith(PREFIX) and _is_service_link(n, v))
+
+
+def _unknown(name: str, key: str, fields: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.75)
+    if close:
+        return f"{name}: unknown setting; did you mean {PREFIX}{close[0].upper()}?"
+    return f"{name}: unknown setting (known: {_known()})"
 
 
 def _decode_path(kind: type, value: Any) -> Any:

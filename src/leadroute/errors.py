@@ -23,6 +23,7 @@
     ├── SettingsError               a ``LEADROUTE_*`` variable is missing or malformed (start-up)
     ├── MigrationError              applied migrations disagree with the files (start-up)
     ├── EmbeddedServersError        an embedded server could not start or stop (CLI)
+    ├── Overloaded                  503: no database connection free in time (admission control)
     ├── CommandError                a CLI command cannot run (CLI)
     └── OwnersFileError             an owners file cannot be read (CLI)
 
@@ -55,6 +56,7 @@ __all__ = [
     "MigrationError",
     "NotCurrentOwner",
     "NotFound",
+    "Overloaded",
     "OwnersFileError",
     "PoolError",
     "RoutingStateLost",
@@ -255,6 +257,12 @@ class UnknownOwner(ClientError):
             f"no owner with id {owner_id!r}",
             errors=[{"field": "owner_id", "message": f"unknown owner {owner_id!r}"}],
         )
+
+
+class Overloaded(LeadrouteError):
+    """This instance has no database connection free within the acquire timeout: 503, retry soon."""
+
+    retry_after = 1
 
 
 class EmbeddedServersError(LeadrouteError):

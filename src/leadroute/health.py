@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+from leadroute.outage import OUTAGES
 from leadroute.runtime import Runtime
 from leadroute.structs import Struct
 
@@ -27,6 +28,11 @@ class Readiness(Struct, kw_only=True):
     """Dependency (``postgres``, ``redis``) → ``ok`` or ``unavailable: <exception type>``."""
     ruleset: int
     """The version of the ruleset this instance runs."""
+    ruleset_file_conflict: int = 0
+    """1 (a gauge: alert on it) while the instance runs the last good ruleset because its rules
+    file changed under a stored version; ``detail`` says what to do. The instance still serves,
+    so it stays ready."""
+    detail: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -50,7 +56,15 @@ async def readiness(rt: Runtime) -> Readiness:
         try:
             await asyncio.wait_for(check(), timeout)
             checks[name] = "ok"
+            OUTAGES.up(name)
         except Exception as exc:
             checks[name] = f"unavailable: {type(exc).__name__}"
+            OUTAGES.down(name, exc, "/health/ready")
     ok = all(v == "ok" for v in checks.values())
-    return Readiness(status="ok" if ok else "unavailable", checks=checks, ruleset=rt.rules.ruleset.version)
+    return Readiness(
+        status="ok" if ok else "unavailable",
+        checks=checks,
+        ruleset=rt.rules.ruleset.version,
+        ruleset_file_conflict=int(rt.file_conflict is not None),
+        detail=rt.file_conflict,
+    )

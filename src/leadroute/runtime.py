@@ -54,5 +54,8 @@ class Runtime:
     """Every "now" in routing, SLA timers and decay comes from here, never from ``datetime.now``."""
     rulesets: RulesetFollower | None = None
     """Follows the fleet's active ruleset and swaps ``rules`` (``rulesets.RulesetSync``); set at start."""
+    file_conflict: str | None = None
+    """Why this instance does not run its rules file (changed under a stored version), if so: it
+    runs the last good version, and ``/health/ready`` says so (``store.rulesets.start_ruleset``)."""
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this instance freed routing capacity: the queue drain runs without waiting its interval."""

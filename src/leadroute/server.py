@@ -11,24 +11,45 @@ pick-and-claim scripts) and timers (``FOR UPDATE SKIP LOCKED``) are built for th
 accept connections on one listening socket that the parent binds, and the kernel spreads the
 connections between them.
 
-The parent only supervises. A worker that dies is replaced; one that keeps dying (for example,
-because PostgreSQL refuses every connection at start-up) stops the service with exit code 1
-rather than spinning. SIGTERM or SIGINT stops every worker gracefully (in-flight requests
-finish), and the caller then stops the embedded servers, if it runs them, last.
+The parent only supervises:
+
+- A worker that dies is replaced after a backoff that doubles with each consecutive death
+  (:data:`BACKOFF_FIRST` up to :data:`BACKOFF_CAP`) and starts again from the beginning once a
+  worker stayed up :data:`STABLE_AFTER` seconds. The other workers keep serving meanwhile.
+- A worker tells why it stopped by its exit code: :data:`EXIT_DEPENDENCY` when its start-up
+  failed because PostgreSQL or Redis does not answer (an outage: retried for as long as it
+  lasts, never a reason to stop), :data:`EXIT_STARTUP` when it failed for another reason. The
+  supervisor gives up (exit 1) only when no worker is left and the last :data:`STARTUP_LIMIT`
+  deaths were such other start-up failures: a bug or bad configuration that retrying cannot fix.
+- After a worker died unexpectedly it asks a surviving worker (``SIGUSR1``) to reconcile the
+  routing counts with PostgreSQL (:mod:`leadroute.routing.reconcile`): a worker killed between
+  its Redis claim and its commit leaves a count one too high.
+- Workers die with it: each asks the kernel for SIGTERM when its parent dies
+  (``prctl(PR_SET_PDEATHSIG)``), so ``kill -9`` of the supervisor leaves nothing serving
+  unsupervised.
+
+SIGTERM or SIGINT drains: the listening socket closes, every worker stops accepting, finishes
+its in-flight requests (up to ``LEADROUTE_DRAIN_SECONDS``), answers them with
+``Connection: close`` and closes idle keep-alive connections (uvicorn's graceful shutdown); the
+caller then stops the embedded servers, if it runs them, last.
 
 One module: the single-process path, the supervisor and the workers it forks share the uvicorn
-set-up and the SIGTERM handling, and together they are ~200 lines.
+set-up and the SIGTERM handling.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ctypes
 import logging
+import math
 import os
 import signal
 import socket
+import sys
 import time
-from collections import deque
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -37,17 +58,27 @@ import uvicorn
 from leadroute.config import Settings
 from leadroute.errors import CommandError
 
-__all__ = ["run_server"]
+__all__ = ["EXIT_DEPENDENCY", "EXIT_STARTUP", "backoff", "run_server"]
 
 log = logging.getLogger("leadroute")
 
-CRASH_WINDOW = 30.0
-"""Seconds over which worker deaths are counted."""
-CRASH_LIMIT = 5
-"""Unexpected worker deaths within ``CRASH_WINDOW`` that stop the service."""
-STOP_TIMEOUT = 30.0
-"""Seconds a worker may take to finish its requests after SIGTERM before it is killed."""
+EXIT_DEPENDENCY = 75
+"""A worker's (or the single process's) start-up failed because PostgreSQL or Redis does not
+answer: retry later (``EX_TEMPFAIL`` of sysexits.h)."""
+EXIT_STARTUP = 3
+"""A worker's start-up failed for another reason (the log above it says which)."""
+BACKOFF_FIRST = 0.5
+"""Seconds before replacing a worker after the first death of a run of them."""
+BACKOFF_CAP = 30.0
+"""The longest wait before replacing a worker."""
+STABLE_AFTER = 60.0
+"""A worker that stayed up this long ends a run of deaths: the next one waits BACKOFF_FIRST."""
+STARTUP_LIMIT = 5
+"""Consecutive non-dependency start-up failures, with no worker left, that stop the service."""
+RECONCILE_AFTER = 3.0
+"""A worker asked to reconcile must have been up this long (its signal handler is installed)."""
 _POLL = 0.2
+_PR_SET_PDEATHSIG = 1
 
 
 class _Stop(Exception):
@@ -58,6 +89,11 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
+def backoff(deaths: int) -> float:
+    """Seconds to wait before replacing a worker after ``deaths`` consecutive deaths (1, 2, ...)."""
+    return float(min(BACKOFF_FIRST * 2 ** max(deaths - 1, 0), BACKOFF_CAP))
+
+
 def run_server(app: Any, settings: Settings) -> int:
     """Serve ``app`` until SIGTERM or SIGINT; the exit code for the CLI."""
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal. Turning that
@@ -66,8 +102,8 @@ def run_server(app: Any, settings: Settings) -> int:
     try:
         if settings.workers == 1:
             server = _uvicorn(app, settings)
-            server.run()
-            return 0 if server.started else 1  # the app's start-up failed (logged by uvicorn)
+            _run(server)
+            return 0 if server.started else _startup_failure(settings)
         return _Supervisor(app, settings).run()
     except (_Stop, KeyboardInterrupt):
         log.info("stopped by signal")
@@ -76,16 +112,111 @@ def run_server(app: Any, settings: Settings) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+class _CloseWhenStopping:
+    """ASGI wrapper: once the server is shutting down, responses say ``Connection: close``.
+
+    uvicorn's graceful shutdown (h11) lets an in-flight request finish and then closes the
+    connection without telling the client; a keep-alive client may already be sending its next
+    request on it. The header tells it to open a new connection (to another instance) instead.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.server: uvicorn.Server | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Any) -> None:
+            if (
+                message["type"] == "http.response.start"
+                and self.server is not None
+                and self.server.should_exit
+            ):
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
+
+
 def _uvicorn(app: Any, settings: Settings) -> uvicorn.Server:
+    wrapped = _CloseWhenStopping(app)
     config = uvicorn.Config(
-        app,
+        wrapped,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's loggers go to the root handler the CLI set up: one format
         lifespan="on",
+        timeout_graceful_shutdown=math.ceil(settings.drain_seconds),
     )
-    return uvicorn.Server(config)
+    wrapped.server = uvicorn.Server(config)
+    return wrapped.server
+
+
+def _run(server: uvicorn.Server, sock: socket.socket | None = None) -> None:
+    """``server.run``; a failed start-up returns (``server.started`` is False) rather than exiting."""
+    try:
+        server.run(sockets=[sock] if sock is not None else None)
+    except SystemExit:  # uvicorn's sys.exit(3) when the app's start-up failed (it logged why)
+        if server.started:
+            raise
+
+
+def _startup_failure(settings: Settings) -> int:
+    """The exit code of a failed start-up: :data:`EXIT_DEPENDENCY` if a dependency is down."""
+    down = asyncio.run(_unreachable(settings))
+    if down:
+        log.warning("start-up failed: %s does not answer (exit code %d: retry later)", down, EXIT_DEPENDENCY)
+        return EXIT_DEPENDENCY
+    return EXIT_STARTUP
+
+
+async def _unreachable(settings: Settings) -> str | None:
+    """The first of PostgreSQL and Redis that does not answer (a connection error), or None.
+
+    Any other error (a bad password, a bug) is not an outage: retrying later would not help.
+    """
+    from leadroute.outage import dependency_down
+    from leadroute.store.db import connect
+    from leadroute.store.redis_client import redis_client
+
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    try:
+        conn = await connect(settings.database_url, timeout=3)
+        await conn.close()
+    except Exception as exc:
+        if dependency_down(exc):
+            return "PostgreSQL"
+    try:
+        redis = redis_client(settings.redis_url)
+        try:
+            await redis.ping()
+        finally:
+            await redis.aclose()
+    except Exception as exc:
+        if dependency_down(exc):
+            return "Redis"
+    return None
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (a no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(0)
+
+
+@dataclass(slots=True)
+class _Worker:
+    pid: int
+    started: float
 
 
 class _Supervisor:
@@ -94,10 +225,17 @@ class _Supervisor:
     def __init__(self, app: Any, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self.workers: set[int] = set()
-        self.deaths: deque[float] = deque(maxlen=CRASH_LIMIT)
+        self.workers: dict[int, _Worker] = {}
+        self.due: list[float] = []
+        """When each replacement is to be started (monotonic)."""
+        self.deaths = 0
+        """Consecutive worker deaths, for the backoff."""
+        self.startup_failures = 0
+        """Consecutive non-dependency start-up failures."""
+        self.reconcile = False
         self.stopping = False
         self.failed = False
+        self.stop_timeout = settings.drain_seconds + 10
 
     def run(self) -> int:
         sock = _listen(self.settings.host, self.settings.port)
@@ -114,16 +252,19 @@ class _Supervisor:
             sock.close()
 
     def _fork(self, sock: socket.socket) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: never returns into the parent's code
-            code = 1
-            self.workers = set()  # its siblings are not its to signal
+            code = EXIT_STARTUP
+            self.workers = {}  # its siblings are not its to signal
             try:
+                _die_with_parent(parent)
                 signal.signal(signal.SIGTERM, _raise_stop)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until the reconciler handles it
                 server = _uvicorn(self.app, self.settings)
-                server.run(sockets=[sock])
-                code = 0 if server.started else 1
+                _run(server, sock)
+                code = 0 if server.started else _startup_failure(self.settings)
             except (_Stop, KeyboardInterrupt):
                 code = 0
             except BaseException:
@@ -131,35 +272,73 @@ class _Supervisor:
             finally:
                 logging.shutdown()
                 os._exit(code)
-        self.workers.add(pid)
+        self.workers[pid] = _Worker(pid, time.monotonic())
 
     def _supervise(self, sock: socket.socket) -> int:
         # Only the workers' pids are waited for: the embedded servers are children of this
         # process too, and reaping one of them here would hide its exit from its owner.
-        while self.workers:
+        while self.workers or (self.due and not self.stopping):
             time.sleep(_POLL)
-            for pid in list(self.workers):
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done == 0:
-                    continue
-                self.workers.discard(pid)
-                if self.stopping:
-                    continue
-                log.warning("worker %d exited (%s); starting another", pid, _describe(status))
-                now = time.monotonic()
-                self.deaths.append(now)
-                if len(self.deaths) == CRASH_LIMIT and now - self.deaths[0] < CRASH_WINDOW:
-                    log.error(
-                        "%d workers died within %.0f s; stopping (the log above says why)",
-                        CRASH_LIMIT,
-                        CRASH_WINDOW,
-                    )
-                    self._signal_all(signal.SIGTERM)
-                    self.stopping = True
-                    self.failed = True
-                    continue
+            for worker in list(self.workers.values()):
+                done, status = os.waitpid(worker.pid, os.WNOHANG)
+                if done != 0:
+                    del self.workers[worker.pid]
+                    if not self.stopping:
+                        self._died(worker, status)
+            if self.stopping:
+                sock.close()  # new connections are refused at once, not queued for nobody
+                continue
+            now = time.monotonic()
+            for when in [w for w in self.due if w <= now]:
+                self.due.remove(when)
                 self._fork(sock)
+            self._ask_reconcile(now)
         return 1 if self.failed else 0
+
+    def _died(self, worker: _Worker, status: int) -> None:
+        now = time.monotonic()
+        if now - worker.started >= STABLE_AFTER:
+            self.deaths = 0
+        self.deaths += 1
+        delay = backoff(self.deaths)
+        code = os.waitstatus_to_exitcode(status)
+        if code == EXIT_DEPENDENCY:
+            self.startup_failures = 0
+            log.warning(
+                "worker %d could not start: PostgreSQL or Redis does not answer; another in %.1f s "
+                "(%d serving)",
+                worker.pid,
+                delay,
+                len(self.workers),
+            )
+        elif code == EXIT_STARTUP:
+            self.startup_failures += 1
+            if not self.workers and self.startup_failures >= STARTUP_LIMIT:
+                log.error(
+                    "%d workers in a row failed to start, none is serving; stopping (the log above says why)",
+                    self.startup_failures,
+                )
+                self.failed = self.stopping = True
+                self.due.clear()
+                return
+            log.error("worker %d failed to start; another in %.1f s", worker.pid, delay)
+        else:
+            self.startup_failures = 0
+            self.reconcile = True
+            log.warning("worker %d exited (%s); another in %.1f s", worker.pid, _describe(status), delay)
+        self.due.append(now + delay)
+
+    def _ask_reconcile(self, now: float) -> None:
+        """Ask a worker that has been up a while to reconcile the routing counts."""
+        if not self.reconcile:
+            return
+        for worker in self.workers.values():
+            if now - worker.started >= RECONCILE_AFTER:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGUSR1)
+                    log.info("asked worker %d to reconcile the routing counts after a crash", worker.pid)
+                    self.reconcile = False
+                return
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         if not self.stopping:
@@ -173,17 +352,19 @@ class _Supervisor:
                 os.kill(pid, sig)
 
     def _reap_all(self) -> None:
-        """Wait for every worker; kill those still running after ``STOP_TIMEOUT``."""
+        """Wait for every worker; kill those still running after the drain time and a margin."""
         if not self.workers:
             return
         self._signal_all(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + self.stop_timeout
         while self.workers:
             for pid in list(self.workers):
                 if os.waitpid(pid, os.WNOHANG)[0] != 0:
-                    self.workers.discard(pid)
+                    del self.workers[pid]
             if self.workers and time.monotonic() > deadline:
-                log.warning("killing %d workers that did not stop in %.0f s", len(self.workers), STOP_TIMEOUT)
+                log.warning(
+                    "killing %d workers that did not stop in %.0f s", len(self.workers), self.stop_timeout
+                )
                 self._signal_all(signal.SIGKILL)
                 deadline = float("inf")
             time.sleep(_POLL)

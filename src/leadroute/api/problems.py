@@ -16,6 +16,8 @@ Litestar ``ValidationException``       400     ``invalid-request``          one 
 Litestar ``HTTPException``, 400        400     ``malformed-body``           ``body``
 ``RecursionError`` (a too deep body)   400     ``malformed-body``           ``body``
 Litestar ``HTTPException``, other      its own ``not-found``, ...           none
+PostgreSQL or Redis does not answer    503     ``dependency-unavailable``   none (``Retry-After``)
+``Overloaded`` (no connection free)    503     ``overloaded``               none (``Retry-After``)
 anything else                          500     ``internal``                 none (logged)
 =====================================  ======  ===========================  =====================
 """
@@ -30,8 +32,9 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
-from leadroute.errors import ClientError, InvalidLead, MalformedBody, RulesetError
+from leadroute.errors import ClientError, InvalidLead, MalformedBody, Overloaded, RulesetError
 from leadroute.intake import InvalidEvent
+from leadroute.outage import OUTAGES, RETRY_AFTER, dependency_down
 from leadroute.structs import Struct
 
 __all__ = [
@@ -112,6 +115,12 @@ def problem_for(exc: Exception) -> Problem:  # noqa: PLR0911  (one case per row 
         case HTTPException():
             kind = _HTTP_KINDS.get(exc.status_code, "http-error")
             return _problem(exc.status_code, kind, exc.detail, exc.detail)
+        case Overloaded():
+            detail = f"this instance is busy; retry after {exc.retry_after} s"
+            return _problem(503, "overloaded", "Overloaded", detail)
+        case _ if (down := dependency_down(exc)) is not None:  # see leadroute.outage
+            detail = f"{down} does not answer; retry after {RETRY_AFTER} s"
+            return _problem(503, "dependency-unavailable", "Service temporarily unavailable", detail)
         case _:
             detail = "the request failed on our side; it is safe to retry"
             return _problem(500, "internal", "Internal error", detail)
@@ -123,10 +132,15 @@ _HTTP_KINDS = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large
 def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     """The app's one exception handler: ``exc`` as a problem+json response."""
     problem = problem_for(exc)
-    if problem.status >= 500:
+    headers = exc.headers if isinstance(exc, HTTPException) and exc.status_code == 405 else None
+    if isinstance(exc, Overloaded):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif problem.status == 503 and (down := dependency_down(exc)) is not None:
+        OUTAGES.down(down, exc, f"{request.method} {request.url.path}")  # one line per outage
+        headers = {"Retry-After": str(RETRY_AFTER)}
+    elif problem.status >= 500:
         # The lead body can hold PII: log the exception type and route, never the request.
         log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-    headers = exc.headers if isinstance(exc, HTTPException) and exc.status_code == 405 else None
     return Response(problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 

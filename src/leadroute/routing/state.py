@@ -13,6 +13,7 @@ Key layout (``P`` is ``LEADROUTE_REDIS_PREFIX``); every key carries the one hash
 ``P:{routing}:rr``          hash    pool → owner who got the pool's last lead (round-robin cursor)
 ``P:{routing}:wrr``         hash    ``pool|owner`` → current weight (smooth weighted round robin)
 ``P:{routing}:account``     hash    company domain → account owner (cache of ``account_owners``)
+``P:{routing}:reconciled``  string  set for a reconcile period by the instance that reconciled
 ==========================  ======  ==========================================================
 
 Why one tag and not ``{pool:<id>}`` per pool: an owner's open and daily counts are shared by every
@@ -69,6 +70,8 @@ class RoutingKeys:
         self.rr = f"{base}:rr"
         self.wrr = f"{base}:wrr"
         self.account = f"{base}:account"
+        self.reconciled = f"{base}:reconciled"
+        """Not routing state (a rebuild leaves it): marks the periodic reconcile as done for now."""
 
     def all(self) -> list[str]:
         """Every routing key (a rebuild replaces them all)."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -25,9 +27,11 @@ from leadroute.store.db import connect
 from leadroute.store.migrate import migrate
 from leadroute.store.rulesets import (
     ActivationResult,
+    RulesetVersionConflict,
     RulesetVersionNotFound,
     StoredVersion,
     activate_version,
+    active_activation,
     check_file_version,
     check_known_pools,
     list_versions,
@@ -37,7 +41,19 @@ from leadroute.store.rulesets import (
     store_ruleset,
 )
 
-__all__ = ["rules_activate", "rules_list", "rules_publish", "rules_rollback"]
+if TYPE_CHECKING:
+    from leadroute.embedded import EmbeddedServers
+
+__all__ = [
+    "check_serve_version",
+    "rules_activate",
+    "rules_list",
+    "rules_publish",
+    "rules_rollback",
+    "stored_version_check",
+]
+
+log = logging.getLogger("leadroute")
 
 Servers = Callable[[Settings], AbstractContextManager[Settings]]
 
@@ -192,11 +208,79 @@ def _table(versions: list[StoredVersion]) -> Iterator[str]:
 
 
 async def check_serve_version(settings: Settings, ruleset: Ruleset) -> None:
-    """Before ``serve`` starts: raise :class:`RulesetVersionConflict` if the rules file changed
-    under a stored version, so the server refuses to start with the message, not a traceback."""
+    """Before ``serve`` starts: say loudly if the rules file changed under a stored version.
+
+    The instances then run the last good (active stored) version: see
+    :func:`leadroute.store.rulesets.start_ruleset`. Raises :class:`RulesetVersionConflict` only
+    when there is no such version (nothing was ever activated), so the server refuses to start
+    with the message, not a traceback.
+    """
     assert settings.database_url is not None  # the caller's servers() set it
     conn = await connect(settings.database_url)
     try:
-        await check_file_version(conn, ruleset)
+        try:
+            await check_file_version(conn, ruleset)
+        except RulesetVersionConflict as conflict:
+            active = await active_activation(conn)
+            if active is None:
+                raise
+            log.error(
+                "RULES FILE REFUSED: %s. Serving the last good version, v%d (the active stored one), "
+                "until a rules file with a new version is deployed; /health/ready says so meanwhile",
+                conflict,
+                active.version,
+            )
     finally:
         await conn.close()
+
+
+async def _version_against(dsn: str, ruleset: Ruleset, where: str) -> tuple[bool | None, str]:
+    try:
+        conn = await connect(dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        return None, f"NOT CHECKED against the stored versions: cannot reach {where} ({type(exc).__name__})"
+    try:
+        stored = await check_file_version(conn, ruleset)
+    except RulesetVersionConflict as exc:
+        serve = "`leadroute serve` would keep running the last good version"
+        return False, f"{exc.detail} (checked against {where}; {serve})"
+    except asyncpg.UndefinedTableError:
+        stored = False  # never migrated: nothing is stored yet
+    finally:
+        await conn.close()
+    what = "stored with this content" if stored else "not stored yet (a new version)"
+    return True, f"version {ruleset.version} is {what} in {where}"
+
+
+def _running_embedded(data_dir: Path) -> EmbeddedServers | None:
+    try:
+        from leadroute.embedded import EmbeddedServers
+    except ImportError:  # installed without the embedded servers (the container image)
+        return None
+    servers = EmbeddedServers(data_dir.resolve())
+    return servers if servers.running_elsewhere() else None
+
+
+def stored_version_check(settings: Settings, path: Path) -> tuple[bool | None, str]:
+    """Compare the rules file at ``path`` with the stored versions: True (fine), False (its
+    version is stored with other content: a changed file without a bump) or None (not checked).
+
+    It uses ``LEADROUTE_DATABASE_URL``, else the embedded servers of a ``leadroute serve`` running
+    on the data directory; it starts no servers (a check must be quick and leave nothing behind),
+    so without either it says it could not check.
+    """
+    try:
+        ruleset = load_rules_path(path, evaluator=evaluator_for(settings.rules_evaluator))
+    except RulesetError:
+        return None, "NOT CHECKED against the stored versions: the file does not load"
+    if settings.database_url is not None:
+        return asyncio.run(_version_against(settings.database_url, ruleset, "LEADROUTE_DATABASE_URL"))
+    servers = _running_embedded(settings.data_dir)
+    if servers is None:
+        return None, (
+            "NOT CHECKED against the stored versions: LEADROUTE_DATABASE_URL is not set and no "
+            f"leadroute serve runs embedded servers in {settings.data_dir}; a version edited without "
+            "a bump would only show at the next start"
+        )
+    where = f"the running embedded servers in {servers.data_dir}"
+    return asyncio.run(_version_against(servers.database_url, ruleset, where))

@@ -33,6 +33,7 @@ from typing import Any
 
 import asyncpg
 
+from leadroute.outage import OUTAGES, dependency_down
 from leadroute.rules import Ruleset, RulesetError, load_rules_path, run_ruleset_tests
 from leadroute.rules._loader import rule_files
 from leadroute.rules.evaluator import evaluator_for
@@ -136,6 +137,8 @@ class RulesetSync:
             conn = await connect(self._dsn, timeout=5)
             await conn.add_listener(NOTIFY_CHANNEL, self._notified)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            if OUTAGES.is_down("postgres"):
+                return  # said once by the outage log
             log.warning(
                 "cannot LISTEN for ruleset activations (%s); polling every %gs until it works",
                 type(exc).__name__,
@@ -169,7 +172,10 @@ class RulesetSync:
             try:
                 await self._ensure_listener()
                 await self.refresh()
-            except Exception:
+            except Exception as exc:
+                if (down := dependency_down(exc)) is not None:  # one line per outage
+                    OUTAGES.down(down, exc, "the ruleset refresh")
+                    continue
                 log.exception("ruleset refresh failed; retrying in %gs", self._poll_interval)
 
     async def refresh(self) -> bool:

@@ -54,7 +54,16 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    """A pool whose connections have the JSON codecs installed and are not reset on release."""
+    """A pool whose connections have the JSON codecs installed and are not reset on release.
+
+    A pooled connection that PostgreSQL closed (a restart, ``pg_terminate_backend``) is replaced
+    when it is next acquired (asyncpg checks ``is_closed()`` on acquire), so a server restart is
+    not surfaced to requests. ``timeout=5`` bounds each (re)connect: while PostgreSQL is down or
+    unreachable a request answers 503 within seconds instead of waiting out asyncpg's 60 s.
+    """
+    from leadroute.outage import quiet_driver_logs
+
+    quiet_driver_logs()  # asyncpg's reconnect warnings join the one outage line
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -62,6 +71,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
         init=init_connection,
         reset=_keep_session,
         command_timeout=30,
+        timeout=5,
     )
     assert pool is not None  # create_pool only returns None when awaited without init
     return pool

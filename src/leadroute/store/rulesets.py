@@ -42,6 +42,7 @@ __all__ = [
     "RulesetNotPublished",
     "RulesetVersionConflict",
     "RulesetVersionNotFound",
+    "StartupRuleset",
     "StoredRuleset",
     "StoredVersion",
     "activate_version",
@@ -55,6 +56,7 @@ __all__ = [
     "load_stored_ruleset",
     "publish_and_activate",
     "rollback",
+    "start_ruleset",
     "store_ruleset",
     "unknown_pools",
     "version_status",
@@ -351,11 +353,13 @@ async def store_ruleset(
         return await _store_locked(conn, ruleset, status=status, actor=actor)
 
 
-async def check_file_version(conn: Connection, ruleset: Ruleset) -> None:
-    """Raise :class:`RulesetVersionConflict` if ``ruleset``'s version is stored with other content."""
+async def check_file_version(conn: Connection, ruleset: Ruleset) -> bool:
+    """Raise :class:`RulesetVersionConflict` if ``ruleset``'s version is stored with other content;
+    else whether it is stored (True) or new (False)."""
     row = await _row_of_version(conn, ruleset.version)
     if row is not None and not _same_content(row, ruleset):
         raise await _conflict(conn, row, ruleset)
+    return row is not None
 
 
 async def version_status(
@@ -476,9 +480,7 @@ async def adopt_startup_ruleset(
         await conn.execute(QUERIES["ruleset_lock"])
         row = await _row_of_version(conn, ruleset.version)
         if row is not None and not _same_content(row, ruleset):
-            conflict = await _conflict(conn, row, ruleset)
-            log.error("not starting: %s", conflict)
-            raise conflict
+            raise await _conflict(conn, row, ruleset)
         current = await active_activation(conn)
         if row is None or current is None:
             stored, _ = await _store_locked(conn, ruleset, status="published", actor=actor)
@@ -504,3 +506,42 @@ async def adopt_startup_ruleset(
         return ruleset, file_id
     assert loaded is not None  # activations reference stored rows
     return loaded
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StartupRuleset:
+    """What an instance runs after start: the ruleset, its row id, and why not its file, if so."""
+
+    ruleset: Ruleset
+    id: int
+    file_conflict: str | None = None
+    """Set when the rules file changed under a stored version: the instance runs the last good
+    (active stored) version instead, and says so in its log and ``/health/ready``."""
+
+
+async def start_ruleset(conn: Connection, ruleset: Ruleset, *, actor: str | None) -> StartupRuleset:
+    """:func:`adopt_startup_ruleset`, except that a rules file edited without a version bump
+    does not stop the instance: it runs the fleet's active stored version, with an ERROR.
+
+    A sales-ops typo must not become an outage. There is no last good version when nothing was
+    ever activated, or when the active one no longer loads: then the conflict is raised.
+    """
+    try:
+        running, ruleset_id = await adopt_startup_ruleset(conn, ruleset, actor=actor)
+    except RulesetVersionConflict as conflict:
+        active = await active_activation(conn)
+        if active is None:
+            log.error("not starting: %s", conflict)
+            raise
+        try:
+            loaded = await load_ruleset_by_id(conn, active.ruleset_id)
+        except RulesetError:
+            log.error(
+                "not starting: %s (and the active version v%d no longer loads)", conflict, active.version
+            )
+            raise conflict from None
+        assert loaded is not None  # activations reference stored rows
+        text = f"{conflict}. Serving the last good version, v{active.version} (the active stored one)."
+        log.error("RULES FILE REFUSED: %s", text)
+        return StartupRuleset(loaded[0], loaded[1], text)
+    return StartupRuleset(running, ruleset_id)

@@ -17,15 +17,17 @@ each a *step*: an async function of a :class:`Change`. :func:`run` owns what the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
 import redis.exceptions
 
+from leadroute.errors import Overloaded
 from leadroute.routing import Assignment, Release, RoutingStateLost
 from leadroute.runtime import Runtime
 from leadroute.store.db import Connection
@@ -119,6 +121,20 @@ class Change:
         self._after.clear()
 
 
+@contextlib.asynccontextmanager
+async def _connection(rt: Runtime) -> AsyncIterator[Connection]:
+    """A pooled connection, or :class:`Overloaded` when none is free within the acquire timeout:
+    the client is answered 503 at once instead of queueing behind every other request."""
+    try:
+        conn = await rt.db.acquire(timeout=rt.settings.db_acquire_timeout)
+    except TimeoutError:
+        raise Overloaded from None
+    try:
+        yield conn
+    finally:
+        await rt.db.release(conn)
+
+
 async def run(
     rt: Runtime, step: Callable[[Change], Awaitable[T]], *, actor: str = SYSTEM, now: datetime | None = None
 ) -> T:
@@ -129,7 +145,7 @@ async def run(
     step's instant (default: the runtime's clock when the step starts).
     """
     for attempt in range(STATE_LOST_RETRIES):
-        async with rt.db.acquire() as conn:
+        async with _connection(rt) as conn:
             change = Change(rt, conn, now or rt.clock(), actor)
             try:
                 with span("commit"):  # the whole transaction: routing's claim, the writes, COMMIT

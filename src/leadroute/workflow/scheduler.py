@@ -38,6 +38,7 @@ from datetime import datetime
 from typing import Any
 
 from leadroute.errors import UnknownOwner
+from leadroute.outage import OUTAGES, dependency_down
 from leadroute.routing import Assignment
 from leadroute.rules import Sla
 from leadroute.runtime import Runtime
@@ -243,6 +244,9 @@ async def background_pass(rt: Runtime) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if (down := dependency_down(exc)) is not None:  # one line per outage, not one a pass
+                OUTAGES.down(down, exc, f"the {name} pass")
+                continue
             log.error("%s pass failed (%s); the next pass tries again", name, type(exc).__name__)
             log.debug("%s pass failed", name, exc_info=True)
             continue
