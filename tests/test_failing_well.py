@@ -137,11 +137,16 @@ class TestDependencyOutages:
         assert "postgres is back after" in service.log.read_text()
 
     def test_redis_down_answers_503_then_recovers_without_a_restart(self, up: Deps, service: Served) -> None:
-        assert post_lead(service.base).status_code == 201
+        """Intake goes on (202 pending, routed once Redis is back); what needs routing now is a 503."""
+        first = post_lead(service.base)
+        assert first.status_code == 201
         up.redis.stop()
         started = time.monotonic()
-        r = post_lead(service.base)
+        taken = post_lead(service.base)
         assert time.monotonic() - started < 5  # one quick retry, not redis-py's default ten
+        assert (taken.status_code, taken.json()["status"]) == (202, "pending"), taken.text
+        lead_id = first.json()["lead_id"]
+        r = httpx.post(f"{service.base}/v1/assignments/{lead_id}/reassign", json={}, timeout=30)
         assert (r.status_code, r.json()["type"].split("/")[-1]) == (503, "dependency-unavailable"), r.text
         assert "redis does not answer" in r.json()["detail"]
         assert "retry-after" in r.headers
