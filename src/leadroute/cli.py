@@ -234,10 +234,11 @@ async def _prepare(settings: Settings, *, seed_file: Path | None) -> None:
     """Migrate, and seed the demo owners when asked and the database has none yet."""
     from leadroute.store.migrate import migrate
     from leadroute.store.owners_file import import_owners, load_owners_file
+    from leadroute.store.queries import QUERIES
 
     async with _connection(settings.database_url) as conn:
         await migrate(conn)
-        if seed_file is not None and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM owners)"):
+        if seed_file is not None and not await conn.fetchval(QUERIES["owners_exist"]):
             owners, pools = await import_owners(conn, load_owners_file(seed_file))
             log.info(
                 "seeded %d demo owners and %d pools from %s (LEADROUTE_SEED_DEMO=false turns this off)",

@@ -8,6 +8,7 @@ from typing import Literal
 
 from leadroute.outage import OUTAGES
 from leadroute.runtime import Runtime
+from leadroute.store.queries import QUERIES
 from leadroute.structs import Struct
 
 __all__ = ["Liveness", "Readiness", "readiness"]
@@ -45,7 +46,7 @@ async def readiness(rt: Runtime) -> Readiness:
 
     async def postgres() -> None:
         async with rt.db.acquire(timeout=timeout) as conn:
-            await conn.fetchval("SELECT 1", timeout=timeout)
+            await conn.fetchval(QUERIES["ping"], timeout=timeout)
 
     async def redis() -> None:
         await rt.redis.ping()

@@ -43,6 +43,7 @@ from leadroute.routing.placement import (
 )
 from leadroute.routing.rebuild import ROUTING_LOCK, rebuild, snapshot_from_pg
 from leadroute.routing.state import RoutingState, RoutingStateLost
+from leadroute.store import locks
 from leadroute.store.db import Connection, connect
 from leadroute.store.queries import QUERIES
 
@@ -314,7 +315,7 @@ class Router:
         # Rebuild a lost state *before* holding the lock shared: a rebuild waits for every shared
         # holder, so this transaction could not rebuild later (e.g. in an assign after the release).
         await self.ensure_state()
-        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", ROUTING_LOCK)
+        await locks.xact_shared(conn, ROUTING_LOCK)
         return Release(owner=owner_id, generation=await self.state.generation())
 
     async def release(self, releases: Iterable[Release]) -> None:

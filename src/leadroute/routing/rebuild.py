@@ -15,6 +15,7 @@ from datetime import datetime
 
 from leadroute.routing.eligibility import Member, local_day
 from leadroute.routing.state import RoutingState, Snapshot
+from leadroute.store import locks
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
@@ -51,9 +52,7 @@ async def rebuild(
     instance rebuilds; with ``only_if_lost`` it does nothing when another instance has rebuilt
     meanwhile. ``conn`` must not be inside a transaction that holds the lock shared.
     """
-    await conn.execute(f"SET lock_timeout = '{REBUILD_LOCK_TIMEOUT}'")
-    await conn.execute("SELECT pg_advisory_lock($1)", ROUTING_LOCK)
-    try:
+    async with locks.exclusive(conn, ROUTING_LOCK, wait=REBUILD_LOCK_TIMEOUT):
         if only_if_lost and await state.present():
             return False
         snap = await snapshot_from_pg(conn, at)
@@ -66,6 +65,3 @@ async def rebuild(
             len(snap.account),
         )
         return True
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", ROUTING_LOCK)
-        await conn.execute("RESET lock_timeout")

@@ -35,6 +35,7 @@ from datetime import datetime
 from leadroute.routing.assign import Router
 from leadroute.routing.rebuild import REBUILD_LOCK_TIMEOUT, ROUTING_LOCK, snapshot_from_pg
 from leadroute.routing.state import RoutingState, Snapshot
+from leadroute.store import locks
 from leadroute.store.db import Connection, connect
 from leadroute.store.queries import QUERIES
 from leadroute.structs import Struct
@@ -83,9 +84,7 @@ async def reconcile(state: RoutingState, conn: Connection, *, at: datetime) -> D
 
     ``conn`` must not be inside a transaction holding the routing lock shared (as for a rebuild).
     """
-    await conn.execute(f"SET lock_timeout = '{REBUILD_LOCK_TIMEOUT}'")
-    await conn.execute("SELECT pg_advisory_lock($1)", ROUTING_LOCK)
-    try:
+    async with locks.exclusive(conn, ROUTING_LOCK, wait=REBUILD_LOCK_TIMEOUT):
         if not await state.present():
             return None  # lost: the next claim rebuilds it whole
         current = await state.read()
@@ -104,9 +103,6 @@ async def reconcile(state: RoutingState, conn: Connection, *, at: datetime) -> D
         else:
             log.info("routing counts match PostgreSQL (%d owners with open leads)", len(snap.open))
         return drift
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", ROUTING_LOCK)
-        await conn.execute("RESET lock_timeout")
 
 
 async def reconcile_once(
@@ -118,7 +114,7 @@ async def reconcile_once(
     """
     conn = await connect(database_url, timeout=5)
     try:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILE_LOCK):
+        if not await locks.try_session_lock(conn, RECONCILE_LOCK):
             log.debug("another instance is reconciling the routing counts")
             return None
         try:
@@ -129,7 +125,7 @@ async def reconcile_once(
                 return None  # done this period by another instance
             return await reconcile(router.state, conn, at=now())
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILE_LOCK)
+            await locks.unlock(conn, RECONCILE_LOCK)
     finally:
         await conn.close()
 
