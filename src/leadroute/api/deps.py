@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 from asyncpg.pool import PoolConnectionProxy
 from litestar.datastructures import State
+from litestar.params import HeaderParameter
 
 from leadroute.runtime import Runtime
 
-__all__ = ["PooledConnection", "provide_connection", "provide_runtime"]
+__all__ = ["IdempotencyKey", "PooledConnection", "provide_connection", "provide_runtime"]
+
+IdempotencyKey: TypeAlias = Annotated[
+    str | None, HeaderParameter(name="Idempotency-Key", max_length=255, required=False)
+]
+"""The ``Idempotency-Key`` header of a write that clients retry (wins over a body's ``event_id``)."""
 
 if TYPE_CHECKING:  # the stubs make it generic; at run time it is a plain class
     import asyncpg

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import HeaderParameter
 
+from leadroute.api.deps import IdempotencyKey
 from leadroute.api.problems import problem_responses
 from leadroute.models import RuleHit, Stage
 from leadroute.runtime import Runtime
@@ -69,9 +69,7 @@ class EventController(Controller):
         self,
         request: Request[Any, Any, Any],
         rt: NamedDependency[Runtime],
-        idempotency_key: Annotated[
-            str | None, HeaderParameter(name="Idempotency-Key", max_length=255, required=False)
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[EventAnswer]:
         """Store the event, rescore the lead with decay, requalify it, and route it if its stage rose.
 

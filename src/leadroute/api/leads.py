@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, HeaderParameter
+from litestar.params import FromPath
 
+from leadroute.api.deps import IdempotencyKey
 from leadroute.api.problems import problem_responses
 from leadroute.models import Decision
 from leadroute.runtime import Runtime
@@ -46,9 +47,7 @@ class LeadController(Controller):
         self,
         request: Request[Any, Any, Any],
         rt: NamedDependency[Runtime],
-        idempotency_key: Annotated[
-            str | None, HeaderParameter(name="Idempotency-Key", max_length=255, required=False)
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[Decision]:
         """Score, qualify and route one lead; a retry with the same key returns the first decision."""
         result = await submit_lead(rt, await request.body(), idempotency_key)

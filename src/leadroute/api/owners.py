@@ -27,6 +27,7 @@ from leadroute.routing.admin import RebuildResult, RoutingStateView, rebuild_now
 from leadroute.runtime import Runtime
 from leadroute.store import owners as store
 from leadroute.store.owners import Capacity, Id, Owner, Pool, Strategy
+from leadroute.store.pools import PoolSettings
 from leadroute.structs import Struct
 
 __all__ = ["OwnerController", "PoolController", "RoutingController"]
@@ -91,16 +92,8 @@ class OutOfOfficeBody(Struct, kw_only=True):
     out_of_office: list[Absence]
 
 
-class PoolBody(Struct, kw_only=True):
-    """A pool's members (owner ids), strategy, fallback (another pool or a queue) and settings."""
-
-    members: list[Id] = msgspec.field(default_factory=list)
-    strategy: Strategy = "round_robin"
-    fallback: Id = "unassigned"
-    required_skill: Skill | None = None
-    allow_off_hours: bool = False
-    sla_business_hours: bool = False
-    escalate_to: Id | None = None
+PoolBody = PoolSettings
+"""A pool's members, strategy, fallback and settings, as ``PUT /v1/pools/{id}`` takes them."""
 
 
 class PoolPatch(Struct, kw_only=True):

@@ -27,6 +27,7 @@ __all__ = [
     "FallbackTooLong",
     "Pool",
     "PoolIn",
+    "PoolSettings",
     "Strategy",
     "UnknownEscalation",
     "check_escalation",
@@ -48,10 +49,9 @@ POOL_CHECKED_FIELDS = ("members", "escalate_to", "fallback")
 """Pool fields a save checks against the database (an import error points at them)."""
 
 
-class PoolIn(Struct, kw_only=True):
-    """A pool of owners that routing rules send leads to."""
+class PoolSettings(Struct, kw_only=True):
+    """A pool's members (owner ids), strategy, fallback (another pool or a queue) and settings."""
 
-    id: Id
     members: list[Id] = msgspec.field(default_factory=list)
     strategy: Strategy = "round_robin"
     fallback: Id = "unassigned"
@@ -63,6 +63,12 @@ class PoolIn(Struct, kw_only=True):
     """SLA timers of this pool's leads pause outside the owner's working hours."""
     escalate_to: Id | None = None
     """Where an SLA breach escalates: an owner id or a pool id."""
+
+
+class PoolIn(PoolSettings, kw_only=True):
+    """A pool of owners that routing rules send leads to."""
+
+    id: Id
 
     def __post_init__(self) -> None:
         no_nul(required_skill=self.required_skill)
