@@ -106,3 +106,36 @@ class TestMetrics:
         assert 'leadroute_step_seconds_bucket{le="0.005",step="commit"}' in text
         assert "leadroute_http_requests_total" in text
         assert "canary" not in text
+
+
+class TestJsonLogs:
+    """``LEADROUTE_LOG_FORMAT=json``: one JSON object per line, joined to its trace."""
+
+    def test_a_line_inside_a_span_carries_its_trace_and_span_ids(self) -> None:
+        import io
+        import logging
+
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from leadroute.telemetry import JsonFormatter
+
+        out = io.StringIO()
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(JsonFormatter())
+        logger = logging.getLogger("leadroute.test-json")
+        logger.addHandler(handler)
+        logger.propagate = False
+        try:
+            tracer = TracerProvider().get_tracer("test")
+            with tracer.start_as_current_span("request") as current:
+                logger.warning("routing state unreachable: %d freed slot(s)", 2)
+            logger.error("outside any span")
+        finally:
+            logger.removeHandler(handler)
+        first, second = (msgspec.json.decode(line) for line in out.getvalue().splitlines())
+        context = current.get_span_context()
+        assert first["message"] == "routing state unreachable: 2 freed slot(s)"
+        assert first["level"] == "WARNING"
+        assert first["trace_id"] == format(context.trace_id, "032x")
+        assert first["span_id"] == format(context.span_id, "016x")
+        assert "trace_id" not in second

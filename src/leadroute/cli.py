@@ -42,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"leadroute: invalid setting: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from leadroute.telemetry import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
     if links := service_links(os.environ):
         log.info(
             "ignoring %d Kubernetes service-link variable(s) that share our prefix (%s); they are not "

@@ -68,6 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ready_timeout: float = 1.0
     """Seconds each dependency may take to answer ``/health/ready``."""
     log_level: LogLevel = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line, with the trace and span ids of the current request."""
     """Root log level."""
     rules_evaluator: EvaluatorName = "compiled"
     """How rule expressions are evaluated: compiled to Python (default) or by rule-engine's own

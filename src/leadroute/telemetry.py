@@ -18,9 +18,11 @@ ids, never an email, phone or name (a test posts a canary address and reads the 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Final
 
+import msgspec
 from litestar.plugins.prometheus import PrometheusController
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -28,7 +30,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["METRICS", "Metrics", "MetricsController", "span", "tracer_provider"]
+__all__ = [
+    "METRICS",
+    "JsonFormatter",
+    "Metrics",
+    "MetricsController",
+    "configure_logging",
+    "span",
+    "tracer_provider",
+]
 
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -96,3 +106,34 @@ def span(name: str, step: str | None = None) -> Iterator[trace.Span]:
     """A child span of the current request's span, and the step's duration in ``leadroute_step_seconds``."""
     with _tracer.start_as_current_span(name) as current, METRICS.step_seconds.labels(step or name).time():
         yield current
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (``LEADROUTE_LOG_FORMAT=json``): time, level, logger, message, the
+    exception if any, and the current trace and span ids so logs join their traces. Messages
+    never carry lead data (see the module docstring), so neither do these lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            line["trace_id"] = format(context.trace_id, "032x")
+            line["span_id"] = format(context.span_id, "016x")
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return msgspec.json.encode(line).decode()
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """The process's logging: plain text lines, or JSON lines with trace ids."""
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
