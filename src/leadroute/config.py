@@ -68,6 +68,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ready_timeout: float = 1.0
     """Seconds each dependency may take to answer ``/health/ready``."""
     log_level: LogLevel = "INFO"
+    access_log: bool = False
+    """A log line per HTTP request (method, path, status): off by default, as its cost shows at load;
+    metrics (``/metrics``) and traces cover what it would tell."""
     log_format: Literal["text", "json"] = "text"
     """``json``: one JSON object per log line, with the trace and span ids of the current request."""
     """Root log level."""

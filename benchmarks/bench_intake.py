@@ -1,0 +1,230 @@
+"""Intake against the HTTP stack's ceiling: ``POST /v1/leads`` vs a hello-world, interleaved.
+
+    .venv/bin/python -m benchmarks.bench_intake                      # 3 rounds of 15 s, 64 connections
+    .venv/bin/python -m benchmarks.bench_intake --rounds 5 --seconds 30 --connections 64
+
+Starts ``leadroute serve`` (one worker, on the local PostgreSQL and Redis at 127.0.0.1:5432 and
+6379, in a database of its own that is dropped afterwards) with 20 owners in one round-robin pool
+and an SLA on every lead, and ``benchmarks/hello.py`` (Litestar + msgspec decoding a lead-sized
+body, served the same way: uvicorn, uvloop, httptools, no access log). Each round runs ``wrk``
+against one, then the other, posting a unique ~1 KB lead per request (``post_leads.lua``). It
+prints each run, the ratio of the medians (intake / hello-world), and CPU per lead: the service
+process's and PostgreSQL's (every ``postgres`` process) CPU seconds over the intake runs divided
+by the leads written. The machine is shared: compare the ratio within one run, not numbers across
+runs. Needs ``wrk`` (Debian package ``wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import asyncpg
+import httpx
+import psutil
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_DSN = "postgresql://127.0.0.1:5432/postgres"
+
+RULES = """
+version: 1
+description: every lead to one pool of 20, with an SLA
+scoring:
+  groups:
+    fit: {max: 100}
+  rules:
+    - {id: senior, group: fit, when: 'title =~~ "(?i)\\\\bvp\\\\b"', points: 60}
+qualification:
+  - {id: hot, stage: mql, when: 'score >= 40'}
+  - {id: rest, stage: lead}
+routing:
+  rules:
+    - {id: everyone, when: 'true', pool: sales}
+  fallback: unassigned
+  sla: {accept_within_minutes: 30, on_breach: reassign}
+"""
+
+
+class Run(NamedTuple):
+    target: str
+    rps: float
+    requests: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: the server exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url}: not answering after {timeout}s")
+
+
+_DURATION = re.compile(r"([\d.]+)(us|ms|s)\b")
+
+
+def _ms(text: str) -> float:
+    match = _DURATION.match(text)
+    if match is None:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def _wrk(target: str, base: str, *, seconds: int, connections: int) -> Run:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(ROOT / "benchmarks/post_leads.lua"),
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    return Run(target, rps, requests, errors, p50, p99)
+
+
+def _postgres_cpu() -> float:
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] == "postgres":
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                continue
+    return total
+
+
+async def _database(name: str, *, drop: bool) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' if drop else f'CREATE DATABASE "{name}"'
+        )
+    finally:
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print each run and the ratio."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("bench_intake needs wrk (apt-get install wrk)", file=sys.stderr)
+        return 2
+    import asyncio
+
+    name = f"leadroute_bench_{secrets.token_hex(4)}"
+    asyncio.run(_database(name, drop=False))
+    work = Path(tempfile.mkdtemp(prefix="leadroute-bench-"))
+    (work / "rules.yaml").write_text(RULES)
+    owners = "\n".join(f"  - {{id: rep{i}, name: Rep {i}}}" for i in range(20))
+    members = ", ".join(f"rep{i}" for i in range(20))
+    (work / "owners.yaml").write_text(f"owners:\n{owners}\npools:\n  - {{id: sales, members: [{members}]}}\n")
+    port, hello_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")} | {
+        "LEADROUTE_DATABASE_URL": f"postgresql://127.0.0.1:5432/{name}",
+        "LEADROUTE_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "LEADROUTE_REDIS_PREFIX": name,
+        "LEADROUTE_RULES_PATH": str(work / "rules.yaml"),
+        "LEADROUTE_PORT": str(port),
+        "LEADROUTE_LOG_LEVEL": "WARNING",
+        "LEADROUTE_SEED_DEMO": "false",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "leadroute", "owners", "import", str(work / "owners.yaml")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    service = subprocess.Popen([sys.executable, "-m", "leadroute", "serve"], env=env, cwd=ROOT)
+    hello = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/hello.py"), str(hello_port)], cwd=ROOT)
+    runs: list[Run] = []
+    cpu_service = cpu_postgres = 0.0
+    leads = 0
+    try:
+        _wait(f"http://127.0.0.1:{port}/health/ready", service)
+        _wait(f"http://127.0.0.1:{hello_port}/", hello)
+        served = psutil.Process(service.pid)
+        for _ in range(args.rounds):
+            runs.append(
+                _wrk(
+                    "hello-world",
+                    f"http://127.0.0.1:{hello_port}",
+                    seconds=args.seconds,
+                    connections=args.connections,
+                )
+            )
+            before = served.cpu_times(), _postgres_cpu()
+            run = _wrk(
+                "intake", f"http://127.0.0.1:{port}", seconds=args.seconds, connections=args.connections
+            )
+            after = served.cpu_times(), _postgres_cpu()
+            cpu_service += (after[0].user + after[0].system) - (before[0].user + before[0].system)
+            cpu_postgres += after[1] - before[1]
+            leads += run.requests - run.errors
+            runs.append(run)
+    finally:
+        for proc in (service, hello):
+            proc.terminate()
+            proc.wait(30)
+        asyncio.run(_database(name, drop=True))
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'target':<12} {'req/s':>9} {'requests':>9} {'non-2xx':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for r in runs:
+        print(f"{r.target:<12} {r.rps:>9.0f} {r.requests:>9} {r.errors:>8} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f}")
+    hello_rps = statistics.median(r.rps for r in runs if r.target == "hello-world")
+    intake_rps = statistics.median(r.rps for r in runs if r.target == "intake")
+    print(f"\nintake / hello-world (medians): {intake_rps / hello_rps:.2f}")
+    if leads:
+        service_ms, postgres_ms = cpu_service / leads * 1000, cpu_postgres / leads * 1000
+        print(f"CPU per lead: service {service_ms:.2f} ms, PostgreSQL {postgres_ms:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
