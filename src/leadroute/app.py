@@ -29,6 +29,8 @@ from leadroute.api.replay import ReplayController
 from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
 from leadroute.config import Settings
+from leadroute.limits import RateLimiter, parse_limit, parse_scope_limits
+from leadroute.limits.middleware import RateLimitMiddleware, RateLimits
 from leadroute.routing.assign import Router
 from leadroute.routing.reconcile import reconciler
 from leadroute.rules import Ruleset, load_rules_path
@@ -63,6 +65,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
         redis: Redis = redis_client(settings.redis_url)
+        limits.limiter = RateLimiter(redis, settings.redis_prefix)
         try:
             async with db.acquire() as conn:
                 await migrate(conn)
@@ -105,6 +108,10 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                 tracing.shutdown()  # exports what is buffered
 
     tracing = tracer_provider(settings.otlp_traces_endpoint)
+    limits = RateLimits(
+        per_address=parse_limit(settings.rate_limit_address, setting="LEADROUTE_RATE_LIMIT_ADDRESS"),
+        per_scope=parse_scope_limits(settings.rate_limits, setting="LEADROUTE_RATE_LIMITS"),
+    )
     plugins: list[Any] = [StrictStructSchemaPlugin()]
     if tracing is not None:
         plugins.append(
@@ -136,6 +143,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         middleware=[
             prometheus.middleware,
             DefineMiddleware(AdmissionControl, gate=InFlight(settings.max_in_flight)),
+            DefineMiddleware(RateLimitMiddleware, limits=limits),
         ],
         exception_handlers={Exception: problem_response},  # every error, mapped in one place
         plugins=plugins,

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import msgspec
 
 from leadroute.errors import SettingsError
+from leadroute.limits import parse_limit, parse_scope_limits
 
 __all__ = ["PREFIX", "EvaluatorName", "Settings", "SettingsError", "service_links"]
 
@@ -97,6 +98,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db_acquire_timeout: float = 2.0
     """Seconds a change waits for a pooled database connection; past it the request is answered
     503 with ``Retry-After`` (overloaded) instead of queueing."""
+    rate_limit_address: str = "1000/s"
+    """Requests one client address may make to ``/v1`` (``N/s``, ``N/m``, ``N/h``; ``0``: no
+    limit), exact across every instance (Redis); past it, 429 with ``Retry-After``."""
+    rate_limits: str = "default=500/s"
+    """Requests one API key may make per route scope: ``scope=rate`` items, comma-separated
+    (``leads:write=200/s, default=50/s``; ``default`` covers the scopes not named)."""
     max_in_flight: int = 256
     """``/v1`` requests one worker serves at once; the next gets 503 with ``Retry-After`` at once
     instead of waiting in a queue (admission control)."""
@@ -189,6 +196,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         for name, number in optional:
             if number < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}: must be 0 (off) or a positive number")
+        parse_limit(self.rate_limit_address, setting=f"{PREFIX}RATE_LIMIT_ADDRESS")
+        parse_scope_limits(self.rate_limits, setting=f"{PREFIX}RATE_LIMITS")
         if self.database_url is not None and not self.database_url.startswith(
             ("postgres://", "postgresql://")
         ):
