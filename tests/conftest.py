@@ -114,6 +114,7 @@ async def settings(servers: Servers) -> AsyncIterator[Settings]:
         db_pool_min=1,
         db_pool_max=30,
         sla_poll_seconds=0,  # no background SLA scheduler: tests fire timers with fire_due_timers
+        outbound_poll_seconds=0,  # no background relay: outbound tests run its passes themselves
     )
     try:
         yield settings

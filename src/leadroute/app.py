@@ -23,7 +23,9 @@ from leadroute.api.problems import problem_response
 from leadroute.api.replay import ReplayController
 from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
+from leadroute.api.webhooks import WebhookController
 from leadroute.config import Settings
+from leadroute.outbound import relay as outbound_relay
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset, load_rules_path
 from leadroute.rulesets import RulesetSync, actor
@@ -78,7 +80,10 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             rulesets = app.state.runtime.rulesets = RulesetSync(app.state.runtime)
             await rulesets.start()  # follows fleet-wide activations (LISTEN + poll), watches the file
             try:
-                async with sla_scheduler(app.state.runtime):  # fires due SLA timers in the background
+                async with (
+                    sla_scheduler(app.state.runtime),  # fires due SLA timers in the background
+                    outbound_relay(app.state.runtime) as app.state.outbound,  # webhooks, CRM write-back
+                ):
                     yield
             finally:
                 await rulesets.stop()
@@ -97,6 +102,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             RulesetController,
             ReplayController,
             SimulateController,
+            WebhookController,
             live,
             ready,
         ],
