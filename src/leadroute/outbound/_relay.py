@@ -237,6 +237,7 @@ async def relay(rt: Runtime) -> AsyncIterator[Relay]:
     background loop running unless ``LEADROUTE_OUTBOUND_POLL_SECONDS`` is 0."""
     outbound = Relay(rt)
     async with rt.db.acquire() as conn:
+        await conn.execute(QUERIES["outbound_relay_ensure"])  # the cursor, if a restore lost it
         enabled = await sync_connectors(conn, rt.settings, rt.clock())
     if enabled:
         log.info("CRM write-back on: %s", ", ".join(enabled))

@@ -113,9 +113,9 @@ SELECT d.id, d.attempts, d.event_seq, d.lead_id,
 -- The result of attempt $2 of delivery $1 (ignored if the delivery was claimed again since, unless
 -- it was delivered): status $3, next due $4, the answer's status $5 and error $6, at $7.
 UPDATE outbound_deliveries
-   SET status = $3, next_at = $4, last_status = $5, last_error = $6,
-       done_at = CASE WHEN $3 = 'pending' THEN NULL ELSE $7 END
- WHERE id = $1 AND status = 'pending' AND (attempts = $2 OR $3 = 'delivered');
+   SET status = $3::text, next_at = $4, last_status = $5, last_error = $6,
+       done_at = CASE WHEN $3::text = 'pending' THEN NULL ELSE $7::timestamptz END
+ WHERE id = $1 AND status = 'pending' AND (attempts = $2 OR $3::text = 'delivered');
 
 -- name: outbound_attempt_insert
 -- One line of the delivery log.
