@@ -3,6 +3,7 @@ it is signed, retried, given up on, redelivered, and what the delivery log says.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from conftest import FakeClock
 from leadroute.config import Settings
 from leadroute.outbound import BACKOFF, EVENT_TYPES
 from outbound_support import Answer, always, create_endpoint, receiver, relay_pass, verified
+from process_support import cli_env, leadroute
 from sla_support import fire, instance, sla_rules
 from support import Client, lead, owner, pool, post_one
 
@@ -295,3 +297,33 @@ class TestApi:
             assert [(e["id"], e["enabled"], e["disabled_reason"]) for e in listed] == [
                 ("hubspot", False, "not configured")
             ]
+
+
+class TestCli:
+    """``leadroute webhooks`` does what the API does, on the database."""
+
+    async def test_create_list_rotate_redeliver_and_read_the_log(
+        self, settings: Settings, clean: None
+    ) -> None:
+        env = cli_env(settings)
+        made = leadroute(
+            "webhooks", "create", "https://hooks.example/in", "--event", "lead.assigned", env=env
+        )
+        assert made.returncode == 0, made.stderr
+        endpoint = json.loads(made.stdout)
+        assert endpoint["secret"].startswith("whsec_")
+        listed = json.loads(leadroute("webhooks", "list", env=env).stdout)
+        assert [e["id"] for e in listed] == [endpoint["id"]]
+        rotated = json.loads(leadroute("webhooks", "rotate", endpoint["id"], env=env).stdout)
+        assert rotated["signing_secrets"] == 2
+        again = leadroute("webhooks", "redeliver", endpoint["id"], "--from", "1", "--to", "10", env=env)
+        assert json.loads(again.stdout) == {"endpoint": endpoint["id"], "events": []}
+        assert json.loads(leadroute("webhooks", "attempts", endpoint["id"], env=env).stdout) == []
+        bad = leadroute("webhooks", "create", "https://hooks.example/in", "--event", "lead.received", env=env)
+        assert bad.returncode == 1
+        assert "unknown event type" in bad.stderr
+        gone = leadroute("webhooks", "show", "wh_nope", env=env)
+        assert (gone.returncode, gone.stderr.strip()) == (
+            1,
+            "leadroute: no webhook endpoint with id 'wh_nope'",
+        )
