@@ -115,6 +115,7 @@ async def settings(servers: Servers) -> AsyncIterator[Settings]:
         db_pool_max=30,
         sla_poll_seconds=0,  # no background SLA scheduler: tests fire timers with fire_due_timers
         reconcile_minutes=0,  # no periodic reconcile: tests that set counts by hand keep them
+        outbound_poll_seconds=0,  # no background relay: outbound tests run its passes themselves
     )
     try:
         yield settings

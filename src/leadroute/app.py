@@ -28,9 +28,11 @@ from leadroute.api.problems import problem_response
 from leadroute.api.replay import ReplayController
 from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
+from leadroute.api.webhooks import WebhookController
 from leadroute.config import Settings
 from leadroute.limits import RateLimiter, parse_limit, parse_scope_limits
 from leadroute.limits.middleware import RateLimitMiddleware, RateLimits
+from leadroute.outbound import relay as outbound_relay
 from leadroute.routing.assign import Router
 from leadroute.routing.reconcile import reconciler
 from leadroute.rules import Ruleset, load_rules_path
@@ -97,6 +99,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                     reconciler(
                         routing, settings.database_url, clock, every_minutes=settings.reconcile_minutes
                     ),
+                    outbound_relay(app.state.runtime) as app.state.outbound,  # webhooks, CRM write-back
                 ):
                     yield
             finally:
@@ -132,6 +135,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             RulesetController,
             ReplayController,
             SimulateController,
+            WebhookController,
             live,
             ready,
         ],

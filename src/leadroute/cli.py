@@ -1,4 +1,4 @@
-"""The ``leadroute`` command: serve, migrate, rules check, owners import.
+"""The ``leadroute`` command: serve, migrate, rules check, owners import, webhooks.
 
 Every subcommand that needs the databases uses ``LEADROUTE_DATABASE_URL`` / ``LEADROUTE_REDIS_URL``
 when they are set, and otherwise starts the embedded servers on the data directory.
@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -143,7 +143,48 @@ def _parser() -> argparse.ArgumentParser:
         "rebuild", help="rebuild the Redis routing state (counts, cursors, account owners) from PostgreSQL"
     )
     rebuild.set_defaults(func=_routing_rebuild)
+
+    _webhooks_parser(sub)
     return parser
+
+
+def _webhooks_parser(sub: Any) -> None:
+    """``leadroute webhooks ACTION``: endpoints, connectors, the delivery log, redelivery (the event
+    types are checked by the command itself, so ``--help`` does not import outbound)."""
+    hooks = sub.add_parser("webhooks", help="webhook endpoints, CRM connectors, deliveries").add_subparsers(
+        required=True, metavar="ACTION", dest="action"
+    )
+    hooks.add_parser("list", help="every endpoint and connector")
+    create = hooks.add_parser("create", help="a new endpoint (prints its secret)")
+    create.add_argument("url")
+    create.add_argument("--event", action="append", required=True)
+    create.add_argument("--description")
+    for name, text in (("show", "one endpoint"), ("delete", "delete a webhook endpoint")):
+        hooks.add_parser(name, help=text).add_argument("id")
+    update = hooks.add_parser("update", help="change a webhook endpoint")
+    update.add_argument("id")
+    update.add_argument("--url")
+    update.add_argument("--event", action="append")
+    update.add_argument("--enable", dest="enabled", action="store_const", const=True)
+    update.add_argument("--disable", dest="enabled", action="store_const", const=False)
+    rotate = hooks.add_parser("rotate", help="a new signing secret (the old one signs a while longer)")
+    rotate.add_argument("id")
+    rotate.add_argument("--keep-previous-hours", type=float, default=24.0)
+    deliveries = hooks.add_parser("deliveries", help="an endpoint's deliveries, newest first")
+    deliveries.add_argument("id")
+    deliveries.add_argument("--status", choices=["pending", "delivered", "dead", "skipped"])
+    deliveries.add_argument("--limit", type=int, default=50)
+    attempts = hooks.add_parser("attempts", help="an endpoint's delivery log, newest first")
+    attempts.add_argument("id")
+    attempts.add_argument("--event", type=int)
+    attempts.add_argument("--limit", type=int, default=50)
+    redeliver = hooks.add_parser("redeliver", help="send one event or a range of events again")
+    redeliver.add_argument("id")
+    redeliver.add_argument("--event", type=int)
+    redeliver.add_argument("--from", dest="first", type=int)
+    redeliver.add_argument("--to", dest="last", type=int)
+    for parser in hooks.choices.values():
+        parser.set_defaults(func=_webhooks)
 
 
 @contextmanager
@@ -360,3 +401,9 @@ def _routing_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         counts = asyncio.run(run(live))
     print("routing state rebuilt from PostgreSQL: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
+
+
+def _webhooks(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.outbound._cli import webhooks_command
+
+    return webhooks_command(settings, args, servers=_servers)

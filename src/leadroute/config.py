@@ -120,6 +120,32 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     reconcile_minutes: float = 10.0
     """Minutes between checks of the Redis routing counts against PostgreSQL (one instance at a
     time, under an advisory lock); drift is corrected and logged. 0: only after a worker crash."""
+    outbound_poll_seconds: float = 1.0
+    """Seconds between passes of the outbound relay in each instance (fan events of the log out to
+    webhook endpoints and CRM connectors, send what is due); 0: off (nothing leaves this instance)."""
+    outbound_concurrency: int = 16
+    """Deliveries one instance sends at once at most (a slow endpoint holds one slot, not the relay)."""
+    webhook_timeout: float = 10.0
+    """Seconds one webhook or CRM request may take (connect, send, answer) before it counts as failed."""
+    webhook_allow_private: bool = False
+    """Let webhooks reach loopback, private, link-local and other non-public addresses (checked on
+    the resolved address at every send). Off in production: an endpoint URL must not reach inside."""
+    hubspot_token: str | None = None
+    """A HubSpot private-app access token (scope ``crm.objects.contacts.write``): set, owners are
+    written back to HubSpot contacts (``hubspot_owner_id``); unset, the HubSpot connector is off."""
+    hubspot_base_url: str = "https://api.hubapi.com"
+    """Where the HubSpot API is (tests point it at a local server)."""
+    salesforce_client_id: str | None = None
+    """The consumer key of a Salesforce connected app with the client credentials flow enabled;
+    set with the secret and token URL, owners are written back to Salesforce Leads (``OwnerId``)."""
+    salesforce_client_secret: str | None = None
+    """The consumer secret of that connected app."""
+    salesforce_token_url: str | None = None
+    """The OAuth 2.0 token endpoint, ``https://<MyDomain>.my.salesforce.com/services/oauth2/token``."""
+    salesforce_instance_url: str | None = None
+    """Where the REST API is; unset: the ``instance_url`` the token endpoint answers with."""
+    salesforce_api_version: str = "v62.0"
+    """The REST API version in ``/services/data/<version>/sobjects/Lead/<Id>``."""
 
     @property
     def rescore_every(self) -> timedelta:
@@ -198,12 +224,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 raise SettingsError(f"{PREFIX}{name.upper()}: must be 0 (off) or a positive number")
         parse_limit(self.rate_limit_address, setting=f"{PREFIX}RATE_LIMIT_ADDRESS")
         parse_scope_limits(self.rate_limits, setting=f"{PREFIX}RATE_LIMITS")
+        self._validate_outbound()
         if self.database_url is not None and not self.database_url.startswith(
             ("postgres://", "postgresql://")
         ):
             raise SettingsError(f"{PREFIX}DATABASE_URL: expected a postgresql:// URL")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError(f"{PREFIX}REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+
+    def _validate_outbound(self) -> None:
+        """Webhook delivery and CRM write-back settings."""
+        if self.outbound_poll_seconds < 0:
+            raise SettingsError(
+                f"{PREFIX}OUTBOUND_POLL_SECONDS: must be 0 (off) or a positive number of seconds"
+            )
+        if self.outbound_concurrency < 1:
+            raise SettingsError(f"{PREFIX}OUTBOUND_CONCURRENCY: must be at least 1")
+        if self.webhook_timeout <= 0:
+            raise SettingsError(f"{PREFIX}WEBHOOK_TIMEOUT: must be a positive number of seconds")
+        salesforce = (self.salesforce_client_id, self.salesforce_client_secret, self.salesforce_token_url)
+        if any(v is not None for v in salesforce) and not all(v is not None for v in salesforce):
+            raise SettingsError(
+                f"{PREFIX}SALESFORCE_CLIENT_ID, {PREFIX}SALESFORCE_CLIENT_SECRET and "
+                f"{PREFIX}SALESFORCE_TOKEN_URL: set all three to write owners back to Salesforce, or none"
+            )
 
 
 # Kubernetes service links (https://kubernetes.io/docs/concepts/services-networking/service/

@@ -43,11 +43,6 @@ SELECT fingerprint, response FROM idempotency_keys WHERE scope = $1 AND key = $2
 -- Store the response given for a claimed key.
 UPDATE idempotency_keys SET lead_id = $3, response = $4 WHERE scope = $1 AND key = $2;
 
--- name: event_insert
--- One event of a lead; returns its id.
-INSERT INTO lead_events (lead_id, kind, idempotency_key, occurred_at, payload)
-VALUES ($1, $2, $3, $4, $5)
-RETURNING id;
 
 -- name: decision_insert
 -- One decision about a lead; returns its id.

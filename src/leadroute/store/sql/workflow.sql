@@ -75,11 +75,6 @@ UPDATE leads SET status = $2, owner_id = $3, pool_id = $4, updated_at = $5 WHERE
 -- Only the lead's workflow state.
 UPDATE leads SET status = $2, updated_at = $3 WHERE id = $1;
 
--- name: workflow_event
--- One workflow step in the lead's history, at the service clock's time.
-INSERT INTO lead_events (lead_id, kind, received_at, occurred_at, payload)
-VALUES ($1, $2, $3, $3, $4)
-RETURNING id;
 
 -- name: workflow_targets
 -- The routing targets of the lead's latest decision (a reassignment tries them again).

@@ -1,0 +1,172 @@
+"""Sending one request and judging its answer: the webhook sender (Standard Webhooks signatures,
+the SSRF guard) and the :class:`Outcome` every sender returns.
+
+A webhook is a ``POST`` of the JSON body with ``webhook-id`` (stable per event and endpoint),
+``webhook-timestamp`` (this attempt, Unix seconds) and ``webhook-signature`` (``v1,<base64>``,
+one per active secret, space-separated), signed by the ``standardwebhooks`` package's
+``Webhook.sign``, the same code receivers verify with. The timestamp is the wall clock, not the
+service clock: receivers compare it with theirs to refuse replays.
+
+SSRF guard: before every send the host is resolved and every address checked; loopback, private,
+link-local, shared, reserved and multicast addresses are refused unless
+``LEADROUTE_WEBHOOK_ALLOW_PRIVATE`` is on. Redirects are not followed (a 3xx is a failure, as
+Standard Webhooks recommends). What is left: a name that resolves differently between the check
+and the connection (DNS rebinding); an egress proxy that filters addresses closes that too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import httpx
+from standardwebhooks import Webhook
+
+__all__ = ["EXCERPT", "Outcome", "check_address", "judge", "retry_after", "send_webhook", "sign"]
+
+EXCERPT: Final = 512
+"""Characters of an answer's body kept in the delivery log."""
+_READ_LIMIT: Final = 64 * 1024
+"""Bytes of an answer read at most (the rest is not waited for)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt got. ``result``: delivered, retry (failed; try again later), gone (410:
+    disable the endpoint) or skipped (nothing to send, e.g. no CRM id)."""
+
+    result: Literal["delivered", "retry", "gone", "skipped"]
+    status_code: int | None = None
+    error: str | None = None
+    response: str | None = None
+    latency_ms: float | None = None
+    retry_after: float | None = None
+    """Seconds the receiver asked us to wait (``Retry-After`` of a 429 or 503)."""
+
+
+class Blocked(Exception):
+    """The target resolves to an address the SSRF guard refuses."""
+
+
+def sign(secrets: list[str], msg_id: str, at: datetime, body: bytes) -> str:
+    """The ``webhook-signature`` header: one ``v1,<base64 HMAC-SHA256>`` per secret, space-separated."""
+    text = body.decode()
+    return " ".join(Webhook(secret).sign(msg_id, at, text) for secret in secrets)
+
+
+def _refused(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+async def check_address(url: httpx.URL, *, allow_private: bool) -> None:
+    """Resolve ``url``'s host now and refuse it if any address is not public (unless allowed)."""
+    if allow_private:
+        return
+    host = url.host
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise Blocked(f"cannot resolve {host}: {exc.strerror}") from None
+    for info in infos:
+        address = str(info[4][0])
+        if _refused(address):
+            raise Blocked(f"{host} resolves to {address}, which is not a public address")
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` in seconds: a number of seconds or an HTTP date (None if absent or bad)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+async def _read(response: httpx.Response) -> str:
+    body = b""
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) >= _READ_LIMIT:
+            break
+    return body.decode("utf-8", "replace")[:EXCERPT]
+
+
+def judge(status: int, text: str, latency_ms: float, retry: str | None) -> Outcome:
+    """The outcome of an answer: 2xx delivered, 410 gone, anything else tried again later."""
+    if 200 <= status < 300:
+        return Outcome("delivered", status, None, text, latency_ms)
+    if status == 410:
+        return Outcome("gone", status, "410 Gone: the receiver wants no more webhooks", text, latency_ms)
+    wait = retry_after(retry) if status in (429, 503) else None
+    return Outcome("retry", status, f"HTTP {status}", text, latency_ms, wait)
+
+
+async def request(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str | httpx.URL,
+    *,
+    headers: dict[str, str],
+    content: bytes | None = None,
+    json: Any = None,
+    data: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+) -> Outcome:
+    """Send one request and judge the answer; a transport error or timeout is a failure to retry."""
+    started = time.perf_counter()
+    try:
+        async with client.stream(
+            method, url, headers=headers, content=content, json=json, data=data, params=params
+        ) as response:
+            text = await _read(response)
+    except httpx.TimeoutException:
+        return Outcome("retry", None, "timed out", None, (time.perf_counter() - started) * 1000)
+    except httpx.HTTPError as exc:
+        return Outcome("retry", None, f"{type(exc).__name__}: {exc}"[:EXCERPT], None, None)
+    latency = (time.perf_counter() - started) * 1000
+    return judge(response.status_code, text, latency, response.headers.get("retry-after"))
+
+
+async def send_webhook(
+    client: httpx.AsyncClient,
+    *,
+    url: str,
+    msg_id: str,
+    secrets: list[str],
+    body: bytes,
+    allow_private: bool,
+) -> Outcome:
+    """POST one signed webhook, after the SSRF check of the address it resolves to now."""
+    target = httpx.URL(url)
+    try:
+        await check_address(target, allow_private=allow_private)
+    except Blocked as exc:
+        return Outcome("retry", None, f"refused: {exc}")
+    if not secrets:
+        return Outcome("retry", None, "the endpoint has no active secret (rotate it)")
+    at = datetime.now(UTC)
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "leadroute-webhooks/1",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": sign(secrets, msg_id, at, body),
+    }
+    return await request(client, "POST", target, content=body, headers=headers)
