@@ -180,6 +180,52 @@ class TestQueueDrainAcrossProcesses:
         order = [str(r["lead_id"]) for r in sorted(drained, key=lambda r: r["seq"])]
         assert order == leads[8:]  # oldest first
 
+    async def test_an_owner_reactivated_takes_the_oldest_waiting_leads_once(
+        self, settings: Settings, clean: None, tmp_path: Path
+    ) -> None:
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(POOL_RULES)
+        one, two = (
+            Served(
+                tmp_path / log, settings, rules_path=str(rules), sla_poll_seconds="0.2", log_level="WARNING"
+            )
+            for log in ("one.log", "two.log")
+        )
+        try:
+            one.wait_ready()
+            two.wait_ready()
+            async with httpx.AsyncClient(timeout=60) as http:
+                r = await http.put(
+                    f"{one.base}/v1/owners/rep",
+                    json={"name": "Rep", "active": False, "capacity": {"max_open": 4}},
+                )
+                assert r.status_code == 200, r.text
+                r = await http.put(f"{two.base}/v1/pools/sales", json={"members": ["rep"]})
+                assert r.status_code == 200, r.text
+                leads = []
+                for i in range(10):
+                    r = await http.post(
+                        f"{(one, two)[i % 2].base}/v1/leads", json={"email": f"w{i}@c{i}.example"}
+                    )
+                    assert r.status_code == 201, r.text
+                    assert r.json()["owner"] is None
+                    leads.append(r.json()["lead_id"])
+                r = await http.patch(f"{two.base}/v1/owners/rep", json={"active": True})
+                assert r.status_code == 200, r.text
+                await _until(settings, "SELECT count(*) = 4 FROM leads WHERE status = 'assigned'")
+                await asyncio.sleep(1)  # several more passes of both processes: nothing more moves
+        finally:
+            one.stop()
+            two.stop()
+        rows = await fetch(settings, "SELECT id FROM leads WHERE status = 'assigned'")
+        assert sorted(str(r["id"]) for r in rows) == sorted(leads[:4])  # the four oldest
+        drained = await fetch(
+            settings,
+            "SELECT lead_id, count(*) AS n FROM lead_events"
+            " WHERE kind = 'lead.assigned' AND payload ->> 'cause' = 'queue_drain' GROUP BY lead_id",
+        )
+        assert sorted(r["n"] for r in drained) == [1, 1, 1, 1]
+
 
 async def _until(settings: Settings, sql: str, seconds: float = 30) -> None:
     deadline = asyncio.get_running_loop().time() + seconds
