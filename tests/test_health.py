@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -39,3 +43,24 @@ class TestHealth:
         assert r.status_code == 200
         paths = r.json()["paths"]
         assert {"/v1/leads", "/v1/leads/{lead_id}/explain", "/health/ready"} <= set(paths)
+
+
+class TestDocsPages:
+    """Swagger UI and ReDoc load every asset from the service: no CDN, so they work offline."""
+
+    @pytest.mark.parametrize("page", ["/schema/swagger", "/schema/redoc"])
+    async def test_pages_reference_only_local_assets_and_those_are_served(
+        self, client: Any, page: str
+    ) -> None:
+        r = await client.get(page)
+        assert r.status_code == 200
+        html = r.text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert assets
+        assert all(a.startswith("/schema/") for a in assets), assets
+        assert "http://" not in html
+        assert "https://" not in html.replace("https://leadroute.dev", "")
+        for asset in assets:
+            served = await client.get(asset)
+            assert served.status_code == 200, asset
+            assert len(served.content) > 1000

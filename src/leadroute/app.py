@@ -11,7 +11,6 @@ from typing import Any
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 from redis.asyncio import Redis
@@ -19,6 +18,7 @@ from redis.asyncio import Redis
 from leadroute.api.admission import AdmissionControl, InFlight
 from leadroute.api.assignments import AssignmentController
 from leadroute.api.deps import provide_connection, provide_runtime
+from leadroute.api.docs_ui import openapi_config, static_router
 from leadroute.api.events import EventController
 from leadroute.api.health import live, ready
 from leadroute.api.leads import LeadController
@@ -126,6 +126,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
     return Litestar(
         route_handlers=[
             MetricsController,
+            static_router(),
             LeadController,
             AssignmentController,
             EventController,
@@ -151,7 +152,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         ],
         exception_handlers={Exception: problem_response},  # every error, mapped in one place
         plugins=plugins,
-        openapi_config=OpenAPIConfig(title="leadroute", version="1", path="/schema"),
+        openapi_config=openapi_config(),
         # Logging is the process's (set up by the CLI). Litestar's default replaces the root
         # handlers with a queue whose listener thread does not survive a fork into workers.
         logging_config=None,
