@@ -146,6 +146,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Where the REST API is; unset: the ``instance_url`` the token endpoint answers with."""
     salesforce_api_version: str = "v62.0"
     """The REST API version in ``/services/data/<version>/sobjects/Lead/<Id>``."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Where people reach this service: the base of the links in alerts (``/v1/leads/{id}/explain``)."""
+    slack_webhook_url: str | None = None
+    """A Slack incoming webhook (``https://hooks.slack.com/services/...``): set, reps are alerted
+    in its channel when a lead is theirs or its SLA ran out; unset, the Slack connector is off."""
+    alert_queue_threshold: int | None = None
+    """Tell the Slack channel once when a pool has more leads than this waiting in its queue
+    (again after the queue was back at or below it); unset: no queue alerts."""
+    alert_templates: Path | None = None
+    """A YAML file of alert templates (one per event, ``$field`` placeholders) for Slack and email;
+    unset: the ones shipped in the package (``leadroute/outbound/alerts.yaml``). Checked at start-up."""
+    smtp_host: str | None = None
+    """An SMTP server: set with ``SMTP_FROM``, reps are alerted by email (the owner's ``email``)."""
+    smtp_port: int = 587
+    """The SMTP server's port."""
+    smtp_from: str | None = None
+    """The ``From`` address of alert emails."""
+    smtp_user: str | None = None
+    """The SMTP login (with ``SMTP_PASSWORD``); unset: no login."""
+    smtp_password: str | None = None
+    """The SMTP password."""
+    smtp_starttls: bool = True
+    """Upgrade the SMTP connection with STARTTLS before logging in and sending."""
 
     @property
     def rescore_every(self) -> timedelta:
@@ -248,6 +271,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"{PREFIX}SALESFORCE_CLIENT_ID, {PREFIX}SALESFORCE_CLIENT_SECRET and "
                 f"{PREFIX}SALESFORCE_TOKEN_URL: set all three to write owners back to Salesforce, or none"
             )
+        self._validate_alerts()
+
+    def _validate_alerts(self) -> None:
+        """Slack and email alerts; the templates are read and checked when either is on."""
+        if (self.smtp_host is None) != (self.smtp_from is None):
+            raise SettingsError(
+                f"{PREFIX}SMTP_HOST and {PREFIX}SMTP_FROM: set both to alert by email, or none"
+            )
+        if (self.smtp_user is None) != (self.smtp_password is None):
+            raise SettingsError(f"{PREFIX}SMTP_USER and {PREFIX}SMTP_PASSWORD: set both, or none")
+        if not 0 < self.smtp_port < 65536:
+            raise SettingsError(f"{PREFIX}SMTP_PORT: {self.smtp_port} is not a TCP port (1-65535)")
+        if self.alert_queue_threshold is not None and self.alert_queue_threshold < 0:
+            raise SettingsError(f"{PREFIX}ALERT_QUEUE_THRESHOLD: must be 0 or more")
+        if not self.public_url.startswith(("http://", "https://")):
+            raise SettingsError(f"{PREFIX}PUBLIC_URL: expected an http:// or https:// URL")
+        if self.slack_webhook_url is not None or self.smtp_host is not None:
+            from leadroute.outbound._templates import load_templates
+
+            load_templates(self.alert_templates)
 
 
 # Kubernetes service links (https://kubernetes.io/docs/concepts/services-networking/service/

@@ -28,7 +28,7 @@ import msgspec
 
 from leadroute.config import Settings
 from leadroute.errors import ClientError, NotFound, WorkflowConflict
-from leadroute.outbound._payload import CRM_EVENTS, EVENT_TYPES, webhook_id
+from leadroute.outbound._payload import ALERT_EVENTS, CRM_EVENTS, EVENT_TYPES, webhook_id
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 from leadroute.structs import Struct
@@ -59,8 +59,9 @@ __all__ = [
     "update_webhook",
 ]
 
-Kind = Literal["webhook", "hubspot", "salesforce"]
-CONNECTORS: Final = ("hubspot", "salesforce")
+Kind = Literal["webhook", "hubspot", "salesforce", "slack", "email"]
+CONNECTORS: Final = ("hubspot", "salesforce", "slack", "email")
+_SETTINGS: Final = {"hubspot": "HUBSPOT", "salesforce": "SALESFORCE", "slack": "SLACK", "email": "SMTP"}
 REDELIVER_MAX: Final = 10_000
 """Events one redelivery request may cover at most (a longer outage: several requests)."""
 
@@ -80,7 +81,8 @@ class ConnectorReadOnly(WorkflowConflict):
 
     def __init__(self, ident: str) -> None:
         super().__init__(
-            f"{ident!r} is a CRM connector: it is configured with LEADROUTE_{ident.upper()}_* settings, "
+            f"{ident!r} is a connector: it is configured with "
+            f"LEADROUTE_{_SETTINGS.get(ident, ident.upper())}_* settings, "
             "not through the API (redelivery and the delivery log work as for webhooks)"
         )
 
@@ -399,15 +401,19 @@ async def attempts(conn: Connection, ident: str, *, event: int | None, limit: in
 
 
 async def sync_connectors(conn: Connection, settings: Settings, now: datetime) -> list[str]:
-    """Make the CRM connectors match the settings: configured ones exist and are enabled (a new one
-    starts at the end of the log), the others are disabled. Returns the enabled ones."""
+    """Make the connectors (CRM write-back, alerts) match the settings: configured ones exist and
+    are enabled (a new one starts at the end of the log), the others are disabled. Returns the
+    enabled ones."""
     configured = {
         "hubspot": settings.hubspot_token is not None,
         "salesforce": settings.salesforce_client_id is not None,
+        "slack": settings.slack_webhook_url is not None,
+        "email": settings.smtp_host is not None,
     }
     for ident, on in configured.items():
         if on:
-            await conn.execute(QUERIES["outbound_connector_upsert"], ident, list(CRM_EVENTS), now)
+            events = list(ALERT_EVENTS if ident in ("slack", "email") else CRM_EVENTS)
+            await conn.execute(QUERIES["outbound_connector_upsert"], ident, events, now)
         else:
             await conn.execute(QUERIES["outbound_endpoint_disable"], ident, "not configured", now)
     return [ident for ident, on in configured.items() if on]

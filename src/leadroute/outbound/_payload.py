@@ -24,7 +24,7 @@ from typing import Any, Final, Literal, get_args
 
 import msgspec
 
-__all__ = ["CRM_EVENTS", "EVENT_TYPES", "EventType", "webhook_body", "webhook_id"]
+__all__ = ["ALERT_EVENTS", "CRM_EVENTS", "EVENT_TYPES", "EventType", "webhook_body", "webhook_id"]
 
 EVENT_TYPES: Final = (
     "lead.assigned",
@@ -42,6 +42,9 @@ personal data) and ``activity.recorded`` (what a person did on the website)."""
 
 CRM_EVENTS: Final = ("lead.assigned", "lead.reassigned", "lead.escalated")
 """The events a CRM connector writes back: the ones that give a lead an owner."""
+
+ALERT_EVENTS: Final = (*CRM_EVENTS, "lead.sla_breached", "lead.queued")
+"""The events the Slack and email connectors tell people about (:mod:`._alerts`)."""
 
 EventType = Literal[
     "lead.assigned",

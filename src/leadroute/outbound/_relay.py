@@ -31,11 +31,13 @@ from typing import Any, Final, Protocol
 
 import httpx
 
+from leadroute.outbound._alerts import Email, Slack
 from leadroute.outbound._crm import HubSpot, Salesforce
 from leadroute.outbound._endpoints import active_secrets, sync_connectors
 from leadroute.outbound._fanout import fan_out
 from leadroute.outbound._payload import webhook_body, webhook_id
 from leadroute.outbound._send import EXCERPT, Outcome, send_webhook
+from leadroute.outbound._templates import load_templates
 from leadroute.runtime import Runtime
 from leadroute.store.queries import QUERIES
 
@@ -75,6 +77,12 @@ class Relay:
             self.connectors["hubspot"] = HubSpot(self.client, settings)
         if settings.salesforce_client_id is not None:
             self.connectors["salesforce"] = Salesforce(self.client, settings)
+        if settings.slack_webhook_url is not None or settings.smtp_host is not None:
+            templates = load_templates(settings.alert_templates)  # a bad one stops start-up
+            if settings.slack_webhook_url is not None:
+                self.connectors["slack"] = Slack(self.client, rt.db, settings, templates)
+            if settings.smtp_host is not None:
+                self.connectors["email"] = Email(rt.db, settings, templates)
         self._slots = asyncio.Semaphore(settings.outbound_concurrency)
         self._tasks: set[asyncio.Task[Outcome]] = set()
 
@@ -240,7 +248,7 @@ async def relay(rt: Runtime) -> AsyncIterator[Relay]:
         await conn.execute(QUERIES["outbound_relay_ensure"])  # the cursor, if a restore lost it
         enabled = await sync_connectors(conn, rt.settings, rt.clock())
     if enabled:
-        log.info("CRM write-back on: %s", ", ".join(enabled))
+        log.info("connectors on: %s", ", ".join(enabled))
     interval = rt.settings.outbound_poll_seconds
     task = asyncio.create_task(outbound.run(interval), name="leadroute-outbound") if interval > 0 else None
     try:
