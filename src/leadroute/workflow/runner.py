@@ -28,6 +28,7 @@ from typing import TypeVar
 import redis.exceptions
 
 from leadroute.errors import Overloaded
+from leadroute.outage import dependency_down
 from leadroute.routing import Assignment, Release, RoutingStateLost
 from leadroute.runtime import Runtime
 from leadroute.store.db import Connection
@@ -131,6 +132,11 @@ async def _connection(rt: Runtime) -> AsyncIterator[Connection]:
         raise Overloaded from None
     try:
         yield conn
+    except BaseException as exc:
+        if dependency_down(exc) == "postgres":
+            # the connection broke under us (a restart, a shutdown): never hand it out again
+            conn.terminate()
+        raise
     finally:
         await rt.db.release(conn)
 
