@@ -193,7 +193,11 @@ class TestSupervisor:
             wait_until(lambda: refused in served.log.read_text(), what="a refused start-up")
             time.sleep(4)
             assert served.proc.poll() is None, served.log.read_text()
-            assert httpx.get(served.base + "/health/live", timeout=5).status_code == 200
+            try:
+                live = httpx.get(served.base + "/health/live", timeout=15)
+            except httpx.HTTPError as exc:
+                pytest.fail(f"the surviving worker does not answer ({exc!r}):\n{served.log.read_text()}")
+            assert live.status_code == 200
             assert post_lead(served.base).status_code == 503
             assert (max(first)) in workers_of(parent)  # the healthy worker was left alone
 
