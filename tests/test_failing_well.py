@@ -185,6 +185,9 @@ class TestSupervisor:
             served.wait_ready()
             parent = psutil.Process(served.proc.pid)
             first = wait_until(lambda: len(workers_of(parent)) == 2 and workers_of(parent), what="2 workers")
+            # both serving, not one serving and one still starting (which the outage would stop)
+            started = "Application startup complete"
+            wait_until(lambda: served.log.read_text().count(started) == 2, what="both workers started")
             up.pg.stop()
             victim = min(first)
             os.kill(victim, signal.SIGKILL)
@@ -273,6 +276,8 @@ class TestReconcileAfterACrash:
             workers = wait_until(
                 lambda: len(workers_of(parent)) == 2 and workers_of(parent), what="2 workers"
             )
+            started = "Application startup complete"  # the survivor handles SIGUSR1 once started
+            wait_until(lambda: served.log.read_text().count(started) == 2, what="both workers started")
             os.kill(min(workers), signal.SIGKILL)
 
             def fixed() -> bool:
