@@ -190,6 +190,9 @@ class TestSupervisor:
             served.wait_ready()
             parent = psutil.Process(served.proc.pid)
             first = wait_until(lambda: len(workers_of(parent)) == 2 and workers_of(parent), what="2 workers")
+            # both serving, not one serving and one still starting (which the outage would stop)
+            started = "Application startup complete"
+            wait_until(lambda: served.log.read_text().count(started) == 2, what="both workers started")
             up.pg.stop()
             victim = min(first)
             os.kill(victim, signal.SIGKILL)
@@ -198,7 +201,11 @@ class TestSupervisor:
             wait_until(lambda: refused in served.log.read_text(), what="a refused start-up")
             time.sleep(4)
             assert served.proc.poll() is None, served.log.read_text()
-            assert httpx.get(served.base + "/health/live", timeout=5).status_code == 200
+            try:
+                live = httpx.get(served.base + "/health/live", timeout=15)
+            except httpx.HTTPError as exc:
+                pytest.fail(f"the surviving worker does not answer ({exc!r}):\n{served.log.read_text()}")
+            assert live.status_code == 200
             assert post_lead(served.base).status_code == 503
             assert (max(first)) in workers_of(parent)  # the healthy worker was left alone
 
@@ -274,6 +281,8 @@ class TestReconcileAfterACrash:
             workers = wait_until(
                 lambda: len(workers_of(parent)) == 2 and workers_of(parent), what="2 workers"
             )
+            started = "Application startup complete"  # the survivor handles SIGUSR1 once started
+            wait_until(lambda: served.log.read_text().count(started) == 2, what="both workers started")
             os.kill(min(workers), signal.SIGKILL)
 
             def fixed() -> bool:
