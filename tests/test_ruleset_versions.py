@@ -8,7 +8,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from litestar.testing import AsyncTestClient
 
 from leadroute.app import create_app
 from leadroute.cli import main
@@ -18,7 +17,7 @@ from leadroute.store.db import connect
 from leadroute.store.migrate import available, migrate
 from leadroute.store.rulesets import RulesetVersionConflict, load_stored_ruleset
 from ruleset_support import active_version, rules_text, upload, wait_for_version
-from support import connection, setup_pool
+from support import authed, connection, setup_pool
 
 PROBLEM = "application/problem+json"
 
@@ -29,7 +28,7 @@ def app_on(settings: Settings, text: str, name: str = "rules.yaml") -> Any:
 
 class TestUpload:
     async def test_upload_stores_a_draft_once_and_lists_it(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             r = await upload(client, rules_text(2, 20), **{"X-Actor": "sam"})
             assert r.status_code == 201, r.text
@@ -63,7 +62,7 @@ class TestUpload:
     async def test_changed_content_under_a_stored_version_is_refused(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             assert (await upload(client, rules_text(2, 20))).status_code == 201
             r = await upload(client, rules_text(2, 30), **{"X-Ruleset-Name": "inbound.yaml"})
@@ -82,7 +81,7 @@ class TestUpload:
     async def test_a_bad_upload_names_the_rule_test_or_field_and_stores_nothing(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             failing = await upload(client, rules_text(2, 20, expect=25))
             assert failing.status_code == 422, failing.text
@@ -111,7 +110,7 @@ class TestUpload:
     async def test_validate_says_whether_an_upload_would_be_new_stored_or_refused(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
 
             async def validate(text: str) -> dict[str, Any]:
@@ -130,7 +129,7 @@ class TestUpload:
             assert [v["version"] for v in (await client.get("/v1/rulesets")).json()["versions"]] == [1]
 
     async def test_unknown_version_is_404(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             assert (await client.get("/v1/rulesets/7")).status_code == 404
             r = await client.post("/v1/rulesets/7/activate")
             assert r.status_code == 404
@@ -140,7 +139,7 @@ class TestUpload:
         self, settings: Settings, clean: None
     ) -> None:
         huge = 2**31  # one more than PostgreSQL's integer holds
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             assert (await client.get(f"/v1/rulesets/{huge}")).status_code == 404
             assert (await client.get(f"/v1/rulesets/{10**30}")).status_code == 404
             assert (await client.post(f"/v1/rulesets/{huge}/activate")).status_code == 404
@@ -162,7 +161,7 @@ class TestActivateAndRollback:
     async def test_activate_publishes_and_new_decisions_carry_the_version(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             sha2 = (await upload(client, rules_text(2, 20))).json()["sha256"]
             r = await client.post("/v1/rulesets/2/activate", headers={"X-Actor": "sam"})
@@ -189,7 +188,7 @@ class TestActivateAndRollback:
             assert again.json()["changed"] is False
 
     async def test_rollback_walks_back_through_history(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             for version in (2, 3):
                 assert (await upload(client, rules_text(version, 10 * version))).status_code == 201
@@ -215,7 +214,7 @@ class TestActivateAndRollback:
     async def test_rollback_refuses_drafts_unknown_versions_and_bad_bodies(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             await upload(client, rules_text(2, 20))
             draft = await client.post("/v1/rulesets/rollback", json={"version": 2})
@@ -228,7 +227,7 @@ class TestActivateAndRollback:
             assert await active_version(client) == 1
 
     async def test_activation_checks_pools_again(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             await setup_pool(client, pool="later")
             assert (await upload(client, rules_text(2, 20, pool="later"))).status_code == 201
@@ -242,7 +241,7 @@ class TestActivateAndRollback:
 
 class TestStorage:
     async def test_stored_versions_cannot_change(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))):
+        async with authed(app_on(settings, rules_text(1))):
             pass
         async with connection(settings) as conn:
             with pytest.raises(asyncpg.RaiseError, match="cannot change"):
@@ -255,7 +254,7 @@ class TestStorage:
                 )
 
     async def test_load_stored_ruleset(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1, 15))):
+        async with authed(app_on(settings, rules_text(1, 15))):
             pass
         async with connection(settings) as conn:
             loaded = await load_stored_ruleset(conn, 1)
@@ -299,20 +298,20 @@ class TestStartup:
     async def test_a_restart_keeps_the_fleets_choice_and_a_new_file_version_wins(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             await upload(client, rules_text(2, 20))
             await client.post("/v1/rulesets/2/activate")
         # restart with the same file: v2 (activated while it ran) stays, loaded from its stored source
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             assert await active_version(client) == 2
             lead = (await client.post("/v1/leads", json={"email": "kim@acme.example"})).json()
             assert lead["score"] == 20
             await client.post("/v1/rulesets/rollback")
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             assert await active_version(client) == 1  # the rollback survived the restart
         # a deploy of a new file version stores and activates it
-        async with AsyncTestClient(app_on(settings, rules_text(3, 30))) as client:
+        async with authed(app_on(settings, rules_text(3, 30))) as client:
             assert await active_version(client) == 3
             listing = (await client.get("/v1/rulesets")).json()
             assert listing["active"]["action"] == "start"
@@ -321,10 +320,10 @@ class TestStartup:
     async def test_a_changed_file_under_a_stored_version_refuses_to_start(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))):
+        async with authed(app_on(settings, rules_text(1))):
             pass
         with pytest.raises(BaseException) as info:  # noqa: PT011 (the test client wraps it in a group)
-            async with AsyncTestClient(app_on(settings, rules_text(1, 50), name="inbound.yaml")):
+            async with authed(app_on(settings, rules_text(1, 50), name="inbound.yaml")):
                 pass
         conflict = find_error(info.value, RulesetVersionConflict)
         assert "inbound.yaml: version 1 is already stored with different content" in str(conflict)
@@ -333,7 +332,7 @@ class TestStartup:
     async def test_serve_refuses_to_start_with_the_message(
         self, settings: Settings, clean: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))):
+        async with authed(app_on(settings, rules_text(1))):
             pass
         rules = tmp_path / "inbound.yaml"
         rules.write_text(rules_text(1, 50))
@@ -388,7 +387,7 @@ class TestCli:
         self, settings: Settings, clean: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         cli_env(settings, monkeypatch)
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             rules = tmp_path / "inbound.yaml"
             rules.write_text(rules_text(2, 20))
@@ -429,7 +428,7 @@ class TestCli:
         self, settings: Settings, clean: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         cli_env(settings, monkeypatch)
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
         rules = tmp_path / "inbound.yaml"
         rules.write_text(rules_text(1, 50))

@@ -1,5 +1,6 @@
-"""The Litestar application: routes, the lifespan that opens PostgreSQL and Redis, and the one
-exception handler (errors become problems in :mod:`leadroute.api.problems`)."""
+"""The Litestar application: routes, the lifespan that opens PostgreSQL and Redis, the one
+exception handler (errors become problems in :mod:`leadroute.api.problems`), and access: every
+``/v1`` route needs a key with the scope :data:`leadroute.access.ROUTE_SCOPES` gives it."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from redis.asyncio import Redis
 
+from leadroute.access import (
+    AccessMiddleware,
+    KeyCache,
+    provide_actor,
+    provide_x_actor,
+    security_headers,
+    seed_admin_key,
+)
 from leadroute.api.assignments import AssignmentController
+from leadroute.api.audit import AuditController
 from leadroute.api.deps import provide_connection, provide_runtime
 from leadroute.api.events import EventController
 from leadroute.api.health import live, ready
+from leadroute.api.keys import KeyController
 from leadroute.api.leads import LeadController
 from leadroute.api.openapi import StrictStructSchemaPlugin
 from leadroute.api.owners import OwnerController, PoolController, RoutingController
@@ -58,6 +69,8 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         try:
             async with db.acquire() as conn:
                 await migrate(conn)
+                if settings.admin_key is not None:
+                    await seed_admin_key(conn, settings.admin_key)
                 running, ruleset_id = await adopt_startup_ruleset(conn, active_rules, actor=actor("start"))
             routing = Router(redis, settings.redis_prefix, database_url=settings.database_url, clock=clock)
             await routing.ensure_state(startup=True)  # first start, or Redis lost its data
@@ -68,6 +81,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                 routing=routing,
                 rules=ActiveRuleset(running, ruleset_id),
                 clock=clock,
+                keys=KeyCache(ttl=settings.key_cache_seconds),
             )
             log.info(
                 "ruleset %s v%s active (sha256 %s)",
@@ -97,13 +111,20 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             RulesetController,
             ReplayController,
             SimulateController,
+            KeyController,
+            AuditController,
             live,
             ready,
         ],
         dependencies={
             "rt": Provide(provide_runtime, sync_to_thread=False),
             "conn": Provide(provide_connection),
+            "actor": Provide(provide_actor, sync_to_thread=False),
+            # rulesets.py names its actor parameter after the header it used to read
+            "x_actor": Provide(provide_x_actor, sync_to_thread=False),
         },
+        middleware=[AccessMiddleware],  # 401/403/415 and CORS, before any /v1 handler runs
+        before_send=[security_headers],
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
         plugins=[StrictStructSchemaPlugin()],  # every error, mapped in one place

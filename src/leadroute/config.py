@@ -78,6 +78,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     drain_batch: int = 50
     """Queued leads one instance offers again per background pass at most (the rest wait for the
     next pass), so a burst of freed capacity cannot starve intake of connections."""
+    admin_key: str | None = msgspec.field(default=None)
+    """An admin API key (``lr_live_<8 hex>_<secret of 32+ characters>``, e.g. from ``leadroute keys
+    generate``) that every instance stores at start: for deployments that take their first key
+    from a secret store, and for tests. Unset with no keys at all: the embedded default's first
+    ``leadroute serve`` makes one and writes it to ``<data_dir>/admin.key`` (docs/security.md)."""
+    key_cache_seconds: float = 5.0
+    """Seconds an instance trusts a key it verified without asking PostgreSQL again: the bound on
+    how long a revocation or rotation takes to reach every instance (0: ask every request)."""
 
     @property
     def rescore_every(self) -> timedelta:
@@ -131,6 +139,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"{PREFIX}RESCORE_EVERY_HOURS: must be a positive number of hours")
         if self.drain_batch < 1:
             raise SettingsError(f"{PREFIX}DRAIN_BATCH: must be at least 1")
+        self._validate_access()
         if self.ready_timeout <= 0:
             raise SettingsError(f"{PREFIX}READY_TIMEOUT: must be a positive number of seconds")
         if self.ruleset_poll_interval <= 0:
@@ -143,6 +152,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"{PREFIX}DATABASE_URL: expected a postgresql:// URL")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError(f"{PREFIX}REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+
+    def _validate_access(self) -> None:
+        if self.key_cache_seconds < 0:
+            raise SettingsError(
+                f"{PREFIX}KEY_CACHE_SECONDS: must be 0 (no cache) or a positive number of seconds"
+            )
+        if self.admin_key is not None:
+            from leadroute.access._tokens import parse_key  # only when set: keeps the CLI light
+
+            if parse_key(self.admin_key) is None:
+                raise SettingsError(
+                    f"{PREFIX}ADMIN_KEY: expected lr_live_<8 hex digits>_<secret of 32+ URL-safe characters> "
+                    "(make one with `leadroute keys generate`)"
+                )
 
 
 def _decode_path(kind: type, value: Any) -> Any:

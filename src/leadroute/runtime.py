@@ -11,6 +11,7 @@ from typing import Protocol
 import asyncpg
 from redis.asyncio import Redis
 
+from leadroute.access import KeyCache
 from leadroute.config import Settings
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
@@ -54,5 +55,7 @@ class Runtime:
     """Every "now" in routing, SLA timers and decay comes from here, never from ``datetime.now``."""
     rulesets: RulesetFollower | None = None
     """Follows the fleet's active ruleset and swaps ``rules`` (``rulesets.RulesetSync``); set at start."""
+    keys: KeyCache = field(default_factory=lambda: KeyCache(ttl=5.0))
+    """Verified API keys, remembered for ``settings.key_cache_seconds`` (the lifespan sets it)."""
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this instance freed routing capacity: the queue drain runs without waiting its interval."""

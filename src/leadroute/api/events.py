@@ -37,6 +37,7 @@ class EventController(Controller):
         self,
         request: Request[Any, Any, Any],
         rt: NamedDependency[Runtime],
+        actor: NamedDependency[str],
         idempotency_key: Annotated[
             str | None, HeaderParameter(name="Idempotency-Key", max_length=255, required=False)
         ] = None,
@@ -47,5 +48,5 @@ class EventController(Controller):
         both, an email that is not that lead's is a 422 on ``email``. A retry with the same
         ``Idempotency-Key`` (or ``event_id``) returns the first answer with 200.
         """
-        result = await record_event(rt, await request.body(), idempotency_key)
+        result = await record_event(rt, await request.body(), idempotency_key, actor=actor)
         return Response(result.response, status_code=201 if result.created else 200)

@@ -43,12 +43,13 @@ class LeadController(Controller):
         self,
         request: Request[Any, Any, Any],
         rt: NamedDependency[Runtime],
+        actor: NamedDependency[str],
         idempotency_key: Annotated[
             str | None, HeaderParameter(name="Idempotency-Key", max_length=255, required=False)
         ] = None,
     ) -> Response[Decision]:
         """Score, qualify and route one lead; a retry with the same key returns the first decision."""
-        result = await submit_lead(rt, await request.body(), idempotency_key)
+        result = await submit_lead(rt, await request.body(), idempotency_key, actor=actor)
         return Response(result.decision, status_code=201 if result.created else 200)
 
     @get("/{lead_id:uuid}", summary="A lead, where it is now, and its event log", responses=_READ)

@@ -117,11 +117,15 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
         # The lead body can hold PII: log the exception type and route, never the request.
         log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
     headers = exc.headers if isinstance(exc, HTTPException) and exc.status_code == 405 else None
+    if isinstance(exc, ClientError):
+        headers = exc.headers  # WWW-Authenticate on a 401 or 403
     return Response(problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 _DESCRIPTIONS = {
     400: "The request is malformed: not JSON, a wrong type, an unknown or missing field",
+    401: "No API key, or one that is not valid (``Authorization: Bearer <key>``)",
+    403: "The key does not have the scope this route needs, or not for this origin",
     404: "Nothing has this id",
     409: "The request conflicts with what is stored",
     413: "The body is larger than this route takes",

@@ -2,8 +2,8 @@
 
 Versions are immutable once stored (see :mod:`leadroute.store.rulesets`). Activation and rollback
 switch every instance of the fleet within a second (PostgreSQL NOTIFY plus a poll), and this
-instance before it answers. Who did it is taken from the optional ``X-Actor`` header (free text,
-recorded with the version or activation; leadroute has no user accounts).
+instance before it answers. Who did it is recorded with the version or activation: the API key
+(``key:<id>``), with the person of the optional ``X-Actor`` header (``leadroute.access``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, HeaderParameter
+from litestar.params import FromPath
 
 from leadroute.api.problems import problem_responses
 from leadroute.errors import ClientError
@@ -44,7 +44,8 @@ __all__ = ["RulesetController", "RulesetTestsFailed", "UnsupportedRulesetType"]
 MAX_RULESET_BYTES = 1024 * 1024
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"})
 
-Actor = Annotated[str | None, HeaderParameter(name="X-Actor", max_length=200, required=False)]
+Actor = NamedDependency[str | None]
+"""Who acts: ``key:<id>``, with the ``X-Actor`` header's person (``leadroute.access.provide_actor``)."""
 
 
 class RulesetTestsFailed(ClientError):

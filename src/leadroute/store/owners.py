@@ -23,6 +23,7 @@ from leadroute.errors import ClientError, NotFound, PoolError, UnknownOwners
 from leadroute.models import ID_MAX_LENGTH, ID_PATTERN
 from leadroute.routing.eligibility import normalize_absences, normalize_hours, valid_timezone
 from leadroute.routing.placement import MAX_FALLBACK_HOPS
+from leadroute.store.audit import audit
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 from leadroute.structs import Struct
@@ -384,18 +385,21 @@ async def get_owner(conn: Connection, owner_id: str) -> Owner:
     return owner_from_row(row)
 
 
-async def replace_owner(conn: Connection, owner_id: str, fields: Mapping[str, Any]) -> Owner:
-    """Create the owner or replace every field (absent ones take their defaults)."""
+async def replace_owner(conn: Connection, owner_id: str, fields: Mapping[str, Any], *, actor: str) -> Owner:
+    """Create the owner or replace every field (absent ones take their defaults); audited."""
     owner = _checked(OwnerIn, {**fields, "id": owner_id})
-    return owner_from_row(await put_owner(conn, owner))
+    async with conn.transaction():
+        await audit(conn, actor, "owner.put", f"owner:{owner_id}", {"fields": sorted(fields)})
+        return owner_from_row(await put_owner(conn, owner))
 
 
-async def update_owner(conn: Connection, owner_id: str, changes: Mapping[str, Any]) -> Owner:
-    """Change only the fields in ``changes`` (read, merged and written under a row lock)."""
+async def update_owner(conn: Connection, owner_id: str, changes: Mapping[str, Any], *, actor: str) -> Owner:
+    """Change only the fields in ``changes`` (read, merged and written under a row lock); audited."""
     async with conn.transaction():
         row = await conn.fetchrow(QUERIES["routing_owner_lock"], owner_id)
         if row is None:
             raise NotFound("owner", owner_id)
+        await audit(conn, actor, "owner.patch", f"owner:{owner_id}", {"fields": sorted(changes)})
         shown = msgspec.to_builtins(owner_from_row(row))
         current = {k: v for k, v in shown.items() if k not in {"created_at", "updated_at"}}
         owner = _checked(OwnerIn, current | dict(changes))
@@ -415,19 +419,21 @@ async def get_pool(conn: Connection, pool_id: str) -> Pool:
     return _pool_from_row(rows[0])
 
 
-async def replace_pool(conn: Connection, pool_id: str, fields: Mapping[str, Any]) -> Pool:
-    """Create the pool or replace its members and settings, checked by :func:`save_pools`."""
+async def replace_pool(conn: Connection, pool_id: str, fields: Mapping[str, Any], *, actor: str) -> Pool:
+    """Create the pool or replace its members and settings, checked by :func:`save_pools`; audited."""
     pool = _checked(PoolIn, {**fields, "id": pool_id})
     async with conn.transaction():
         await save_pools(conn, [pool])
+        await audit(conn, actor, "pool.put", f"pool:{pool_id}", {"fields": sorted(fields)})
         return await get_pool(conn, pool_id)
 
 
-async def update_pool(conn: Connection, pool_id: str, changes: Mapping[str, Any]) -> Pool:
-    """Change only the pool fields in ``changes`` (``members`` replaces the member list)."""
+async def update_pool(conn: Connection, pool_id: str, changes: Mapping[str, Any], *, actor: str) -> Pool:
+    """Change only the pool fields in ``changes`` (``members`` replaces the member list); audited."""
     async with conn.transaction():
         await lock_pools(conn)  # read, merge and write with no other pool save in between
         current = msgspec.to_builtins(await get_pool(conn, pool_id))
         pool = _checked(PoolIn, current | dict(changes))
         await save_pools(conn, [pool])
+        await audit(conn, actor, "pool.patch", f"pool:{pool_id}", {"fields": sorted(changes)})
         return await get_pool(conn, pool_id)
