@@ -32,7 +32,7 @@ from leadroute.rules import parse_ruleset
 from leadroute.store.db import connect
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
 from process_support import cli_env, free_port, leadroute, serve_on
-from support import POOL_RULES, authed, connection, fetch, lead, open_per_owner, owner, pool, post_one
+from support import AUTH, POOL_RULES, authed, connection, fetch, lead, open_per_owner, owner, pool, post_one
 
 
 @pytest.fixture
@@ -201,7 +201,7 @@ class TestFlushAllAcrossProcesses:
             await asyncio.to_thread(one.wait_ready)
             await asyncio.to_thread(two.wait_ready)
             names = [f"rep{i}" for i in range(5)]
-            async with httpx.AsyncClient(timeout=60) as http:
+            async with httpx.AsyncClient(timeout=60, headers=AUTH) as http:
                 for name in names:
                     r = await http.put(
                         f"{one.base}/v1/owners/{name}", json={"name": name, "capacity": {"max_open": 28}}

@@ -1,7 +1,7 @@
 """The README's run path: `leadroute serve` with no servers configured starts embedded ones.
 
-Start, post the README's lead, stop with SIGTERM, start again: the lead is still there, and no
-server process is left behind after either stop.
+Start, post the README's lead with the admin key the first start made, stop with SIGTERM, start
+again: the lead is still there, and no server process is left behind after either stop.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ def embedded_service(data_dir: Path, port: int, **values: str) -> Served:
 README_LEAD = {"email": "jane@acme.example", "title": "VP Sales", "employees": 5000, "country": "US"}
 
 
+def admin_key(data_dir: Path) -> dict[str, str]:
+    """The Authorization header with the key the first start wrote to ``data_dir/admin.key``."""
+    return {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
+
+
 def servers_using(data_dir: Path) -> list[psutil.Process]:
     """Server processes whose working directory or arguments point into the data directory."""
     found = []
@@ -53,7 +58,17 @@ class TestEmbeddedServe:
         first = embedded_service(data_dir, port)
         try:
             first.wait_ready()
-            r = httpx.post(first.base + "/v1/leads", json=README_LEAD, timeout=10)
+            key_file = data_dir / "admin.key"
+            assert key_file.stat().st_mode & 0o777 == 0o600  # the user's only
+            token = key_file.read_text().strip()
+            assert token.startswith("lr_live_")
+            assert token in first.log.read_text()  # shown once, on stderr
+            anonymous = httpx.post(first.base + "/v1/leads", json=README_LEAD, timeout=10)
+            assert anonymous.status_code == 401
+            assert "server" not in anonymous.headers  # no banner
+            r = httpx.post(
+                first.base + "/v1/leads", json=README_LEAD, headers=admin_key(data_dir), timeout=10
+            )
             assert r.status_code == 201, r.text
             decision = r.json()
             assert decision["owner"] is not None  # the demo seed gave the pools owners
@@ -70,6 +85,7 @@ class TestEmbeddedServe:
 
             # The demo history, posted twice (the second run adds nothing), then replayed.
             demo = [sys.executable, "-m", "loadtests.demo", "--count", "20", "--url", first.base]
+            demo += ["--key-file", str(key_file)]
             run = subprocess.run(demo, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
             assert run.returncode == 0, run.stdout + run.stderr
             assert "posted 20 new leads (0 were there already)" in run.stdout
@@ -88,10 +104,14 @@ class TestEmbeddedServe:
         second = embedded_service(data_dir, port)
         try:
             second.wait_ready()
-            got = httpx.get(f"{second.base}/v1/leads/{decision['lead_id']}", timeout=10)
+            assert second.log.read_text().count("created an admin key") == 1  # the first start's only
+            assert key_file.read_text().strip() == token  # the first start's key, still the one
+            got = httpx.get(
+                f"{second.base}/v1/leads/{decision['lead_id']}", headers=admin_key(data_dir), timeout=10
+            )
             assert got.status_code == 200, got.text
             assert got.json()["owner"] == decision["owner"]
-            owners = httpx.get(second.base + "/v1/owners", timeout=10).json()
+            owners = httpx.get(second.base + "/v1/owners", headers=admin_key(data_dir), timeout=10).json()
             assert len(owners) == 7  # seeded once, not again on the second start
         finally:
             assert second.stop() == 0, second.log.read_text()
@@ -146,7 +166,10 @@ class TestWorkers:
 
             def post(i: int) -> int:
                 lead = README_LEAD | {"email": f"lead{i}@company{i}.example"}
-                return httpx.post(service.base + "/v1/leads", json=lead, timeout=30).status_code
+                headers = admin_key(data_dir)
+                return httpx.post(
+                    service.base + "/v1/leads", json=lead, headers=headers, timeout=30
+                ).status_code
 
             with ThreadPoolExecutor(8) as pool:
                 assert set(pool.map(post, range(40))) == {201}
