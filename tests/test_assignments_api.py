@@ -7,7 +7,7 @@ from typing import Any
 
 from conftest import FakeClock
 from sla_support import assert_routing_consistent, fire, kinds, open_counts, sla_rules, steps
-from support import Client, authed, get_lead, lead, post_one, setup_pool
+from support import ADMIN_ACTOR, Client, authed, get_lead, lead, post_one, setup_pool
 
 RULES = sla_rules(30)
 
@@ -106,7 +106,7 @@ class TestReassign:
             assert step["kind"] == "lead.reassigned"
             assert step["previous_owner"] == d["owner"]
             assert step["owner"] == body["owner"]
-            assert (step["cause"], step["actor"]) == ("reassign", "api")
+            assert (step["cause"], step["actor"]) == ("reassign", ADMIN_ACTOR)
             assert step["reason"] == "wrong territory"
             await assert_routing_consistent(client)
 

@@ -17,7 +17,7 @@ from leadroute.store.db import connect
 from leadroute.store.migrate import available, migrate
 from leadroute.store.rulesets import RulesetVersionConflict, load_stored_ruleset
 from ruleset_support import active_version, rules_text, upload, wait_for_version
-from support import authed, connection, setup_pool
+from support import ADMIN_ACTOR, authed, connection, setup_pool
 
 PROBLEM = "application/problem+json"
 
@@ -34,7 +34,7 @@ class TestUpload:
             assert r.status_code == 201, r.text
             body = r.json()
             assert (body["version"], body["status"], body["created"]) == (2, "draft", True)
-            assert body["created_by"] == "sam"
+            assert body["created_by"] == f"{ADMIN_ACTOR} (sam)"
             assert body["tests"] == [{"name": "every lead scores 20", "passed": True}]
             assert len(body["sha256"]) == 64
 
@@ -168,14 +168,14 @@ class TestActivateAndRollback:
             assert r.status_code == 200, r.text
             body = r.json()
             assert body["active"]["version"] == 2
-            assert body["active"]["by"] == "sam"
+            assert body["active"]["by"] == f"{ADMIN_ACTOR} (sam)"
             assert body["previous"]["version"] == 1
             assert body["changed"] is True
             assert body["instance_version"] == 2  # this instance switched before answering
             assert await active_version(client) == 2
             stored = (await client.get("/v1/rulesets/2")).json()
             assert stored["status"] == "published"
-            assert stored["published_by"] == "sam"
+            assert stored["published_by"] == f"{ADMIN_ACTOR} (sam)"
             assert [a["action"] for a in stored["activations"]] == ["activate"]
 
             lead = (await client.post("/v1/leads", json={"email": "kim@acme.example"})).json()

@@ -13,9 +13,11 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from redis.asyncio import Redis
 
+from leadroute.access import COMPONENTS as ACCESS_COMPONENTS
 from leadroute.access import (
     AccessMiddleware,
     KeyCache,
+    document_access,
     provide_actor,
     provide_x_actor,
     security_headers,
@@ -30,7 +32,7 @@ from leadroute.api.keys import KeyController
 from leadroute.api.leads import LeadController
 from leadroute.api.openapi import StrictStructSchemaPlugin
 from leadroute.api.owners import OwnerController, PoolController, RoutingController
-from leadroute.api.problems import problem_response
+from leadroute.api.problems import problem_response, problem_responses
 from leadroute.api.replay import ReplayController
 from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
@@ -100,7 +102,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             await redis.aclose()
             await db.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             LeadController,
             AssignmentController,
@@ -128,9 +130,13 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
         plugins=[StrictStructSchemaPlugin()],  # every error, mapped in one place
-        openapi_config=OpenAPIConfig(title="leadroute", version="1", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="leadroute", version="1", path="/schema", components=ACCESS_COMPONENTS
+        ),
         # Logging is the process's (set up by the CLI). Litestar's default replaces the root
         # handlers with a queue whose listener thread does not survive a fork into workers.
         logging_config=None,
         debug=False,
     )
+    document_access(app, problem_responses)  # each /v1 operation's scope, 401, 403 and 415 in /schema
+    return app

@@ -25,6 +25,7 @@ from leadroute.access._middleware import (
     provide_x_actor,
     security_headers,
 )
+from leadroute.access._openapi import COMPONENTS, document_access
 from leadroute.access._scopes import (
     ADMIN,
     NON_JSON_BODIES,
@@ -40,6 +41,7 @@ from leadroute.access._tokens import PREFIX, digest, format_key, new_secret, par
 __all__ = [
     "ADMIN",
     "ADMIN_KEY_FILE",
+    "COMPONENTS",
     "NON_JSON_BODIES",
     "ORIGIN_PATTERN",
     "PREFIX",
@@ -52,6 +54,7 @@ __all__ = [
     "actor_of",
     "create_key",
     "digest",
+    "document_access",
     "first_start_key",
     "format_key",
     "grants",

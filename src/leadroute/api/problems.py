@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
@@ -37,6 +38,7 @@ __all__ = [
     "PROBLEM_BASE",
     "PROBLEM_MEDIA_TYPE",
     "Problem",
+    "ProblemResponses",
     "problem_for",
     "problem_response",
     "problem_responses",
@@ -133,6 +135,10 @@ _DESCRIPTIONS = {
     422: "The request is well-formed but cannot be applied; ``errors`` names the field or rule",
     503: "A dependency does not answer",
 }
+
+
+ProblemResponses = Callable[..., dict[int, ResponseSpec]]
+"""The type of :func:`problem_responses` (``leadroute.access`` takes it, so it needs no import of this)."""
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
