@@ -6,7 +6,9 @@ again: the lead is still there, and no server process is left behind after eithe
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +30,14 @@ def embedded_service(data_dir: Path, port: int, **values: str) -> Served:
 
 
 README_LEAD = {"email": "jane@acme.example", "title": "VP Sales", "employees": 5000, "country": "US"}
+
+
+def readme_curl() -> str:
+    """The README's first curl command (posting a lead), as written there."""
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"```sh\n(curl -s http://127\.0\.0\.1:8000/v1/leads.*?)```", text, re.S)
+    assert match is not None, "the README's curl is gone"
+    return match.group(1)
 
 
 def admin_key(data_dir: Path) -> dict[str, str]:
@@ -66,11 +76,13 @@ class TestEmbeddedServe:
             anonymous = httpx.post(first.base + "/v1/leads", json=README_LEAD, timeout=10)
             assert anonymous.status_code == 401
             assert "server" not in anonymous.headers  # no banner
-            r = httpx.post(
-                first.base + "/v1/leads", json=README_LEAD, headers=admin_key(data_dir), timeout=10
+            # the README's curl, as written (but for the port and the data directory)
+            curl = readme_curl().replace("http://127.0.0.1:8000", first.base)
+            curl = curl.replace(".leadroute/admin.key", str(key_file))
+            posted = subprocess.run(
+                ["bash", "-c", curl], capture_output=True, text=True, timeout=30, check=True
             )
-            assert r.status_code == 201, r.text
-            decision = r.json()
+            decision = json.loads(posted.stdout)
             assert decision["owner"] is not None  # the demo seed gave the pools owners
             assert decision["stage"] in {"sql", "mql"}
 

@@ -218,6 +218,7 @@ async def _prepare(settings: Settings, *, seed_file: Path | None, key_dir: Path 
     """Migrate, seed the demo owners when asked and the database has none yet, and with
     ``key_dir`` (the embedded default) make the first admin key when there is no key at all."""
     from leadroute.access import first_start_key, seed_admin_key
+    from leadroute.store.keys import any_keys
     from leadroute.store.migrate import migrate
     from leadroute.store.owners_file import import_owners, load_owners_file
 
@@ -234,6 +235,11 @@ async def _prepare(settings: Settings, *, seed_file: Path | None, key_dir: Path 
                 f'  curl -H "Authorization: Bearer $(cat {path})" ...\n'
                 "  make narrower keys with `leadroute keys create --name NAME --scope SCOPE`",
                 file=sys.stderr,
+            )
+        elif key_dir is None and not await any_keys(conn):
+            log.warning(
+                "no API keys: every /v1 request will be refused. Create one with `leadroute keys create "
+                "--name NAME --scope admin`, or set LEADROUTE_ADMIN_KEY (docs/security.md)"
             )
         if seed_file is not None and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM owners)"):
             owners, pools = await import_owners(conn, load_owners_file(seed_file))
