@@ -332,6 +332,17 @@ class TestCli:
         bad = leadroute("keys", "create", "--name", "x", "--scope", "everything", env=env)
         assert bad.returncode == 2
 
+    async def test_owners_import_is_audited_with_the_cli_actor(self, settings: Settings, clean: None) -> None:
+        done = await asyncio.to_thread(
+            leadroute, "owners", "import", "examples/owners.yaml", env=cli_env(settings)
+        )
+        assert done.returncode == 0, done.stderr
+        async with connection(settings) as conn:
+            row = await conn.fetchrow("SELECT actor, action, subject, detail FROM audit_log")
+        assert row["actor"].startswith("cli:")
+        assert (row["action"], row["subject"]) == ("owners.import", "file:examples/owners.yaml")
+        assert "alice" in row["detail"]["owners"]
+
     def test_generate_makes_a_valid_admin_key_setting(self) -> None:
         made = leadroute("keys", "generate", env=cli_env())
         assert made.returncode == 0, made.stderr

@@ -328,6 +328,7 @@ def _rules_schema(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _owners_import(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.access.commands import cli_actor
     from leadroute.store.migrate import migrate
     from leadroute.store.owners_file import import_owners, load_owners_file
 
@@ -336,7 +337,7 @@ def _owners_import(settings: Settings, args: argparse.Namespace) -> int:
     async def run(dsn: str | None) -> tuple[int, int]:
         async with _connection(dsn) as conn:
             await migrate(conn)
-            return await import_owners(conn, data)
+            return await import_owners(conn, data, actor=cli_actor())
 
     with _servers(settings) as live:
         owners, pools = asyncio.run(run(live.database_url))
