@@ -339,6 +339,7 @@ class TestCli:
         assert done.returncode == 0, done.stderr
         async with connection(settings) as conn:
             row = await conn.fetchrow("SELECT actor, action, subject, detail FROM audit_log")
+        assert row is not None
         assert row["actor"].startswith("cli:")
         assert (row["action"], row["subject"]) == ("owners.import", "file:examples/owners.yaml")
         assert "alice" in row["detail"]["owners"]
