@@ -24,6 +24,7 @@ from typing import Any
 from locust import between, constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from loadtests.auth import auth_headers
 from loadtests.leads import Lead, make_lead
 
 __all__ = ["LeadPoster"]
@@ -35,6 +36,9 @@ _RUN_SEED = random.SystemRandom().randrange(2**32)
 """A fresh seed per run, so event ids (and idempotency keys) do not collide with earlier runs."""
 
 _REQUIRED = ("lead_id", "stage", "score")
+
+
+_AUTH = auth_headers()  # LR_API_KEY, or .leadroute/admin.key
 
 
 class LeadPoster(FastHttpUser):
@@ -66,7 +70,7 @@ class LeadPoster(FastHttpUser):
     def _post(
         self, lead: Lead, *, expect: int, name: str, first: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
-        headers = {"Idempotency-Key": str(lead["event_id"])}
+        headers = {"Idempotency-Key": str(lead["event_id"])} | _AUTH
         with self.client.post(
             "/v1/leads", json=lead, headers=headers, name=name, catch_response=True
         ) as response:

@@ -11,6 +11,7 @@ from typing import Protocol
 import asyncpg
 from redis.asyncio import Redis
 
+from leadroute.access import KeyCache
 from leadroute.config import Settings
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
@@ -57,5 +58,7 @@ class Runtime:
     file_conflict: str | None = None
     """Why this instance does not run its rules file (changed under a stored version), if so: it
     runs the last good version, and ``/health/ready`` says so (``store.rulesets.start_ruleset``)."""
+    keys: KeyCache = field(default_factory=lambda: KeyCache(ttl=5.0))
+    """Verified API keys, remembered for ``settings.key_cache_seconds`` (the lifespan sets it)."""
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this instance freed routing capacity: the queue drain runs without waiting its interval."""
