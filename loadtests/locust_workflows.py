@@ -151,7 +151,14 @@ class LeadWorkflow(FastHttpUser):
         return self._rng.uniform(pace.low, pace.high)
 
     def _pause(self) -> None:
+        """Wait for the next step, which comes on a new connection.
+
+        The steps of a workflow come from different clients (a web form, a tracking pixel, a
+        rep's browser), and a pause beyond uvicorn's 5 s keep-alive would otherwise find the
+        server closing the idle connection just as the next request is sent on it.
+        """
         time.sleep(self._pause_seconds())
+        self.client.client.close()
 
     def _record(self, kind: str, **fields: Any) -> None:
         if self._recorder is not None:
@@ -269,6 +276,7 @@ class LeadWorkflow(FastHttpUser):
         s = self._settings
         deadline = posted_at + s.sla_seconds + 2 * s.poll_seconds + 5
         time.sleep(max(0.0, deadline - time.monotonic()))
+        self.client.client.close()  # a minute idle: the server closed it (see _pause)
         story = self._call("GET", f"/v1/leads/{lead_id}", "/v1/leads/{id}")
         if story is None:
             return
@@ -312,7 +320,8 @@ class LeadWorkflow(FastHttpUser):
                     response.request_meta["name"] = f"{name} [503]"
                     response.success()
                     self._record("overload", name=name, retry_after=retry_after)
-                    delay = float(retry_after)
+                    # jittered, so the clients refused in one second do not all come back in the next
+                    delay = float(retry_after) * self._rng.uniform(1, 2)
                 else:
                     try:
                         answer = response.json() if response.content else None

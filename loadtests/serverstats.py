@@ -2,8 +2,9 @@
 
 **Latency.** :func:`scrape` reads the Prometheus histograms ``leadroute_step_seconds`` (per
 ``step``) and ``leadroute_http_request_duration_seconds`` (per route ``path``, summed over methods
-and status codes); :func:`difference` subtracts a scrape taken before the run from one taken after,
-so only the run's requests count; :func:`quantile` interpolates within a bucket, as PromQL's
+and status codes but 503: those were refused at once by admission control, and the users count
+them); :func:`difference` subtracts a scrape taken before the run from one taken after, so only
+the run's requests count; :func:`quantile` interpolates within a bucket, as PromQL's
 ``histogram_quantile`` does (so a quantile is only as fine as the buckets: 1, 2.5, 5, 10, 25, 50,
 100, 250, 500 ms, 1, 2.5, 5, 10 s).
 
@@ -48,6 +49,8 @@ def scrape(text: str) -> dict[tuple[str, str], Histogram]:
             continue
         label = "step" if family.name == STEP else "path"
         for sample in family.samples:
+            if sample.labels.get("status_code") == "503":
+                continue  # refused by admission control at once: not the route's latency
             key = (family.name, sample.labels.get(label, ""))
             if sample.name.endswith("_bucket"):
                 cumulative[key][float(sample.labels["le"])] += sample.value
