@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,7 @@ def tiny_run(servers: Servers) -> Iterator[RunResult]:
             await redis.aclose()
 
         asyncio.run(drop())
+        shutil.rmtree(result.records.parent, ignore_errors=True)
 
 
 class _Rollback(Exception):
