@@ -29,6 +29,7 @@ import pytest
 from fault_support import OwnPostgres, OwnRedis
 from leadroute.config import Settings
 from process_support import ROOT, Served, cli_env, leadroute
+from support import ADMIN_KEY, AUTH
 
 CLIENTS = 12
 """Clients posting at once, each one lead after another."""
@@ -42,7 +43,9 @@ class Servers:
     def __init__(self, pg: OwnPostgres, redis: OwnRedis) -> None:
         self.pg = pg
         self.redis = redis
-        self.settings = Settings.from_env({}, database_url=pg.dsn, redis_url=redis.url, redis_prefix="load")
+        self.settings = Settings.from_env(
+            {}, database_url=pg.dsn, redis_url=redis.url, redis_prefix="load", admin_key=ADMIN_KEY
+        )
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +120,7 @@ class Load:
                 raise AssertionError(f"lead {key} not answered in 120 s")
 
     async def run(self, fault: Callable[[], Awaitable[None]]) -> None:
-        async with httpx.AsyncClient(base_url=self.base, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=self.base, timeout=30, headers=AUTH) as http:
             clients = [asyncio.create_task(self._client(http)) for _ in range(CLIENTS)]
             try:
                 await asyncio.sleep(1.5)  # steady load first
@@ -182,7 +185,7 @@ async def reconcile(servers: Servers, service: Served, load: Load) -> None:
                     " AND status NOT IN ('closed', 'unassigned', 'pending') GROUP BY owner_id"
                 )
             }
-            async with httpx.AsyncClient(base_url=service.base, timeout=10) as http:
+            async with httpx.AsyncClient(base_url=service.base, timeout=10, headers=AUTH) as http:
                 state = (await http.get("/v1/routing/state")).json()
             return bool(state["present"]) and {o: n for o, n in state["open"].items() if n} == pg
 

@@ -132,7 +132,7 @@ class TestQueueDrainAcrossProcesses:
         try:
             one.wait_ready()
             two.wait_ready()
-            async with httpx.AsyncClient(timeout=60) as http:
+            async with httpx.AsyncClient(timeout=60, headers=AUTH) as http:
                 names = [f"rep{i}" for i in range(4)]
                 for name in names:
                     r = await http.put(
@@ -194,7 +194,7 @@ class TestQueueDrainAcrossProcesses:
         try:
             one.wait_ready()
             two.wait_ready()
-            async with httpx.AsyncClient(timeout=60) as http:
+            async with httpx.AsyncClient(timeout=60, headers=AUTH) as http:
                 r = await http.put(
                     f"{one.base}/v1/owners/rep",
                     json={"name": "Rep", "active": False, "capacity": {"max_open": 4}},

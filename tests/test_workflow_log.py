@@ -22,7 +22,19 @@ from leadroute.workflow.drain import drain_queues
 from leadroute.workflow.rescore import requalify_due
 from process_support import Served
 from sla_support import assert_routing_consistent, fire, in_app, instance, iso, sla_rules
-from support import ADMIN_ACTOR, Client, authed, connection, explain, get_lead, lead, owner, pool, post_one
+from support import (
+    ADMIN_ACTOR,
+    AUTH,
+    Client,
+    authed,
+    connection,
+    explain,
+    get_lead,
+    lead,
+    owner,
+    pool,
+    post_one,
+)
 
 STAGED = """
 version: 1
@@ -492,7 +504,7 @@ class TestAdmission:
         served = Served(tmp_path / "serve.log", settings, rules_path=str(rules), max_in_flight="1")
         try:
             served.wait_ready()
-            async with httpx.AsyncClient(base_url=served.base, timeout=30) as http:
+            async with httpx.AsyncClient(base_url=served.base, timeout=30, headers=AUTH) as http:
                 posted = await http.post("/v1/leads", json=lead(1))
                 assert posted.status_code == 201, posted.text
                 lead_id = posted.json()["lead_id"]
@@ -530,7 +542,7 @@ class TestAdmission:
         )
         try:
             served.wait_ready()
-            async with httpx.AsyncClient(base_url=served.base, timeout=30) as http:
+            async with httpx.AsyncClient(base_url=served.base, timeout=30, headers=AUTH) as http:
                 lead_id = (await http.post("/v1/leads", json=lead(1))).json()["lead_id"]
                 async with connection(settings) as conn, conn.transaction():
                     await conn.execute("SELECT 1 FROM leads WHERE id = $1 FOR UPDATE", uuid.UUID(lead_id))

@@ -79,6 +79,8 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         db = await create_pool(
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
+        # the background work's own two connections: a flood of requests cannot starve the timers
+        background_db = await create_pool(settings.database_url, min_size=1, max_size=2)
         redis: Redis = redis_client(settings.redis_url)
         limits.limiter = RateLimiter(redis, settings.redis_prefix)
         try:
@@ -94,6 +96,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             app.state.runtime = Runtime(
                 settings=settings,
                 db=db,
+                background_db=background_db,
                 redis=redis,
                 routing=routing,
                 rules=ActiveRuleset(running, ruleset_id),
@@ -123,6 +126,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         finally:
             await redis.aclose()
             await db.close()
+            await background_db.close()
             if tracing is not None:
                 tracing.shutdown()  # exports what is buffered
 
