@@ -25,6 +25,7 @@ from fault_support import OwnPostgres, OwnRedis
 from leadroute.config import Settings
 from leadroute.server import EXIT_DEPENDENCY, backoff
 from process_support import ROOT, Served, cli_env, leadroute
+from support import ADMIN_KEY, AUTH
 
 _emails = itertools.count()
 
@@ -35,7 +36,9 @@ class Deps:
     def __init__(self, pg: OwnPostgres, redis: OwnRedis) -> None:
         self.pg = pg
         self.redis = redis
-        self.settings = Settings.from_env({}, database_url=pg.dsn, redis_url=redis.url, redis_prefix="fault")
+        self.settings = Settings.from_env(
+            {}, database_url=pg.dsn, redis_url=redis.url, redis_prefix="fault", admin_key=ADMIN_KEY
+        )
 
     def serve(self, log: Path, **values: str) -> Served:
         values = {"rules_path": str(ROOT / "rules"), "log_level": "INFO", "db_pool_min": "1"} | values
@@ -72,7 +75,7 @@ def up(deps: Deps) -> Iterator[Deps]:
 
 def post_lead(base: str) -> httpx.Response:
     lead = {"email": f"lead{next(_emails)}@acme{os.getpid()}.example", "title": "VP Sales", "country": "US"}
-    return httpx.post(base + "/v1/leads", json=lead, timeout=30)
+    return httpx.post(base + "/v1/leads", json=lead, timeout=30, headers=AUTH)
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
@@ -146,7 +149,7 @@ class TestDependencyOutages:
         assert time.monotonic() - started < 5  # one quick retry, not redis-py's default ten
         assert (taken.status_code, taken.json()["status"]) == (202, "pending"), taken.text
         lead_id = first.json()["lead_id"]
-        r = httpx.post(f"{service.base}/v1/assignments/{lead_id}/reassign", json={}, timeout=30)
+        r = httpx.post(f"{service.base}/v1/assignments/{lead_id}/reassign", json={}, timeout=30, headers=AUTH)
         assert (r.status_code, r.json()["type"].split("/")[-1]) == (503, "dependency-unavailable"), r.text
         assert "redis does not answer" in r.json()["detail"]
         assert "retry-after" in r.headers
@@ -245,7 +248,7 @@ class TestSupervisor:
                     # GET /v1/owners now waits for this lock: a request in flight for as long as we like
                     await blocker.execute("LOCK TABLE owners IN ACCESS EXCLUSIVE MODE")
                     slow = asyncio.create_task(
-                        asyncio.to_thread(httpx.get, served.base + "/v1/owners", timeout=60)
+                        asyncio.to_thread(httpx.get, served.base + "/v1/owners", timeout=60, headers=AUTH)
                     )
                     await asyncio.sleep(1.0)
                     served.proc.send_signal(signal.SIGTERM)
@@ -272,7 +275,7 @@ class TestReconcileAfterACrash:
         try:
             served.wait_ready()
             assert post_lead(served.base).status_code == 201
-            state = httpx.get(served.base + "/v1/routing/state", timeout=10).json()
+            state = httpx.get(served.base + "/v1/routing/state", timeout=10, headers=AUTH).json()
             owner = next(iter(state["open"]))
             # what a worker killed after its commit but before its Redis release leaves behind
             drifted = asyncio.run(_bump_open(up.redis.url, owner, 2))
@@ -286,7 +289,7 @@ class TestReconcileAfterACrash:
             os.kill(min(workers), signal.SIGKILL)
 
             def fixed() -> bool:
-                now = httpx.get(served.base + "/v1/routing/state", timeout=10).json()
+                now = httpx.get(served.base + "/v1/routing/state", timeout=10, headers=AUTH).json()
                 return bool(now["open"].get(owner) == state["open"][owner])
 
             wait_until(fixed, timeout=30, what="the reconcile")
