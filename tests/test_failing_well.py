@@ -21,24 +21,17 @@ import httpx
 import psutil
 import pytest
 
-from fault_support import OwnPostgres, OwnRedis
-from leadroute.config import Settings
+from fault_support import Deps as BaseDeps
+from fault_support import own_servers
 from leadroute.server import EXIT_DEPENDENCY, backoff
-from process_support import ROOT, Served, cli_env, leadroute
-from support import ADMIN_KEY, AUTH
+from process_support import ROOT, Served
+from support import AUTH
 
 _emails = itertools.count()
 
 
-class Deps:
-    """This module's own PostgreSQL and Redis, and settings that point at them."""
-
-    def __init__(self, pg: OwnPostgres, redis: OwnRedis) -> None:
-        self.pg = pg
-        self.redis = redis
-        self.settings = Settings.from_env(
-            {}, database_url=pg.dsn, redis_url=redis.url, redis_prefix="fault", admin_key=ADMIN_KEY
-        )
+class Deps(BaseDeps):
+    """This module's own servers, and ``leadroute serve`` on them."""
 
     def serve(self, log: Path, **values: str) -> Served:
         values = {"rules_path": str(ROOT / "rules"), "log_level": "INFO", "db_pool_min": "1"} | values
@@ -47,30 +40,16 @@ class Deps:
 
 @pytest.fixture(scope="module")
 def deps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deps]:
-    pg = OwnPostgres()
-    redis = OwnRedis(tmp_path_factory.mktemp("redis"))
-    try:
-        pg.start()
-        redis.start()
-        found = Deps(pg, redis)
-        imported = leadroute("owners", "import", "examples/owners.yaml", env=cli_env(found.settings))
-        assert imported.returncode == 0, imported.stderr
-        yield found
-    finally:
-        redis.close()
-        pg.close()
+    with own_servers(tmp_path_factory, prefix="fault") as found:
+        yield Deps(found.pg, found.redis, prefix="fault")
 
 
 @pytest.fixture
 def up(deps: Deps) -> Iterator[Deps]:
     """Both servers running when the test starts, and again after it (whatever it stopped)."""
-    for server in (deps.pg, deps.redis):
-        if server.proc is None:
-            server.start()
+    deps.ensure_up()
     yield deps
-    for server in (deps.pg, deps.redis):
-        if server.proc is None:
-            server.start()
+    deps.ensure_up()
 
 
 def post_lead(base: str) -> httpx.Response:

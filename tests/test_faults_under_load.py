@@ -26,10 +26,9 @@ import httpx
 import psutil
 import pytest
 
-from fault_support import OwnPostgres, OwnRedis
-from leadroute.config import Settings
-from process_support import ROOT, Served, cli_env, leadroute
-from support import ADMIN_KEY, AUTH
+from fault_support import Deps, own_servers
+from process_support import ROOT, Served
+from support import AUTH
 
 CLIENTS = 12
 """Clients posting at once, each one lead after another."""
@@ -37,38 +36,15 @@ CLIENTS = 12
 _numbers = itertools.count()
 
 
-class Servers:
-    """This module's own PostgreSQL and Redis."""
-
-    def __init__(self, pg: OwnPostgres, redis: OwnRedis) -> None:
-        self.pg = pg
-        self.redis = redis
-        self.settings = Settings.from_env(
-            {}, database_url=pg.dsn, redis_url=redis.url, redis_prefix="load", admin_key=ADMIN_KEY
-        )
-
-
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    pg = OwnPostgres()
-    redis = OwnRedis(tmp_path_factory.mktemp("redis"))
-    try:
-        pg.start()
-        redis.start()
-        found = Servers(pg, redis)
-        imported = leadroute("owners", "import", "examples/owners.yaml", env=cli_env(found.settings))
-        assert imported.returncode == 0, imported.stderr
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deps]:
+    with own_servers(tmp_path_factory, prefix="load") as found:
         yield found
-    finally:
-        redis.close()
-        pg.close()
 
 
 @pytest.fixture
-def service(servers: Servers, tmp_path: Path) -> Iterator[Served]:
-    for server in (servers.pg, servers.redis):
-        if server.proc is None:
-            server.start()
+def service(servers: Deps, tmp_path: Path) -> Iterator[Served]:
+    servers.ensure_up()
     served = Served(
         tmp_path / "serve.log",
         servers.settings,
@@ -84,9 +60,7 @@ def service(servers: Servers, tmp_path: Path) -> Iterator[Served]:
         yield served
     finally:
         served.stop()
-        for server in (servers.pg, servers.redis):
-            if server.proc is None:
-                server.start()
+        servers.ensure_up()
 
 
 class Load:
@@ -138,7 +112,7 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str, seconds: float
         await asyncio.sleep(0.3)
 
 
-async def reconcile(servers: Servers, service: Served, load: Load) -> None:
+async def reconcile(servers: Deps, service: Served, load: Load) -> None:
     """The four promises in the module docstring."""
     assert load.answered, "the load posted nothing"
     conn = await asyncpg.connect(servers.pg.dsn)
@@ -202,7 +176,7 @@ def _workers(served: Served) -> list[int]:
 class TestFaultsUnderLoad:
     """Whatever breaks mid-load, every answer a client got holds, and the routing state is whole."""
 
-    async def test_kill_9_of_a_worker(self, servers: Servers, service: Served) -> None:
+    async def test_kill_9_of_a_worker(self, servers: Deps, service: Served) -> None:
         load = Load(service.base)
 
         async def fault() -> None:
@@ -211,7 +185,7 @@ class TestFaultsUnderLoad:
         await load.run(fault)
         await reconcile(servers, service, load)
 
-    async def test_postgres_stopped_and_started(self, servers: Servers, service: Served) -> None:
+    async def test_postgres_stopped_and_started(self, servers: Deps, service: Served) -> None:
         load = Load(service.base)
 
         async def fault() -> None:
@@ -223,7 +197,7 @@ class TestFaultsUnderLoad:
         assert load.retried > 0  # the outage was seen, and answered 503
         await reconcile(servers, service, load)
 
-    async def test_redis_stopped_and_started(self, servers: Servers, service: Served) -> None:
+    async def test_redis_stopped_and_started(self, servers: Deps, service: Served) -> None:
         load = Load(service.base)
 
         async def fault() -> None:
@@ -234,7 +208,7 @@ class TestFaultsUnderLoad:
         await load.run(fault)
         await reconcile(servers, service, load)
 
-    async def test_redis_restarted(self, servers: Servers, service: Served) -> None:
+    async def test_redis_restarted(self, servers: Deps, service: Served) -> None:
         load = Load(service.base)
 
         async def fault() -> None:
