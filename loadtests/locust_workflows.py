@@ -16,7 +16,10 @@ uniformly; ``LEADROUTE_LOADTEST_PACE=1-5`` for CI):
 
 Then the user starts the next workflow after one more pause, so ``-u N`` keeps N leads in
 flight. A ``503`` with ``Retry-After`` (admission control) is retried after the given delay and
-reported under ``<name> [503]``. Everything the service accepted is recorded
+reported under ``<name> [503]``. A connection that drops before the answer is sent again, as a
+client would, when that is safe (a write with its idempotency key, a read, accept or close),
+reported under ``<name> [dropped, resent]``; the reconciliation then proves nothing was written
+twice. Everything the service accepted is recorded
 (:mod:`loadtests.records`) for the reconciliation in :mod:`loadtests.workflows`.
 
 Settings (environment, read when the first user starts): ``LEADROUTE_LOADTEST_PACE`` (``LO-HI``
@@ -310,6 +313,9 @@ class LeadWorkflow(FastHttpUser):
         headers = dict(self._headers)
         if key is not None:
             headers["Idempotency-Key"] = key
+        # what a client may safely send again when the connection drops before the answer: a write
+        # with its idempotency key, a read, and accept/close (repeating one answers the same)
+        resendable = key is not None or method == "GET" or path.endswith(("/accept", "/close"))
         for _ in range(MAX_OVERLOAD_RETRIES):
             with self.client.request(
                 method, path, name=name, json=body, headers=headers, catch_response=True
@@ -322,6 +328,11 @@ class LeadWorkflow(FastHttpUser):
                     self._record("overload", name=name, retry_after=retry_after)
                     # jittered, so the clients refused in one second do not all come back in the next
                     delay = float(retry_after) * self._rng.uniform(1, 2)
+                elif status == 0 and resendable:  # the connection dropped: send the same again
+                    response.request_meta["name"] = f"{name} [dropped, resent]"
+                    response.success()
+                    self._record("dropped", name=name)
+                    delay = self._rng.uniform(0.1, 0.5)
                 else:
                     try:
                         answer = response.json() if response.content else None

@@ -16,6 +16,7 @@ Line kinds (``k``):
 ``event``     ``key``, ``lead``: an activity event answered 201
 ``action``    ``lead``, ``action`` (accept, reassign, close, breach), ``status``, ``owner``
 ``overload``  ``name``, ``retry_after``: a 503 with Retry-After, retried after the given delay
+``dropped``   ``name``: the connection dropped before the answer; the same request was sent again
 ``conflict``  ``lead``, ``what``: an answer the workflow expects sometimes (an accept that came
               after an SLA breach had moved the lead: 409 not-current-owner)
 """

@@ -350,8 +350,11 @@ def _table(
 ) -> tuple[str, dict[str, Any]]:
     by_name: dict[str, tuple[int, int]] = stats["by_name"]
     overloaded = sum(n for name, (n, _) in by_name.items() if name.endswith("[503]"))
+    dropped = sum(n for name, (n, _) in by_name.items() if name.endswith("[dropped, resent]"))
     requests = sum(
-        n for name, (n, _) in by_name.items() if not name.endswith("[503]") and name != "sla breach"
+        n
+        for name, (n, _) in by_name.items()
+        if not name.endswith(("[503]", "[dropped, resent]")) and name != "sla breach"
     )
     leads = len(recorded.leads)
     closed = recorded.actions["close"]
@@ -370,6 +373,7 @@ def _table(
         f"{'accepts after a breach moved the lead (409)':<44} {recorded.conflicts:>10}",
         f"{'requests (503s not counted)':<44} {requests:>10}  ({requests / max(elapsed, 1):.1f}/s)",
         f"{'503 with Retry-After, retried':<44} {overloaded:>10}",
+        f"{'connections dropped, resent (same key)':<44} {dropped:>10}",
     ]
     failures: Counter[str] = stats["failures"]
     errors: Counter[str] = stats["errors"]
