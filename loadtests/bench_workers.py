@@ -85,7 +85,11 @@ def _run(data_dir: Path, workers: int, *, users: int, seconds: int) -> Result:
                 *("--csv", str(prefix), "--only-summary", "--loglevel", "ERROR"),
             ],
             cwd=ROOT,
-            env=os.environ | {"LEADROUTE_LOADTEST_THINK_TIME": "0"},
+            env=os.environ
+            | {
+                "LEADROUTE_LOADTEST_THINK_TIME": "0",
+                "LR_API_KEY": (data_dir / "admin.key").read_text().strip(),
+            },
             check=False,
             capture_output=True,
             timeout=seconds + 120,

@@ -5,6 +5,9 @@ have something to show on a fresh install::
 
     ./scripts/demo-leads                 # 300 leads to http://127.0.0.1:8000
     ./scripts/demo-leads --count 1000 --url http://127.0.0.1:8001
+    LR_API_KEY=lr_live_... ./scripts/demo-leads   # a key with the leads:write scope
+
+The key is ``LR_API_KEY``, else the embedded default's ``.leadroute/admin.key`` (``--key-file``).
 
 It goes through the public API, as web forms and CRMs do, with an idempotency key per lead
 derived from the demo seed: running it twice posts nothing new (a lead the service already has
@@ -23,10 +26,12 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
 
+from loadtests.auth import DEFAULT_KEY_FILE, auth_headers
 from loadtests.leads import Lead, make_lead
 
 __all__ = ["demo_activities", "demo_lead", "main"]
@@ -105,11 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--count", type=int, default=300, help="how many leads (default 300)")
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="the service (default %(default)s)")
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        default=DEFAULT_KEY_FILE,
+        help="the API key's file when LR_API_KEY is not set (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
     now = datetime.now(UTC)
-    with httpx.Client(base_url=args.url, timeout=30) as client:
+    with httpx.Client(base_url=args.url, timeout=30, headers=auth_headers(args.key_file)) as client:
         try:
             client.get("/health/ready").raise_for_status()
         except httpx.HTTPError as exc:

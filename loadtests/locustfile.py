@@ -4,6 +4,10 @@ Run headless against a local server::
 
     .venv/bin/locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 30s --host http://127.0.0.1:8000
 
+Several processes (``--processes N``) each draw their own seed after the fork, so they never post
+the same leads or keys (``LEADROUTE_LOADTEST_SEED`` fixes the run's seed; unset, it is random).
+``LEADROUTE_LOADTEST_KEY``, when set, is sent as ``Authorization: Bearer <key>``.
+
 Each lead is posted with its ``event_id`` as the ``Idempotency-Key`` and must come back
 ``201 Created``; about 5% of requests re-post one of the user's earlier leads with the same
 key, as a client retry would, and must come back ``200 OK`` with the same decision. Every
@@ -24,6 +28,8 @@ from typing import Any
 from locust import between, constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from loadtests.auth import auth_headers
+from loadtests.identity import process_identity
 from loadtests.leads import Lead, make_lead
 
 __all__ = ["LeadPoster"]
@@ -31,33 +37,39 @@ __all__ = ["LeadPoster"]
 RETRY_SHARE = 0.05
 """Share of requests that re-post an earlier lead with the same Idempotency-Key."""
 
-_RUN_SEED = random.SystemRandom().randrange(2**32)
-"""A fresh seed per run, so event ids (and idempotency keys) do not collide with earlier runs."""
-
 _REQUIRED = ("lead_id", "stage", "score")
+_KEY = os.environ.get("LEADROUTE_LOADTEST_KEY")
+
+
+_AUTH = {"Authorization": f"Bearer {_KEY}"} if _KEY else auth_headers()  # else LR_API_KEY or the key file
 
 
 class LeadPoster(FastHttpUser):
     """One lead source: posts new leads, and now and then retries one it sent before."""
 
     wait_time = constant(0) if os.environ.get("LEADROUTE_LOADTEST_THINK_TIME") == "0" else between(0.1, 1)
-    _next_user = 0
 
     def on_start(self) -> None:
-        """Give this user its own slice of lead indexes and a short memory of what it sent."""
-        LeadPoster._next_user += 1
-        self._user = LeadPoster._next_user
+        """Give this user its own slice of lead indexes and a short memory of what it sent.
+
+        The seed and user numbers are this process's (:mod:`loadtests.identity`): with
+        ``--processes N`` each forked process posts leads and keys of its own.
+        """
+        identity = process_identity(self.environment)
+        self._seed = identity.seed
+        self._user = next(identity.users)
+        self._rng = random.Random(f"{self._seed}:{self._user}")
         self._sent = 0
         self._recent: deque[tuple[Lead, dict[str, Any]]] = deque(maxlen=20)
 
     @task
     def post_lead(self) -> None:
         """Post a new lead (201), or retry an earlier one with the same key (200, same decision)."""
-        if self._recent and random.random() < RETRY_SHARE:
-            lead, first = random.choice(self._recent)
+        if self._recent and self._rng.random() < RETRY_SHARE:
+            lead, first = self._rng.choice(self._recent)
             self._post(lead, expect=200, name="/v1/leads [retry]", first=first)
             return
-        lead = make_lead(_RUN_SEED, self._user * 10_000_000 + self._sent)
+        lead = make_lead(self._seed, self._user * 10_000_000 + self._sent)
         self._sent += 1
         decision = self._post(lead, expect=201, name="/v1/leads")
         if decision is not None:
@@ -66,7 +78,7 @@ class LeadPoster(FastHttpUser):
     def _post(
         self, lead: Lead, *, expect: int, name: str, first: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
-        headers = {"Idempotency-Key": str(lead["event_id"])}
+        headers = {"Idempotency-Key": str(lead["event_id"])} | _AUTH
         with self.client.post(
             "/v1/leads", json=lead, headers=headers, name=name, catch_response=True
         ) as response:

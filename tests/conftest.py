@@ -28,7 +28,7 @@ from leadroute.rules import Ruleset, parse_ruleset
 from leadroute.runtime import Clock, utc_now
 from leadroute.store.db import connect
 from leadroute.store.migrate import migrate
-from support import connection
+from support import ADMIN_KEY, authed, connection
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_POSTGRES = "postgresql://127.0.0.1:5432/postgres"
@@ -116,6 +116,7 @@ async def settings(servers: Servers) -> AsyncIterator[Settings]:
         sla_poll_seconds=0,  # no background SLA scheduler: tests fire timers with fire_due_timers
         reconcile_minutes=0,  # no periodic reconcile: tests that set counts by hand keep them
         outbound_poll_seconds=0,  # no background relay: outbound tests run its passes themselves
+        admin_key=ADMIN_KEY,  # every app stores it at start; clients send it (support.authed)
     )
     try:
         yield settings
@@ -168,7 +169,7 @@ def make_app(settings: Settings, clean: None) -> Any:
 @pytest.fixture
 async def client(make_app: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """A client of one app instance on the default ruleset."""
-    async with AsyncTestClient(make_app()) as c:
+    async with authed(make_app()) as c:
         yield c
 
 

@@ -8,6 +8,7 @@ loses the routing state exactly as a lost Redis would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +145,43 @@ class OwnRedis:
 
     def close(self) -> None:
         self.stop()
+
+
+class Deps:
+    """A test module's own PostgreSQL and Redis, and settings that point at them (with the test
+    admin key, under a Redis key prefix of the module's)."""
+
+    def __init__(self, pg: OwnPostgres, redis: OwnRedis, *, prefix: str) -> None:
+        from leadroute.config import Settings
+        from support import ADMIN_KEY
+
+        self.pg = pg
+        self.redis = redis
+        self.settings = Settings.from_env(
+            {}, database_url=pg.dsn, redis_url=redis.url, redis_prefix=prefix, admin_key=ADMIN_KEY
+        )
+
+    def ensure_up(self) -> None:
+        """Start whichever server a test stopped."""
+        for server in (self.pg, self.redis):
+            if server.proc is None:
+                server.start()
+
+
+@contextlib.contextmanager
+def own_servers(tmp_path_factory: pytest.TempPathFactory, *, prefix: str) -> Iterator[Deps]:
+    """Start both servers, import the example owners, and remove them all at the end."""
+    from process_support import cli_env, leadroute
+
+    pg = OwnPostgres()
+    redis = OwnRedis(tmp_path_factory.mktemp("redis"))
+    try:
+        pg.start()
+        redis.start()
+        found = Deps(pg, redis, prefix=prefix)
+        imported = leadroute("owners", "import", "examples/owners.yaml", env=cli_env(found.settings))
+        assert imported.returncode == 0, imported.stderr
+        yield found
+    finally:
+        redis.close()
+        pg.close()

@@ -35,6 +35,8 @@ def cli_env(settings: Settings | None = None, **values: str) -> dict[str, str]:
             "LEADROUTE_REDIS_URL": str(settings.redis_url),
             "LEADROUTE_REDIS_PREFIX": settings.redis_prefix,
         }
+        if settings.admin_key is not None:
+            env["LEADROUTE_ADMIN_KEY"] = settings.admin_key
     env |= {f"LEADROUTE_{name.upper()}": value for name, value in values.items()}
     return env
 

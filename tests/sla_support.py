@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
-from litestar.testing import AsyncTestClient
 
 from leadroute.app import create_app
 from leadroute.config import Settings
@@ -21,7 +20,7 @@ from leadroute.routing import snapshot_from_pg
 from leadroute.rules import parse_ruleset
 from leadroute.runtime import Clock, Runtime
 from leadroute.workflow.scheduler import fire_due_timers
-from support import Client
+from support import Client, authed
 
 
 def sla_rules(minutes: int = 30, on_breach: str = "reassign", pool: str = "sales") -> str:
@@ -57,7 +56,7 @@ async def instance(settings: Settings, rules: str, clock: Clock, **overrides: An
         ruleset=parse_ruleset(rules, path=Path("test.yaml")),
         clock=clock,
     )
-    async with AsyncTestClient(app) as client:
+    async with authed(app) as client:
         yield client
 
 

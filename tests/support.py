@@ -25,6 +25,21 @@ from leadroute.store.db import connect
 
 Client = AsyncTestClient[Litestar]
 
+ADMIN_KEY = "lr_live_00ad0001_" + "test-admin-secret-0123456789abcdefghijklmnop"
+"""The admin key every test app is started with (``LEADROUTE_ADMIN_KEY`` in the test settings)."""
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+ADMIN_ACTOR = "key:00ad0001"
+"""The actor recorded for changes made with :data:`ADMIN_KEY`."""
+
+
+def authed(app: Litestar, key: str | None = ADMIN_KEY) -> Client:
+    """A test client of ``app`` that sends ``key`` (the admin key by default; None: no key)."""
+    client = AsyncTestClient(app)
+    if key is not None:
+        client.headers["Authorization"] = f"Bearer {key}"
+    return client
+
+
 POOL_RULES = """
 version: 1
 description: everything to one pool

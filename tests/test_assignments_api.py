@@ -5,11 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar.testing import AsyncTestClient
-
 from conftest import FakeClock
 from sla_support import assert_routing_consistent, fire, kinds, open_counts, sla_rules, steps
-from support import Client, get_lead, lead, post_one, setup_pool
+from support import ADMIN_ACTOR, Client, authed, get_lead, lead, post_one, setup_pool
 
 RULES = sla_rules(30)
 
@@ -32,7 +30,7 @@ class TestAccept:
     async def test_the_owner_accepts_and_accepting_again_answers_the_same(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             d = await post_one(client, lead(1))
             clock.advance(minutes=7)
@@ -54,7 +52,7 @@ class TestAccept:
             assert steps(view)[0]["after_minutes"] == 7
 
     async def test_only_the_current_owner_may_accept(self, make_app: Any, clock: FakeClock) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             d = await post_one(client, lead(1))
             other = "bob" if d["owner"] == "alice" else "alice"
@@ -65,7 +63,7 @@ class TestAccept:
             assert (await get_lead(client, d["lead_id"]))["status"] == "assigned"
 
     async def test_errors(self, make_app: Any, clock: FakeClock) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice"])
             _problem(
                 await _post(client, str(uuid.uuid4()), "accept", {"owner_id": "alice"}), 404, "not-found"
@@ -75,7 +73,7 @@ class TestAccept:
             _problem(await _post(client, d["lead_id"], "accept", {"owner": "alice"}), 400, "invalid-request")
 
     async def test_an_unassigned_lead_cannot_be_accepted(self, make_app: Any, clock: FakeClock) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice"])
             r = await client.patch("/v1/owners/alice", json={"active": False})
             assert r.status_code == 200, r.text
@@ -90,7 +88,7 @@ class TestReassign:
     async def test_to_the_next_eligible_owner_releases_the_old_owners_capacity(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob", "carol"])
             d = await post_one(client, lead(1))
             assert await open_counts(client) == {d["owner"]: 1}
@@ -108,12 +106,12 @@ class TestReassign:
             assert step["kind"] == "lead.reassigned"
             assert step["previous_owner"] == d["owner"]
             assert step["owner"] == body["owner"]
-            assert (step["cause"], step["actor"]) == ("reassign", "api")
+            assert (step["cause"], step["actor"]) == ("reassign", ADMIN_ACTOR)
             assert step["reason"] == "wrong territory"
             await assert_routing_consistent(client)
 
     async def test_with_an_empty_body_too(self, make_app: Any, clock: FakeClock) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             d = await post_one(client, lead(1))
             r = await _post(client, d["lead_id"], "reassign")
@@ -121,7 +119,7 @@ class TestReassign:
             assert r.json()["owner"] not in (None, d["owner"])
 
     async def test_to_a_named_owner_and_again_changes_nothing(self, make_app: Any, clock: FakeClock) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             r = await client.put("/v1/owners/zoe", json={"name": "Zoe"})  # not in the pool: a person chose
             assert r.status_code == 200, r.text
@@ -138,7 +136,7 @@ class TestReassign:
             await assert_routing_consistent(client)
 
     async def test_to_an_unknown_or_unavailable_owner(self, make_app: Any, clock: FakeClock) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             d = await post_one(client, lead(1))
             body = _problem(
@@ -165,7 +163,7 @@ class TestReassign:
     async def test_nobody_else_eligible_sends_the_lead_to_the_fallback_queue(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice"])
             d = await post_one(client, lead(1))
             r = await _post(client, d["lead_id"], "reassign")
@@ -187,7 +185,7 @@ class TestReassign:
     async def test_a_lead_queued_from_the_start_gets_its_rules_sla_when_taken(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             for ident in ("alice", "bob"):
                 r = await client.patch(f"/v1/owners/{ident}", json={"active": False})
@@ -212,7 +210,7 @@ class TestClose:
     async def test_closing_releases_capacity_and_stops_the_timer(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             d = await post_one(client, lead(1))
             r = await _post(client, d["lead_id"], "close", {"reason": "won"})
@@ -244,7 +242,7 @@ class TestClose:
     async def test_closing_an_accepted_lead_frees_a_slot_for_the_next_lead(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(RULES, clock=clock)) as client:
+        async with authed(make_app(RULES, clock=clock)) as client:
             r = await client.put("/v1/owners/solo", json={"name": "Solo", "capacity": {"max_open": 1}})
             assert r.status_code == 200, r.text
             r = await client.put("/v1/pools/sales", json={"members": ["solo"]})
@@ -262,7 +260,7 @@ class TestClose:
 
 class TestHistory:
     async def test_the_lead_shows_every_step_in_order(self, make_app: Any, clock: FakeClock) -> None:
-        async with AsyncTestClient(make_app(sla_rules(10), clock=clock)) as client:
+        async with authed(make_app(sla_rules(10), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob", "carol"])
             d = await post_one(client, lead(1))
             clock.advance(minutes=11)

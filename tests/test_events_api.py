@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from conftest import FakeClock
 from leadroute.config import Settings
-from support import count, post_one, setup_pool
+from support import authed, count, post_one, setup_pool
 
 # Engagement comes only from activities, halves every 10 days; routing takes only mql and sql
 # leads, so a plain lead waits in the queue until its activity lifts it.
@@ -48,7 +48,7 @@ def at(clock: FakeClock, **ago: float) -> str:
 
 @pytest.fixture
 async def client(make_app: Any, clock: FakeClock) -> Any:
-    async with AsyncTestClient(make_app(RULES, clock=clock)) as c:
+    async with authed(make_app(RULES, clock=clock)) as c:
         await setup_pool(c, ["ana", "ben"])
         yield c
 

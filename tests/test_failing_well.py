@@ -21,21 +21,17 @@ import httpx
 import psutil
 import pytest
 
-from fault_support import OwnPostgres, OwnRedis
-from leadroute.config import Settings
+from fault_support import Deps as BaseDeps
+from fault_support import own_servers
 from leadroute.server import EXIT_DEPENDENCY, backoff
-from process_support import ROOT, Served, cli_env, leadroute
+from process_support import ROOT, Served
+from support import AUTH
 
 _emails = itertools.count()
 
 
-class Deps:
-    """This module's own PostgreSQL and Redis, and settings that point at them."""
-
-    def __init__(self, pg: OwnPostgres, redis: OwnRedis) -> None:
-        self.pg = pg
-        self.redis = redis
-        self.settings = Settings.from_env({}, database_url=pg.dsn, redis_url=redis.url, redis_prefix="fault")
+class Deps(BaseDeps):
+    """This module's own servers, and ``leadroute serve`` on them."""
 
     def serve(self, log: Path, **values: str) -> Served:
         values = {"rules_path": str(ROOT / "rules"), "log_level": "INFO", "db_pool_min": "1"} | values
@@ -44,35 +40,21 @@ class Deps:
 
 @pytest.fixture(scope="module")
 def deps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deps]:
-    pg = OwnPostgres()
-    redis = OwnRedis(tmp_path_factory.mktemp("redis"))
-    try:
-        pg.start()
-        redis.start()
-        found = Deps(pg, redis)
-        imported = leadroute("owners", "import", "examples/owners.yaml", env=cli_env(found.settings))
-        assert imported.returncode == 0, imported.stderr
-        yield found
-    finally:
-        redis.close()
-        pg.close()
+    with own_servers(tmp_path_factory, prefix="fault") as found:
+        yield Deps(found.pg, found.redis, prefix="fault")
 
 
 @pytest.fixture
 def up(deps: Deps) -> Iterator[Deps]:
     """Both servers running when the test starts, and again after it (whatever it stopped)."""
-    for server in (deps.pg, deps.redis):
-        if server.proc is None:
-            server.start()
+    deps.ensure_up()
     yield deps
-    for server in (deps.pg, deps.redis):
-        if server.proc is None:
-            server.start()
+    deps.ensure_up()
 
 
 def post_lead(base: str) -> httpx.Response:
     lead = {"email": f"lead{next(_emails)}@acme{os.getpid()}.example", "title": "VP Sales", "country": "US"}
-    return httpx.post(base + "/v1/leads", json=lead, timeout=30)
+    return httpx.post(base + "/v1/leads", json=lead, timeout=30, headers=AUTH)
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
@@ -146,7 +128,7 @@ class TestDependencyOutages:
         assert time.monotonic() - started < 5  # one quick retry, not redis-py's default ten
         assert (taken.status_code, taken.json()["status"]) == (202, "pending"), taken.text
         lead_id = first.json()["lead_id"]
-        r = httpx.post(f"{service.base}/v1/assignments/{lead_id}/reassign", json={}, timeout=30)
+        r = httpx.post(f"{service.base}/v1/assignments/{lead_id}/reassign", json={}, timeout=30, headers=AUTH)
         assert (r.status_code, r.json()["type"].split("/")[-1]) == (503, "dependency-unavailable"), r.text
         assert "redis does not answer" in r.json()["detail"]
         assert "retry-after" in r.headers
@@ -190,6 +172,9 @@ class TestSupervisor:
             served.wait_ready()
             parent = psutil.Process(served.proc.pid)
             first = wait_until(lambda: len(workers_of(parent)) == 2 and workers_of(parent), what="2 workers")
+            # both serving, not one serving and one still starting (which the outage would stop)
+            started = "Application startup complete"
+            wait_until(lambda: served.log.read_text().count(started) == 2, what="both workers started")
             up.pg.stop()
             victim = min(first)
             os.kill(victim, signal.SIGKILL)
@@ -198,7 +183,11 @@ class TestSupervisor:
             wait_until(lambda: refused in served.log.read_text(), what="a refused start-up")
             time.sleep(4)
             assert served.proc.poll() is None, served.log.read_text()
-            assert httpx.get(served.base + "/health/live", timeout=5).status_code == 200
+            try:
+                live = httpx.get(served.base + "/health/live", timeout=15)
+            except httpx.HTTPError as exc:
+                pytest.fail(f"the surviving worker does not answer ({exc!r}):\n{served.log.read_text()}")
+            assert live.status_code == 200
             assert post_lead(served.base).status_code == 503
             assert (max(first)) in workers_of(parent)  # the healthy worker was left alone
 
@@ -238,7 +227,7 @@ class TestSupervisor:
                     # GET /v1/owners now waits for this lock: a request in flight for as long as we like
                     await blocker.execute("LOCK TABLE owners IN ACCESS EXCLUSIVE MODE")
                     slow = asyncio.create_task(
-                        asyncio.to_thread(httpx.get, served.base + "/v1/owners", timeout=60)
+                        asyncio.to_thread(httpx.get, served.base + "/v1/owners", timeout=60, headers=AUTH)
                     )
                     await asyncio.sleep(1.0)
                     served.proc.send_signal(signal.SIGTERM)
@@ -265,7 +254,7 @@ class TestReconcileAfterACrash:
         try:
             served.wait_ready()
             assert post_lead(served.base).status_code == 201
-            state = httpx.get(served.base + "/v1/routing/state", timeout=10).json()
+            state = httpx.get(served.base + "/v1/routing/state", timeout=10, headers=AUTH).json()
             owner = next(iter(state["open"]))
             # what a worker killed after its commit but before its Redis release leaves behind
             drifted = asyncio.run(_bump_open(up.redis.url, owner, 2))
@@ -274,10 +263,12 @@ class TestReconcileAfterACrash:
             workers = wait_until(
                 lambda: len(workers_of(parent)) == 2 and workers_of(parent), what="2 workers"
             )
+            started = "Application startup complete"  # the survivor handles SIGUSR1 once started
+            wait_until(lambda: served.log.read_text().count(started) == 2, what="both workers started")
             os.kill(min(workers), signal.SIGKILL)
 
             def fixed() -> bool:
-                now = httpx.get(served.base + "/v1/routing/state", timeout=10).json()
+                now = httpx.get(served.base + "/v1/routing/state", timeout=10, headers=AUTH).json()
                 return bool(now["open"].get(owner) == state["open"][owner])
 
             wait_until(fixed, timeout=30, what="the reconcile")

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from leadroute.config import Settings
 from leadroute.workflow.summary import routing_summary, skipped_owners
-from support import count, lead, setup_pool
+from support import authed, count, lead, setup_pool
 
 SIMPLE_RULES = """
 version: 3
@@ -46,7 +46,7 @@ class TestIntake:
     async def test_lead_is_scored_qualified_routed_persisted_and_explained(
         self, make_app: Any, settings: Settings
     ) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             await setup_pool(client, ["alice"])
             r = await client.post("/v1/leads", json=big_lead(1, phone="+1 415 555 2671", country="US"))
             assert r.status_code == 201, r.text
@@ -81,7 +81,7 @@ class TestIntake:
         assert await count(settings, "SELECT count(*) FROM lead_events") == 3
 
     async def test_unknown_fields_are_kept_as_attributes(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             await setup_pool(client, ["alice"])
             r = await client.post("/v1/leads", json=big_lead(2, favourite_colour="teal"))
             got = (await client.get(f"/v1/leads/{r.json()['lead_id']}")).json()
@@ -104,7 +104,7 @@ class TestIdempotency:
     async def test_retry_with_header_returns_the_original_decision(
         self, make_app: Any, settings: Settings
     ) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             await setup_pool(client, ["alice", "bob"])
             first = await client.post("/v1/leads", json=big_lead(1), headers={"Idempotency-Key": "k-1"})
             again = await client.post("/v1/leads", json=big_lead(1), headers={"Idempotency-Key": "k-1"})
@@ -114,7 +114,7 @@ class TestIdempotency:
         assert await count(settings, "SELECT count(*) FROM assignments") == 1
 
     async def test_event_id_is_an_idempotency_key_and_key_order_does_not_matter(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             await setup_pool(client, ["alice"])
             body = big_lead(1, event_id="evt-9")
             first = await client.post("/v1/leads", json=body)
@@ -123,7 +123,7 @@ class TestIdempotency:
             assert again.json()["lead_id"] == first.json()["lead_id"]
 
     async def test_same_key_different_body_is_422(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             await setup_pool(client, ["alice"])
             await client.post("/v1/leads", json=big_lead(1), headers={"Idempotency-Key": "k-2"})
             r = await client.post("/v1/leads", json=big_lead(2), headers={"Idempotency-Key": "k-2"})
@@ -134,7 +134,7 @@ class TestIdempotency:
     async def test_fifty_concurrent_identical_requests_make_one_lead(
         self, make_app: Any, settings: Settings
     ) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             await setup_pool(client, ["alice", "bob", "carol"])
             responses = await asyncio.gather(
                 *(
@@ -154,7 +154,7 @@ class TestRoundRobin:
     """Round robin is exact under concurrency, across app instances, and skips inactive owners."""
 
     async def test_300_concurrent_leads_over_3_owners_give_100_each(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             await setup_pool(client, ["alice", "bob", "carol"])
             responses = await asyncio.gather(
                 *(client.post("/v1/leads", json=big_lead(i)) for i in range(300))
@@ -168,8 +168,8 @@ class TestRoundRobin:
 
     async def test_two_app_instances_sharing_redis_split_evenly(self, make_app: Any) -> None:
         async with (
-            AsyncTestClient(make_app(SIMPLE_RULES)) as one,
-            AsyncTestClient(make_app(SIMPLE_RULES)) as two,
+            authed(make_app(SIMPLE_RULES)) as one,
+            authed(make_app(SIMPLE_RULES)) as two,
         ):
             await setup_pool(one, ["alice", "bob", "carol"])
             responses = await asyncio.gather(
@@ -180,7 +180,7 @@ class TestRoundRobin:
         assert max(counts.values()) - min(counts.values()) <= 1
 
     async def test_inactive_owner_is_skipped_and_explained(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             await setup_pool(client, ["alice", "bob", "carol"], inactive={"bob"})
             owners = [(await client.post("/v1/leads", json=big_lead(i))).json() for i in range(4)]
             assert [d["owner"] for d in owners] == ["alice", "carol", "alice", "carol"]
@@ -190,7 +190,7 @@ class TestRoundRobin:
             assert "bob (inactive)" in why["summary"]
 
     async def test_deactivating_an_owner_takes_them_out_of_rotation(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             await setup_pool(client, ["alice", "bob"])
             r = await client.patch("/v1/owners/bob", json={"active": False})
             assert r.json()["active"] is False
@@ -202,7 +202,7 @@ class TestFallback:
     """No eligible owner: the lead goes to the fallback queue with the reason, never dropped."""
 
     async def test_empty_pool_goes_to_fallback_with_reason(self, make_app: Any, settings: Settings) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             r = await client.put("/v1/pools/sales", json={"members": []})
             assert r.status_code == 200
             d = (await client.post("/v1/leads", json=big_lead(1))).json()
@@ -214,14 +214,14 @@ class TestFallback:
         assert await count(settings, "SELECT count(*) FROM assignments WHERE queue = 'unassigned'") == 1
 
     async def test_all_inactive_falls_through_to_the_pools_fallback_pool(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             await setup_pool(client, ["zoe"], pool="backup")
             await setup_pool(client, ["alice"], inactive={"alice"}, fallback="backup")
             d = (await client.post("/v1/leads", json=big_lead(1))).json()
             assert (d["owner"], d["pool"]) == ("zoe", "backup")
 
     async def test_missing_pool_is_recorded_as_the_reason(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(SIMPLE_RULES)) as client:
+        async with authed(make_app(SIMPLE_RULES)) as client:
             d = (await client.post("/v1/leads", json=big_lead(1))).json()
             assert d["status"] == "unassigned"
             assert "pool 'sales' does not exist" in d["reason"]

@@ -17,7 +17,7 @@ from leadroute.runtime import utc_now
 from outbound_support import Answer, Request, create_endpoint, receiver, verified
 from process_support import Served
 from sla_support import instance
-from support import POOL_RULES, Client, lead, owner, pool
+from support import AUTH, POOL_RULES, Client, lead, owner, pool
 
 
 def serve(settings: Settings, rules: Path, log: Path) -> Served:
@@ -52,7 +52,7 @@ class TestKilledMidDelivery:
             first = serve(settings, rules, tmp_path / "first.log")
             try:
                 first.wait_ready()
-                with httpx.Client(base_url=first.base, timeout=10) as http:
+                with httpx.Client(base_url=first.base, timeout=10, headers=AUTH) as http:
                     assert http.put("/v1/owners/ann", json={"name": "Ann"}).status_code == 200
                     assert http.put("/v1/pools/sales", json={"members": ["ann"]}).status_code == 200
                     made = http.post(
@@ -71,7 +71,7 @@ class TestKilledMidDelivery:
                 killed, again = got.wait_for(2, timeout=60)
                 assert again.headers["webhook-id"] == killed.headers["webhook-id"]
                 assert verified(again, made["secret"])["type"] == "lead.assigned"
-                with httpx.Client(base_url=second.base, timeout=10) as http:
+                with httpx.Client(base_url=second.base, timeout=10, headers=AUTH) as http:
                     deliveries = http.get(f"/v1/webhooks/{made['id']}/deliveries").json()
                 assert [(d["status"], d["attempts"]) for d in deliveries] == [("delivered", 2)]
             finally:

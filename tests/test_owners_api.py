@@ -7,12 +7,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from litestar.testing import AsyncTestClient
 
 from conftest import FakeClock
 from leadroute.config import Settings
 from leadroute.store.owners import FallbackLoop, PoolIn, save_pools
-from support import POOL_RULES, Client, connection, explain, lead, owner, pool, post_one
+from support import POOL_RULES, Client, authed, connection, explain, lead, owner, pool, post_one
 
 
 async def problem(
@@ -110,7 +109,7 @@ class TestOwners:
     async def test_out_of_office_set_over_http_takes_effect_for_routing(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES, clock=clock)) as client:
+        async with authed(make_app(POOL_RULES, clock=clock)) as client:
             await owner(client, "ann")
             await owner(client, "ben")
             await pool(client, "sales", ["ann", "ben"])
@@ -229,7 +228,7 @@ class TestFallbackLoops:
         self, make_app: Any, settings: Settings
     ) -> None:
         # written before saves were checked: routing's hop limit still stops it, with the reason
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             await owner(client, "ann", active=False)
             await pool(client, "sales", ["ann"], fallback="other")
             await pool(client, "other", ["ann"])
@@ -254,7 +253,7 @@ async def _until_waiting_for_a_lock(watcher: asyncpg.Connection, waiting: asyncp
 
 class TestRoutingAdmin:
     async def test_state_and_rebuild(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             await owner(client, "ann")
             await pool(client, "sales", ["ann"])
             await post_one(client, lead(1, "acme.example"))

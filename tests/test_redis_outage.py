@@ -3,69 +3,18 @@ routed in arrival order, exactly once, when Redis is back. Runs its own Redis on
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis.exceptions
-from redis import Redis as SyncRedis
 
 from conftest import FakeClock
+from fault_support import OwnRedis
 from leadroute.config import Settings
-from process_support import free_port
 from sla_support import assert_routing_consistent, instance, sla_rules
 from support import connection, get_lead, lead, owner, pool, post_one
 from test_workflow_log import drain
-
-
-class OwnRedis:
-    """A redis-server of this test's own, on a free port, that the test stops and starts."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if SyncRedis(port=self.port, socket_timeout=0.5).ping():
-                    return
-            except OSError:
-                pass
-            except Exception:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
 
 
 @pytest.fixture
@@ -75,7 +24,7 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     try:
         yield server
     finally:
-        server.stop()
+        server.close()
 
 
 class TestRedisDown:

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
 
 from conftest import FakeClock
 from leadroute.routing.eligibility import (
@@ -22,7 +21,7 @@ from leadroute.routing.eligibility import (
     valid_timezone,
     within_hours,
 )
-from support import POOL_RULES, explain, owner, pool, post_one
+from support import POOL_RULES, authed, explain, owner, pool, post_one
 
 MONDAY_15_UTC = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 NINE_TO_SIX = normalize_hours({"mon-fri": "09:00-18:00"})
@@ -119,7 +118,7 @@ class TestChecks:
 class TestExplainShowsEveryReason:
     async def test_each_reason_is_recorded_and_explained(self, make_app: Any, clock: FakeClock) -> None:
         # FakeClock: Monday 15:00 UTC (16:00 in Paris, 00:00 Tuesday in Tokyo).
-        async with AsyncTestClient(make_app(POOL_RULES, clock=clock)) as client:
+        async with authed(make_app(POOL_RULES, clock=clock)) as client:
             paris = {
                 "timezone": "Europe/Paris",
                 "working_hours": {"mon-fri": "09:00-18:00"},
@@ -152,7 +151,7 @@ class TestExplainShowsEveryReason:
     async def test_nobody_eligible_goes_to_the_fallback_with_every_reason(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES, clock=clock)) as client:
+        async with authed(make_app(POOL_RULES, clock=clock)) as client:
             await owner(client, "kenji", timezone="Asia/Tokyo", working_hours={"mon-fri": "09:00-18:00"})
             await pool(client, "sales", ["kenji"], fallback="night-queue")
             decision = await post_one(client, {"email": "x@acme.example"})

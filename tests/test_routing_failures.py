@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from conftest import FakeClock
@@ -22,7 +21,7 @@ from leadroute.routing import PoolTarget, Router, snapshot_from_pg
 from leadroute.store.db import connect
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
 from sla_support import fire, open_counts, sla_rules
-from support import POOL_RULES, connection, lead, open_per_owner, owner, pool, post_one
+from support import POOL_RULES, authed, connection, lead, open_per_owner, owner, pool, post_one
 
 
 @asynccontextmanager
@@ -55,7 +54,7 @@ class TestClaimThenFailure:
     async def test_new_lead_whose_account_owner_cannot_be_recorded(
         self, make_app: Any, settings: Settings
     ) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             await owner(client, "ann", capacity={"max_open": 1})
             await pool(client, "sales", ["ann"])
             async with failing(settings, "account_owners"):
@@ -71,7 +70,7 @@ class TestClaimThenFailure:
     async def test_reassignment_whose_account_owner_cannot_be_recorded(
         self, make_app: Any, settings: Settings
     ) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             for ident in ("ann", "ben"):
                 await owner(client, ident)
             await pool(client, "sales", ["ann", "ben"])
@@ -92,7 +91,7 @@ class TestCommitFails:
     then be given more than max_open until the next rebuild.)"""
 
     async def test_close_whose_commit_fails_keeps_the_slot(self, make_app: Any, settings: Settings) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             await owner(client, "ann", capacity={"max_open": 1})
             await pool(client, "sales", ["ann"], fallback="overflow")
             first = await post_one(client, lead(1))
@@ -113,7 +112,7 @@ class TestCommitFails:
     async def test_reassign_whose_commit_fails_keeps_both_counts(
         self, make_app: Any, settings: Settings
     ) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             for ident in ("ann", "ben"):
                 await owner(client, ident)
             await pool(client, "sales", ["ann", "ben"])
@@ -133,7 +132,7 @@ class TestCommitFails:
     async def test_sla_breach_whose_commit_fails_keeps_the_slot(
         self, make_app: Any, settings: Settings, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(sla_rules(30), clock=clock)) as client:
+        async with authed(make_app(sla_rules(30), clock=clock)) as client:
             for ident in ("ann", "ben"):
                 await owner(client, ident)
             await pool(client, "sales", ["ann", "ben"])

@@ -17,7 +17,7 @@ import pytest
 
 from leadroute.config import Settings
 from process_support import Served, serve_on
-from support import POOL_RULES, fetch
+from support import AUTH, POOL_RULES, fetch
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ class TestTwoProcesses:
     ) -> None:
         one, two = two_services
         names = [f"rep{i}" for i in range(7)]
-        async with httpx.AsyncClient(timeout=60) as http:
+        async with httpx.AsyncClient(timeout=60, headers=AUTH) as http:
             for name in names:
                 r = await http.put(f"{one.base}/v1/owners/{name}", json={"name": name})
                 assert r.status_code == 200, r.text
@@ -69,7 +69,7 @@ class TestTwoProcesses:
         self, two_services: tuple[Served, Served], settings: Settings
     ) -> None:
         one, two = two_services
-        async with httpx.AsyncClient(timeout=60) as http:
+        async with httpx.AsyncClient(timeout=60, headers=AUTH) as http:
             for name, weight in (("ann", 3), ("ben", 2), ("cat", 1)):
                 r = await http.put(f"{one.base}/v1/owners/{name}", json={"name": name, "weight": weight})
                 assert r.status_code == 200, r.text
@@ -132,7 +132,7 @@ class TestQueueDrainAcrossProcesses:
         try:
             one.wait_ready()
             two.wait_ready()
-            async with httpx.AsyncClient(timeout=60) as http:
+            async with httpx.AsyncClient(timeout=60, headers=AUTH) as http:
                 names = [f"rep{i}" for i in range(4)]
                 for name in names:
                     r = await http.put(
@@ -194,7 +194,7 @@ class TestQueueDrainAcrossProcesses:
         try:
             one.wait_ready()
             two.wait_ready()
-            async with httpx.AsyncClient(timeout=60) as http:
+            async with httpx.AsyncClient(timeout=60, headers=AUTH) as http:
                 r = await http.put(
                     f"{one.base}/v1/owners/rep",
                     json={"name": "Rep", "active": False, "capacity": {"max_open": 4}},

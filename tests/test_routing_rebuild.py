@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.crc import key_slot
@@ -33,7 +32,7 @@ from leadroute.rules import parse_ruleset
 from leadroute.store.db import connect
 from leadroute.store.owners import OwnerIn, PoolIn, put_owner, put_pool
 from process_support import cli_env, free_port, leadroute, serve_on
-from support import POOL_RULES, connection, fetch, lead, open_per_owner, owner, pool, post_one
+from support import AUTH, POOL_RULES, authed, connection, fetch, lead, open_per_owner, owner, pool, post_one
 
 
 @pytest.fixture
@@ -106,7 +105,7 @@ class TestFlushAll:
         self, private: Settings, flusher: Redis
     ) -> None:
         app = create_app(private, ruleset=parse_ruleset(POOL_RULES, path=Path("t.yaml")))
-        async with AsyncTestClient(app) as client:
+        async with authed(app) as client:
             names = [f"rep{i}" for i in range(6)]
             for name in names:
                 await owner(client, name, capacity={"max_open": 5})
@@ -147,7 +146,7 @@ class TestFlushAll:
 
     async def test_round_robin_continues_where_it_was(self, private: Settings, flusher: Redis) -> None:
         app = create_app(private, ruleset=parse_ruleset(POOL_RULES, path=Path("t.yaml")))
-        async with AsyncTestClient(app) as client:
+        async with authed(app) as client:
             for name in ("ann", "ben", "cat"):
                 await owner(client, name)
             await pool(client, "sales", ["ann", "ben", "cat"])
@@ -161,7 +160,7 @@ class TestFlushAll:
 
     async def test_cli_rebuild_repairs_a_wrong_state(self, private: Settings, flusher: Redis) -> None:
         app = create_app(private, ruleset=parse_ruleset(POOL_RULES, path=Path("t.yaml")))
-        async with AsyncTestClient(app) as client:
+        async with authed(app) as client:
             for name in ("ann", "ben"):
                 await owner(client, name)
             await pool(client, "sales", ["ann", "ben"])
@@ -179,7 +178,7 @@ class TestFlushAll:
 
     async def test_routing_keys_have_no_ttl(self, private: Settings, flusher: Redis) -> None:
         app = create_app(private, ruleset=parse_ruleset(POOL_RULES, path=Path("t.yaml")))
-        async with AsyncTestClient(app) as client:
+        async with authed(app) as client:
             await owner(client, "ann", capacity={"max_per_day": 10})
             await pool(client, "sales", ["ann"])
             await post_one(client, lead(1, "acme.example"))
@@ -202,7 +201,7 @@ class TestFlushAllAcrossProcesses:
             await asyncio.to_thread(one.wait_ready)
             await asyncio.to_thread(two.wait_ready)
             names = [f"rep{i}" for i in range(5)]
-            async with httpx.AsyncClient(timeout=60) as http:
+            async with httpx.AsyncClient(timeout=60, headers=AUTH) as http:
                 for name in names:
                     r = await http.put(
                         f"{one.base}/v1/owners/{name}", json={"name": name, "capacity": {"max_open": 28}}
@@ -244,7 +243,7 @@ class TestFlushAllAcrossProcesses:
 
     async def test_rotation_is_even_before_capacity_binds(self, private: Settings, flusher: Redis) -> None:
         app = create_app(private, ruleset=parse_ruleset(POOL_RULES, path=Path("t.yaml")))
-        async with AsyncTestClient(app) as client:
+        async with authed(app) as client:
             for name in ("ann", "ben", "cat", "dan"):
                 await owner(client, name)
             await pool(client, "sales", ["ann", "ben", "cat", "dan"])

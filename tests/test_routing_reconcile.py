@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from leadroute.app import create_app
 from leadroute.config import Settings
@@ -17,7 +16,7 @@ from leadroute.routing.reconcile import RECONCILE_LOCK, reconcile_once
 from leadroute.rules import parse_ruleset
 from leadroute.store.redis_client import redis_client
 from ruleset_support import rules_text
-from support import connection, setup_pool
+from support import authed, connection, setup_pool
 
 
 def now() -> datetime:
@@ -44,7 +43,7 @@ class TestReconcile:
         self, app: Litestar, router: Router, settings: Settings, caplog: pytest.LogCaptureFixture
     ) -> None:
         assert settings.database_url is not None
-        async with AsyncTestClient(app) as client:
+        async with authed(app) as client:
             await setup_pool(client, ["olive", "omar"])
             assert (await client.post("/v1/leads", json={"email": "kim@acme.example"})).status_code == 201
             before = await router.state.read()
@@ -72,7 +71,7 @@ class TestReconcile:
         self, app: Litestar, router: Router, settings: Settings
     ) -> None:
         assert settings.database_url is not None
-        async with AsyncTestClient(app) as client:
+        async with authed(app) as client:
             await setup_pool(client)
             await router.state.redis.delete(router.state.keys.reconciled)
             first = await reconcile_once(router, settings.database_url, now, periodic_seconds=600)

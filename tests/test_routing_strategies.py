@@ -5,13 +5,12 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from litestar.testing import AsyncTestClient
-
 from conftest import FakeClock
 from leadroute.config import Settings
 from support import (
     ACCOUNT_RULES,
     POOL_RULES,
+    authed,
     explain,
     fetch,
     lead,
@@ -28,7 +27,7 @@ class TestWeighted:
     """Smooth weighted round robin: exact shares, spread out, atomic under concurrency."""
 
     async def test_3_2_1_over_600_concurrent_leads(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             for ident, weight in (("ann", 3), ("ben", 2), ("cat", 1)):
                 await owner(client, ident, weight=weight)
             await pool(client, "sales", ["ann", "ben", "cat"], strategy="weighted")
@@ -39,7 +38,7 @@ class TestWeighted:
         assert abs(counts["cat"] - 100) <= 1
 
     async def test_every_window_of_sum_weights_is_within_one_of_the_weights(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             for ident, weight in (("ann", 3), ("ben", 2), ("cat", 1)):
                 await owner(client, ident, weight=weight)
             await pool(client, "sales", ["ann", "ben", "cat"], strategy="weighted")
@@ -57,7 +56,7 @@ class TestCapacity:
     """Capacity is claimed atomically: never exceeded, the overflow goes to the fallback."""
 
     async def test_capacity_5_on_6_owners_with_40_leads(self, make_app: Any, settings: Settings) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             names = [f"rep{i}" for i in range(6)]
             for ident in names:
                 await owner(client, ident, capacity={"max_open": 5})
@@ -79,7 +78,7 @@ class TestCapacity:
 
     async def test_daily_cap_counts_the_owners_own_day(self, make_app: Any, clock: FakeClock) -> None:
         # 15:00 UTC Monday is 00:00 Tuesday in Tokyo: each owner's day turns over at their own midnight.
-        async with AsyncTestClient(make_app(POOL_RULES, clock=clock)) as client:
+        async with authed(make_app(POOL_RULES, clock=clock)) as client:
             await owner(client, "kenji", timezone="Asia/Tokyo", capacity={"max_per_day": 1})
             await owner(client, "zoe", capacity={"max_per_day": 1})
             await pool(client, "sales", ["kenji", "zoe"], strategy="least_loaded")
@@ -99,7 +98,7 @@ class TestCapacity:
 
 class TestRoundRobin:
     async def test_removing_the_cursors_owner_keeps_the_rotation_going(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             names = ["r0", "r1", "r2", "r3"]
             for ident in names:
                 await owner(client, ident)
@@ -113,7 +112,7 @@ class TestRoundRobin:
 
 class TestLeastLoaded:
     async def test_fewest_open_then_longest_since_last(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             for ident in ("ann", "ben", "cat"):
                 await owner(client, ident)
             await pool(client, "sales", ["ann", "ben", "cat"], strategy="least_loaded")
@@ -127,7 +126,7 @@ class TestCatchUp:
     async def test_round_robin_skips_an_absent_rep_and_does_not_compensate(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES, clock=clock)) as client:
+        async with authed(make_app(POOL_RULES, clock=clock)) as client:
             for ident in ("ann", "ben", "cat"):
                 await owner(client, ident)
             await pool(client, "sales", ["ann", "ben", "cat"])
@@ -143,7 +142,7 @@ class TestCatchUp:
         assert back == ["ann", "ben", "cat"] * 2
 
     async def test_weighted_does_not_flood_a_returning_rep(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             for ident in ("ann", "ben"):
                 await owner(client, ident, weight=1)
             await pool(client, "sales", ["ann", "ben"], strategy="weighted")
@@ -154,7 +153,7 @@ class TestCatchUp:
         assert collections.Counter(back) == {"ann": 5, "ben": 5}
 
     async def test_least_loaded_lets_a_returning_rep_level_up_within_capacity(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(POOL_RULES)) as client:
+        async with authed(make_app(POOL_RULES)) as client:
             await owner(client, "ann")
             await owner(client, "ben", capacity={"max_open": 3})
             await pool(client, "sales", ["ann", "ben"], strategy="least_loaded")
@@ -168,7 +167,7 @@ class TestCatchUp:
 
 class TestAccountOwner:
     async def test_second_lead_of_a_domain_goes_to_the_first_leads_owner(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(ACCOUNT_RULES)) as client:
+        async with authed(make_app(ACCOUNT_RULES)) as client:
             for ident in ("ann", "ben", "cat"):
                 await owner(client, ident)
             await pool(client, "sales", ["ann", "ben", "cat"])
@@ -204,7 +203,7 @@ class TestAccountOwner:
     async def test_owner_out_of_office_falls_through_to_the_next_rule(
         self, make_app: Any, clock: FakeClock, settings: Settings
     ) -> None:
-        async with AsyncTestClient(make_app(ACCOUNT_RULES, clock=clock)) as client:
+        async with authed(make_app(ACCOUNT_RULES, clock=clock)) as client:
             for ident in ("ann", "ben"):
                 await owner(client, ident)
             await pool(client, "sales", ["ann", "ben"])
@@ -242,7 +241,7 @@ class TestAccountOwner:
     async def test_an_ineligible_account_owner_in_the_pool_is_explained_once(self, make_app: Any) -> None:
         # bob owns the account and is in the pool: skipped by the account-owner rule and again in
         # the pool. The summary used to say "skipped bob (inactive), bob (inactive)".
-        async with AsyncTestClient(make_app(ACCOUNT_RULES)) as client:
+        async with authed(make_app(ACCOUNT_RULES)) as client:
             for ident in ("ann", "bob"):
                 await owner(client, ident)
             await pool(client, "sales", ["bob"])
@@ -264,7 +263,7 @@ class TestAccountOwner:
         assert why["summary"].count("bob") == 1
 
     async def test_a_deactivated_account_owner_hands_the_account_over(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(ACCOUNT_RULES)) as client:
+        async with authed(make_app(ACCOUNT_RULES)) as client:
             for ident in ("ann", "ben"):
                 await owner(client, ident)
             await pool(client, "sales", ["ann", "ben"])

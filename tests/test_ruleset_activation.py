@@ -25,7 +25,7 @@ from leadroute.rules import parse_ruleset
 from leadroute.rulesets import RulesetSync
 from leadroute.store.rulesets import store_ruleset
 from ruleset_support import active_version, rules_text, upload, wait_for_version
-from support import connection, setup_pool
+from support import authed, connection, setup_pool
 
 Client = AsyncTestClient[Litestar]
 
@@ -37,7 +37,7 @@ async def fleet(settings: Settings, text: str, n: int = 2) -> AsyncIterator[list
         clients = []
         for _ in range(n):
             app = create_app(settings, ruleset=parse_ruleset(text, path=Path("fleet.yaml")))
-            clients.append(await stack.enter_async_context(AsyncTestClient(app)))
+            clients.append(await stack.enter_async_context(authed(app)))
         yield clients
 
 
@@ -204,9 +204,9 @@ class TestWatch:
             settings, watch_rules=True, watch_interval=0.05, rules_path=rules_file
         )
         async with AsyncExitStack() as stack:
-            a = await stack.enter_async_context(AsyncTestClient(create_app(watching)))
+            a = await stack.enter_async_context(authed(create_app(watching)))
             b = await stack.enter_async_context(
-                AsyncTestClient(create_app(settings, ruleset=parse_ruleset(rules_text(1))))
+                authed(create_app(settings, ruleset=parse_ruleset(rules_text(1))))
             )
             await setup_pool(a)
             assert await active_version(a) == 1
@@ -246,7 +246,7 @@ class TestWatch:
         watching = msgspec.structs.replace(
             settings, watch_rules=True, watch_interval=0.05, rules_path=rules_file
         )
-        async with AsyncTestClient(create_app(watching)) as client:
+        async with authed(create_app(watching)) as client:
             await setup_pool(client)
             await write(rules_file, rules_text(2, 20))
             await wait_for_version(client, 2, within=2.0)
@@ -265,7 +265,7 @@ class TestWatch:
     async def version_after_an_edit(self, settings: Settings, rules_file: Path, wait: float = 1.0) -> int:
         """Start an app on ``rules_file`` (v1), edit it to v2, wait ``wait`` s: the version active then."""
         await write(rules_file, rules_text(1))
-        async with AsyncTestClient(create_app(settings)) as client:
+        async with authed(create_app(settings)) as client:
             await setup_pool(client)
             assert await active_version(client) == 1
             await write(rules_file, rules_text(2, 20))

@@ -8,7 +8,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from litestar.testing import AsyncTestClient
 
 from leadroute.app import create_app
 from leadroute.cli import main
@@ -18,7 +17,7 @@ from leadroute.store.db import connect
 from leadroute.store.migrate import available, migrate
 from leadroute.store.rulesets import RulesetVersionConflict, load_stored_ruleset, store_ruleset
 from ruleset_support import active_version, rules_text, upload, wait_for_version
-from support import connection, setup_pool
+from support import ADMIN_ACTOR, authed, connection, setup_pool
 
 PROBLEM = "application/problem+json"
 
@@ -29,13 +28,13 @@ def app_on(settings: Settings, text: str, name: str = "rules.yaml") -> Any:
 
 class TestUpload:
     async def test_upload_stores_a_draft_once_and_lists_it(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             r = await upload(client, rules_text(2, 20), **{"X-Actor": "sam"})
             assert r.status_code == 201, r.text
             body = r.json()
             assert (body["version"], body["status"], body["created"]) == (2, "draft", True)
-            assert body["created_by"] == "sam"
+            assert body["created_by"] == f"{ADMIN_ACTOR} (sam)"
             assert body["tests"] == [{"name": "every lead scores 20", "passed": True}]
             assert len(body["sha256"]) == 64
 
@@ -63,7 +62,7 @@ class TestUpload:
     async def test_changed_content_under_a_stored_version_is_refused(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             assert (await upload(client, rules_text(2, 20))).status_code == 201
             r = await upload(client, rules_text(2, 30), **{"X-Ruleset-Name": "inbound.yaml"})
@@ -82,7 +81,7 @@ class TestUpload:
     async def test_a_bad_upload_names_the_rule_test_or_field_and_stores_nothing(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             failing = await upload(client, rules_text(2, 20, expect=25))
             assert failing.status_code == 422, failing.text
@@ -111,7 +110,7 @@ class TestUpload:
     async def test_validate_says_whether_an_upload_would_be_new_stored_or_refused(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
 
             async def validate(text: str) -> dict[str, Any]:
@@ -130,7 +129,7 @@ class TestUpload:
             assert [v["version"] for v in (await client.get("/v1/rulesets")).json()["versions"]] == [1]
 
     async def test_unknown_version_is_404(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             assert (await client.get("/v1/rulesets/7")).status_code == 404
             r = await client.post("/v1/rulesets/7/activate")
             assert r.status_code == 404
@@ -140,7 +139,7 @@ class TestUpload:
         self, settings: Settings, clean: None
     ) -> None:
         huge = 2**31  # one more than PostgreSQL's integer holds
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             assert (await client.get(f"/v1/rulesets/{huge}")).status_code == 404
             assert (await client.get(f"/v1/rulesets/{10**30}")).status_code == 404
             assert (await client.post(f"/v1/rulesets/{huge}/activate")).status_code == 404
@@ -162,21 +161,21 @@ class TestActivateAndRollback:
     async def test_activate_publishes_and_new_decisions_carry_the_version(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             sha2 = (await upload(client, rules_text(2, 20))).json()["sha256"]
             r = await client.post("/v1/rulesets/2/activate", headers={"X-Actor": "sam"})
             assert r.status_code == 200, r.text
             body = r.json()
             assert body["active"]["version"] == 2
-            assert body["active"]["by"] == "sam"
+            assert body["active"]["by"] == f"{ADMIN_ACTOR} (sam)"
             assert body["previous"]["version"] == 1
             assert body["changed"] is True
             assert body["instance_version"] == 2  # this instance switched before answering
             assert await active_version(client) == 2
             stored = (await client.get("/v1/rulesets/2")).json()
             assert stored["status"] == "published"
-            assert stored["published_by"] == "sam"
+            assert stored["published_by"] == f"{ADMIN_ACTOR} (sam)"
             assert [a["action"] for a in stored["activations"]] == ["activate"]
 
             lead = (await client.post("/v1/leads", json={"email": "kim@acme.example"})).json()
@@ -189,7 +188,7 @@ class TestActivateAndRollback:
             assert again.json()["changed"] is False
 
     async def test_rollback_walks_back_through_history(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             for version in (2, 3):
                 assert (await upload(client, rules_text(version, 10 * version))).status_code == 201
@@ -215,7 +214,7 @@ class TestActivateAndRollback:
     async def test_rollback_refuses_drafts_unknown_versions_and_bad_bodies(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             await upload(client, rules_text(2, 20))
             draft = await client.post("/v1/rulesets/rollback", json={"version": 2})
@@ -228,7 +227,7 @@ class TestActivateAndRollback:
             assert await active_version(client) == 1
 
     async def test_activation_checks_pools_again(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             await setup_pool(client, pool="later")
             assert (await upload(client, rules_text(2, 20, pool="later"))).status_code == 201
@@ -242,7 +241,7 @@ class TestActivateAndRollback:
 
 class TestStorage:
     async def test_stored_versions_cannot_change(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))):
+        async with authed(app_on(settings, rules_text(1))):
             pass
         async with connection(settings) as conn:
             with pytest.raises(asyncpg.RaiseError, match="cannot change"):
@@ -255,7 +254,7 @@ class TestStorage:
                 )
 
     async def test_load_stored_ruleset(self, settings: Settings, clean: None) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1, 15))):
+        async with authed(app_on(settings, rules_text(1, 15))):
             pass
         async with connection(settings) as conn:
             loaded = await load_stored_ruleset(conn, 1)
@@ -299,20 +298,20 @@ class TestStartup:
     async def test_a_restart_keeps_the_fleets_choice_and_a_new_file_version_wins(
         self, settings: Settings, clean: None
     ) -> None:
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             await upload(client, rules_text(2, 20))
             await client.post("/v1/rulesets/2/activate")
         # restart with the same file: v2 (activated while it ran) stays, loaded from its stored source
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             assert await active_version(client) == 2
             lead = (await client.post("/v1/leads", json={"email": "kim@acme.example"})).json()
             assert lead["score"] == 20
             await client.post("/v1/rulesets/rollback")
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             assert await active_version(client) == 1  # the rollback survived the restart
         # a deploy of a new file version stores and activates it
-        async with AsyncTestClient(app_on(settings, rules_text(3, 30))) as client:
+        async with authed(app_on(settings, rules_text(3, 30))) as client:
             assert await active_version(client) == 3
             listing = (await client.get("/v1/rulesets")).json()
             assert listing["active"]["action"] == "start"
@@ -324,9 +323,9 @@ class TestStartup:
         """A sales-ops typo (the file edited, the version not bumped) is not an outage: the
         instance runs the active stored version, logs an ERROR, and /health/ready (still 200)
         says why with ``ruleset_file_conflict: 1``."""
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
-        async with AsyncTestClient(app_on(settings, rules_text(1, 50), name="inbound.yaml")) as client:
+        async with authed(app_on(settings, rules_text(1, 50), name="inbound.yaml")) as client:
             ready = await client.get("/health/ready")
             assert ready.status_code == 200
             body = ready.json()
@@ -338,7 +337,7 @@ class TestStartup:
             assert lead["score"] == 10  # the stored v1, not the edited file's 50
         refused = [r for r in caplog.records if r.levelname == "ERROR" and "RULES FILE REFUSED" in r.message]
         assert refused
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             assert (await client.get("/health/ready")).json()["ruleset_file_conflict"] == 0
 
     async def test_with_no_active_version_a_changed_file_still_refuses_to_start(
@@ -349,7 +348,7 @@ class TestStartup:
             await migrate(conn)
             await store_ruleset(conn, parse_ruleset(rules_text(1)), status="published", actor="t")
         with pytest.raises(BaseException) as info:  # noqa: PT011 (the test client wraps it in a group)
-            async with AsyncTestClient(app_on(settings, rules_text(1, 50), name="inbound.yaml")):
+            async with authed(app_on(settings, rules_text(1, 50), name="inbound.yaml")):
                 pass
         conflict = find_error(info.value, RulesetVersionConflict)
         assert "bump 'version:' to 2" in str(conflict)
@@ -374,7 +373,7 @@ class TestStartup:
     ) -> None:
         """`rules check` passes a file's own tests either way; against the database it fails a
         version edited without a bump, and says plainly when it could not check."""
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
         rules = tmp_path / "inbound.yaml"
         rules.write_text(rules_text(1, 50))
@@ -448,7 +447,7 @@ class TestCli:
         self, settings: Settings, clean: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         cli_env(settings, monkeypatch)
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
             rules = tmp_path / "inbound.yaml"
             rules.write_text(rules_text(2, 20))
@@ -489,7 +488,7 @@ class TestCli:
         self, settings: Settings, clean: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         cli_env(settings, monkeypatch)
-        async with AsyncTestClient(app_on(settings, rules_text(1))) as client:
+        async with authed(app_on(settings, rules_text(1))) as client:
             await setup_pool(client)
         rules = tmp_path / "inbound.yaml"
         rules.write_text(rules_text(1, 50))

@@ -24,6 +24,8 @@ from hypothesis import HealthCheck, Phase, given
 from litestar.testing import TestClient
 from schemathesis import Case
 
+from support import AUTH
+
 EXCLUDED_PATHS: list[str] = []  # every route is fuzzed
 """Path prefixes the fuzz run leaves out (every operation whose path starts with one)."""
 
@@ -43,8 +45,10 @@ MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
 
 @pytest.fixture
 def client(make_app: Any) -> Iterator[TestClient[Any]]:
-    """One app (started once: lifespan, pools, migrations) for every generated request."""
+    """One app (started once: lifespan, pools, migrations) for every generated request, with the
+    admin key (every scope: the fuzz run explores what each route does, ``test_access`` who may)."""
     with TestClient(make_app(), raise_server_exceptions=False) as c:
+        c.headers.update(AUTH)
         yield c
 
 

@@ -1,12 +1,14 @@
 """The README's run path: `leadroute serve` with no servers configured starts embedded ones.
 
-Start, post the README's lead, stop with SIGTERM, start again: the lead is still there, and no
-server process is left behind after either stop.
+Start, post the README's lead with the admin key the first start made, stop with SIGTERM, start
+again: the lead is still there, and no server process is left behind after either stop.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +31,19 @@ def embedded_service(data_dir: Path, port: int, **values: str) -> Served:
 
 
 README_LEAD = {"email": "jane@acme.example", "title": "VP Sales", "employees": 5000, "country": "US"}
+
+
+def readme_curl() -> str:
+    """The README's first curl command (posting a lead), as written there."""
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"```sh\n(curl -s http://127\.0\.0\.1:8000/v1/leads.*?)```", text, re.S)
+    assert match is not None, "the README's curl is gone"
+    return match.group(1)
+
+
+def admin_key(data_dir: Path) -> dict[str, str]:
+    """The Authorization header with the key the first start wrote to ``data_dir/admin.key``."""
+    return {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
 
 
 def servers_using(data_dir: Path) -> list[psutil.Process]:
@@ -54,9 +69,21 @@ class TestEmbeddedServe:
         first = embedded_service(data_dir, port)
         try:
             first.wait_ready()
-            r = httpx.post(first.base + "/v1/leads", json=README_LEAD, timeout=10)
-            assert r.status_code == 201, r.text
-            decision = r.json()
+            key_file = data_dir / "admin.key"
+            assert key_file.stat().st_mode & 0o777 == 0o600  # the user's only
+            token = key_file.read_text().strip()
+            assert token.startswith("lr_live_")
+            assert token in first.log.read_text()  # shown once, on stderr
+            anonymous = httpx.post(first.base + "/v1/leads", json=README_LEAD, timeout=10)
+            assert anonymous.status_code == 401
+            assert "server" not in anonymous.headers  # no banner
+            # the README's curl, as written (but for the port and the data directory)
+            curl = readme_curl().replace("http://127.0.0.1:8000", first.base)
+            curl = curl.replace(".leadroute/admin.key", str(key_file))
+            posted = subprocess.run(
+                ["bash", "-c", curl], capture_output=True, text=True, timeout=30, check=True
+            )
+            decision = json.loads(posted.stdout)
             assert decision["owner"] is not None  # the demo seed gave the pools owners
             assert decision["stage"] in {"sql", "mql"}
 
@@ -71,6 +98,7 @@ class TestEmbeddedServe:
 
             # The demo history, posted twice (the second run adds nothing), then replayed.
             demo = [sys.executable, "-m", "loadtests.demo", "--count", "20", "--url", first.base]
+            demo += ["--key-file", str(key_file)]
             run = subprocess.run(demo, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
             assert run.returncode == 0, run.stdout + run.stderr
             assert "posted 20 new leads (0 were there already)" in run.stdout
@@ -89,10 +117,14 @@ class TestEmbeddedServe:
         second = embedded_service(data_dir, port)
         try:
             second.wait_ready()
-            got = httpx.get(f"{second.base}/v1/leads/{decision['lead_id']}", timeout=10)
+            assert second.log.read_text().count("created an admin key") == 1  # the first start's only
+            assert key_file.read_text().strip() == token  # the first start's key, still the one
+            got = httpx.get(
+                f"{second.base}/v1/leads/{decision['lead_id']}", headers=admin_key(data_dir), timeout=10
+            )
             assert got.status_code == 200, got.text
             assert got.json()["owner"] == decision["owner"]
-            owners = httpx.get(second.base + "/v1/owners", timeout=10).json()
+            owners = httpx.get(second.base + "/v1/owners", headers=admin_key(data_dir), timeout=10).json()
             assert len(owners) == 7  # seeded once, not again on the second start
         finally:
             assert second.stop() == 0, second.log.read_text()
@@ -147,7 +179,10 @@ class TestWorkers:
 
             def post(i: int) -> int:
                 lead = README_LEAD | {"email": f"lead{i}@company{i}.example"}
-                return httpx.post(service.base + "/v1/leads", json=lead, timeout=30).status_code
+                headers = admin_key(data_dir)
+                return httpx.post(
+                    service.base + "/v1/leads", json=lead, headers=headers, timeout=30
+                ).status_code
 
             with ThreadPoolExecutor(8) as pool:
                 assert set(pool.map(post, range(40))) == {201}

@@ -10,7 +10,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from leadroute.config import Settings
-from support import connection, redis_state, setup_pool
+from support import authed, connection, redis_state, setup_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 INBOUND = (ROOT / "rules" / "inbound.yaml").read_text(encoding="utf-8")
@@ -117,7 +117,7 @@ class TestAccountOwner:
     """An account-owner target names the company's recorded owner and whether they can take it."""
 
     async def test_recorded_owner(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(ACCOUNT_RULES)) as client:
+        async with authed(make_app(ACCOUNT_RULES)) as client:
             await setup_pool(client, ["alice"], fallback="unassigned")
             first = await simulate(client, {"lead": {"email": "a@acme.example"}})
             assert first.json()["targets"][0]["owner"] == {

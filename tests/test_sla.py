@@ -10,7 +10,6 @@ from typing import Any
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from conftest import FakeClock
@@ -19,7 +18,7 @@ from leadroute.routing import Member
 from leadroute.routing.eligibility import normalize_hours, within_hours
 from leadroute.workflow.sla import business_due
 from sla_support import assert_routing_consistent, fire, instance, iso, kinds, open_counts, sla_rules, steps
-from support import connection, get_lead, lead, post_one, setup_pool
+from support import authed, connection, get_lead, lead, post_one, setup_pool
 
 PARIS_OFFICE = Member(
     id="x",
@@ -87,7 +86,7 @@ async def _one_lead(client: Any) -> dict[str, Any]:
 
 class TestBreach:
     async def test_breach_reassigns_to_a_different_owner(self, make_app: Any, clock: FakeClock) -> None:
-        async with AsyncTestClient(make_app(sla_rules(30), clock=clock)) as client:
+        async with authed(make_app(sla_rules(30), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob", "carol"])
             first = await _one_lead(client)
             view = await get_lead(client, first["lead_id"])
@@ -122,7 +121,7 @@ class TestBreach:
             await assert_routing_consistent(client)
 
     async def test_accept_in_time_means_no_breach(self, make_app: Any, clock: FakeClock) -> None:
-        async with AsyncTestClient(make_app(sla_rules(30), clock=clock)) as client:
+        async with authed(make_app(sla_rules(30), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             first = await _one_lead(client)
             clock.advance(minutes=25)
@@ -143,7 +142,7 @@ class TestBreach:
         self, make_app: Any, clock: FakeClock, settings: Settings
     ) -> None:
         rules = sla_rules(10)
-        async with AsyncTestClient(make_app(rules, clock=clock)) as client:
+        async with authed(make_app(rules, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob", "carol", "dave"])
             leads = [await post_one(client, lead(n)) for n in range(24)]
             clock.advance(minutes=11)
@@ -170,7 +169,7 @@ class TestBreach:
         self, make_app: Any, clock: FakeClock, settings: Settings
     ) -> None:
         rules = sla_rules(30)
-        async with AsyncTestClient(make_app(rules, clock=clock)) as client:
+        async with authed(make_app(rules, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             first = await _one_lead(client)
         # the instance is gone; time passes; a new instance starts with its background scheduler
@@ -188,7 +187,7 @@ class TestBreach:
     async def test_working_hours_pause_the_clock_over_the_night(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(sla_rules(90), clock=clock)) as client:
+        async with authed(make_app(sla_rules(90), clock=clock)) as client:
             for ident in ("amelie", "bruno"):
                 r = await client.put(
                     f"/v1/owners/{ident}",
@@ -217,7 +216,7 @@ class TestBreach:
             assert view["owner"] not in (None, first["owner"])
 
     async def test_repeated_breaches_end_in_the_fallback_queue(self, make_app: Any, clock: FakeClock) -> None:
-        async with AsyncTestClient(make_app(sla_rules(15), clock=clock)) as client:
+        async with authed(make_app(sla_rules(15), clock=clock)) as client:
             await setup_pool(client, ["a1", "a2", "a3", "a4", "a5"])
             first = await _one_lead(client)
             owners = [first["owner"]]
@@ -262,7 +261,7 @@ class TestBreach:
                 "  - {id: rest, stage: lead}",
             )
         )
-        async with AsyncTestClient(make_app(rules, clock=clock)) as client:
+        async with authed(make_app(rules, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             r = await client.post("/v1/leads", json={"email": "p@company-1.example", "title": "Sales"})
             first = r.json()
@@ -299,7 +298,7 @@ class TestBreach:
     async def test_when_every_member_breached_the_lead_goes_to_the_fallback_queue(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(sla_rules(15), clock=clock)) as client:
+        async with authed(make_app(sla_rules(15), clock=clock)) as client:
             await setup_pool(client, ["solo", "duo"])
             first = await _one_lead(client)
             clock.advance(minutes=16)
@@ -316,7 +315,7 @@ class TestBreach:
     async def test_escalate_to_an_owner_then_the_fallback_queue(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(sla_rules(20, "escalate"), clock=clock)) as client:
+        async with authed(make_app(sla_rules(20, "escalate"), clock=clock)) as client:
             r = await client.put("/v1/owners/boss", json={"name": "Boss"})
             assert r.status_code == 200, r.text
             await setup_pool(client, ["alice", "bob"], escalate_to="boss")
@@ -343,7 +342,7 @@ class TestBreach:
             await assert_routing_consistent(client)
 
     async def test_escalate_to_a_pool(self, make_app: Any, clock: FakeClock) -> None:
-        async with AsyncTestClient(make_app(sla_rules(20, "escalate"), clock=clock)) as client:
+        async with authed(make_app(sla_rules(20, "escalate"), clock=clock)) as client:
             await setup_pool(client, ["lead1", "lead2"], pool="managers")
             await setup_pool(client, ["alice"], escalate_to="managers")
             first = await _one_lead(client)
@@ -359,7 +358,7 @@ class TestBreach:
     async def test_escalate_without_a_target_reassigns_and_says_so(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(sla_rules(20, "escalate"), clock=clock)) as client:
+        async with authed(make_app(sla_rules(20, "escalate"), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             first = await _one_lead(client)
             clock.advance(minutes=21)
@@ -371,7 +370,7 @@ class TestBreach:
     async def test_a_lead_being_changed_is_left_for_the_next_pass(
         self, make_app: Any, clock: FakeClock, settings: Settings
     ) -> None:
-        async with AsyncTestClient(make_app(sla_rules(10), clock=clock)) as client:
+        async with authed(make_app(sla_rules(10), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             first = await _one_lead(client)
             clock.advance(minutes=11)
@@ -392,7 +391,7 @@ class TestRedisLoss:
     async def test_a_breach_after_redis_lost_its_state_rebuilds_and_counts_right(
         self, make_app: Any, clock: FakeClock, settings: Settings
     ) -> None:
-        async with AsyncTestClient(make_app(sla_rules(10), clock=clock)) as client:
+        async with authed(make_app(sla_rules(10), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob", "carol"])
             leads = [await post_one(client, lead(n)) for n in range(6)]
             assert settings.redis_url is not None
@@ -417,7 +416,7 @@ class TestStale:
     async def test_a_timer_whose_lead_moved_on_without_it_is_cancelled_not_fired(
         self, make_app: Any, clock: FakeClock, settings: Settings
     ) -> None:
-        async with AsyncTestClient(make_app(sla_rules(10), clock=clock)) as client:
+        async with authed(make_app(sla_rules(10), clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             d = await post_one(client, lead(1))
             # a writer that closes leads without stopping their timers (older code, a script)

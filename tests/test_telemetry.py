@@ -10,13 +10,12 @@ from typing import Any
 
 import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from leadroute.config import Settings
 from leadroute.runtime import utc_now
 from sla_support import sla_rules
-from support import lead, owner, pool
+from support import authed, lead, owner, pool
 
 CANARY = "canary.person@telemetry-canary.example"
 
@@ -72,7 +71,7 @@ class TestTraces:
         traced = msgspec.structs.replace(settings, otlp_traces_endpoint=collector.url)
         app = create_app(traced, ruleset=parse_ruleset(sla_rules(30)), clock=utc_now)
         parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        async with AsyncTestClient(app) as client:
+        async with authed(app) as client:
             await owner(client, "ann")
             await pool(client, "sales", ["ann"])
             r = await client.post(
@@ -94,7 +93,7 @@ class TestMetrics:
     """``/metrics`` serves request metrics and leadroute's own, in Prometheus' text format."""
 
     async def test_metrics_count_leads_assignments_and_step_latency(self, make_app: Any) -> None:
-        async with AsyncTestClient(make_app(sla_rules(30))) as client:
+        async with authed(make_app(sla_rules(30))) as client:
             await owner(client, "ann")
             await pool(client, "sales", ["ann"])
             assert (await client.post("/v1/leads", json=lead(1, email=CANARY))).status_code == 201

@@ -13,7 +13,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from conftest import FakeClock
 from leadroute.config import Settings
@@ -23,7 +22,19 @@ from leadroute.workflow.drain import drain_queues
 from leadroute.workflow.rescore import requalify_due
 from process_support import Served
 from sla_support import assert_routing_consistent, fire, in_app, instance, iso, sla_rules
-from support import Client, connection, explain, get_lead, lead, owner, pool, post_one
+from support import (
+    ADMIN_ACTOR,
+    AUTH,
+    Client,
+    authed,
+    connection,
+    explain,
+    get_lead,
+    lead,
+    owner,
+    pool,
+    post_one,
+)
 
 STAGED = """
 version: 1
@@ -96,7 +107,7 @@ class TestStory:
     async def test_intake_activity_breach_accept_close_are_all_told(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(STAGED, clock=clock)) as client:
+        async with authed(make_app(STAGED, clock=clock)) as client:
             for ident in ("ann", "ben"):
                 await owner(client, ident)
             await pool(client, "sales", ["ann", "ben"])
@@ -160,7 +171,10 @@ class TestStory:
             first,
             second,
         )
-        assert [h["actor"] for h in history[-2:]] == [f"owner:{second}", "api"]
+        assert [h["actor"] for h in history[-2:]] == [
+            ADMIN_ACTOR,
+            ADMIN_ACTOR,
+        ]  # the key that called; the owner is in the event
 
         assert (why["status"], why["owner"], why["stage"]) == ("closed", second, "mql")
         assert [m["type"] for m in why["moves"]] == [
@@ -179,7 +193,7 @@ class TestStory:
     async def test_explain_names_where_the_lead_is_after_each_move(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(sla_rules(30), clock=clock)) as client:
+        async with authed(make_app(sla_rules(30), clock=clock)) as client:
             for ident in ("ann", "ben", "cid"):
                 await owner(client, ident, capacity={"max_open": 1})
             await pool(client, "sales", ["ann", "ben", "cid"])
@@ -204,7 +218,7 @@ class TestStory:
             why = await explain(client, lead_id)
             assert (why["status"], why["owner"], why["queue"]) == ("unassigned", None, "unassigned")
             assert why["moves"][-1]["type"] == "lead.queued"
-            assert "by api left it in queue 'unassigned'" in why["summary"]
+            assert f"by {ADMIN_ACTOR} left it in queue 'unassigned'" in why["summary"]
             assert why["summary"].endswith(f"Now in queue 'unassigned': {why['reason']}.")
 
             # the third owner closes their lead: the queue drain places the waiting one with them
@@ -225,7 +239,7 @@ class TestQueueDrain:
         self, make_app: Any, settings: Settings, clock: FakeClock
     ) -> None:
         rules = sla_rules(30)
-        async with AsyncTestClient(make_app(rules, clock=clock)) as client:
+        async with authed(make_app(rules, clock=clock)) as client:
             await owner(client, "ann", capacity={"max_open": 2})
             await pool(client, "sales", ["ann"])
             held = [await post_one(client, lead(n)) for n in (1, 2)]
@@ -255,7 +269,7 @@ class TestQueueDrain:
         self, make_app: Any, clock: FakeClock
     ) -> None:
         clock.advance(hours=7)  # Monday 22:00 UTC
-        async with AsyncTestClient(make_app(THREE_POOLS, clock=clock)) as client:
+        async with authed(make_app(THREE_POOLS, clock=clock)) as client:
             await owner(client, "day", working_hours={"mon-fri": "09:00-17:00"})
             await pool(client, "day-shift", ["day"])
             back = clock.now + timedelta(hours=5)
@@ -288,7 +302,7 @@ class TestQueueDrain:
     async def test_a_lead_queued_after_a_breach_never_goes_back_to_who_breached_it(
         self, make_app: Any, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(sla_rules(1), clock=clock)) as client:
+        async with authed(make_app(sla_rules(1), clock=clock)) as client:
             await owner(client, "ann")
             await pool(client, "sales", ["ann"])
             placed = await post_one(client, lead(1))
@@ -330,7 +344,7 @@ class TestDecay:
     async def test_an_mql_whose_engagement_decays_becomes_a_lead_and_keeps_its_owner(
         self, make_app: Any, settings: Settings, clock: FakeClock
     ) -> None:
-        async with AsyncTestClient(make_app(STAGED, clock=clock)) as client:
+        async with authed(make_app(STAGED, clock=clock)) as client:
             await owner(client, "ann")
             await pool(client, "sales", ["ann"])
             lead_id = (await post_one(client, lead(1)))["lead_id"]
@@ -372,7 +386,7 @@ class TestLog:
     """The log is append-only, readable after a sequence number, and migrated for old leads."""
 
     async def test_events_cannot_be_changed(self, make_app: Any, settings: Settings) -> None:
-        async with AsyncTestClient(make_app(sla_rules(30))) as client:
+        async with authed(make_app(sla_rules(30))) as client:
             await owner(client, "ann")
             await pool(client, "sales", ["ann"])
             await post_one(client, lead(1))
@@ -385,7 +399,7 @@ class TestLog:
     ) -> None:
         from leadroute.workflow.log import events_after
 
-        async with AsyncTestClient(make_app(sla_rules(30))) as client:
+        async with authed(make_app(sla_rules(30))) as client:
             await owner(client, "ann")
             await pool(client, "sales", ["ann"])
             for n in range(3):
@@ -490,7 +504,7 @@ class TestAdmission:
         served = Served(tmp_path / "serve.log", settings, rules_path=str(rules), max_in_flight="1")
         try:
             served.wait_ready()
-            async with httpx.AsyncClient(base_url=served.base, timeout=30) as http:
+            async with httpx.AsyncClient(base_url=served.base, timeout=30, headers=AUTH) as http:
                 posted = await http.post("/v1/leads", json=lead(1))
                 assert posted.status_code == 201, posted.text
                 lead_id = posted.json()["lead_id"]
@@ -528,7 +542,7 @@ class TestAdmission:
         )
         try:
             served.wait_ready()
-            async with httpx.AsyncClient(base_url=served.base, timeout=30) as http:
+            async with httpx.AsyncClient(base_url=served.base, timeout=30, headers=AUTH) as http:
                 lead_id = (await http.post("/v1/leads", json=lead(1))).json()["lead_id"]
                 async with connection(settings) as conn, conn.transaction():
                     await conn.execute("SELECT 1 FROM leads WHERE id = $1 FOR UPDATE", uuid.UUID(lead_id))

@@ -1,5 +1,6 @@
-"""The Litestar application: routes, the lifespan that opens PostgreSQL and Redis, and the one
-exception handler (errors become problems in :mod:`leadroute.api.problems`)."""
+"""The Litestar application: routes, the lifespan that opens PostgreSQL and Redis, the one
+exception handler (errors become problems in :mod:`leadroute.api.problems`), and access: every
+``/v1`` route needs a key with the scope :data:`leadroute.access.ROUTE_SCOPES` gives it."""
 
 from __future__ import annotations
 
@@ -15,16 +16,28 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 from litestar.plugins.prometheus import PrometheusConfig
 from redis.asyncio import Redis
 
+from leadroute.access import COMPONENTS as ACCESS_COMPONENTS
+from leadroute.access import (
+    AccessMiddleware,
+    KeyCache,
+    document_access,
+    provide_actor,
+    provide_x_actor,
+    security_headers,
+    seed_admin_key,
+)
 from leadroute.api.admission import AdmissionControl, InFlight
 from leadroute.api.assignments import AssignmentController
+from leadroute.api.audit import AuditController
 from leadroute.api.deps import provide_connection, provide_runtime
 from leadroute.api.docs_ui import openapi_config, static_router
 from leadroute.api.events import EventController
 from leadroute.api.health import live, ready
+from leadroute.api.keys import KeyController
 from leadroute.api.leads import LeadController
 from leadroute.api.openapi import StrictStructSchemaPlugin
 from leadroute.api.owners import OwnerController, PoolController, RoutingController
-from leadroute.api.problems import problem_response
+from leadroute.api.problems import problem_response, problem_responses
 from leadroute.api.replay import ReplayController
 from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
@@ -66,11 +79,15 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         db = await create_pool(
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
+        # the background work's own two connections: a flood of requests cannot starve the timers
+        background_db = await create_pool(settings.database_url, min_size=1, max_size=2)
         redis: Redis = redis_client(settings.redis_url)
         limits.limiter = RateLimiter(redis, settings.redis_prefix)
         try:
             async with db.acquire() as conn:
                 await migrate(conn)
+                if settings.admin_key is not None:
+                    await seed_admin_key(conn, settings.admin_key)
                 # a rules file changed under a stored version: the last good version, loudly
                 started = await start_ruleset(conn, active_rules, actor=actor("start"))
                 running, ruleset_id = started.ruleset, started.id
@@ -79,11 +96,13 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             app.state.runtime = Runtime(
                 settings=settings,
                 db=db,
+                background_db=background_db,
                 redis=redis,
                 routing=routing,
                 rules=ActiveRuleset(running, ruleset_id),
                 clock=clock,
                 file_conflict=started.file_conflict,
+                keys=KeyCache(ttl=settings.key_cache_seconds),
             )
             log.info(
                 "ruleset %s v%s active (sha256 %s)",
@@ -107,6 +126,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         finally:
             await redis.aclose()
             await db.close()
+            await background_db.close()
             if tracing is not None:
                 tracing.shutdown()  # exports what is buffered
 
@@ -123,7 +143,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
     prometheus = PrometheusConfig(
         app_name="leadroute", prefix="leadroute_http", group_path=True, exclude=["/metrics"]
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             MetricsController,
             static_router(),
@@ -137,24 +157,34 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             ReplayController,
             SimulateController,
             WebhookController,
+            KeyController,
+            AuditController,
             live,
             ready,
         ],
         dependencies={
             "rt": Provide(provide_runtime, sync_to_thread=False),
             "conn": Provide(provide_connection),
+            "actor": Provide(provide_actor, sync_to_thread=False),
+            # rulesets.py names its actor parameter after the header it used to read
+            "x_actor": Provide(provide_x_actor, sync_to_thread=False),
         },
+        before_send=[security_headers],
         lifespan=[lifespan],
         middleware=[
             prometheus.middleware,
             DefineMiddleware(AdmissionControl, gate=InFlight(settings.max_in_flight)),
-            DefineMiddleware(RateLimitMiddleware, limits=limits),
+            DefineMiddleware(RateLimitMiddleware, limits=limits, by="address"),
+            AccessMiddleware,  # 401/403/415 and CORS, before any /v1 handler runs
+            DefineMiddleware(RateLimitMiddleware, limits=limits, by="key"),  # the key, per route scope
         ],
         exception_handlers={Exception: problem_response},  # every error, mapped in one place
         plugins=plugins,
-        openapi_config=openapi_config(),
+        openapi_config=openapi_config(components=ACCESS_COMPONENTS),
         # Logging is the process's (set up by the CLI). Litestar's default replaces the root
         # handlers with a queue whose listener thread does not survive a fork into workers.
         logging_config=None,
         debug=False,
     )
+    document_access(app, problem_responses)  # each /v1 operation's scope, 401, 403 and 415 in /schema
+    return app

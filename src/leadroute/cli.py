@@ -1,4 +1,4 @@
-"""The ``leadroute`` command: serve, migrate, rules check, owners import, webhooks.
+"""The ``leadroute`` command: serve, migrate, rules check, owners import, webhooks, API keys.
 
 Every subcommand that needs the databases uses ``LEADROUTE_DATABASE_URL`` / ``LEADROUTE_REDIS_URL``
 when they are set, and otherwise starts the embedded servers on the data directory.
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  (one statement per subcommand and flag)
     parser = argparse.ArgumentParser(
         prog="leadroute", description=__doc__.splitlines()[0] if __doc__ else None
     )
@@ -128,6 +128,13 @@ def _parser() -> argparse.ArgumentParser:
     rollback.set_defaults(func=_rules_versions, command="rollback")
     listing = rules.add_parser("list", help="the stored ruleset versions; * marks the active one")
     listing.set_defaults(func=_rules_versions, command="list")
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(required=True, metavar="ACTION")
+    from leadroute.access.commands import add_parsers
+
+    add_parsers(keys)
+    for action in keys.choices.values():
+        action.set_defaults(func=_keys)
 
     owners = sub.add_parser("owners", help="manage owners and pools").add_subparsers(
         required=True, metavar="ACTION"
@@ -247,7 +254,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     )
     with _servers(settings, share=False) as live:
         seed = settings.embedded and settings.seed_demo
-        asyncio.run(_prepare(live, seed_file=settings.demo_owners_file if seed else None))
+        key_dir = settings.data_dir if settings.embedded else None
+        asyncio.run(_prepare(live, seed_file=settings.demo_owners_file if seed else None, key_dir=key_dir))
         from leadroute.rulesets.commands import check_serve_version
 
         # A file changed under a stored version: the instances serve the last good (active stored)
@@ -273,14 +281,34 @@ async def _connection(dsn: str | None) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-async def _prepare(settings: Settings, *, seed_file: Path | None) -> None:
-    """Migrate, and seed the demo owners when asked and the database has none yet."""
+async def _prepare(settings: Settings, *, seed_file: Path | None, key_dir: Path | None = None) -> None:
+    """Migrate, seed the demo owners when asked and the database has none yet, and with
+    ``key_dir`` (the embedded default) make the first admin key when there is no key at all."""
+    from leadroute.access import first_start_key, seed_admin_key
+    from leadroute.store.keys import any_keys
     from leadroute.store.migrate import migrate
     from leadroute.store.owners_file import import_owners, load_owners_file
     from leadroute.store.queries import QUERIES
 
     async with _connection(settings.database_url) as conn:
         await migrate(conn)
+        if settings.admin_key is not None:
+            await seed_admin_key(conn, settings.admin_key)
+        elif key_dir is not None and (path := await first_start_key(conn, key_dir)) is not None:
+            # stderr, once (not the log: log files are kept); the file is mode 0600
+            print(
+                "leadroute: no API keys yet: created an admin key, shown this once:\n"
+                f"  {path.read_text().strip()}\n"
+                f"  it is also in {path} (readable by you only):\n"
+                f'  curl -H "Authorization: Bearer $(cat {path})" ...\n'
+                "  make narrower keys with `leadroute keys create --name NAME --scope SCOPE`",
+                file=sys.stderr,
+            )
+        elif key_dir is None and not await any_keys(conn):
+            log.warning(
+                "no API keys: every /v1 request will be refused. Create one with `leadroute keys create "
+                "--name NAME --scope admin`, or set LEADROUTE_ADMIN_KEY (docs/security.md)"
+            )
         if seed_file is not None and not await conn.fetchval(QUERIES["owners_exist"]):
             owners, pools = await import_owners(conn, load_owners_file(seed_file))
             log.info(
@@ -289,6 +317,22 @@ async def _prepare(settings: Settings, *, seed_file: Path | None) -> None:
                 pools,
                 seed_file,
             )
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.access.commands import run_keys
+    from leadroute.store.migrate import migrate
+
+    if args.keys_action == "generate":  # no database needed
+        return asyncio.run(run_keys(None, args))  # type: ignore[arg-type]
+
+    async def run(dsn: str | None) -> int:
+        async with _connection(dsn) as conn:
+            await migrate(conn)
+            return await run_keys(conn, args)
+
+    with _servers(settings) as live:
+        return asyncio.run(run(live.database_url))
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -356,6 +400,7 @@ def _rules_schema(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _owners_import(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.access.commands import cli_actor
     from leadroute.store.migrate import migrate
     from leadroute.store.owners_file import import_owners, load_owners_file
 
@@ -364,7 +409,7 @@ def _owners_import(settings: Settings, args: argparse.Namespace) -> int:
     async def run(dsn: str | None) -> tuple[int, int]:
         async with _connection(dsn) as conn:
             await migrate(conn)
-            return await import_owners(conn, data)
+            return await import_owners(conn, data, actor=cli_actor())
 
     with _servers(settings) as live:
         owners, pools = asyncio.run(run(live.database_url))

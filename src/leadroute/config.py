@@ -169,6 +169,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The SMTP password."""
     smtp_starttls: bool = True
     """Upgrade the SMTP connection with STARTTLS before logging in and sending."""
+    admin_key: str | None = msgspec.field(default=None)
+    """An admin API key (``lr_live_<8 hex>_<secret of 32+ characters>``, e.g. from ``leadroute keys
+    generate``) that every instance stores at start: for deployments that take their first key
+    from a secret store, and for tests. Unset with no keys at all: the embedded default's first
+    ``leadroute serve`` makes one and writes it to ``<data_dir>/admin.key`` (docs/security.md)."""
+    key_cache_seconds: float = 5.0
+    """Seconds an instance trusts a key it verified without asking PostgreSQL again: the bound on
+    how long a revocation or rotation takes to reach every instance (0: ask every request)."""
 
     @property
     def rescore_every(self) -> timedelta:
@@ -248,6 +256,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         parse_limit(self.rate_limit_address, setting=f"{PREFIX}RATE_LIMIT_ADDRESS")
         parse_scope_limits(self.rate_limits, setting=f"{PREFIX}RATE_LIMITS")
         self._validate_outbound()
+        self._validate_access()
         if self.database_url is not None and not self.database_url.startswith(
             ("postgres://", "postgresql://")
         ):
@@ -291,6 +300,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             from leadroute.outbound._templates import load_templates
 
             load_templates(self.alert_templates)
+
+    def _validate_access(self) -> None:
+        if self.key_cache_seconds < 0:
+            raise SettingsError(
+                f"{PREFIX}KEY_CACHE_SECONDS: must be 0 (no cache) or a positive number of seconds"
+            )
+        if self.admin_key is not None:
+            from leadroute.access._tokens import parse_key  # only when set: keeps the CLI light
+
+            if parse_key(self.admin_key) is None:
+                raise SettingsError(
+                    f"{PREFIX}ADMIN_KEY: expected lr_live_<8 hex digits>_<secret of 32+ URL-safe characters> "
+                    "(make one with `leadroute keys generate`)"
+                )
 
 
 # Kubernetes service links (https://kubernetes.io/docs/concepts/services-networking/service/

@@ -49,11 +49,13 @@ __all__ = [
     "CommandError",
     "EmbeddedServersError",
     "FieldError",
+    "Forbidden",
     "IdempotencyConflict",
     "InvalidLead",
     "LeadrouteError",
     "MalformedBody",
     "MigrationError",
+    "NotAuthenticated",
     "NotCurrentOwner",
     "NotFound",
     "Overloaded",
@@ -65,6 +67,7 @@ __all__ = [
     "SettingsError",
     "UnknownOwner",
     "UnknownOwners",
+    "UnsupportedMediaType",
     "WorkflowConflict",
 ]
 
@@ -86,6 +89,8 @@ class ClientError(LeadrouteError):
     status = 400
     kind = "bad-request"
     title = "Bad request"
+    headers: dict[str, str] | None = None
+    """Response headers the answer carries (``WWW-Authenticate`` on a 401)."""
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -102,6 +107,52 @@ class NotFound(ClientError):
         self, what: str, ident: str, *, detail: str | None = None, errors: list[dict[str, Any]] | None = None
     ) -> None:
         super().__init__(detail or f"no {what} with id {ident!r}", errors=errors)
+
+
+class NotAuthenticated(ClientError):
+    """No key, or one that is malformed, unknown, revoked or rotated away: 401.
+
+    The same answer whatever the request names, so it tells nothing about what exists.
+    """
+
+    status = 401
+    kind = "unauthenticated"
+    title = "A valid API key is required"
+
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        super().__init__(detail)
+        # RFC 6750: no error code when no credentials were sent at all
+        self.headers = {"WWW-Authenticate": "Bearer" + (f' error="{error}"' if error else "")}
+
+
+class Forbidden(ClientError):
+    """A valid key that may not do this (its scopes, or the origin it was sent from): 403.
+
+    Decided before the route runs, so a lead id that does not exist is a 403 too, never a 404.
+    """
+
+    status = 403
+    kind = "forbidden"
+    title = "This key may not do this"
+
+    def __init__(self, detail: str, *, scope: str | None = None) -> None:
+        super().__init__(detail)
+        challenge = 'Bearer error="insufficient_scope"' + (f' scope="{scope}"' if scope else "")
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class UnsupportedMediaType(ClientError):
+    """A body that is not JSON sent to a JSON route (a form post, ``text/plain``): 415."""
+
+    status = 415
+    kind = "unsupported-media-type"
+    title = "Unsupported media type"
+
+    def __init__(self, got: str) -> None:
+        super().__init__(
+            f"this route takes application/json bodies, not {got[:100]!r}",
+            errors=[{"field": "Content-Type", "message": "must be application/json"}],
+        )
 
 
 class IdempotencyConflict(ClientError):

@@ -43,6 +43,9 @@ _POSTGRES_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # class 57: admin/crash shutdown
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
+    # a pooled connection left mid-operation when the server went away ("cannot switch to state
+    # ...; another operation is in progress"): the connection is broken, not the request
+    asyncpg.exceptions.InternalClientError,
 )
 _REDIS_DOWN: tuple[type[BaseException], ...] = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 

@@ -11,6 +11,7 @@ from typing import Protocol
 import asyncpg
 from redis.asyncio import Redis
 
+from leadroute.access import KeyCache
 from leadroute.config import Settings
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
@@ -47,6 +48,7 @@ class Runtime:
 
     settings: Settings
     db: asyncpg.Pool
+    """Connections for requests."""
     redis: Redis
     routing: Router
     rules: ActiveRuleset
@@ -57,5 +59,14 @@ class Runtime:
     file_conflict: str | None = None
     """Why this instance does not run its rules file (changed under a stored version), if so: it
     runs the last good version, and ``/health/ready`` says so (``store.rulesets.start_ruleset``)."""
+    keys: KeyCache = field(default_factory=lambda: KeyCache(ttl=5.0))
+    """Verified API keys, remembered for ``settings.key_cache_seconds`` (the lifespan sets it)."""
+    background_db: asyncpg.Pool | None = None
+    """Connections of the background work (SLA timers, queue drain, decay) of its own, so that an
+    instance flooded with requests still fires its timers (None: it shares :attr:`db`)."""
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this instance freed routing capacity: the queue drain runs without waiting its interval."""
+
+    def pool(self, *, background: bool = False) -> asyncpg.Pool:
+        """The connections for requests, or for the background work."""
+        return (self.background_db or self.db) if background else self.db

@@ -148,6 +148,7 @@ def _uvicorn(app: Any, settings: Settings) -> uvicorn.Server:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        server_header=False,  # no "server: uvicorn" banner on responses
         log_config=None,  # uvicorn's loggers go to the root handler the CLI set up: one format
         lifespan="on",
         timeout_graceful_shutdown=math.ceil(settings.drain_seconds),

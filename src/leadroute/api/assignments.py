@@ -56,10 +56,14 @@ class AssignmentController(Controller):
 
     @post("/{lead_id:uuid}/accept", status_code=200, summary="The owner accepts the lead", responses=_ACTION)
     async def accept(
-        self, rt: NamedDependency[Runtime], lead_id: FromPath[uuid.UUID], data: JSONBody[AcceptBody]
+        self,
+        rt: NamedDependency[Runtime],
+        actor: NamedDependency[str],
+        lead_id: FromPath[uuid.UUID],
+        data: JSONBody[AcceptBody],
     ) -> LeadState:
         """Stop the SLA clock: the lead is ``accepted``. Only its current owner may accept it."""
-        return await accept(rt, lead_id, data.owner_id)
+        return await accept(rt, lead_id, data.owner_id, actor=actor)
 
     @post(
         "/{lead_id:uuid}/reassign",
@@ -70,6 +74,7 @@ class AssignmentController(Controller):
     async def reassign(
         self,
         rt: NamedDependency[Runtime],
+        actor: NamedDependency[str],
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[ReassignBody | None] = None,
     ) -> LeadState:
@@ -79,14 +84,15 @@ class AssignmentController(Controller):
         nobody eligible the lead goes to the fallback queue, and the answer says why.
         """
         body = data or ReassignBody()
-        return await reassign(rt, lead_id, body.owner_id, body.reason)
+        return await reassign(rt, lead_id, body.owner_id, body.reason, actor=actor)
 
     @post("/{lead_id:uuid}/close", status_code=200, summary="Close the lead", responses=_ACTION)
     async def close(
         self,
         rt: NamedDependency[Runtime],
+        actor: NamedDependency[str],
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[CloseBody | None] = None,
     ) -> LeadState:
         """The lead is ``closed``: its SLA timer stops and its owner's capacity is freed."""
-        return await close(rt, lead_id, (data or CloseBody()).reason)
+        return await close(rt, lead_id, (data or CloseBody()).reason, actor=actor)

@@ -13,6 +13,7 @@ from typing import Final
 
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
@@ -22,10 +23,12 @@ STATIC_PATH: Final = "/schema/static"
 _FILES: Final = Path(__file__).parent / "static"
 
 
-def openapi_config() -> OpenAPIConfig:
-    """The OpenAPI document at ``/schema``, rendered by Swagger UI (the default page) and ReDoc."""
+def openapi_config(*, components: Components | list[Components] | None = None) -> OpenAPIConfig:
+    """The OpenAPI document at ``/schema``, rendered by Swagger UI (the default page) and ReDoc;
+    ``components``: shared parts of the document (the bearer security scheme)."""
     return OpenAPIConfig(
         title="leadroute",
+        components=components or [],
         version="1",
         path="/schema",
         description=(

@@ -44,9 +44,11 @@ class EventAnswer(Struct, kw_only=True):
     ruleset_sha256: str
 
 
-async def record(rt: Runtime, body: bytes, idempotency_key: str | None) -> Response[EventAnswer]:
+async def record(
+    rt: Runtime, body: bytes, idempotency_key: str | None, *, actor: str
+) -> Response[EventAnswer]:
     """Record the event; 201 with the answer, or 200 with the first answer for a retry."""
-    result = await record_event(rt, body, idempotency_key)
+    result = await record_event(rt, body, idempotency_key, actor=actor)
     answer = msgspec.convert(result.response, EventAnswer)  # the workflow answers with a dict
     return Response(answer, status_code=201 if result.created else 200)
 
@@ -69,6 +71,7 @@ class EventController(Controller):
         self,
         request: Request[Any, Any, Any],
         rt: NamedDependency[Runtime],
+        actor: NamedDependency[str],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EventAnswer]:
         """Store the event, rescore the lead with decay, requalify it, and route it if its stage rose.
@@ -77,4 +80,4 @@ class EventController(Controller):
         both, an email that is not that lead's is a 422 on ``email``. A retry with the same
         ``Idempotency-Key`` (or ``event_id``) returns the first answer with 200.
         """
-        return await record(rt, await request.body(), idempotency_key)
+        return await record(rt, await request.body(), idempotency_key, actor=actor)

@@ -47,10 +47,11 @@ class LeadController(Controller):
         self,
         request: Request[Any, Any, Any],
         rt: NamedDependency[Runtime],
+        actor: NamedDependency[str],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Decision]:
         """Score, qualify and route one lead; a retry with the same key returns the first decision."""
-        result = await submit_lead(rt, await request.body(), idempotency_key)
+        result = await submit_lead(rt, await request.body(), idempotency_key, actor=actor)
         if not result.created:
             return Response(result.decision, status_code=200)
         return Response(result.decision, status_code=202 if result.decision.status == "pending" else 201)

@@ -47,6 +47,8 @@ PathId = Annotated[
 ]
 """An owner or pool id in the path: the same rule as the ids stored (a bad one is a 400)."""
 Conn = NamedDependency[PooledConnection]
+Actor = NamedDependency[str]
+"""Who makes the change (``key:<id>``); recorded in the audit trail with it."""
 Rt = NamedDependency[Runtime]
 
 
@@ -133,24 +135,30 @@ class OwnerController(Controller):
         return await store.get_owner(conn, owner_id)
 
     @put("/{owner_id:str}", summary="Create or replace an owner", responses=_WRITE)
-    async def put_owner(self, conn: Conn, owner_id: PathId, data: JSONBody[OwnerBody]) -> Owner:
+    async def put_owner(self, conn: Conn, actor: Actor, owner_id: PathId, data: JSONBody[OwnerBody]) -> Owner:
         """Create the owner, or replace its fields; sending the same body twice changes nothing."""
-        return await store.replace_owner(conn, owner_id, _sent(data))
+        return await store.replace_owner(conn, owner_id, _sent(data), actor=actor)
 
     @patch("/{owner_id:str}", summary="Change some fields of an owner (e.g. deactivate)", responses=_WRITE)
-    async def patch_owner(self, conn: Conn, owner_id: PathId, data: JSONBody[OwnerPatch]) -> Owner:
+    async def patch_owner(
+        self, conn: Conn, actor: Actor, owner_id: PathId, data: JSONBody[OwnerPatch]
+    ) -> Owner:
         """Change only the given fields; ``{"active": false}`` takes the owner out of routing."""
-        return await store.update_owner(conn, owner_id, _sent(data))
+        return await store.update_owner(conn, owner_id, _sent(data), actor=actor)
 
     @put("/{owner_id:str}/working-hours", summary="Set an owner's working hours", responses=_WRITE)
-    async def put_hours(self, conn: Conn, owner_id: PathId, data: JSONBody[WorkingHoursBody]) -> Owner:
+    async def put_hours(
+        self, conn: Conn, actor: Actor, owner_id: PathId, data: JSONBody[WorkingHoursBody]
+    ) -> Owner:
         """Weekday spans in the owner's timezone (``{"mon-fri": "09:00-18:00"}``); null: always."""
-        return await store.update_owner(conn, owner_id, _sent(data))
+        return await store.update_owner(conn, owner_id, _sent(data), actor=actor)
 
     @put("/{owner_id:str}/out-of-office", summary="Set an owner's out-of-office ranges", responses=_WRITE)
-    async def put_out_of_office(self, conn: Conn, owner_id: PathId, data: JSONBody[OutOfOfficeBody]) -> Owner:
+    async def put_out_of_office(
+        self, conn: Conn, actor: Actor, owner_id: PathId, data: JSONBody[OutOfOfficeBody]
+    ) -> Owner:
         """Replace the ranges: dates (whole days in the owner's timezone) or datetimes; [] clears."""
-        return await store.update_owner(conn, owner_id, _sent(data))
+        return await store.update_owner(conn, owner_id, _sent(data), actor=actor)
 
 
 class PoolController(Controller):
@@ -168,15 +176,15 @@ class PoolController(Controller):
         return await store.get_pool(conn, pool_id)
 
     @put("/{pool_id:str}", summary="Create or replace a pool", responses=_WRITE)
-    async def put_pool(self, conn: Conn, pool_id: PathId, data: JSONBody[PoolBody]) -> Pool:
+    async def put_pool(self, conn: Conn, actor: Actor, pool_id: PathId, data: JSONBody[PoolBody]) -> Pool:
         """Create the pool or replace its members and settings; members must exist, and the
         fallback chain may not loop (422 naming ``fallback`` and the loop)."""
-        return await store.replace_pool(conn, pool_id, _sent(data))
+        return await store.replace_pool(conn, pool_id, _sent(data), actor=actor)
 
     @patch("/{pool_id:str}", summary="Change some fields of a pool", responses=_WRITE)
-    async def patch_pool(self, conn: Conn, pool_id: PathId, data: JSONBody[PoolPatch]) -> Pool:
+    async def patch_pool(self, conn: Conn, actor: Actor, pool_id: PathId, data: JSONBody[PoolPatch]) -> Pool:
         """Change only the given fields (``members`` replaces the member list)."""
-        return await store.update_pool(conn, pool_id, _sent(data))
+        return await store.update_pool(conn, pool_id, _sent(data), actor=actor)
 
 
 class RoutingController(Controller):

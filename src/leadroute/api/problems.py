@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
@@ -41,6 +42,7 @@ __all__ = [
     "PROBLEM_BASE",
     "PROBLEM_MEDIA_TYPE",
     "Problem",
+    "ProblemResponses",
     "problem_for",
     "problem_response",
     "problem_responses",
@@ -133,6 +135,8 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
     """The app's one exception handler: ``exc`` as a problem+json response."""
     problem = problem_for(exc)
     headers = exc.headers if isinstance(exc, HTTPException) and exc.status_code == 405 else None
+    if isinstance(exc, ClientError):
+        headers = exc.headers  # WWW-Authenticate on a 401 or 403
     if isinstance(exc, Overloaded):
         headers = {"Retry-After": str(exc.retry_after)}
     elif problem.status == 503 and (down := dependency_down(exc)) is not None:
@@ -146,6 +150,8 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
 
 _DESCRIPTIONS = {
     400: "The request is malformed: not JSON, a wrong type, an unknown or missing field",
+    401: "No API key, or one that is not valid (``Authorization: Bearer <key>``)",
+    403: "The key does not have the scope this route needs, or not for this origin",
     404: "Nothing has this id",
     409: "The request conflicts with what is stored",
     413: "The body is larger than this route takes",
@@ -153,6 +159,10 @@ _DESCRIPTIONS = {
     422: "The request is well-formed but cannot be applied; ``errors`` names the field or rule",
     503: "A dependency does not answer",
 }
+
+
+ProblemResponses = Callable[..., dict[int, ResponseSpec]]
+"""The type of :func:`problem_responses` (``leadroute.access`` takes it, so it needs no import of this)."""
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:

@@ -2,8 +2,8 @@
 
 Versions are immutable once stored (see :mod:`leadroute.store.rulesets`). Activation and rollback
 switch every instance of the fleet within a second (PostgreSQL NOTIFY plus a poll), and this
-instance before it answers. Who did it is taken from the optional ``X-Actor`` header (free text,
-recorded with the version or activation; leadroute has no user accounts).
+instance before it answers. Who did it is recorded with the version or activation: the API key
+(``key:<id>``), with the person of the optional ``X-Actor`` header (``leadroute.access``).
 
 Each handler is one call into :mod:`leadroute.rulesets.admin`; a rule file (YAML body) reaches it
 as a :class:`RuleFile` (body, media type and ``X-Ruleset-Name``), read by the ``rule_file``
@@ -13,12 +13,12 @@ dependency.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from leadroute.api.bodies import parsed_body
 from leadroute.api.problems import problem_responses
@@ -39,7 +39,8 @@ __all__ = ["MAX_RULESET_BYTES", "RulesetController"]
 
 MAX_RULESET_BYTES = 1024 * 1024
 
-Actor = Annotated[str | None, HeaderParameter(name="X-Actor", max_length=200, required=False)]
+Actor = NamedDependency[str | None]
+"""Who acts: ``key:<id>``, with the ``X-Actor`` header's person (``leadroute.access.provide_actor``)."""
 Rt = NamedDependency[Runtime]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Literal
 
 import msgspec
 from litestar.enums import ScopeType
@@ -18,15 +18,12 @@ from litestar.types import (
 )
 from redis.exceptions import RedisError
 
+from leadroute.access import required_scope
 from leadroute.limits import Limit, RateLimiter, Verdict
 
 __all__ = ["RateLimitMiddleware", "RateLimits"]
 
 log = logging.getLogger(__name__)
-
-IDENTITY: Final = "leadroute.identity"
-"""Where the access middleware leaves the caller's ``(key id, scope of the route)`` in the ASGI
-scope's ``state``, once the key is verified; the per-key bucket uses it."""
 
 
 class RateLimits:
@@ -63,12 +60,29 @@ def _refusal(verdict: Verdict) -> tuple[HTTPResponseStartEvent, HTTPResponseBody
     return start, {"type": "http.response.body", "body": body, "more_body": False}
 
 
-class RateLimitMiddleware:
-    """ASGI middleware: admit the request against its buckets, or answer 429 with ``Retry-After``."""
+def _tightest(
+    headers: list[tuple[bytes, bytes]], ours: list[tuple[bytes, bytes]], remaining: int
+) -> list[tuple[bytes, bytes]]:
+    """The response's headers with the ``RateLimit-*`` set of the tighter bucket: the address's
+    (added last, as its stage wraps the key's) or the key's, whichever has less room left."""
+    theirs = {name: value for name, value in headers if name.startswith(b"ratelimit-")}
+    if theirs and int(theirs.get(b"ratelimit-remaining", b"0")) <= remaining:
+        return headers
+    return [(name, value) for name, value in headers if not name.startswith(b"ratelimit-")] + ours
 
-    def __init__(self, app: ASGIApp, *, limits: RateLimits) -> None:
+
+class RateLimitMiddleware:
+    """ASGI middleware: admit the request against its buckets, or answer 429 with ``Retry-After``.
+
+    ``by="address"`` runs before the access check (so a flood of bad keys is limited too);
+    ``by="key"`` after it, on the verified key and the scope of the route it calls (a key id is
+    public: counting unverified ones would let anyone spend another client's limit).
+    """
+
+    def __init__(self, app: ASGIApp, *, limits: RateLimits, by: Literal["address", "key"]) -> None:
         self.app = app
         self.limits = limits
+        self.by = by
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limiter = self.limits.limiter
@@ -76,14 +90,14 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         buckets: list[tuple[str, Limit]] = []
-        if self.limits.per_address is not None and scope.get("client"):
-            address = scope["client"][0]  # type: ignore[index]
-            buckets.append((limiter.bucket("address", address), self.limits.per_address))
-        identity = scope.get("state", {}).get(IDENTITY)
-        if identity is not None:
-            key_id, route_scope = identity
-            if (limit := self.limits.for_scope(route_scope)) is not None:
-                buckets.append((limiter.bucket("key", f"{key_id}:{route_scope}"), limit))
+        if self.by == "address":
+            if self.limits.per_address is not None and scope.get("client"):
+                address = scope["client"][0]  # type: ignore[index]
+                buckets.append((limiter.bucket("address", address), self.limits.per_address))
+        elif (principal := scope.get("auth")) is not None:
+            route_scope = required_scope(scope["method"], scope.get("path_template", ""))
+            if route_scope is not None and (limit := self.limits.for_scope(route_scope)) is not None:
+                buckets.append((limiter.bucket("key", f"{principal.key_id}:{route_scope}"), limit))
         try:
             verdict = await limiter.admit(buckets)
         except RedisError:  # unreachable: admit (the outage is the dependency checks' to report)
@@ -100,7 +114,7 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                message["headers"] = _tightest(list(message.get("headers", [])), extra, verdict.remaining)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

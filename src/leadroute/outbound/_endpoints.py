@@ -13,6 +13,10 @@ only when made (create, rotate).
 A new endpoint starts at the current end of the log: it gets the events that come after it, never
 the history (redeliver a range for that). Events that happen while an endpoint is disabled are not
 queued for it; deliveries already pending wait and go out when it is enabled again.
+
+Why one module of ~410 lines: endpoints, their secrets and their delivery log are one table
+family whose rules (read-only connectors, rotation, what redelivery may touch) are checked
+together; the sending and the relay are elsewhere.
 """
 
 from __future__ import annotations

@@ -43,18 +43,12 @@ async def connect(dsn: str, *, timeout: float = 60) -> asyncpg.Connection:  # no
     return conn
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Nothing to reset when a pooled connection is released (asyncpg still rolls back an open
-    transaction first). Its default reset runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
-    RESET ALL`` on every release: one more round trip per request. No pooled connection ever
-    holds session state: advisory locks are transaction-scoped, LISTEN and session-level locks
-    (ruleset sync, routing rebuild) use connections of their own (:func:`connect`), and nothing
-    runs ``SET``."""
-    del conn
-
-
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    """A pool whose connections have the JSON codecs installed and are not reset on release.
+    """A pool whose connections have the JSON codecs installed.
+
+    asyncpg's reset query runs on every release (a round trip). Skipping it was measured and
+    withdrawn: the reset is also what finds a connection a server shutdown left half-broken, and
+    without it such a connection went back to the pool and failed the next request.
 
     A pooled connection that PostgreSQL closed (a restart, ``pg_terminate_backend``) is replaced
     when it is next acquired (asyncpg checks ``is_closed()`` on acquire), so a server restart is
@@ -69,7 +63,6 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
-        reset=_keep_session,
         command_timeout=30,
         timeout=5,
     )

@@ -22,6 +22,7 @@ import msgspec
 from leadroute.errors import NotFound
 from leadroute.routing.eligibility import normalize_absences, normalize_hours, valid_timezone
 from leadroute.store._fields import Id, InvalidField, Skill, checked, no_nul
+from leadroute.store.audit import audit
 from leadroute.store.db import Connection
 from leadroute.store.pools import (
     POOL_CHECKED_FIELDS,
@@ -197,18 +198,21 @@ async def get_owner(conn: Connection, owner_id: str) -> Owner:
     return owner_from_row(row)
 
 
-async def replace_owner(conn: Connection, owner_id: str, fields: Mapping[str, Any]) -> Owner:
-    """Create the owner or replace every field (absent ones take their defaults)."""
+async def replace_owner(conn: Connection, owner_id: str, fields: Mapping[str, Any], *, actor: str) -> Owner:
+    """Create the owner or replace every field (absent ones take their defaults); audited."""
     owner = checked(OwnerIn, {**fields, "id": owner_id})
-    return owner_from_row(await put_owner(conn, owner))
+    async with conn.transaction():
+        await audit(conn, actor, "owner.put", f"owner:{owner_id}", {"fields": sorted(fields)})
+        return owner_from_row(await put_owner(conn, owner))
 
 
-async def update_owner(conn: Connection, owner_id: str, changes: Mapping[str, Any]) -> Owner:
-    """Change only the fields in ``changes`` (read, merged and written under a row lock)."""
+async def update_owner(conn: Connection, owner_id: str, changes: Mapping[str, Any], *, actor: str) -> Owner:
+    """Change only the fields in ``changes`` (read, merged and written under a row lock); audited."""
     async with conn.transaction():
         row = await conn.fetchrow(QUERIES["routing_owner_lock"], owner_id)
         if row is None:
             raise NotFound("owner", owner_id)
+        await audit(conn, actor, "owner.patch", f"owner:{owner_id}", {"fields": sorted(changes)})
         shown = msgspec.to_builtins(owner_from_row(row))
         current = {k: v for k, v in shown.items() if k not in {"created_at", "updated_at"}}
         owner = checked(OwnerIn, current | dict(changes))

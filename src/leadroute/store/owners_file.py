@@ -47,6 +47,7 @@ from leadroute.rules._yaml import (
     unknown_key,
     validation_path,
 )
+from leadroute.store.audit import audit
 from leadroute.store.db import Connection
 from leadroute.store.owners import (
     POOL_CHECKED_FIELDS,
@@ -310,8 +311,9 @@ def _cell_count_problem(cells: int, columns: int) -> str:
     return f"{found}; give every column a cell, leaving it empty (two commas in a row) for the default"
 
 
-async def import_owners(conn: Connection, data: OwnersFile) -> tuple[int, int]:
-    """Load an owners file in one transaction; importing twice changes nothing.
+async def import_owners(conn: Connection, data: OwnersFile, *, actor: str = "system") -> tuple[int, int]:
+    """Load an owners file in one transaction; importing twice changes nothing. The audit trail
+    records ``actor`` importing the file, with the owners and pools it names.
 
     A pool that cannot be saved (unknown member or escalation target, a fallback loop) is an
     :class:`OwnersFileError` naming the file and where the pool was written, when it came from one.
@@ -327,6 +329,11 @@ async def import_owners(conn: Connection, data: OwnersFile) -> tuple[int, int]:
                     created.append(pool_id)
                 await conn.execute(QUERIES["routing_pool_members_add"], pool_id, members)
             await save_pools(conn, data.pools, created=created)
+            detail = {
+                "owners": [o.id for o in data.owners],
+                "pools": sorted({p.id for p in data.pools} | set(data.memberships)),
+            }
+            await audit(conn, actor, "owners.import", f"file:{data.origin or '-'}", detail)
     except PoolError as exc:
         if data.origin is None:
             raise

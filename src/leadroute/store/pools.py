@@ -16,6 +16,7 @@ import msgspec
 from leadroute.errors import NotFound, PoolError, UnknownOwners
 from leadroute.routing.placement import MAX_FALLBACK_HOPS
 from leadroute.store._fields import Id, Skill, checked, no_nul
+from leadroute.store.audit import audit
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 from leadroute.structs import Struct
@@ -231,19 +232,21 @@ async def get_pool(conn: Connection, pool_id: str) -> Pool:
     return _pool_from_row(rows[0])
 
 
-async def replace_pool(conn: Connection, pool_id: str, fields: Mapping[str, Any]) -> Pool:
-    """Create the pool or replace its members and settings, checked by :func:`save_pools`."""
+async def replace_pool(conn: Connection, pool_id: str, fields: Mapping[str, Any], *, actor: str) -> Pool:
+    """Create the pool or replace its members and settings, checked by :func:`save_pools`; audited."""
     pool = checked(PoolIn, {**fields, "id": pool_id})
     async with conn.transaction():
         await save_pools(conn, [pool])
+        await audit(conn, actor, "pool.put", f"pool:{pool_id}", {"fields": sorted(fields)})
         return await get_pool(conn, pool_id)
 
 
-async def update_pool(conn: Connection, pool_id: str, changes: Mapping[str, Any]) -> Pool:
-    """Change only the pool fields in ``changes`` (``members`` replaces the member list)."""
+async def update_pool(conn: Connection, pool_id: str, changes: Mapping[str, Any], *, actor: str) -> Pool:
+    """Change only the pool fields in ``changes`` (``members`` replaces the member list); audited."""
     async with conn.transaction():
         await lock_pools(conn)  # read, merge and write with no other pool save in between
         current = msgspec.to_builtins(await get_pool(conn, pool_id))
         pool = checked(PoolIn, current | dict(changes))
         await save_pools(conn, [pool])
+        await audit(conn, actor, "pool.patch", f"pool:{pool_id}", {"fields": sorted(changes)})
         return await get_pool(conn, pool_id)

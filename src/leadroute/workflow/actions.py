@@ -185,8 +185,11 @@ def _owner_actor(owner_id: str) -> str:
     return f"owner:{owner_id}"
 
 
-async def accept(rt: Runtime, lead_id: uuid.UUID, owner_id: str) -> LeadState:
-    """The current owner accepts the lead: the SLA clock stops. Accepting again answers the same."""
+async def accept(rt: Runtime, lead_id: uuid.UUID, owner_id: str, *, actor: str | None = None) -> LeadState:
+    """The current owner accepts the lead: the SLA clock stops. Accepting again answers the same.
+
+    ``actor`` is who made the call (the API's ``key:<id>``); by default the owner itself.
+    """
 
     async def step(ch: Change) -> LeadState:
         lead, current = await lock(ch.conn, lead_id)
@@ -216,10 +219,12 @@ async def accept(rt: Runtime, lead_id: uuid.UUID, owner_id: str) -> LeadState:
         )
         return await view(ch.conn, lead_id)
 
-    return await run(rt, step, actor=_owner_actor(owner_id))
+    return await run(rt, step, actor=actor or _owner_actor(owner_id))
 
 
-async def reassign(rt: Runtime, lead_id: uuid.UUID, owner_id: str | None, reason: str | None) -> LeadState:
+async def reassign(
+    rt: Runtime, lead_id: uuid.UUID, owner_id: str | None, reason: str | None, *, actor: str = "api"
+) -> LeadState:
     """Move the lead to ``owner_id``, or to the next eligible owner of its pool (never the current
     one, nor anyone who let its SLA run out). Nobody eligible: the fallback queue, with the reason.
 
@@ -262,10 +267,10 @@ async def reassign(rt: Runtime, lead_id: uuid.UUID, owner_id: str | None, reason
         )
         return await view(ch.conn, lead_id)
 
-    return await run(rt, step, actor="api")
+    return await run(rt, step, actor=actor)
 
 
-async def close(rt: Runtime, lead_id: uuid.UUID, reason: str | None) -> LeadState:
+async def close(rt: Runtime, lead_id: uuid.UUID, reason: str | None, *, actor: str = "api") -> LeadState:
     """Close the lead: its timer stops and its owner's slot is freed. Closing again answers the same."""
 
     async def step(ch: Change) -> LeadState:
@@ -285,4 +290,4 @@ async def close(rt: Runtime, lead_id: uuid.UUID, reason: str | None) -> LeadStat
         )
         return await view(ch.conn, lead_id)
 
-    return await run(rt, step, actor="api")
+    return await run(rt, step, actor=actor)

@@ -40,14 +40,14 @@ __all__ = ["drain_queues"]
 
 async def drain_queues(rt: Runtime, *, limit: int) -> int:
     """Offer up to ``limit`` waiting leads again, oldest first; returns how many were placed."""
-    async with rt.db.acquire() as conn:
+    async with rt.pool(background=True).acquire() as conn:
         queues = [r["queue"] for r in await conn.fetch(QUERIES["drain_queues"])]
     placed_count = 0
     tries = 0
     for queue in queues:  # the queue whose oldest lead has waited longest first
         while tries < limit:
             tries += 1
-            outcome = await run(rt, functools.partial(_drain_one, queue=queue))
+            outcome = await run(rt, functools.partial(_drain_one, queue=queue), background=True)
             if outcome is None:  # empty, drained by another instance right now, or nobody can take it
                 break
             placed_count += outcome

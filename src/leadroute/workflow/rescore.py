@@ -185,7 +185,7 @@ async def requalify_due(rt: Runtime, *, limit: int) -> int:
             await requalify(ch, row=row, active=active, evaluation=evaluation, cause="decay", event_id=None)
             return True
 
-        result = await run(rt, step)
+        result = await run(rt, step, background=True)
         if result is None:
             break
         changed += int(result)

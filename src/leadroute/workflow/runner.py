@@ -28,6 +28,7 @@ from typing import TypeVar
 import redis.exceptions
 
 from leadroute.errors import Overloaded
+from leadroute.outage import dependency_down
 from leadroute.routing import Assignment, Release, RoutingStateLost
 from leadroute.runtime import Runtime
 from leadroute.store.db import Connection
@@ -122,30 +123,42 @@ class Change:
 
 
 @contextlib.asynccontextmanager
-async def _connection(rt: Runtime) -> AsyncIterator[Connection]:
+async def _connection(rt: Runtime, *, background: bool) -> AsyncIterator[Connection]:
     """A pooled connection, or :class:`Overloaded` when none is free within the acquire timeout:
     the client is answered 503 at once instead of queueing behind every other request."""
+    pool = rt.pool(background=background)
     try:
-        conn = await rt.db.acquire(timeout=rt.settings.db_acquire_timeout)
+        conn = await pool.acquire(timeout=rt.settings.db_acquire_timeout)
     except TimeoutError:
         raise Overloaded from None
     try:
         yield conn
+    except BaseException as exc:
+        if dependency_down(exc) == "postgres":
+            # the connection broke under us (a restart, a shutdown): never hand it out again
+            conn.terminate()
+        raise
     finally:
-        await rt.db.release(conn)
+        await pool.release(conn)
 
 
 async def run(
-    rt: Runtime, step: Callable[[Change], Awaitable[T]], *, actor: str = SYSTEM, now: datetime | None = None
+    rt: Runtime,
+    step: Callable[[Change], Awaitable[T]],
+    *,
+    actor: str = SYSTEM,
+    now: datetime | None = None,
+    background: bool = False,
 ) -> T:
     """Run ``step`` in one transaction and settle its routing capacity (see the module docstring).
 
     Whatever ``step`` raises rolls the transaction back and gives its claims back; a
     ``RoutingStateLost`` runs it again (up to :data:`STATE_LOST_RETRIES` times). ``now``: the
-    step's instant (default: the runtime's clock when the step starts).
+    step's instant (default: the runtime's clock when the step starts). ``background``: the
+    background work's own connections (timers, drain, decay), not the requests'.
     """
     for attempt in range(STATE_LOST_RETRIES):
-        async with _connection(rt) as conn:
+        async with _connection(rt, background=background) as conn:
             change = Change(rt, conn, now or rt.clock(), actor)
             try:
                 with span("commit"):  # the whole transaction: routing's claim, the writes, COMMIT

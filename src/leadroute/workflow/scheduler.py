@@ -99,7 +99,7 @@ async def _fire_one(rt: Runtime, now: datetime, seen: list[int]) -> int | None:
         return timer["id"], lead is not None and await _breach(ch, timer=timer, lead=lead)
 
     try:
-        fired = await run(rt, step, now=now)
+        fired = await run(rt, step, now=now, background=True)
     except Exception as exc:
         if timer_id is None:
             raise
@@ -115,7 +115,7 @@ async def _fire_one(rt: Runtime, now: datetime, seen: list[int]) -> int | None:
 
 async def _failed(rt: Runtime, timer_id: int, error: str, now: datetime) -> None:
     """Count a failed attempt and put the timer off (1, 2, 4 ... 60 minutes); it stays pending."""
-    async with rt.db.acquire() as conn:
+    async with rt.pool(background=True).acquire() as conn:
         attempts = await conn.fetchval(QUERIES["sla_timer_failed"], timer_id, error, now, MAX_RETRY_MINUTES)
     log.error(
         "SLA timer %d could not fire (%s, attempt %s); it will be tried again", timer_id, error, attempts
@@ -236,7 +236,7 @@ async def background_pass(rt: Runtime) -> None:
         ("queue drain", "placed", lambda: drain_queues(rt, limit=settings.drain_batch)),
         ("decay", "changed stage", lambda: requalify_due(rt, limit=settings.drain_batch)),
     )
-    async with rt.db.acquire() as conn:
+    async with rt.pool(background=True).acquire() as conn:
         METRICS.queue_depth.set(await conn.fetchval(QUERIES["queue_depth"]))
     for name, verb, work in parts:
         try:

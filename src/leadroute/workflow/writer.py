@@ -5,6 +5,11 @@
 running SLA timer, ends the current assignment and frees its owner's slot, writes the new
 assignment and the lead row, starts the new owner's timer, and appends the move to the log
 (``lead.assigned``, ``lead.reassigned``, ``lead.escalated`` or ``lead.queued``).
+:func:`record_new_lead` writes what those two write for a new lead, in one statement.
+
+Why one module of ~420 lines: it is the one writer, so every rule about what a change writes
+(states, waiting, SLA timers, the payloads of the log) is in one place; splitting the new-lead
+statement from the generic path would put the same rules in two.
 """
 
 from __future__ import annotations

@@ -1,0 +1,186 @@
+"""Who may call a ``/v1`` route, and from where: one ASGI middleware, run after routing.
+
+For a ``/v1`` request, in this order:
+
+1. A CORS preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) carries
+   no key, so it is answered 204 with CORS headers when some live key lists the origin, and 403
+   (no CORS headers: the browser stops) otherwise.
+2. ``Authorization: Bearer <key>`` must name a live key: else 401 with ``WWW-Authenticate``.
+3. The key must hold the route's scope (:data:`leadroute.access.ROUTE_SCOPES`; ``admin`` holds
+   all): else 403. A route missing from the table is refused to every key.
+4. A request with an ``Origin`` (a browser) must come from one of the key's origins (or the
+   service's own): else 403. Allowed ones get ``Access-Control-Allow-Origin`` on the response;
+   never ``Allow-Credentials``: leadroute uses no cookies.
+5. A body sent to a JSON route must say ``application/json``: else 415 (a form post or a
+   ``text/plain`` fetch is not a lead). A body without ``Content-Type`` is parsed as JSON.
+
+All of it happens before the route's handler runs, so a wrong key learns nothing about what
+exists (an unknown lead id is a 401 or 403 like any other). The answer's actor (``key:<id>``,
+plus ``X-Actor`` when sent) is put in the scope's ``user`` for :func:`provide_actor`.
+Responses everywhere get the headers of :func:`security_headers`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from litestar.datastructures import Headers, MutableScopeHeaders
+from litestar.enums import ScopeType
+
+from leadroute.access._scopes import NON_JSON_BODIES, grants, required_scope
+from leadroute.errors import Forbidden, NotAuthenticated, UnsupportedMediaType
+
+if TYPE_CHECKING:
+    from litestar import Request
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+    from leadroute.access._cache import KeyCache, Principal
+
+__all__ = ["AccessMiddleware", "actor_of", "provide_actor", "provide_x_actor", "security_headers"]
+
+log = logging.getLogger(__name__)
+
+ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Actor"
+PREFLIGHT_MAX_AGE = "600"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_PERSON = re.compile(r"[^\w@.+\- ]+")
+PERSON_MAX = 64
+"""``X-Actor`` is kept to this many characters of letters, digits, ``@ . + - _`` and spaces."""
+
+
+def actor_of(key_id: str, person: str | None) -> str:
+    """``key:<id>``, with the ``X-Actor`` person when given: ``key:ab12cd34 (jane@corp.example)``.
+
+    The person is free text from the client, so it is cut down to harmless characters: it ends
+    up in the event log, the audit trail and the explain text.
+    """
+    cleaned = " ".join(_PERSON.sub("", person or "").split())[:PERSON_MAX].strip()
+    return f"key:{key_id} ({cleaned})" if cleaned else f"key:{key_id}"
+
+
+def provide_actor(request: Request[Any, Any, Any]) -> str:
+    """The dependency handlers take as ``actor``: who is making this change."""
+    actor: str = request.scope.get("user") or "api"  # the middleware sets it
+    return actor
+
+
+def provide_x_actor(request: Request[Any, Any, Any]) -> str:
+    """:func:`provide_actor` under the parameter name the rulesets handlers use (``x_actor``)."""
+    return provide_actor(request)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _own_origin(scope: Scope, headers: Headers) -> str:
+    return f"{scope.get('scheme', 'http')}://{headers.get('host', '')}"
+
+
+class AccessMiddleware:
+    """The access checks of the module docstring, for every route under ``/v1``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers.from_scope(scope)
+        method: str = scope["method"]
+        origin = headers.get("origin")
+        runtime = scope["litestar_app"].state.runtime
+        keys: KeyCache = runtime.keys
+        if method == "OPTIONS" and origin is not None and "access-control-request-method" in headers:
+            await self._preflight(keys, runtime.db, origin, send)
+            return
+        principal = await self._authenticate(keys, runtime.db, headers.get("authorization"))
+        template: str = scope.get("path_template", "")
+        if method != "OPTIONS":
+            needed = required_scope(method, template)
+            if needed is None:
+                log.error("%s %s has no scope in ROUTE_SCOPES: refused to every key", method, template)
+                raise Forbidden("this route is not open to any key")
+            if not grants(principal.scopes, needed):
+                raise Forbidden(f"this key does not have the {needed!r} scope", scope=needed)
+        cors_origin = None
+        if origin is not None and origin != _own_origin(scope, headers):
+            if origin not in principal.origins:
+                raise Forbidden("this key may not be used from this origin")
+            cors_origin = origin
+        if method in _BODY_METHODS and (method, template) not in NON_JSON_BODIES:
+            content_type = headers.get("content-type")
+            if content_type is not None and not _is_json(content_type):
+                raise UnsupportedMediaType(content_type)
+        scope["auth"] = principal
+        scope["user"] = actor_of(principal.key_id, headers.get("x-actor"))
+        if cors_origin is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableScopeHeaders.from_message(message)
+                out["Access-Control-Allow-Origin"] = cors_origin
+                out.add("Vary", "Origin")
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    @staticmethod
+    async def _authenticate(keys: KeyCache, db: Any, authorization: str | None) -> Principal:
+        if not authorization:
+            raise NotAuthenticated("send an API key: Authorization: Bearer <key>", error=None)
+        kind, _, token = authorization.partition(" ")
+        if kind.lower() != "bearer" or not token.strip():
+            raise NotAuthenticated("send an API key: Authorization: Bearer <key>", error="invalid_request")
+        principal = await keys.verify(db, token.strip())
+        if principal is None:
+            raise NotAuthenticated("the API key is not valid (unknown, revoked or rotated)")
+        return principal
+
+    @staticmethod
+    async def _preflight(keys: KeyCache, db: Any, origin: str, send: Send) -> None:
+        if not await keys.origin_allowed(db, origin):
+            raise Forbidden("no key may be used from this origin")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 204,
+                "headers": [
+                    (b"access-control-allow-origin", origin.encode("latin-1")),
+                    (b"access-control-allow-methods", b"GET, POST, PUT, PATCH, DELETE"),
+                    (b"access-control-allow-headers", ALLOWED_HEADERS.encode()),
+                    (b"access-control-max-age", PREFLIGHT_MAX_AGE.encode()),
+                    (b"vary", b"Origin"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+"""API answers are data, never pages: nothing may load, run or frame them."""
+
+
+async def security_headers(message: Message, scope: Scope) -> None:
+    """The app's ``before_send`` hook: security headers on every response.
+
+    ``/schema`` keeps no CSP (its documentation pages load scripts); ``/v1`` answers are never
+    cached (they hold personal data and change).
+    """
+    if message["type"] != "http.response.start":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Referrer-Policy"] = "no-referrer"
+    path: str = scope.get("path", "")
+    if not path.startswith("/schema"):
+        headers["Content-Security-Policy"] = API_CSP
+    if path.startswith("/v1/"):
+        headers["Cache-Control"] = "no-store"

@@ -1,0 +1,110 @@
+"""Scopes, and the one table that says which scope each ``/v1`` route needs.
+
+To audit who can do what, read :data:`ROUTE_SCOPES`: every ``/v1`` route is a row, keyed by
+method and path template (as Litestar routes it, path parameters without their types). The
+access middleware looks the request's route up here; a ``/v1`` route missing from the table is
+refused to everyone (403) and fails ``tests/test_access.py``, so a new route cannot ship open.
+``/health/*`` and ``/schema`` are outside ``/v1`` and open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
+from typing import Final, Literal, get_args
+
+__all__ = [
+    "ADMIN",
+    "NON_JSON_BODIES",
+    "ORIGIN_PATTERN",
+    "ROUTE_SCOPES",
+    "SCOPES",
+    "Scope",
+    "grants",
+    "required_scope",
+]
+
+Scope = Literal[
+    "leads:write",
+    "leads:read",
+    "assignments:write",
+    "rules:write",
+    "rules:activate",
+    "routing:admin",
+    "admin",
+]
+SCOPES: Final[tuple[Scope, ...]] = get_args(Scope)
+ADMIN: Final = "admin"
+"""Keys, the audit trail; and it implies every other scope."""
+
+# fmt: off
+ROUTE_SCOPES: Final[Mapping[tuple[str, str], Scope]] = MappingProxyType({
+    # intake: what a web form posts (safe in a browser with the key's CORS origins)
+    ("POST",   "/v1/leads"):                            "leads:write",
+    ("POST",   "/v1/events"):                           "leads:write",
+    # a lead as stored: personal data
+    ("GET",    "/v1/leads/{lead_id}"):                  "leads:read",
+    ("GET",    "/v1/leads/{lead_id}/explain"):          "leads:read",
+    # the sales workflow
+    ("POST",   "/v1/assignments/{lead_id}/accept"):     "assignments:write",
+    ("POST",   "/v1/assignments/{lead_id}/reassign"):   "assignments:write",
+    ("POST",   "/v1/assignments/{lead_id}/close"):      "assignments:write",
+    # rulesets: read, upload, try out
+    ("GET",    "/v1/rulesets"):                         "rules:write",
+    ("GET",    "/v1/rulesets/active"):                  "rules:write",
+    ("GET",    "/v1/rulesets/{version}"):               "rules:write",
+    ("POST",   "/v1/rulesets"):                         "rules:write",
+    ("POST",   "/v1/rulesets/validate"):                "rules:write",
+    ("POST",   "/v1/rulesets/replay"):                  "rules:write",
+    ("POST",   "/v1/simulate"):                         "rules:write",
+    # rulesets: change what decides leads
+    ("POST",   "/v1/rulesets/{version}/activate"):      "rules:activate",
+    ("POST",   "/v1/rulesets/rollback"):                "rules:activate",
+    # owners, pools and routing state
+    ("GET",    "/v1/owners"):                           "routing:admin",
+    ("GET",    "/v1/owners/{owner_id}"):                "routing:admin",
+    ("PUT",    "/v1/owners/{owner_id}"):                "routing:admin",
+    ("PATCH",  "/v1/owners/{owner_id}"):                "routing:admin",
+    ("PUT",    "/v1/owners/{owner_id}/working-hours"):  "routing:admin",
+    ("PUT",    "/v1/owners/{owner_id}/out-of-office"):  "routing:admin",
+    ("GET",    "/v1/pools"):                            "routing:admin",
+    ("GET",    "/v1/pools/{pool_id}"):                  "routing:admin",
+    ("PUT",    "/v1/pools/{pool_id}"):                  "routing:admin",
+    ("PATCH",  "/v1/pools/{pool_id}"):                  "routing:admin",
+    ("GET",    "/v1/routing/state"):                    "routing:admin",
+    ("POST",   "/v1/routing/rebuild"):                  "routing:admin",
+    # outbound: webhook endpoints (their signing secrets), CRM connectors, the delivery log
+    ("GET",    "/v1/webhooks"):                         "admin",
+    ("POST",   "/v1/webhooks"):                         "admin",
+    ("GET",    "/v1/webhooks/{endpoint_id}"):           "admin",
+    ("PATCH",  "/v1/webhooks/{endpoint_id}"):           "admin",
+    ("DELETE", "/v1/webhooks/{endpoint_id}"):           "admin",
+    ("POST",   "/v1/webhooks/{endpoint_id}/rotate"):    "admin",
+    ("GET",    "/v1/webhooks/{endpoint_id}/deliveries"): "admin",
+    ("GET",    "/v1/webhooks/{endpoint_id}/attempts"):  "admin",
+    ("POST",   "/v1/webhooks/{endpoint_id}/redeliver"): "admin",
+    # keys and the audit trail
+    ("GET",    "/v1/keys"):                             "admin",
+    ("POST",   "/v1/keys"):                             "admin",
+    ("GET",    "/v1/keys/{key_id}"):                    "admin",
+    ("POST",   "/v1/keys/{key_id}/rotate"):             "admin",
+    ("DELETE", "/v1/keys/{key_id}"):                    "admin",
+    ("GET",    "/v1/audit"):                            "admin",
+})
+# fmt: on
+
+ORIGIN_PATTERN: Final = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"
+"""A browser origin a key may be used from: scheme, host and port, no path or trailing slash."""
+
+NON_JSON_BODIES: Final = frozenset({("POST", "/v1/rulesets"), ("POST", "/v1/rulesets/validate")})
+"""Routes whose body is a YAML rule file; every other ``/v1`` body must be JSON (else 415)."""
+
+
+def required_scope(method: str, path_template: str) -> Scope | None:
+    """The scope a route needs; None for a route missing from the table (refused to everyone)."""
+    return ROUTE_SCOPES.get((method, path_template))
+
+
+def grants(held: Collection[str], needed: Scope) -> bool:
+    """Whether a key with scopes ``held`` may use a route needing ``needed`` (admin may do all)."""
+    return needed in held or ADMIN in held
