@@ -1,9 +1,5 @@
 -- Outbound (leadroute.outbound): endpoints, the relay's cursor, deliveries and their attempts.
 
--- name: outbound_log_end
--- The sequence number of the last event committed so far (0: none): a new endpoint starts after it.
-SELECT coalesce(max(id), 0) FROM lead_events;
-
 -- name: outbound_endpoint_insert
 -- A new endpoint; returns it.
 INSERT INTO outbound_endpoints (id, kind, url, description, events, secrets, enabled, start_after,

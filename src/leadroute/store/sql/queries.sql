@@ -15,19 +15,6 @@ ON CONFLICT DO NOTHING;
 -- The ids of every pool.
 SELECT id FROM pools;
 
--- name: ruleset_record
--- Record a loaded ruleset (idempotent on version + checksum); returns its id.
-WITH ins AS (
-    INSERT INTO rulesets (version, sha256, description, source, path)
-    VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (version, sha256) DO NOTHING
-    RETURNING id
-)
-SELECT id FROM ins
-UNION ALL
-SELECT id FROM rulesets WHERE version = $1 AND sha256 = $2
-LIMIT 1;
-
 -- name: idempotency_claim
 -- Claim a key; returns nothing when another request holds or held it (waits for it to finish).
 INSERT INTO idempotency_keys (scope, key, fingerprint)
@@ -42,7 +29,6 @@ SELECT fingerprint, response FROM idempotency_keys WHERE scope = $1 AND key = $2
 -- name: idempotency_complete
 -- Store the response given for a claimed key.
 UPDATE idempotency_keys SET lead_id = $3, response = $4 WHERE scope = $1 AND key = $2;
-
 
 -- name: decision_insert
 -- One decision about a lead; returns its id.
@@ -59,17 +45,6 @@ SELECT id, created_at, updated_at, stage, score, status, owner_id, pool_id, norm
 -- name: lead_events
 -- A lead's events, oldest first.
 SELECT id, kind, received_at, occurred_at FROM lead_events WHERE lead_id = $1 ORDER BY id;
-
--- name: lead_assignments
--- A lead's assignments, oldest first.
-SELECT owner_id, pool_id, status, queue, reason, created_at, ended_at
-  FROM assignments WHERE lead_id = $1 ORDER BY id;
-
--- name: lead_decisions
--- A lead's decisions, oldest first.
-SELECT id, decided_at, ruleset_version, ruleset_sha256, score, groups, matched, stage,
-       qualification_rule, routing_rule, pool_id, owner_id, explanation
-  FROM decisions WHERE lead_id = $1 ORDER BY id;
 
 -- name: lead_decision_latest
 -- A lead's latest decision: its current score and stage, and the rules behind them.

@@ -75,17 +75,10 @@ UPDATE leads SET status = $2, owner_id = $3, pool_id = $4, updated_at = $5 WHERE
 -- Only the lead's workflow state.
 UPDATE leads SET status = $2, updated_at = $3 WHERE id = $1;
 
-
 -- name: workflow_targets
 -- The routing targets of the lead's latest decision (a reassignment tries them again).
 SELECT explanation -> 'routing' -> 'targets' AS targets
   FROM decisions WHERE lead_id = $1 ORDER BY id DESC LIMIT 1;
-
--- name: workflow_steps
--- The workflow steps of a lead (routing, SLA and assignment events) with their details.
-SELECT id, kind, received_at, payload FROM lead_events
- WHERE lead_id = $1 AND (kind LIKE 'assignment.%' OR kind LIKE 'sla.%' OR kind = 'lead.routed')
- ORDER BY id;
 
 -- name: workflow_assignments
 -- Every assignment of a lead with its workflow fields, oldest first.
