@@ -26,9 +26,9 @@ import msgspec
 
 from leadroute.errors import IdempotencyConflict
 from leadroute.intake import normalize, parse_lead
-from leadroute.models import Decision
-from leadroute.runtime import Runtime
-from leadroute.scoring import evaluate
+from leadroute.models import Decision, LeadIn, NormalizedLead
+from leadroute.runtime import ActiveRuleset, Runtime
+from leadroute.scoring import Evaluation, evaluate
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 from leadroute.telemetry import METRICS, span
@@ -37,7 +37,16 @@ from leadroute.workflow.rescore import rescore_at
 from leadroute.workflow.runner import Change, run
 from leadroute.workflow.writer import REDIS_DOWN, NewLead, pending_placement, record_new_lead
 
-__all__ = ["IntakeResult", "Replayed", "fingerprint", "replayed", "submit_lead"]
+__all__ = [
+    "IntakeResult",
+    "Prepared",
+    "Replayed",
+    "fingerprint",
+    "prepare_lead",
+    "record_lead",
+    "replayed",
+    "submit_lead",
+]
 
 SCOPE = "lead"
 _canonical = msgspec.json.Encoder(order="sorted").encode
@@ -76,10 +85,20 @@ async def replayed(conn: Connection, scope: str, key: str | None, body_print: st
     return Replayed(row["response"])
 
 
-async def submit_lead(
-    rt: Runtime, body: bytes, idempotency_key: str | None, *, actor: str = "api"
-) -> IntakeResult:
-    """Run one lead event through the workflow; raises InvalidLead or IdempotencyConflict."""
+class Prepared(msgspec.Struct, frozen=True, kw_only=True):
+    """A lead event after the pure steps (parse, normalize, score): what a transaction writes."""
+
+    body: bytes
+    lead_in: LeadIn
+    lead: NormalizedLead
+    key: str | None
+    body_print: str
+    active: ActiveRuleset
+    evaluation: Evaluation
+
+
+def prepare_lead(rt: Runtime, body: bytes, idempotency_key: str | None) -> Prepared:
+    """The pure steps, outside any transaction; raises InvalidLead."""
     with span("normalize"):
         lead_in = parse_lead(body)
         lead = normalize(lead_in)
@@ -87,65 +106,90 @@ async def submit_lead(
     active = rt.rules  # one reference: the whole request sees one ruleset
     with span("score"):
         evaluation = evaluate(active.ruleset, lead)
-    body_print = fingerprint(body) if key else ""
+    return Prepared(
+        body=body,
+        lead_in=lead_in,
+        lead=lead,
+        key=key,
+        body_print=fingerprint(body) if key else "",
+        active=active,
+        evaluation=evaluation,
+    )
+
+
+async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
+    """Write one prepared lead inside the transaction of ``ch``: the key, the owner, the records.
+
+    A retry of a committed key returns its stored answer (``created=False``); raises
+    IdempotencyConflict when the key was used with another body.
+    """
+    stored = await replayed(ch.conn, SCOPE, p.key, p.body_print)
+    if stored is not None:
+        return IntakeResult(msgspec.convert(stored.response, Decision), created=False)
+    lead, evaluation, active = p.lead, p.evaluation, p.active
+    lead_id = uuid.uuid4()
+    try:
+        with span("route"):
+            placed = ch.claimed(
+                await rt.routing.assign(
+                    ch.conn,
+                    lead_id=lead_id,
+                    company_domain=lead.company_domain,
+                    targets=evaluation.targets,
+                    fallback=evaluation.fallback,
+                    now=ch.now,
+                )
+            )
+        status: Literal["assigned", "unassigned", "pending"] = placed.status
+    except REDIS_DOWN:
+        # Redis cannot be reached: take the lead anyway, routed by the queue drain once it is back
+        placed = pending_placement()
+        status = "pending"
+    ruleset = active.ruleset
+    decision = Decision(
+        lead_id=str(lead_id),
+        score=evaluation.score,
+        groups={name: group.score for name, group in evaluation.groups.items()},
+        stage=evaluation.stage,
+        matched=list(evaluation.hits),
+        pool=placed.pool,
+        owner=placed.owner,
+        status=status,
+        reason=placed.reason,
+        routing_rule=placed.rule if placed.rule is not None else evaluation.routing_rule,
+        ruleset_version=ruleset.version,
+        ruleset_sha256=ruleset.sha256,
+    )
+    await record_new_lead(
+        ch,
+        lead=NewLead(
+            id=lead_id,
+            email=lead.email,
+            company_domain=lead.company_domain,
+            normalized=msgspec.to_builtins(lead),
+            rescore_at=rescore_at(active.ruleset, evaluation, ch.now, rt.settings.rescore_every),
+            received=LeadReceived(body=_any_json(p.body), idempotency_key=p.key),
+            occurred_at=p.lead_in.occurred_at,
+            idempotency_key=p.key,
+        ),
+        active=active,
+        evaluation=evaluation,
+        placed=placed,
+        pending=status == "pending",
+        answer=msgspec.to_builtins(decision) if p.key is not None else None,
+    )
+    ch.after_commit(METRICS.leads.labels(decision.stage, status).inc)
+    return IntakeResult(decision, created=True)
+
+
+async def submit_lead(
+    rt: Runtime, body: bytes, idempotency_key: str | None, *, actor: str = "api"
+) -> IntakeResult:
+    """Run one lead event through the workflow; raises InvalidLead or IdempotencyConflict."""
+    prepared = prepare_lead(rt, body, idempotency_key)
 
     async def step(ch: Change) -> IntakeResult:
-        stored = await replayed(ch.conn, SCOPE, key, body_print)
-        if stored is not None:
-            return IntakeResult(msgspec.convert(stored.response, Decision), created=False)
-        lead_id = uuid.uuid4()
-        try:
-            with span("route"):
-                placed = ch.claimed(
-                    await rt.routing.assign(
-                        ch.conn,
-                        lead_id=lead_id,
-                        company_domain=lead.company_domain,
-                        targets=evaluation.targets,
-                        fallback=evaluation.fallback,
-                        now=ch.now,
-                    )
-                )
-            status: Literal["assigned", "unassigned", "pending"] = placed.status
-        except REDIS_DOWN:
-            # Redis cannot be reached: take the lead anyway, routed by the queue drain once it is back
-            placed = pending_placement()
-            status = "pending"
-        ruleset = active.ruleset
-        decision = Decision(
-            lead_id=str(lead_id),
-            score=evaluation.score,
-            groups={name: group.score for name, group in evaluation.groups.items()},
-            stage=evaluation.stage,
-            matched=list(evaluation.hits),
-            pool=placed.pool,
-            owner=placed.owner,
-            status=status,
-            reason=placed.reason,
-            routing_rule=placed.rule if placed.rule is not None else evaluation.routing_rule,
-            ruleset_version=ruleset.version,
-            ruleset_sha256=ruleset.sha256,
-        )
-        await record_new_lead(
-            ch,
-            lead=NewLead(
-                id=lead_id,
-                email=lead.email,
-                company_domain=lead.company_domain,
-                normalized=msgspec.to_builtins(lead),
-                rescore_at=rescore_at(active.ruleset, evaluation, ch.now, rt.settings.rescore_every),
-                received=LeadReceived(body=_any_json(body), idempotency_key=key),
-                occurred_at=lead_in.occurred_at,
-                idempotency_key=key,
-            ),
-            active=active,
-            evaluation=evaluation,
-            placed=placed,
-            pending=status == "pending",
-            answer=msgspec.to_builtins(decision) if key is not None else None,
-        )
-        ch.after_commit(METRICS.leads.labels(decision.stage, status).inc)
-        return IntakeResult(decision, created=True)
+        return await record_lead(ch, rt, prepared)
 
     with span("intake"):
         return await run(rt, step, actor=actor)
