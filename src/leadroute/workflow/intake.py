@@ -25,8 +25,8 @@ from typing import Any, Literal
 import msgspec
 
 from leadroute.errors import IdempotencyConflict
-from leadroute.intake import normalize, parse_lead
-from leadroute.models import Decision, LeadIn, NormalizedLead
+from leadroute.intake import FieldPolicy, read_lead
+from leadroute.models import Decision, FieldWarning, LeadIn, NormalizedLead
 from leadroute.runtime import ActiveRuleset, Runtime
 from leadroute.scoring import Evaluation, evaluate
 from leadroute.store.db import Connection
@@ -95,13 +95,19 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     body_print: str
     active: ActiveRuleset
     evaluation: Evaluation
+    warnings: list[FieldWarning] = msgspec.field(default_factory=list)
+    """Fields accepted with a problem: in the answer and in ``lead.received``."""
 
 
 def prepare_lead(rt: Runtime, body: bytes, idempotency_key: str | None) -> Prepared:
     """The pure steps, outside any transaction; raises InvalidLead."""
+    settings = rt.settings
+    policy = FieldPolicy(
+        phone=settings.invalid_phone, website=settings.invalid_website, country=settings.invalid_country
+    )
     with span("normalize"):
-        lead_in = parse_lead(body)
-        lead = normalize(lead_in)
+        read = read_lead(body, policy)
+    lead_in, lead = read.lead_in, read.lead
     key = idempotency_key or lead_in.event_id
     active = rt.rules  # one reference: the whole request sees one ruleset
     with span("score"):
@@ -114,6 +120,7 @@ def prepare_lead(rt: Runtime, body: bytes, idempotency_key: str | None) -> Prepa
         body_print=fingerprint(body) if key else "",
         active=active,
         evaluation=evaluation,
+        warnings=read.warnings,
     )
 
 
@@ -159,6 +166,7 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
         routing_rule=placed.rule if placed.rule is not None else evaluation.routing_rule,
         ruleset_version=ruleset.version,
         ruleset_sha256=ruleset.sha256,
+        warnings=p.warnings,
     )
     await record_new_lead(
         ch,
@@ -168,7 +176,7 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
             company_domain=lead.company_domain,
             normalized=msgspec.to_builtins(lead),
             rescore_at=rescore_at(active.ruleset, evaluation, ch.now, rt.settings.rescore_every),
-            received=LeadReceived(body=_any_json(p.body), idempotency_key=p.key),
+            received=LeadReceived(body=_any_json(p.body), idempotency_key=p.key, warnings=p.warnings),
             occurred_at=p.lead_in.occurred_at,
             idempotency_key=p.key,
         ),
