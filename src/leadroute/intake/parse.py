@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import msgspec
@@ -53,14 +54,16 @@ FIELD_ORDER: tuple[str, ...] = tuple(f.name for f in msgspec.structs.fields(Lead
 _RANK = {name: rank for rank, name in enumerate(FIELD_ORDER)}
 
 
-def error_order(field: str) -> tuple[int, int, str]:
+def error_order(field: str, rank: Mapping[str, int] = _RANK) -> tuple[int, str, int, str]:
     """The stable order of errors and warnings in one answer: by the schema's field order
-    (:data:`FIELD_ORDER`); a nested name (``attributes.plan``) right after its parent
-    (``attributes``), nested names sorted by key; anything else (``body``) last. Several problems
-    of one field keep the order they were found in (sort with this key: Python's sort is stable).
+    (``rank``, :data:`FIELD_ORDER` for leads); names the schema does not list (``body``, an
+    unknown event field) after those, by name; a nested name (``attributes.plan``) right after
+    its parent (``attributes``), nested names by key. Several problems of one field keep the order
+    they were found in (sort with this key: Python's sort is stable).
     """
     top, dot, rest = field.partition(".")
-    return (_RANK.get(top, len(FIELD_ORDER)), 1 if dot else 0, rest)
+    known = rank.get(top)
+    return (len(rank), top, 1 if dot else 0, rest) if known is None else (known, "", 1 if dot else 0, rest)
 
 
 class ReadLead(msgspec.Struct, frozen=True):

@@ -16,6 +16,7 @@ import msgspec
 from leadroute.errors import NotFound
 from leadroute.intake import ActivityEventIn, InvalidEvent, normalize_email, parse_event
 from leadroute.intake.errors import FieldError
+from leadroute.intake.events import declared_properties, typed_properties
 from leadroute.models import Activity, NormalizedLead
 from leadroute.runtime import Runtime
 from leadroute.scoring import evaluate
@@ -47,13 +48,10 @@ async def record_event(
     Raises InvalidEvent (bad body, or an email that is not lead_id's lead's), NotFound (no such
     lead) or IdempotencyConflict; in each case nothing is written and the key stays unused.
     """
-    event = parse_event(body, now=rt.clock())  # occurred_at at most a day ahead of the clock
-    email = None
-    if event.email is not None:
-        try:
-            email, _ = normalize_email(event.email)
-        except ValueError as exc:
-            raise InvalidEvent([FieldError("email", str(exc))]) from None
+    declared = declared_properties(rt.rules.ruleset.fields)
+    # occurred_at at most a day ahead of the clock; declared properties of their declared type
+    event = parse_event(body, now=rt.clock(), declared=declared)
+    email = normalize_email(event.email)[0] if event.email is not None else None  # checked: valid
     key = idempotency_key or event.event_id
     body_print = fingerprint(body) if key else ""
 
@@ -64,10 +62,11 @@ async def record_event(
         row = await _lock(ch, event, email)
         lead_id: uuid.UUID = row["id"]
         active = ch.rt.rules  # one reference: the whole step sees one ruleset
-        new = Activity(type=event.type, occurred_at=event.occurred_at, properties=event.properties)
+        properties = typed_properties(event.properties, declared_properties(active.ruleset.fields))
+        new = Activity(type=event.type, occurred_at=event.occurred_at, properties=properties)
         lead = msgspec.convert(row["normalized"], NormalizedLead)
         evaluation = evaluate(
-            active.ruleset, lead, activities=[*await activities(ch, lead_id), new], now=ch.now
+            active.ruleset, lead, activities=[*await activities(ch, lead_id, active.ruleset), new], now=ch.now
         )
         event_id = await ch.emit(
             lead_id,
