@@ -1,6 +1,7 @@
 """An activity event in, a rescored lead out: record it, rescore with decay, requalify, maybe route.
 
-One step of the runner per event: claim the idempotency key (scope ``event``), lock the lead row
+One step of the runner per event: claim the idempotency keys (scope ``event``; the header and
+``event_id`` together, as for leads: :class:`~leadroute.workflow.intake.RequestKeys`), lock the lead row
 (so two events of one lead apply one after the other and each sees the other's activity), append
 ``activity.recorded`` with the points its rules gave, then requalify the lead from its stored
 input and all its activities (:func:`leadroute.workflow.rescore.requalify`).
@@ -21,7 +22,7 @@ from leadroute.models import Activity, NormalizedLead
 from leadroute.runtime import Runtime
 from leadroute.scoring import evaluate
 from leadroute.store.queries import QUERIES
-from leadroute.workflow.intake import fingerprint, replayed
+from leadroute.workflow.intake import RequestKeys, fingerprint, replayed
 from leadroute.workflow.log import ActivityRecorded
 from leadroute.workflow.rescore import activities, requalify
 from leadroute.workflow.runner import Change, run
@@ -52,11 +53,12 @@ async def record_event(
     # occurred_at at most a day ahead of the clock; declared properties of their declared type
     event = parse_event(body, now=rt.clock(), declared=declared)
     email = normalize_email(event.email)[0] if event.email is not None else None  # checked: valid
-    key = idempotency_key or event.event_id
+    keys = RequestKeys(header=idempotency_key, event_id=event.event_id)  # one namespace, header wins
+    key = keys.primary
     body_print = fingerprint(body) if key else ""
 
     async def step(ch: Change) -> EventResult:
-        stored = await replayed(ch.conn, SCOPE, key, body_print)
+        stored = await replayed(ch.conn, SCOPE, keys, body_print)
         if stored is not None:
             return EventResult(stored.response, created=False)
         row = await _lock(ch, event, email)
@@ -104,7 +106,7 @@ async def record_event(
             "ruleset_sha256": evaluation.ruleset_sha256,
         }
         if key is not None:
-            await ch.conn.execute(QUERIES["idempotency_complete"], SCOPE, key, lead_id, response)
+            await ch.conn.execute(QUERIES["idempotency_complete"], SCOPE, keys.all(), lead_id, response)
         return EventResult(response, created=True)
 
     return await run(rt, step, actor=actor)
