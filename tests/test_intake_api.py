@@ -79,8 +79,9 @@ class TestAccountsByRegistrableDomain:
         assert {r["company_domain"]: r["owner_id"] for r in rows}["acme.example"] == first["owner"]
         assert await count(settings, "SELECT count(*) FROM leads WHERE company_domain = 'acme.example'") == 3
         assert settings.redis_url is not None
-        async with Redis.from_url(settings.redis_url, decode_responses=True) as redis:
-            cached = await redis.hgetall(RoutingKeys(settings.redis_prefix).account)
+        async with Redis.from_url(settings.redis_url) as redis:
+            raw = await redis.hgetall(RoutingKeys(settings.redis_prefix).account)
+        cached = {key.decode(): value.decode() for key, value in raw.items()}
         assert cached["acme.example"] == first["owner"]
         assert not any(domain.endswith("sales.acme.example") for domain in cached)
 
