@@ -215,7 +215,8 @@ class FieldError(msgspec.Struct, frozen=True):
 
 
 class InvalidLead(LeadrouteError, ValueError):
-    """A lead that cannot be accepted; ``errors`` lists every bad field, in input order.
+    """A lead that cannot be accepted; ``errors`` lists every bad field, in the schema's field order
+    (``leadroute.intake.order.error_order``).
 
     Also a ``ValueError``: rule-file tests build leads with the intake code and catch it as one.
     """

@@ -4,7 +4,7 @@ An activity event says what a lead did and when: a page view, a form, an email c
 attended. It names its lead by ``lead_id`` or by ``email`` (the newest lead with that address);
 given both, the email must be that lead's (checked when the lead is read, ``workflow.events``).
 Like lead intake, every bad field is reported at once, by name, without echoing its value, in
-one stable order (:func:`~leadroute.intake.parse.error_order` over :data:`EVENT_FIELD_ORDER`;
+one stable order (:func:`~leadroute.intake.order.error_order` over :data:`EVENT_FIELD_ORDER`;
 ``properties.<key>`` by key); nesting is bounded and strings hold no control characters (tab
 and line breaks are allowed in property values, which are free text: :mod:`leadroute.intake.text`).
 
@@ -25,7 +25,7 @@ import msgspec
 
 from leadroute.intake.errors import FieldError, InvalidLead, MalformedBody
 from leadroute.intake.normalize import normalize_email
-from leadroute.intake.parse import error_order
+from leadroute.intake.order import error_order
 from leadroute.intake.text import control_problem, decode_body, printable
 
 __all__ = [

@@ -20,6 +20,7 @@ import pycountry
 from leadroute.config import Handling
 from leadroute.intake.domains import canonical_host, registrable_domain
 from leadroute.intake.errors import FieldError, InvalidLead
+from leadroute.intake.order import error_order
 from leadroute.models import FieldWarning, LeadIn, NormalizedLead
 
 __all__ = [
@@ -103,7 +104,7 @@ def normalize_checked(
     lead: LeadIn, policy: FieldPolicy = DEFAULT_POLICY
 ) -> tuple[NormalizedLead, list[FieldWarning]]:
     """Normalize one parsed lead; the lead and its warnings, or :class:`InvalidLead` naming each
-    bad field (errors and warnings in the order of :data:`~leadroute.intake.parse.FIELD_ORDER`).
+    bad field (both in :func:`~leadroute.intake.order.error_order`).
 
     Strings are trimmed (empty ones become None); names, title and company have inner
     whitespace collapsed; ``source`` and utm fields are lower-cased; a naive ``occurred_at`` is
@@ -153,13 +154,13 @@ def normalize_checked(
     if website is not None:
         company_domain = _website_domain(website)
         if company_domain is None:
-            kept = "kept as sent; company_domain comes from the email"
+            kept = "kept as sent; company_domain comes from a corporate email, if any"
             soft("website", policy.website, _NOT_A_WEBSITE, kept)
     if company_domain is None and not is_free:
         company_domain = _email_account(email_domain)
 
     if errors:
-        raise InvalidLead(errors)
+        raise InvalidLead(sorted(errors, key=lambda e: error_order(e.field)))
 
     occurred_at = lead.occurred_at
     if occurred_at is not None and occurred_at.tzinfo is None:
@@ -189,7 +190,7 @@ def normalize_checked(
         occurred_at=occurred_at,
         attributes=lead.attributes,
     )
-    return normalized, warnings
+    return normalized, sorted(warnings, key=lambda w: error_order(w.field))
 
 
 def normalize_email(value: str) -> tuple[str, str]:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 import typing
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 import msgspec
 
 from leadroute.intake.errors import FieldError, InvalidLead, MalformedBody
 from leadroute.intake.normalize import DEFAULT_POLICY, FieldPolicy, normalize_checked
+from leadroute.intake.order import FIELD_ORDER, error_order
 from leadroute.intake.text import control_problem, decode_body, printable
 from leadroute.models import MAX_ATTRIBUTES, FieldWarning, LeadIn, NormalizedLead
 
@@ -48,22 +48,6 @@ _AttrValue = _AttrScalar | Annotated[list[_AttrScalar], msgspec.Meta(max_length=
 """``models.AttributeValue`` with the size limits applied at intake."""
 
 _MAX_KEY_IN_MESSAGE = 64
-
-FIELD_ORDER: tuple[str, ...] = tuple(f.name for f in msgspec.structs.fields(LeadIn))
-"""The lead contract's fields in the order the schema (and the OpenAPI document) lists them."""
-_RANK = {name: rank for rank, name in enumerate(FIELD_ORDER)}
-
-
-def error_order(field: str, rank: Mapping[str, int] = _RANK) -> tuple[int, str, int, str]:
-    """The stable order of errors and warnings in one answer: by the schema's field order
-    (``rank``, :data:`FIELD_ORDER` for leads); names the schema does not list (``body``, an
-    unknown event field) after those, by name; a nested name (``attributes.plan``) right after
-    its parent (``attributes``), nested names by key. Several problems of one field keep the order
-    they were found in (sort with this key: Python's sort is stable).
-    """
-    top, dot, rest = field.partition(".")
-    known = rank.get(top)
-    return (len(rank), top, 1 if dot else 0, rest) if known is None else (known, "", 1 if dot else 0, rest)
 
 
 class ReadLead(msgspec.Struct, frozen=True):
@@ -88,7 +72,7 @@ def read_lead(body: bytes, policy: FieldPolicy = DEFAULT_POLICY) -> ReadLead:
         errors += invalid.errors
     if errors:
         raise InvalidLead(sorted(errors, key=lambda e: error_order(e.field)))
-    return ReadLead(lead_in, lead, sorted(warnings, key=lambda w: error_order(w.field)))
+    return ReadLead(lead_in, lead, warnings)
 
 
 def parse_lead(body: bytes) -> LeadIn:
