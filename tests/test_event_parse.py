@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -90,3 +91,66 @@ def test_an_event_dated_more_than_a_day_ahead_of_the_clock_is_refused() -> None:
     # Reported with the other bad fields, at once.
     both = b'{"type": "Bad Type", "occurred_at": "9999-12-31T00:00:00Z", "email": "a@b.example"}'
     assert set(fields(both, now=now)) == {"type", "occurred_at"}
+
+
+def with_properties(**properties: object) -> bytes:
+    """An event of a known lead with these properties."""
+    head = {"type": "x", "occurred_at": "2026-11-20T10:00:00Z", "email": "a@b.example"}
+    return json.dumps(head | {"properties": properties}).encode()
+
+
+class TestOneErrorNamesEverything:
+    """An event's errors come in one InvalidEvent, the email and the property types included, in
+    the schema's order (type, occurred_at, event_id, lead_id, email, properties, then unknown
+    fields by name), properties by key."""
+
+    def test_bad_email_with_other_errors(self) -> None:
+        body = (
+            b'{"type": "Page View", "occurred_at": "2026-11-20T10:00:00Z", "email": "nope", "zz": 1, "aa": 2}'
+        )
+        with pytest.raises(InvalidEvent) as info:
+            parse_event(body)
+        assert [e.field for e in info.value.errors] == ["type", "email", "aa", "zz"]
+
+    def test_declared_property_types(self) -> None:
+        declared = {"url": "STRING", "minutes": "FLOAT", "live": "BOOLEAN", "tags": "ARRAY", "at": "DATETIME"}
+        body = with_properties(url=5, minutes="ten", live=1, tags="a", at="yesterday", other={"x": 1})
+        with pytest.raises(InvalidEvent) as info:
+            parse_event(body, declared=declared)
+        errors = {e.field: e.message for e in info.value.errors}
+        assert list(errors) == [
+            "properties.at",
+            "properties.live",
+            "properties.minutes",
+            "properties.other",
+            "properties.tags",
+            "properties.url",
+        ]
+        assert errors["properties.url"] == "must be a string (declared STRING in the ruleset)"
+        assert "declared FLOAT" in errors["properties.minutes"]
+
+    def test_declared_types_accept_their_values_ints_as_floats_and_null(self) -> None:
+        declared = {"url": "STRING", "minutes": "FLOAT", "live": "BOOLEAN", "at": "DATETIME"}
+        body = with_properties(url="/pricing", minutes=45, live=True, at="2026-11-20T10:00:00+01:00", note=5)
+        assert parse_event(body, declared=declared).properties["minutes"] == 45
+        nulls = with_properties(url=None, minutes=2.5)
+        assert parse_event(nulls, declared=declared).properties == {"url": None, "minutes": 2.5}
+
+    def test_true_is_not_a_number(self) -> None:
+        body = with_properties(minutes=True)
+        with pytest.raises(InvalidEvent) as info:
+            parse_event(body, declared={"minutes": "FLOAT"})
+        assert [e.field for e in info.value.errors] == ["properties.minutes"]
+
+
+class TestTypedProperties:
+    """What rules see of stored properties: mismatched declared values are absent."""
+
+    def test_mismatches_are_left_out_and_datetimes_parsed(self) -> None:
+        from leadroute.intake.events import typed_properties
+
+        seen = typed_properties(
+            {"url": 5, "minutes": 3, "note": [1], "at": "2026-11-20T10:00:00Z"},
+            {"url": "STRING", "minutes": "FLOAT", "at": "DATETIME"},
+        )
+        assert seen == {"minutes": 3, "note": [1], "at": datetime(2026, 11, 20, 10, tzinfo=UTC)}

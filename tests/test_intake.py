@@ -8,8 +8,20 @@ from typing import Any
 import msgspec
 import pytest
 
-from leadroute.intake import FieldError, InvalidLead, MalformedBody, normalize, parse_lead
-from leadroute.models import MAX_ATTRIBUTES, LeadIn, NormalizedLead
+from leadroute.intake import (
+    FieldError,
+    FieldPolicy,
+    InvalidLead,
+    MalformedBody,
+    normalize,
+    normalize_checked,
+    parse_lead,
+    read_lead,
+)
+from leadroute.intake.domains import canonical_host, registrable_domain
+from leadroute.models import MAX_ATTRIBUTES, FieldWarning, LeadIn, NormalizedLead
+
+STRICT = FieldPolicy(phone="reject", website="reject", country="reject")
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -24,15 +36,22 @@ def parse_errors(raw: bytes) -> dict[str, str]:
     return {e.field: e.message for e in info.value.errors}
 
 
-def norm(**fields: Any) -> NormalizedLead:
+def norm(policy: FieldPolicy = STRICT, **fields: Any) -> NormalizedLead:
     fields.setdefault("email", "jane@acme.com")
-    return normalize(LeadIn(**fields))
+    return normalize(LeadIn(**fields), policy)
 
 
-def norm_errors(**fields: Any) -> dict[str, str]:
+def norm_errors(policy: FieldPolicy = STRICT, **fields: Any) -> dict[str, str]:
     with pytest.raises(InvalidLead) as info:
-        norm(**fields)
+        norm(policy, **fields)
     return {e.field: e.message for e in info.value.errors}
+
+
+def norm_warnings(**fields: Any) -> tuple[NormalizedLead, dict[str, str]]:
+    """Normalized with the default policy (warn): the lead and its warnings by field."""
+    fields.setdefault("email", "jane@acme.com")
+    lead, warnings = normalize_checked(LeadIn(**fields))
+    return lead, {w.field: w.message for w in warnings}
 
 
 class TestParseAccepts:
@@ -208,13 +227,23 @@ class TestPhone:
         assert (lead.phone, lead.phone_e164) == (phone, e164)
 
     @pytest.mark.parametrize("phone", ["call me", "12345", "(415) 555-2671", "+1 000 000 0000"])
-    def test_unusable_phone_kept_when_email_reaches_the_lead(self, phone: str) -> None:
-        lead = norm(phone=phone)  # no country: national numbers cannot be read
+    def test_unusable_phone_kept_with_a_warning_when_email_reaches_the_lead(self, phone: str) -> None:
+        lead, warnings = norm_warnings(phone=phone)  # no country: national numbers cannot be read
         assert (lead.phone, lead.phone_e164) == (phone, None)
+        assert list(warnings) == ["phone"]
+        assert "kept as sent" in warnings["phone"]
+        assert phone not in warnings["phone"]  # the value is never echoed
+
+    def test_unusable_phone_next_to_an_email_is_an_error_when_the_policy_rejects(self) -> None:
+        assert list(norm_errors(phone="call me")) == ["phone"]
+
+    def test_valid_phone_gives_no_warning(self) -> None:
+        assert norm_warnings(phone="+44 20 7946 0958")[1] == {}
 
     @pytest.mark.parametrize("phone", ["call me", "(415) 555-2671", "+1 000 000 0000"])
     def test_unusable_phone_is_an_error_when_it_is_the_only_contact(self, phone: str) -> None:
-        assert list(norm_errors(email=None, phone=phone)) == ["phone"]
+        lenient = FieldPolicy()  # whatever the policy says
+        assert list(norm_errors(lenient, email=None, phone=phone)) == ["phone"]
 
     def test_unusable_phone_reported_with_a_bad_email(self) -> None:
         assert set(norm_errors(email="nope", phone="nope")) == {"email", "phone"}
@@ -245,21 +274,35 @@ class TestCountry:
     def test_to_alpha_2(self, given: str, code: str) -> None:
         assert norm(country=given).country == code
 
-    def test_unknown(self) -> None:
+    def test_unknown_is_an_error_when_the_policy_rejects(self) -> None:
         assert list(norm_errors(country="Narnia")) == ["country"]
+
+    def test_unknown_is_a_warning_by_default(self) -> None:
+        lead, warnings = norm_warnings(country="Narnia")
+        assert lead.country is None
+        assert list(warnings) == ["country"]
 
 
 class TestCompanyDomain:
-    """The company domain comes from the website, else from a corporate (not free) email."""
+    """The company domain is the registrable domain (Public Suffix List) of the website, else of
+    a corporate (not free) email: every host of one company is one account."""
 
     @pytest.mark.parametrize(
         ("website", "domain"),
         [
             ("https://www.Acme.com/path", "acme.com"),
             ("acme.io", "acme.io"),
-            ("http://sub.acme.co.uk:8080", "sub.acme.co.uk"),
+            ("http://sub.acme.co.uk:8080", "acme.co.uk"),
             ("WWW.ACME.COM.", "acme.com"),
             ("https://acme.com?utm_source=x", "acme.com"),
+            ("shop.acme.co.uk", "acme.co.uk"),  # a two-label public suffix
+            ("https://eu.shop.acme.com.au/", "acme.com.au"),
+            ("sales.acme.example", "acme.example"),  # unknown TLD: the PSL's default rule "*"
+            ("intranet.acme.internal", "acme.internal"),
+            ("acme.github.io", "acme.github.io"),  # PSL private suffix: a company per subdomain
+            ("https://xn--bcher-kva.de", "bücher.de"),  # punycode and Unicode: one form
+            ("https://www.BÜCHER.de/", "bücher.de"),
+            ("shop.xn--p1ai", "shop.рф"),  # an IDN top-level domain
         ],
     )
     def test_from_website(self, website: str, domain: str) -> None:
@@ -268,10 +311,51 @@ class TestCompanyDomain:
 
     @pytest.mark.parametrize(
         "website",
-        ["acme", "ac me.com", "http://acme.com:99999", "ftp://acme.com", "mailto:jane@acme.com", "10.0.0.1"],
+        [
+            "acme",
+            "localhost",
+            "http://localhost:8000",
+            "ac me.com",
+            "http://acme.com:99999",
+            "ftp://acme.com",
+            "mailto:jane@acme.com",
+            "10.0.0.1",  # IP literals are not a company's domain
+            "http://192.168.1.20/form",
+            "http://[2001:db8::1]/",
+            "co.uk",  # a public suffix is nobody's domain
+            "github.io",
+            "acme_corp.com",  # not a host name
+        ],
     )
     def test_garbage_website(self, website: str) -> None:
         assert list(norm_errors(website=website)) == ["website"]
+
+    def test_garbage_website_is_a_warning_by_default_and_the_email_gives_the_domain(self) -> None:
+        lead, warnings = norm_warnings(email="jane@sales.acme.com", website="n/a")
+        assert (lead.website, lead.company_domain) == ("n/a", "acme.com")
+        assert list(warnings) == ["website"]
+
+    @pytest.mark.parametrize(
+        ("email", "domain"),
+        [
+            ("y@sales.acme.example", "acme.example"),
+            ("y@eu.sales.acme.co.uk", "acme.co.uk"),
+            ("y@acme.co.uk", "acme.co.uk"),
+            ("y@mail.bücher.de", "bücher.de"),
+            ("y@mail.xn--bcher-kva.de", "bücher.de"),
+        ],
+    )
+    def test_from_email_subdomains(self, email: str, domain: str) -> None:
+        lead = norm(email=email)
+        assert lead.company_domain == domain
+        assert lead.email_domain == email.split("@")[1].replace("xn--bcher-kva", "bücher")
+
+    def test_free_mail_gives_no_account_even_from_a_subdomain(self) -> None:
+        # today's rule kept: a free-mail address is no company; a host under a free-mail domain
+        # would otherwise make every such lead one "gmail.com" account
+        lead = norm(email="someone@mail.gmail.com")
+        assert lead.company_domain is None
+        assert not lead.is_free_email  # is_free_email still means "this exact domain is free-mail"
 
     def test_website_wins_over_email(self) -> None:
         assert norm(email="jane@acme.com", website="acme.io").company_domain == "acme.io"
@@ -320,6 +404,99 @@ class TestTidyFields:
 
     def test_naive_occurred_at_is_utc(self) -> None:
         assert norm(occurred_at=datetime(2025, 1, 1, 12)).occurred_at == datetime(2025, 1, 1, 12, tzinfo=UTC)
+
+
+class TestDomains:
+    """The Public Suffix List comes from tldextract's bundled snapshot: no network, no cache file."""
+
+    def test_no_network_and_no_files(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+        import socket
+
+        import tldextract
+
+        def refuse(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("the Public Suffix List must not be fetched")
+
+        monkeypatch.setattr(socket.socket, "connect", refuse)
+        monkeypatch.setattr(socket, "create_connection", refuse)
+        monkeypatch.setenv("HOME", str(tmp_path))  # where a default cache would be written
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        fresh = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=())
+        assert fresh("shop.acme.co.uk").suffix == "co.uk"
+        registrable_domain.cache_clear()
+        assert registrable_domain("www.shop.acme.co.uk") == "acme.co.uk"
+        assert list(tmp_path.iterdir()) == []
+
+    @pytest.mark.parametrize(
+        ("host", "canonical"),
+        [
+            ("WWW.Acme.COM.", "www.acme.com"),
+            ("xn--bcher-kva.de", "bücher.de"),
+            ("localhost", None),
+            ("10.0.0.1", None),
+            ("::1", None),
+            ("a..b", None),
+            ("-acme.com", None),
+        ],
+    )
+    def test_canonical_host(self, host: str, canonical: str | None) -> None:
+        assert canonical_host(host) == canonical
+
+    @pytest.mark.parametrize("host", ["co.uk", "com", "github.io"])
+    def test_a_public_suffix_has_no_registrable_domain(self, host: str) -> None:
+        assert registrable_domain(host) is None
+
+
+class TestReadLeadNamesEveryFieldInOneError:
+    """read_lead reports type errors and normalization errors together, in the schema's order."""
+
+    def read_errors(self, raw: bytes, policy: FieldPolicy = STRICT) -> list[str]:
+        with pytest.raises(InvalidLead) as info:
+            read_lead(raw, policy)
+        return [e.field for e in info.value.errors]
+
+    def test_type_errors_and_a_bad_email_together(self) -> None:
+        # msgspec alone would stop at the first; parse then normalize used to stop after parse
+        raw = body(employees="lots", email="not-an-email", title=5)
+        assert self.read_errors(raw) == ["email", "title", "employees"]
+
+    def test_order_is_the_schemas_whatever_the_body_order(self) -> None:
+        fields = {
+            "zz": {"deep": 1},
+            "attributes": {"b": [[1]], "a": {"x": 1}},
+            "country": "Atlantis",
+            "website": "no dots",
+            "annual_revenue": "x",
+            "phone": "call me",
+            "email": "x@",
+            "occurred_at": "yesterday",
+        }
+        expected = [
+            "occurred_at",
+            "email",
+            "phone",
+            "website",
+            "country",
+            "annual_revenue",
+            "attributes.a",
+            "attributes.b",
+            "attributes.zz",
+        ]
+        assert self.read_errors(body(**fields)) == expected
+        assert self.read_errors(body(**dict(reversed(fields.items())))) == expected
+
+    def test_parse_lead_alone_uses_the_same_order(self) -> None:
+        raw = body(utm_source=1, email=2, attributes={"b": {}, "a": {}})
+        assert list(parse_errors(raw)) == ["email", "utm_source", "attributes.a", "attributes.b"]
+
+    def test_warnings_come_back_with_the_lead(self) -> None:
+        read = read_lead(body(email="jane@acme.com", country="Narnia", phone="call me", website="n/a"))
+        assert [w.field for w in read.warnings] == ["phone", "website", "country"]
+        assert all(isinstance(w, FieldWarning) for w in read.warnings)
+        assert (read.lead.email, read.lead.company_domain) == ("jane@acme.com", "acme.com")
+
+    def test_bad_attributes_do_not_hide_other_errors(self) -> None:
+        assert self.read_errors(body(email="x@", plan={"a": 1})) == ["email", "attributes.plan"]
 
 
 class TestNormalizeReportsEveryField:

@@ -26,10 +26,12 @@ import msgspec
 from leadroute.errors import SettingsError
 from leadroute.limits import parse_limit, parse_scope_limits
 
-__all__ = ["PREFIX", "EvaluatorName", "Settings", "SettingsError", "service_links"]
+__all__ = ["PREFIX", "EvaluatorName", "Handling", "Settings", "SettingsError", "service_links"]
 
 PREFIX = "LEADROUTE_"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Handling = Literal["warn", "reject"]
+"""What intake does with a field it cannot use but a lead can live without (docs/intake.md)."""
 EvaluatorName = Literal["compiled", "rule-engine"]
 """How rule expressions are evaluated (``rules.evaluator.evaluator_for`` turns it into one)."""
 
@@ -177,6 +179,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     key_cache_seconds: float = 5.0
     """Seconds an instance trusts a key it verified without asking PostgreSQL again: the bound on
     how long a revocation or rotation takes to reach every instance (0: ask every request)."""
+    invalid_phone: Handling = "warn"
+    """A lead whose phone is not a valid number but whose email is valid: ``warn`` accepts it with
+    a warning naming ``phone`` (kept as sent, no ``phone_e164``); ``reject`` answers 422. Without a
+    valid email an invalid phone is always a 422 (docs/intake.md)."""
+    invalid_website: Handling = "warn"
+    """A website that is not a web address: ``warn`` accepts the lead with a warning (kept as sent,
+    ``company_domain`` from the email); ``reject`` answers 422."""
+    invalid_country: Handling = "warn"
+    """A country that is neither an ISO 3166 code nor a known name: ``warn`` accepts the lead with a
+    warning (stored without a country); ``reject`` answers 422."""
 
     @property
     def rescore_every(self) -> timedelta:

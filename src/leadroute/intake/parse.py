@@ -5,6 +5,10 @@ person fixing a form wants to see all of them at once. So the body is decoded to
 object first, then each known field is converted on its own against its annotated type in
 ``LeadIn``, and every failure is collected before :class:`InvalidLead` is raised.
 
+Then :func:`read_lead` normalizes what parsed (:mod:`leadroute.intake.normalize`) and raises
+ONE :class:`InvalidLead` with the type errors and the normalization errors together (a body
+with a bad ``employees`` and a bad ``email`` names both), sorted by :func:`error_order`.
+
 Keys the CRM contract does not name are kept as extra attributes (merged under an explicit
 ``attributes`` object, which wins on a clash) and checked like them.
 
@@ -21,10 +25,12 @@ from typing import Annotated, Any
 import msgspec
 
 from leadroute.intake.errors import FieldError, InvalidLead, MalformedBody
+from leadroute.intake.normalize import DEFAULT_POLICY, FieldPolicy, normalize_checked
+from leadroute.intake.order import FIELD_ORDER, error_order
 from leadroute.intake.text import control_problem, decode_body, printable
-from leadroute.models import MAX_ATTRIBUTES, LeadIn
+from leadroute.models import MAX_ATTRIBUTES, FieldWarning, LeadIn, NormalizedLead
 
-__all__ = ["parse_lead"]
+__all__ = ["FIELD_ORDER", "ReadLead", "error_order", "parse_lead", "read_lead"]
 
 _DECODER = msgspec.json.Decoder()
 
@@ -44,13 +50,47 @@ _AttrValue = _AttrScalar | Annotated[list[_AttrScalar], msgspec.Meta(max_length=
 _MAX_KEY_IN_MESSAGE = 64
 
 
+class ReadLead(msgspec.Struct, frozen=True):
+    """A lead body read, checked and normalized, with the warnings about fields kept as sent."""
+
+    lead_in: LeadIn
+    lead: NormalizedLead
+    warnings: list[FieldWarning]
+
+
+def read_lead(body: bytes, policy: FieldPolicy = DEFAULT_POLICY) -> ReadLead:
+    """Parse and normalize one lead body; raise ONE :class:`InvalidLead` naming every bad field.
+
+    Type and shape errors (:func:`parse_lead`) and normalization errors (``normalize``: an email
+    that is not an address, a phone when there is no email...) come together, ordered by
+    :func:`error_order`; :class:`MalformedBody` when the body is not a JSON object.
+    """
+    lead_in, errors = _parse(body)
+    try:
+        lead, warnings = normalize_checked(lead_in, policy)
+    except InvalidLead as invalid:
+        errors += invalid.errors
+    if errors:
+        raise InvalidLead(sorted(errors, key=lambda e: error_order(e.field)))
+    return ReadLead(lead_in, lead, warnings)
+
+
 def parse_lead(body: bytes) -> LeadIn:
     """Decode and check one lead event body.
 
     Raises :class:`MalformedBody` when the body is not a JSON object, and
-    :class:`InvalidLead` listing every bad field otherwise. Empty numeric fields
-    (``""``) count as absent. A lead needs an ``email`` or a ``phone`` (reported on ``email``).
+    :class:`InvalidLead` listing every bad field otherwise (in :func:`error_order`). Empty
+    numeric fields (``""``) count as absent. A lead needs an ``email`` or a ``phone`` (reported
+    on ``email``).
     """
+    lead, errors = _parse(body)
+    if errors:
+        raise InvalidLead(sorted(errors, key=lambda e: error_order(e.field)))
+    return lead
+
+
+def _parse(body: bytes) -> tuple[LeadIn, list[FieldError]]:
+    """The lead made of the fields that are well-formed, and an error for each one that is not."""
     raw = decode_body(_DECODER, body)
     if not isinstance(raw, dict):
         raise MalformedBody(f"body must be a JSON object, not {_json_kind(raw)}")
@@ -76,14 +116,24 @@ def parse_lead(body: bytes) -> LeadIn:
                 errors.append(FieldError(name, str(exc)))
 
     attributes = {**extras, **values.pop("attributes", {})}
-    errors.extend(_attribute_errors(attributes))
+    attribute_errors = _attribute_errors(attributes)
+    errors.extend(attribute_errors)
+    if attribute_errors:
+        bad = {e.field for e in attribute_errors}
+        attributes = (
+            {}
+            if "attributes" in bad
+            else {
+                key: value
+                for key, value in attributes.items()
+                if f"attributes.{printable(key, _MAX_KEY_IN_MESSAGE)}" not in bad
+            }
+        )
 
     failed = {e.field for e in errors}
     if not failed & {"email", "phone"} and not (_present(values, "email") or _present(values, "phone")):
         errors.append(FieldError("email", "a lead needs an email or a phone"))
-    if errors:
-        raise InvalidLead(errors)
-    return LeadIn(**values, attributes=attributes)
+    return LeadIn(**values, attributes=attributes), errors
 
 
 def _convert_field(name: str, value: Any, field_type: Any) -> Any:

@@ -1,6 +1,7 @@
 """An activity event in, a rescored lead out: record it, rescore with decay, requalify, maybe route.
 
-One step of the runner per event: claim the idempotency key (scope ``event``), lock the lead row
+One step of the runner per event: claim the idempotency keys (scope ``event``; the header and
+``event_id`` together, as for leads: :class:`~leadroute.workflow.intake.RequestKeys`), lock the lead row
 (so two events of one lead apply one after the other and each sees the other's activity), append
 ``activity.recorded`` with the points its rules gave, then requalify the lead from its stored
 input and all its activities (:func:`leadroute.workflow.rescore.requalify`).
@@ -16,11 +17,12 @@ import msgspec
 from leadroute.errors import NotFound
 from leadroute.intake import ActivityEventIn, InvalidEvent, normalize_email, parse_event
 from leadroute.intake.errors import FieldError
+from leadroute.intake.events import declared_properties, typed_properties
 from leadroute.models import Activity, NormalizedLead
 from leadroute.runtime import Runtime
 from leadroute.scoring import evaluate
 from leadroute.store.queries import QUERIES
-from leadroute.workflow.intake import fingerprint, replayed
+from leadroute.workflow.intake import RequestKeys, fingerprint, replayed
 from leadroute.workflow.log import ActivityRecorded
 from leadroute.workflow.rescore import activities, requalify
 from leadroute.workflow.runner import Change, run
@@ -47,27 +49,26 @@ async def record_event(
     Raises InvalidEvent (bad body, or an email that is not lead_id's lead's), NotFound (no such
     lead) or IdempotencyConflict; in each case nothing is written and the key stays unused.
     """
-    event = parse_event(body, now=rt.clock())  # occurred_at at most a day ahead of the clock
-    email = None
-    if event.email is not None:
-        try:
-            email, _ = normalize_email(event.email)
-        except ValueError as exc:
-            raise InvalidEvent([FieldError("email", str(exc))]) from None
-    key = idempotency_key or event.event_id
+    declared = declared_properties(rt.rules.ruleset.fields)
+    # occurred_at at most a day ahead of the clock; declared properties of their declared type
+    event = parse_event(body, now=rt.clock(), declared=declared)
+    email = normalize_email(event.email)[0] if event.email is not None else None  # checked: valid
+    keys = RequestKeys(header=idempotency_key, event_id=event.event_id)  # one namespace, header wins
+    key = keys.primary
     body_print = fingerprint(body) if key else ""
 
     async def step(ch: Change) -> EventResult:
-        stored = await replayed(ch.conn, SCOPE, key, body_print)
+        stored = await replayed(ch.conn, SCOPE, keys, body_print)
         if stored is not None:
             return EventResult(stored.response, created=False)
         row = await _lock(ch, event, email)
         lead_id: uuid.UUID = row["id"]
         active = ch.rt.rules  # one reference: the whole step sees one ruleset
-        new = Activity(type=event.type, occurred_at=event.occurred_at, properties=event.properties)
+        properties = typed_properties(event.properties, declared_properties(active.ruleset.fields))
+        new = Activity(type=event.type, occurred_at=event.occurred_at, properties=properties)
         lead = msgspec.convert(row["normalized"], NormalizedLead)
         evaluation = evaluate(
-            active.ruleset, lead, activities=[*await activities(ch, lead_id), new], now=ch.now
+            active.ruleset, lead, activities=[*await activities(ch, lead_id, active.ruleset), new], now=ch.now
         )
         event_id = await ch.emit(
             lead_id,
@@ -105,7 +106,7 @@ async def record_event(
             "ruleset_sha256": evaluation.ruleset_sha256,
         }
         if key is not None:
-            await ch.conn.execute(QUERIES["idempotency_complete"], SCOPE, key, lead_id, response)
+            await ch.conn.execute(QUERIES["idempotency_complete"], SCOPE, keys.all(), lead_id, response)
         return EventResult(response, created=True)
 
     return await run(rt, step, actor=actor)

@@ -25,8 +25,8 @@ from typing import Any, Literal
 import msgspec
 
 from leadroute.errors import IdempotencyConflict
-from leadroute.intake import normalize, parse_lead
-from leadroute.models import Decision, LeadIn, NormalizedLead
+from leadroute.intake import FieldPolicy, read_lead
+from leadroute.models import Decision, FieldWarning, LeadIn, NormalizedLead
 from leadroute.runtime import ActiveRuleset, Runtime
 from leadroute.scoring import Evaluation, evaluate
 from leadroute.store.db import Connection
@@ -38,9 +38,11 @@ from leadroute.workflow.runner import Change, run
 from leadroute.workflow.writer import REDIS_DOWN, NewLead, pending_placement, record_new_lead
 
 __all__ = [
+    "HEADER",
     "IntakeResult",
     "Prepared",
     "Replayed",
+    "RequestKeys",
     "fingerprint",
     "prepare_lead",
     "record_lead",
@@ -61,9 +63,46 @@ class IntakeResult(msgspec.Struct, frozen=True):
 
 
 class Replayed(msgspec.Struct, frozen=True):
-    """A retry's stored answer (the key was used before, with the same body)."""
+    """A retry's stored answer (one of its keys was used before, with the same body)."""
 
     response: dict[str, Any]
+
+
+HEADER = "Idempotency-Key"
+
+
+class RequestKeys(msgspec.Struct, frozen=True):
+    """The idempotency keys one request is known by, in one namespace per scope.
+
+    A request may carry the ``Idempotency-Key`` header, an ``event_id`` in its body, or both. The
+    header wins: it is the request's key (in the log, in ``lead.received``) and, when both are
+    known from earlier requests, its stored answer is the one given. But both are claimed, in one
+    statement, and the answer is stored under both, so a retry that sends the same ``event_id``
+    with or without the header (or with another header) is the same request.
+    """
+
+    header: str | None = None
+    event_id: str | None = None
+
+    @property
+    def primary(self) -> str | None:
+        """The key the request is recorded under: the header's, else the ``event_id``."""
+        return self.header if self.header is not None else self.event_id
+
+    def named(self) -> list[tuple[str, str]]:
+        """``(field, key)`` pairs, the header first; one pair when both hold the same key."""
+        pairs = [(HEADER, self.header), ("event_id", self.event_id)]
+        seen: set[str] = set()
+        result = []
+        for field, key in pairs:
+            if key is not None and key not in seen:
+                seen.add(key)
+                result.append((field, key))
+        return result
+
+    def all(self) -> list[str]:
+        """Every key, the header's first."""
+        return [key for _, key in self.named()]
 
 
 def fingerprint(body: bytes) -> str:
@@ -71,18 +110,39 @@ def fingerprint(body: bytes) -> str:
     return hashlib.sha256(_canonical(_any_json(body))).hexdigest()
 
 
-async def replayed(conn: Connection, scope: str, key: str | None, body_print: str) -> Replayed | None:
-    """Claim ``key`` in ``scope`` for this request; when it was used before, its stored answer.
+async def replayed(
+    conn: Connection, scope: str, keys: RequestKeys | str | None, body_print: str
+) -> Replayed | None:
+    """Claim every key of this request in ``scope``; when one was used before, its stored answer.
 
-    Raises :class:`IdempotencyConflict` when the key was used with another body. No key: None.
+    The first key already taken, in :meth:`RequestKeys.named` order (the header first), decides:
+    its body must be this one (else :class:`IdempotencyConflict` naming ``Idempotency-Key`` or
+    ``event_id``) and its answer is returned; keys this request claimed are given the same answer,
+    so each of them replays it from now on. None: every key is new (or there is none), claimed
+    in this transaction; the caller stores the answer under :meth:`RequestKeys.all`.
     """
-    if key is None or await conn.fetchval(QUERIES["idempotency_claim"], scope, key, body_print) is not None:
+    if isinstance(keys, str):
+        keys = RequestKeys(header=keys)
+    named = keys.named() if keys is not None else []
+    if not named:
         return None
-    row = await conn.fetchrow(QUERIES["idempotency_get"], scope, key)
-    assert row is not None  # the claim conflicted, so the row exists and is committed
-    if row["fingerprint"] != body_print:
-        raise IdempotencyConflict(key)
-    return Replayed(row["response"])
+    wanted = [key for _, key in named]
+    claimed = {
+        row["key"] for row in await conn.fetch(QUERIES["idempotency_claim"], scope, wanted, body_print)
+    }
+    if len(claimed) == len(wanted):
+        return None
+    # the claim conflicted on these, so their rows exist and are committed
+    rows = {r["key"]: r for r in await conn.fetch(QUERIES["idempotency_get"], scope, wanted)}
+    field, key = next((field, key) for field, key in named if key not in claimed)
+    first = rows[key]
+    if first["fingerprint"] != body_print:
+        raise IdempotencyConflict(key, field)
+    if claimed:
+        await conn.execute(
+            QUERIES["idempotency_complete"], scope, sorted(claimed), first["lead_id"], first["response"]
+        )
+    return Replayed(first["response"])
 
 
 class Prepared(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,17 +152,27 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     lead_in: LeadIn
     lead: NormalizedLead
     key: str | None
+    """The key the lead is recorded under (:attr:`RequestKeys.primary`)."""
     body_print: str
     active: ActiveRuleset
     evaluation: Evaluation
+    warnings: list[FieldWarning] = msgspec.field(default_factory=list)
+    """Fields accepted with a problem: in the answer and in ``lead.received``."""
+    keys: RequestKeys = RequestKeys()
+    """Every idempotency key of the request (header and ``event_id``): claimed together."""
 
 
 def prepare_lead(rt: Runtime, body: bytes, idempotency_key: str | None) -> Prepared:
     """The pure steps, outside any transaction; raises InvalidLead."""
+    settings = rt.settings
+    policy = FieldPolicy(
+        phone=settings.invalid_phone, website=settings.invalid_website, country=settings.invalid_country
+    )
     with span("normalize"):
-        lead_in = parse_lead(body)
-        lead = normalize(lead_in)
-    key = idempotency_key or lead_in.event_id
+        read = read_lead(body, policy)
+    lead_in, lead = read.lead_in, read.lead
+    keys = RequestKeys(header=idempotency_key, event_id=lead_in.event_id)
+    key = keys.primary
     active = rt.rules  # one reference: the whole request sees one ruleset
     with span("score"):
         evaluation = evaluate(active.ruleset, lead)
@@ -114,6 +184,8 @@ def prepare_lead(rt: Runtime, body: bytes, idempotency_key: str | None) -> Prepa
         body_print=fingerprint(body) if key else "",
         active=active,
         evaluation=evaluation,
+        warnings=read.warnings,
+        keys=keys,
     )
 
 
@@ -123,7 +195,7 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
     A retry of a committed key returns its stored answer (``created=False``); raises
     IdempotencyConflict when the key was used with another body.
     """
-    stored = await replayed(ch.conn, SCOPE, p.key, p.body_print)
+    stored = await replayed(ch.conn, SCOPE, p.keys if p.keys.named() else p.key, p.body_print)
     if stored is not None:
         return IntakeResult(msgspec.convert(stored.response, Decision), created=False)
     lead, evaluation, active = p.lead, p.evaluation, p.active
@@ -159,6 +231,7 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
         routing_rule=placed.rule if placed.rule is not None else evaluation.routing_rule,
         ruleset_version=ruleset.version,
         ruleset_sha256=ruleset.sha256,
+        warnings=p.warnings,
     )
     await record_new_lead(
         ch,
@@ -168,7 +241,7 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
             company_domain=lead.company_domain,
             normalized=msgspec.to_builtins(lead),
             rescore_at=rescore_at(active.ruleset, evaluation, ch.now, rt.settings.rescore_every),
-            received=LeadReceived(body=_any_json(p.body), idempotency_key=p.key),
+            received=LeadReceived(body=_any_json(p.body), idempotency_key=p.key, warnings=p.warnings),
             occurred_at=p.lead_in.occurred_at,
             idempotency_key=p.key,
         ),
@@ -177,6 +250,7 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
         placed=placed,
         pending=status == "pending",
         answer=msgspec.to_builtins(decision) if p.key is not None else None,
+        answer_keys=p.keys.all() or ([p.key] if p.key is not None else []),
     )
     ch.after_commit(METRICS.leads.labels(decision.stage, status).inc)
     return IntakeResult(decision, created=True)

@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from leadroute.models import OwnerSkip, RuleHit
+from leadroute.models import FieldWarning, OwnerSkip, RuleHit
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 from leadroute.structs import Struct
@@ -61,10 +61,12 @@ class Payload(Struct, omit_defaults=True):
 
 
 class LeadReceived(Payload):
-    """``lead.received``: the lead event as posted, and the idempotency key it came with."""
+    """``lead.received``: the lead event as posted, the idempotency key it came with, and the
+    fields accepted with a warning (absent in events written before warnings existed)."""
 
     body: dict[str, Any]
     idempotency_key: str | None = None
+    warnings: list[FieldWarning] = msgspec.field(default_factory=list)
 
 
 class ActivityRecorded(Payload):

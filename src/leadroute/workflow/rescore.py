@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from leadroute.intake.events import declared_properties, typed_properties
 from leadroute.models import Activity, NormalizedLead, stage_rank
 from leadroute.routing import Assignment
 from leadroute.rules import Ruleset
@@ -54,13 +55,20 @@ def rescore_at(ruleset: Ruleset, evaluation: Evaluation, now: datetime, every: t
     return now + every if decaying >= DECAY_FLOOR else None
 
 
-async def activities(ch: Change, lead_id: uuid.UUID) -> list[Activity]:
-    """A lead's stored activities, oldest first."""
+async def activities(ch: Change, lead_id: uuid.UUID, ruleset: Ruleset) -> list[Activity]:
+    """A lead's stored activities, oldest first, their properties as ``ruleset``'s rules see them.
+
+    A stored property whose value does not have the type ``ruleset`` declares for it (stored
+    before types were checked at intake, or under a ruleset that declared another type) is seen
+    as absent (:func:`leadroute.intake.events.typed_properties`): the rule that reads it does not
+    match, every other rule scores as usual, and the stored event is left as it was.
+    """
+    declared = declared_properties(ruleset.fields)
     return [
         Activity(
             type=a["payload"]["activity"],
             occurred_at=a["occurred_at"],
-            properties=a["payload"].get("properties", {}),
+            properties=typed_properties(a["payload"].get("properties") or {}, declared),
         )
         for a in await ch.conn.fetch(QUERIES["lead_activities"], lead_id)
     ]
@@ -176,7 +184,7 @@ async def requalify_due(rt: Runtime, *, limit: int) -> int:
             active = ch.rt.rules
             lead = msgspec.convert(row["normalized"], NormalizedLead)
             evaluation = evaluate(
-                active.ruleset, lead, activities=await activities(ch, row["id"]), now=ch.now
+                active.ruleset, lead, activities=await activities(ch, row["id"], active.ruleset), now=ch.now
             )
             if evaluation.stage == row["stage"]:
                 next_at = rescore_at(active.ruleset, evaluation, ch.now, ch.rt.settings.rescore_every)

@@ -15,6 +15,7 @@ statement from the generic path would put the same rules in two.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -359,13 +360,15 @@ async def record_new_lead(
     placed: Assignment,
     pending: bool,
     answer: dict[str, Any] | None,
+    answer_keys: Sequence[str] | None = None,
 ) -> int:
     """Write a new lead with its decision and placement, in one statement; returns the decision id.
 
     What :func:`record_decision` and :func:`place` write for a lead (the same rows, the same
     ``lead.received``, ``lead.scored`` and placement events, built by the same functions), in one
-    round trip instead of nine: intake is the hot path. ``answer`` is the response stored with
-    the lead's idempotency key (None: no key).
+    round trip instead of nine: intake is the hot path. ``answer`` is the response stored under
+    ``answer_keys``, the request's idempotency keys claimed in this transaction (default: the
+    lead's ``idempotency_key``); None: no key.
     """
     ruleset = active.ruleset
     status = "assigned" if placed.owner is not None else "pending" if pending else "unassigned"
@@ -423,7 +426,9 @@ async def record_new_lead(
         placed.pool,
         event_type,
         msgspec.to_builtins(data),
-        lead.idempotency_key if answer is not None else None,
+        (list(answer_keys) if answer_keys is not None else [lead.idempotency_key])
+        if answer is not None
+        else [],
         answer,
     )
     _count(ch, placed)

@@ -16,19 +16,21 @@ ON CONFLICT DO NOTHING;
 SELECT id FROM pools;
 
 -- name: idempotency_claim
--- Claim a key; returns nothing when another request holds or held it (waits for it to finish).
+-- Claim every key of one request ($2: the header's and the body's event_id) in one statement;
+-- returns the keys claimed now (a key another request holds is waited for, then left out). Keys
+-- are inserted in sorted order, so two requests sharing keys wait on each other, never deadlock.
 INSERT INTO idempotency_keys (scope, key, fingerprint)
-VALUES ($1, $2, $3)
+SELECT $1, k, $3 FROM unnest($2::text[]) AS k ORDER BY k
 ON CONFLICT DO NOTHING
 RETURNING key;
 
 -- name: idempotency_get
--- The stored fingerprint and response of a key.
-SELECT fingerprint, response FROM idempotency_keys WHERE scope = $1 AND key = $2;
+-- The stored fingerprint, lead and response of each of these keys that exists.
+SELECT key, fingerprint, lead_id, response FROM idempotency_keys WHERE scope = $1 AND key = ANY ($2::text[]);
 
 -- name: idempotency_complete
--- Store the response given for a claimed key.
-UPDATE idempotency_keys SET lead_id = $3, response = $4 WHERE scope = $1 AND key = $2;
+-- Store the response given for the request under each of its claimed keys.
+UPDATE idempotency_keys SET lead_id = $3, response = $4 WHERE scope = $1 AND key = ANY ($2::text[]);
 
 -- name: decision_insert
 -- One decision about a lead; returns its id.
@@ -60,7 +62,7 @@ SELECT id, explanation FROM decisions
 -- name: intake_record
 -- Everything a new lead writes, in one statement (one round trip): the lead; its lead.received,
 -- lead.scored and placement events; its decision; its assignment; its SLA timer when $31 is
--- true; and the answer stored with its idempotency key when $39 is not null. Returns the
+-- true; and the answer stored under each of the request's idempotency keys ($39, text[]). Returns the
 -- decision id.
 WITH lead AS (
     INSERT INTO leads (id, email, company_domain, stage, score, status, owner_id, pool_id, normalized, rescore_at)
@@ -91,6 +93,6 @@ WITH lead AS (
     INSERT INTO lead_events (lead_id, kind, received_at, actor, payload)
     SELECT $1, $37, $11, $14, $38 FROM scored
 ), answer AS (
-    UPDATE idempotency_keys SET lead_id = $1, response = $40 WHERE scope = 'lead' AND key = $39
+    UPDATE idempotency_keys SET lead_id = $1, response = $40 WHERE scope = 'lead' AND key = ANY ($39::text[])
 )
 SELECT id FROM decision;
