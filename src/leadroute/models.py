@@ -211,3 +211,6 @@ class Decision(msgspec.Struct, kw_only=True):
     routing_rule: str | None
     ruleset_version: int
     ruleset_sha256: str
+    merged: bool = False
+    """True: the lead event was merged into the existing lead of the same person (``lead_id`` is
+    that lead's; answered 200), which keeps its owner. See docs/intake.md."""

@@ -114,11 +114,14 @@ async def record_event(
 async def _lock(ch: Change, event: ActivityEventIn, email: str | None) -> Any:
     """The event's lead, locked until the transaction ends; NotFound or InvalidEvent otherwise."""
     if event.lead_id is not None:
-        row = await ch.conn.fetchrow(QUERIES["lead_lock"], event.lead_id)
+        row = await ch.conn.fetchrow(QUERIES["lead_lock"], event.lead_id, ch.now)
         if row is None:
             raise NotFound("lead", str(event.lead_id))
     else:
-        row = await ch.conn.fetchrow(QUERIES["lead_lock_by_email"], email)
+        window = ch.rt.settings.reengage_after
+        row = await ch.conn.fetchrow(
+            QUERIES["lead_lock_by_email"], email, ch.now, ch.now - window if window is not None else None
+        )
         if row is None:
             raise NotFound(
                 "lead",
@@ -127,7 +130,7 @@ async def _lock(ch: Change, event: ActivityEventIn, email: str | None) -> Any:
                 detail="no lead has that email; post the lead first (POST /v1/leads)",
                 errors=[{"field": "email", "message": "no lead has this email"}],
             )
-    if email is not None and row["email"] != email:  # lead_id and email name two leads
+    if event.lead_id is not None and email is not None and row["email"] != email:  # two leads
         raise InvalidEvent(
             [
                 FieldError(

@@ -1,0 +1,324 @@
+"""One person, one lead (issue 13 §1): matching at intake, merging, re-engagement, on real servers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from conftest import FakeClock
+from leadroute.config import Settings
+from sla_support import assert_routing_consistent, instance, open_counts
+from support import authed, count, explain, fetch, get_lead, post_one, setup_pool
+
+Client = AsyncTestClient[Litestar]
+
+RULES = """
+version: 1
+description: a pool for everyone; a VP is an sql
+scoring:
+  groups:
+    fit: {max: 100}
+  rules:
+    - {id: vp, group: fit, when: 'title =~~ "(?i)\\\\bvp\\\\b"', points: 60}
+    - {id: big, group: fit, when: 'employees != null and employees >= 1000', points: 30}
+qualification:
+  - {id: hot, stage: sql, when: 'score >= 60'}
+  - {id: rest, stage: lead}
+routing:
+  rules:
+    - {id: everyone, when: 'true', pool: sales}
+  fallback: unassigned
+"""
+
+# Only sql leads are routed: a plain lead waits in the nurture queue until its stage rises.
+QUALIFIED_ONLY = RULES.replace("when: 'true', pool: sales", "when: 'stage == \"sql\"', pool: sales").replace(
+    "fallback: unassigned", "fallback: nurture"
+)
+
+PREVIOUS_OWNER = RULES.replace("  fallback: unassigned", "  fallback: unassigned\n  reengaged: previous_owner")
+
+
+async def post(client: Client, body: dict[str, Any]) -> httpx.Response:
+    return await client.post("/v1/leads", json=body)
+
+
+async def merged(client: Client, body: dict[str, Any]) -> dict[str, Any]:
+    """Post a lead event that must merge into an existing lead; its answer."""
+    r = await post(client, body)
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    assert answer["merged"] is True
+    return answer
+
+
+@pytest.fixture
+async def client(make_app: Any, clock: FakeClock) -> Any:
+    async with authed(make_app(RULES, clock=clock)) as c:
+        await setup_pool(c, ["ana", "ben"])
+        yield c
+
+
+class TestMatching:
+    """A lead event of a person who has a live lead is merged into it, whatever the spelling."""
+
+    async def test_the_same_email_in_another_case_is_the_same_lead(self, client: Client) -> None:
+        first = await post_one(client, {"email": "Jo.Smith@Acme.example", "first_name": "Jo"})
+        assert first["merged"] is False
+        again = await merged(client, {"email": "jo.smith@ACME.EXAMPLE", "last_name": "Smith"})
+        assert again["lead_id"] == first["lead_id"]
+        assert again["owner"] == first["owner"]
+        assert await count(client.app.state.runtime.settings, "SELECT count(*) FROM leads") == 1
+
+    async def test_a_phone_written_differently_is_the_same_lead(self, client: Client) -> None:
+        first = await post_one(client, {"phone": "+1 (415) 555-0100", "country": "US"})
+        again = await merged(client, {"phone": "415.555.0100", "country": "United States", "title": "CTO"})
+        assert again["lead_id"] == first["lead_id"]
+        # the phone matched although the email is new: the email is filled in
+        third = await merged(client, {"phone": "+14155550100", "email": "cto@acme.example"})
+        assert third["lead_id"] == first["lead_id"]
+        story = await get_lead(client, first["lead_id"])
+        assert story["lead"]["email"] == "cto@acme.example"
+        assert story["lead"]["title"] == "CTO"
+
+    async def test_email_is_matched_before_phone(self, client: Client) -> None:
+        by_email = await post_one(client, {"email": "a@one.example"})
+        by_phone = await post_one(client, {"email": "b@two.example", "phone": "+442079460000"})
+        assert by_email["lead_id"] != by_phone["lead_id"]
+        again = await merged(client, {"email": "a@one.example", "phone": "+44 20 7946 0000"})
+        assert again["lead_id"] == by_email["lead_id"]
+
+    async def test_a_name_alone_does_not_match_unless_enabled(self, client: Client) -> None:
+        first = await post_one(client, {"email": "jo@acme.example", "first_name": "Jo", "last_name": "Smith"})
+        other = await post_one(
+            client,
+            {"email": "jsmith@gmail.example", "first_name": "jo", "last_name": "SMITH", "website": "acme.example"},
+        )
+        assert other["lead_id"] != first["lead_id"]
+
+    async def test_name_and_company_domain_match_when_enabled(
+        self, settings: Settings, make_app: Any, clock: FakeClock
+    ) -> None:
+        make_app(RULES, clock=clock)  # empty tables
+        async with instance(settings, RULES, clock, match_by_name=True) as c:
+            await setup_pool(c, ["ana"])
+            first = await post_one(c, {"email": "jo@acme.example", "first_name": "Jo", "last_name": "Smith"})
+            again = await merged(
+                c,
+                {
+                    "email": "jsmith@gmail.example",
+                    "first_name": " jo ",
+                    "last_name": "SMITH",
+                    "website": "https://www.acme.example/contact",
+                },
+            )
+            assert again["lead_id"] == first["lead_id"]
+            # another company's Jo Smith is someone else
+            other = await post_one(
+                c, {"email": "jo@globex.example", "first_name": "Jo", "last_name": "Smith"}
+            )
+            assert other["lead_id"] != first["lead_id"]
+
+
+class TestMerging:
+    """Empty fields are filled, changed ones recorded with their old values, the owner is kept."""
+
+    async def test_fields_filled_and_changed_and_the_owner_kept(self, client: Client) -> None:
+        first = await post_one(client, {"email": "jo@acme.example", "title": "Engineer", "source": "web_form"})
+        assert first["owner"] in {"ana", "ben"}
+        again = await merged(
+            client,
+            {
+                "email": "jo@acme.example",
+                "title": "VP Engineering",
+                "employees": 5000,
+                "source": "webinar",
+                "attributes": {"plan": "pro"},
+            },
+        )
+        assert again["lead_id"] == first["lead_id"]
+        assert again["owner"] == first["owner"]  # never a second rep for one person
+        assert (again["score"], again["stage"]) == (90, "sql")
+        story = await get_lead(client, first["lead_id"])
+        assert story["lead"]["title"] == "VP Engineering"
+        assert story["lead"]["employees"] == 5000
+        assert story["lead"]["source"] == "web_form"  # first touch stays
+        assert story["lead"]["attributes"] == {"plan": "pro"}
+        assert story["owner"] == first["owner"]
+        event = next(h for h in story["history"] if h["type"] == "lead.merged")
+        data = event["data"]
+        assert data["matched_on"] == "email"
+        assert data["source"] == "webinar"
+        assert data["filled"] == {"employees": 5000, "attributes.plan": "pro"}
+        assert data["changed"] == {"title": {"old": "Engineer", "new": "VP Engineering"}}
+        kinds = [h["type"] for h in story["history"]]
+        assert kinds.count("lead.scored") == 2  # the score changed: scored again
+        assert kinds.count("lead.assigned") == 1
+        # one open lead for the owner, counted once
+        assert (await open_counts(client)).get(first["owner"]) == 1
+        await assert_routing_consistent(client)
+
+    async def test_an_unchanged_score_records_no_new_score(self, client: Client) -> None:
+        first = await post_one(client, {"email": "jo@acme.example"})
+        await merged(client, {"email": "jo@acme.example", "city": "Berlin"})
+        story = await get_lead(client, first["lead_id"])
+        kinds = [h["type"] for h in story["history"]]
+        assert kinds.count("lead.scored") == 1
+        assert kinds[-1] == "lead.merged"
+
+    async def test_an_unowned_lead_whose_stage_rises_is_routed(self, make_app: Any, clock: FakeClock) -> None:
+        async with authed(make_app(QUALIFIED_ONLY, clock=clock)) as c:
+            await setup_pool(c, ["ana"])
+            first = await post_one(c, {"email": "jo@acme.example", "title": "Engineer"})
+            assert (first["status"], first["owner"]) == ("unassigned", None)
+            again = await merged(c, {"email": "jo@acme.example", "title": "VP Sales"})
+            assert (again["stage"], again["owner"], again["status"]) == ("sql", "ana", "assigned")
+            story = await get_lead(c, first["lead_id"])
+            assigned = next(h for h in story["history"] if h["type"] == "lead.assigned")
+            assert assigned["data"]["cause"] == "stage_rose"
+            await assert_routing_consistent(c)
+
+    async def test_a_retry_of_the_merged_event_returns_the_first_answer(self, client: Client) -> None:
+        first = await post_one(client, {"email": "jo@acme.example"})
+        body = {"email": "JO@acme.example", "title": "VP Sales"}
+        r1 = await client.post("/v1/leads", json=body, headers={"Idempotency-Key": "k-merge"})
+        r2 = await client.post("/v1/leads", json=body, headers={"Idempotency-Key": "k-merge"})
+        assert r1.status_code == r2.status_code == 200
+        assert r1.json() == r2.json()
+        assert r1.json()["lead_id"] == first["lead_id"]
+        story = await get_lead(client, first["lead_id"])
+        assert [h["type"] for h in story["history"]].count("lead.merged") == 1
+
+    async def test_explain_and_history_tell_every_merge(self, client: Client, clock: FakeClock) -> None:
+        first = await post_one(client, {"email": "jo@acme.example", "title": "Engineer"})
+        clock.advance(minutes=5)
+        await merged(client, {"email": "jo@acme.example", "title": "VP Sales", "source": "webinar"})
+        clock.advance(minutes=5)
+        await merged(client, {"email": "jo@acme.example", "city": "Berlin", "source": "crm"})
+        why = await explain(client, first["lead_id"])
+        texts = [m["text"] for m in why["merges"]]
+        assert texts == [
+            "Merged on 2026-11-23 15:05 UTC from webinar (matched on email): "
+            "changed title (was 'Engineer').",
+            "Merged on 2026-11-23 15:10 UTC from crm (matched on email): filled city.",
+        ]
+        assert all(t in why["summary"] for t in texts)
+
+
+class TestConcurrency:
+    """50 concurrent posts of one person without keys: one lead, one owner, capacity used once."""
+
+    async def test_fifty_concurrent_posts_make_one_lead(self, client: Client, settings: Settings) -> None:
+        bodies = [{"email": f"{'JO' if n % 2 else 'jo'}@acme.example", "title": "VP Sales"} for n in range(50)]
+        answers = await asyncio.gather(*(post(client, b) for b in bodies))
+        assert sorted(r.status_code for r in answers) == [200] * 49 + [201]
+        assert len({r.json()["lead_id"] for r in answers}) == 1
+        assert len({r.json()["owner"] for r in answers}) == 1
+        assert await count(settings, "SELECT count(*) FROM leads") == 1
+        assert await count(settings, "SELECT count(*) FROM assignments") == 1
+        owner = answers[0].json()["owner"]
+        counts = await open_counts(client)
+        assert counts.get(owner) == 1
+        assert sum(counts.values()) == 1
+        await assert_routing_consistent(client)
+
+
+class TestReengagement:
+    """After the window (or once closed) a returning person is a new lead, linked to the old one."""
+
+    async def test_within_the_window_it_merges(self, client: Client, clock: FakeClock) -> None:
+        first = await post_one(client, {"email": "jo@acme.example"})
+        clock.advance(days=89)
+        again = await merged(client, {"email": "jo@acme.example"})
+        assert again["lead_id"] == first["lead_id"]
+
+    async def test_an_activity_keeps_the_lead_live(self, client: Client, clock: FakeClock) -> None:
+        first = await post_one(client, {"email": "jo@acme.example"})
+        clock.advance(days=60)
+        r = await client.post(
+            "/v1/events",
+            json={"email": "jo@acme.example", "type": "page_view", "occurred_at": clock.now.isoformat()},
+        )
+        assert r.status_code == 201, r.text
+        clock.advance(days=60)  # 120 days after the lead, 60 after the activity
+        again = await merged(client, {"email": "jo@acme.example"})
+        assert again["lead_id"] == first["lead_id"]
+
+    async def test_after_the_window_it_is_a_new_lead_linked_to_the_old(
+        self, client: Client, clock: FakeClock
+    ) -> None:
+        first = await post_one(client, {"email": "jo@acme.example"})
+        clock.advance(days=91)
+        again = await post_one(client, {"email": "jo@acme.example"})
+        assert again["lead_id"] != first["lead_id"]
+        assert again["merged"] is False
+        story = await get_lead(client, again["lead_id"])
+        received = story["history"][0]
+        assert received["data"]["previous_lead_id"] == first["lead_id"]
+        assert received["data"]["matched_on"] == "email"
+        why = await explain(client, again["lead_id"])
+        assert f"returning person: their previous lead is {first['lead_id']}" in why["summary"]
+
+    async def test_a_closed_lead_is_not_merged_into(self, client: Client) -> None:
+        first = await post_one(client, {"email": "jo@acme.example"})
+        r = await client.post(f"/v1/leads/{first['lead_id']}/close", json={"reason": "lost"})
+        assert r.status_code == 200, r.text
+        again = await post_one(client, {"email": "jo@acme.example"})
+        assert again["lead_id"] != first["lead_id"]
+
+    async def test_previous_owner_routing(self, make_app: Any, clock: FakeClock) -> None:
+        async with authed(make_app(PREVIOUS_OWNER, clock=clock)) as c:
+            await setup_pool(c, ["ana", "ben", "cy"])
+            first = await post_one(c, {"email": "jo@acme.example"})
+            await post_one(c, {"email": "x@other.example"})  # moves round robin on
+            clock.advance(days=100)
+            again = await post_one(c, {"email": "jo@acme.example"})
+            assert again["lead_id"] != first["lead_id"]
+            assert again["owner"] == first["owner"]
+            story = await get_lead(c, again["lead_id"])
+            assigned = next(h for h in story["history"] if h["type"] == "lead.assigned")
+            assert assigned["data"]["strategy"] == "previous_owner"
+            await assert_routing_consistent(c)
+
+    async def test_previous_owner_not_eligible_routes_as_usual(self, make_app: Any, clock: FakeClock) -> None:
+        async with authed(make_app(PREVIOUS_OWNER, clock=clock)) as c:
+            await setup_pool(c, ["ana", "ben"])
+            first = await post_one(c, {"email": "jo@acme.example"})
+            prev = first["owner"]
+            r = await c.patch(f"/v1/owners/{prev}", json={"active": False})
+            assert r.status_code == 200, r.text
+            clock.advance(days=100)
+            again = await post_one(c, {"email": "jo@acme.example"})
+            assert again["owner"] not in {None, prev}
+            story = await get_lead(c, again["lead_id"])
+            assigned = next(h for h in story["history"] if h["type"] == "lead.assigned")
+            assert {"owner": prev, "reason": "inactive", "pool": None} in assigned["data"]["skipped"]
+
+    async def test_without_the_switch_the_previous_owner_is_not_preferred(
+        self, client: Client, clock: FakeClock
+    ) -> None:
+        first = await post_one(client, {"email": "jo@acme.example"})
+        clock.advance(days=100)
+        again = await post_one(client, {"email": "jo@acme.example"})
+        story = await get_lead(client, again["lead_id"])
+        assigned = next(h for h in story["history"] if h["type"] == "lead.assigned")
+        assert assigned["data"]["strategy"] == "round_robin"
+        assert again["owner"] != first["owner"]  # round robin moved on to the other owner
+
+
+class TestActivities:
+    """An activity posted by email attaches to the one lead the person has."""
+
+    async def test_the_activity_attaches_to_the_merged_lead(self, client: Client) -> None:
+        first = await post_one(client, {"email": "jo@acme.example"})
+        await merged(client, {"email": "JO@acme.example"})
+        r = await client.post(
+            "/v1/events", json={"email": "Jo@Acme.example", "type": "page_view", "occurred_at": "2026-11-23T15:00:00Z"}
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["lead_id"] == first["lead_id"]
+
