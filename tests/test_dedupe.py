@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from conftest import FakeClock
 from leadroute.config import Settings
 from sla_support import assert_routing_consistent, instance, open_counts
-from support import authed, count, explain, fetch, get_lead, post_one, setup_pool
+from support import authed, count, explain, get_lead, post_one, setup_pool
 
 Client = AsyncTestClient[Litestar]
 
@@ -40,7 +40,9 @@ QUALIFIED_ONLY = RULES.replace("when: 'true', pool: sales", "when: 'stage == \"s
     "fallback: unassigned", "fallback: nurture"
 )
 
-PREVIOUS_OWNER = RULES.replace("  fallback: unassigned", "  fallback: unassigned\n  reengaged: previous_owner")
+PREVIOUS_OWNER = RULES.replace(
+    "  fallback: unassigned", "  fallback: unassigned\n  reengaged: previous_owner"
+)
 
 
 async def post(client: Client, body: dict[str, Any]) -> httpx.Response:
@@ -96,7 +98,12 @@ class TestMatching:
         first = await post_one(client, {"email": "jo@acme.example", "first_name": "Jo", "last_name": "Smith"})
         other = await post_one(
             client,
-            {"email": "jsmith@gmail.example", "first_name": "jo", "last_name": "SMITH", "website": "acme.example"},
+            {
+                "email": "jsmith@gmail.example",
+                "first_name": "jo",
+                "last_name": "SMITH",
+                "website": "acme.example",
+            },
         )
         assert other["lead_id"] != first["lead_id"]
 
@@ -128,7 +135,9 @@ class TestMerging:
     """Empty fields are filled, changed ones recorded with their old values, the owner is kept."""
 
     async def test_fields_filled_and_changed_and_the_owner_kept(self, client: Client) -> None:
-        first = await post_one(client, {"email": "jo@acme.example", "title": "Engineer", "source": "web_form"})
+        first = await post_one(
+            client, {"email": "jo@acme.example", "title": "Engineer", "source": "web_form"}
+        )
         assert first["owner"] in {"ana", "ben"}
         again = await merged(
             client,
@@ -202,8 +211,7 @@ class TestMerging:
         why = await explain(client, first["lead_id"])
         texts = [m["text"] for m in why["merges"]]
         assert texts == [
-            "Merged on 2026-11-23 15:05 UTC from webinar (matched on email): "
-            "changed title (was 'Engineer').",
+            "Merged on 2026-11-23 15:05 UTC from webinar (matched on email): changed title (was 'Engineer').",
             "Merged on 2026-11-23 15:10 UTC from crm (matched on email): filled city.",
         ]
         assert all(t in why["summary"] for t in texts)
@@ -213,7 +221,9 @@ class TestConcurrency:
     """50 concurrent posts of one person without keys: one lead, one owner, capacity used once."""
 
     async def test_fifty_concurrent_posts_make_one_lead(self, client: Client, settings: Settings) -> None:
-        bodies = [{"email": f"{'JO' if n % 2 else 'jo'}@acme.example", "title": "VP Sales"} for n in range(50)]
+        bodies = [
+            {"email": f"{'JO' if n % 2 else 'jo'}@acme.example", "title": "VP Sales"} for n in range(50)
+        ]
         answers = await asyncio.gather(*(post(client, b) for b in bodies))
         assert sorted(r.status_code for r in answers) == [200] * 49 + [201]
         assert len({r.json()["lead_id"] for r in answers}) == 1
@@ -265,7 +275,7 @@ class TestReengagement:
 
     async def test_a_closed_lead_is_not_merged_into(self, client: Client) -> None:
         first = await post_one(client, {"email": "jo@acme.example"})
-        r = await client.post(f"/v1/leads/{first['lead_id']}/close", json={"reason": "lost"})
+        r = await client.post(f"/v1/assignments/{first['lead_id']}/close", json={"reason": "lost"})
         assert r.status_code == 200, r.text
         again = await post_one(client, {"email": "jo@acme.example"})
         assert again["lead_id"] != first["lead_id"]
@@ -317,8 +327,8 @@ class TestActivities:
         first = await post_one(client, {"email": "jo@acme.example"})
         await merged(client, {"email": "JO@acme.example"})
         r = await client.post(
-            "/v1/events", json={"email": "Jo@Acme.example", "type": "page_view", "occurred_at": "2026-11-23T15:00:00Z"}
+            "/v1/events",
+            json={"email": "Jo@Acme.example", "type": "page_view", "occurred_at": "2026-11-23T15:00:00Z"},
         )
         assert r.status_code == 201, r.text
         assert r.json()["lead_id"] == first["lead_id"]
-
