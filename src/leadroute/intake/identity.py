@@ -30,13 +30,16 @@ from leadroute.models import NormalizedLead
 
 __all__ = [
     "Candidate",
+    "GroupPlan",
     "Identity",
     "Match",
     "MatchedOn",
     "choose",
+    "duplicate_groups",
     "identity_of",
     "lock_key",
     "name_key",
+    "plan_group",
     "survivor",
 ]
 
@@ -133,13 +136,14 @@ def _live(c: Candidate, now: datetime, window: timedelta | None) -> bool:
     return c.status != "closed" and (window is None or now - c.last_seen_at <= window)
 
 
-def survivor(candidates: Sequence[Candidate], identity: Identity) -> Candidate:
-    """The one of several leads of one person that the others merge into (see the module docstring)."""
+def survivor(candidates: Sequence[Candidate], identity: Identity | None = None) -> Candidate:
+    """The one of several leads of one person that the others merge into (see the module docstring);
+    ``identity`` None: what matched plays no part (``leads dedupe``)."""
     return min(
         candidates,
         key=lambda c: (
             c.status == "closed",
-            _RANK[c.matched_on(identity) or "name"],
+            _RANK[(c.matched_on(identity) if identity is not None else None) or "email"],
             c.owner_id is None,
             c.created_at,
             c.id,
@@ -168,3 +172,67 @@ def choose(
     kind = previous.matched_on(identity)
     assert kind is not None
     return Match(lead=previous, matched_on=kind, reengaged=True)
+
+
+def duplicate_groups(candidates: Sequence[Candidate], *, by_name: bool) -> list[list[Candidate]]:
+    """The leads that are one person, grouped: two leads sharing an email, a phone or (``by_name``)
+    a name key are in one group, and so, transitively, is every lead sharing one with either.
+    Groups of two or more, each oldest first, the groups in the order of their oldest lead."""
+    parent = list(range(len(candidates)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    seen: dict[tuple[str, str], int] = {}
+    kinds = ("email", "phone", "name") if by_name else ("email", "phone")
+    for i, c in enumerate(candidates):
+        for kind in kinds:
+            value = getattr(c, kind)
+            if value is None:
+                continue
+            j = seen.setdefault((kind, value), i)
+            parent[root(i)] = root(j)
+    members: dict[int, list[Candidate]] = {}
+    for i, c in enumerate(candidates):
+        members.setdefault(root(i), []).append(c)
+    return sorted(
+        (sorted(g, key=lambda c: (c.created_at, c.id)) for g in members.values() if len(g) > 1),
+        key=lambda g: (g[0].created_at, g[0].id),
+    )
+
+
+class GroupPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``leads dedupe`` does with one group: merge ``losers`` into ``survivor`` (why: ``reason``);
+    ``kept`` are leads of the person left apart (closed, or older than the re-engagement window:
+    a returning person's earlier leads, which intake would not merge into either)."""
+
+    survivor: Candidate | None
+    losers: list[Candidate]
+    kept: list[Candidate]
+    reason: str
+
+
+def plan_group(group: Sequence[Candidate], *, now: datetime, window: timedelta | None) -> GroupPlan:
+    """The plan for one group of duplicates (see :class:`GroupPlan`)."""
+    live = [c for c in group if _live(c, now, window)]
+    kept = [c for c in group if c not in live]
+    if len(live) < 2:
+        return GroupPlan(
+            survivor=None,
+            losers=[],
+            kept=list(group),
+            reason="nothing to merge: at most one lead is open and seen within the re-engagement window",
+        )
+    best = survivor(live)
+    losers = [c for c in live if c.id != best.id]
+    why = ["open"]
+    if best.owner_id is not None:
+        why.append(f"has an owner ({best.owner_id})")
+        if any(c.owner_id is None for c in losers):
+            why[-1] += " and some others do not"
+    if all(c.created_at >= best.created_at for c in losers):
+        why.append("the oldest")
+    return GroupPlan(survivor=best, losers=losers, kept=kept, reason="survives: " + ", ".join(why))

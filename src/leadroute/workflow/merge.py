@@ -25,7 +25,7 @@ when an unowned lead's stage rose). A lead with an owner keeps it: never a secon
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -87,6 +87,8 @@ class Merge(msgspec.Struct, frozen=True, kw_only=True):
     """A merge done: the lead's new evaluation, where routing placed it (None: it did not run),
     and the ``lead.merged`` event's sequence number."""
 
+    lead: NormalizedLead
+    """The lead after the merge."""
     evaluation: Evaluation
     placed: Assignment | None
     event_id: int
@@ -101,11 +103,13 @@ async def merge_lead(
     incoming: NormalizedLead,
     active: ActiveRuleset,
     event: LeadMerged,
-    occurred_at: Any = None,
+    occurred_at: datetime | None = None,
+    seen_at: datetime | None = None,
 ) -> Merge:
     """Merge ``incoming`` into the locked lead ``row`` (see the module docstring).
 
     ``event``: the ``lead.merged`` payload without ``filled``/``changed`` (filled in here).
+    ``seen_at``: when the person was heard from (default: now, a lead event just came in).
     """
     lead_id: uuid.UUID = row["id"]
     stored = msgspec.convert(row["normalized"], NormalizedLead)
@@ -131,6 +135,7 @@ async def merge_lead(
         lead.company_domain,
         lead.phone_e164,
         name_key(lead.first_name, lead.last_name, lead.company_domain),
+        seen_at or ch.now,
         ch.now,
     )
     changed = evaluation.score != row["score"] or evaluation.stage != row["stage"]
@@ -145,7 +150,7 @@ async def merge_lead(
             event_id=event_id,
         )
         placed = done.placed
-    return Merge(evaluation=evaluation, placed=placed, event_id=event_id, changed=changed)
+    return Merge(lead=lead, evaluation=evaluation, placed=placed, event_id=event_id, changed=changed)
 
 
 def merge_decision(

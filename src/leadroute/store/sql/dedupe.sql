@@ -13,10 +13,10 @@ SELECT pg_advisory_xact_lock(x'1EAD0012'::int, k) FROM unnest($1::int[]) WITH OR
 
 -- name: lead_merge_update
 -- A lead after a merge: its normalized fields, the values it is matched on, and when the person
--- was last heard from.
+-- was last heard from ($7; $8: now).
 UPDATE leads
    SET normalized = $2, email = $3, company_domain = $4, phone_e164 = $5, name_key = $6,
-       last_seen_at = greatest(last_seen_at, $7), updated_at = $7
+       last_seen_at = greatest(last_seen_at, $7), updated_at = $8
  WHERE id = $1;
 
 -- name: dedupe_candidates
