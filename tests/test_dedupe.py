@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,8 +15,9 @@ from litestar.testing import AsyncTestClient
 
 from conftest import FakeClock
 from leadroute.config import Settings
+from process_support import cli_env, leadroute
 from sla_support import assert_routing_consistent, instance, open_counts
-from support import authed, count, explain, get_lead, post_one, setup_pool
+from support import authed, connection, count, explain, fetch, get_lead, post_one, setup_pool
 
 Client = AsyncTestClient[Litestar]
 
@@ -332,3 +336,124 @@ class TestActivities:
         )
         assert r.status_code == 201, r.text
         assert r.json()["lead_id"] == first["lead_id"]
+
+
+async def _legacy_duplicate(
+    settings: Settings, lead_id: str, *, email: str | None = None, phone: str | None = None
+) -> None:
+    """Make a stored lead a duplicate the way leads were written before intake matched people:
+    give it another lead's email or phone behind intake's back."""
+    async with connection(settings) as conn:
+        if email is not None:
+            await conn.execute(
+                "UPDATE leads SET email = $2,"
+                " normalized = jsonb_set(normalized, '{email}', to_jsonb($2::text)) WHERE id = $1",
+                uuid.UUID(lead_id),
+                email,
+            )
+        if phone is not None:
+            await conn.execute(
+                "UPDATE leads SET phone_e164 = $2,"
+                " normalized = jsonb_set(normalized, '{phone_e164}', to_jsonb($2::text)) WHERE id = $1",
+                uuid.UUID(lead_id),
+                phone,
+            )
+
+
+class TestDedupeCommand:
+    """`leadroute leads dedupe` reports old duplicates (dry run), and merges them with --apply."""
+
+    async def test_dry_run_then_apply(self, client: Client, settings: Settings, clock: FakeClock) -> None:
+        # the command runs on the wall clock (the window counts from it): a day ago, by the test's
+        clock.now = datetime.now(UTC) - timedelta(days=1)
+        a = await post_one(client, {"email": "jo@acme.example", "title": "Engineer"})
+        clock.advance(minutes=1)
+        b = await post_one(client, {"email": "jo.b@acme.example", "phone": "+14155550100", "city": "Berlin"})
+        clock.advance(minutes=1)
+        c = await post_one(client, {"email": "other@globex.example", "title": "VP Sales"})
+        lone = await post_one(client, {"email": "someone@else.example"})
+        await _legacy_duplicate(settings, b["lead_id"], email="jo@acme.example")
+        await _legacy_duplicate(settings, c["lead_id"], phone="+14155550100")
+        r = await client.post(
+            "/v1/events",
+            json={"lead_id": c["lead_id"], "type": "page_view", "occurred_at": clock.now.isoformat()},
+        )
+        assert r.status_code == 201, r.text
+        owners = {x["lead_id"]: x["owner"] for x in (a, b, c)}
+        assert set(owners.values()) == {"ana", "ben"}  # round robin: a and c with ana, b with ben
+        env = cli_env(settings)
+
+        dry = await asyncio.to_thread(leadroute, "leads", "dedupe", env=env)
+        assert dry.returncode == 0, dry.stderr
+        assert "1 group(s)" in dry.stdout
+        assert f"keep   {a['lead_id']}" in dry.stdout
+        assert "survives: open, has an owner (ana), the oldest" in dry.stdout
+        assert f"merge  {b['lead_id']}" in dry.stdout
+        assert f"merge  {c['lead_id']}" in dry.stdout
+        assert lone["lead_id"] not in dry.stdout
+        assert "jo@acme.example" not in dry.stdout  # ids, never the person's data
+        assert "dry run: nothing changed" in dry.stdout
+        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'lead.merged'") == 0
+
+        done = await asyncio.to_thread(leadroute, "leads", "dedupe", "--apply", env=env)
+        assert done.returncode == 0, done.stderr
+        assert "merged 2 duplicate(s) into 1 lead(s)" in done.stdout
+
+        rows = {
+            str(r["id"]): r
+            for r in await fetch(settings, "SELECT id, status, merged_into, owner_id FROM leads")
+        }
+        assert rows[a["lead_id"]]["status"] == "assigned"
+        assert rows[a["lead_id"]]["owner_id"] == owners[a["lead_id"]]
+        for loser in (b, c):
+            assert rows[loser["lead_id"]]["status"] == "closed"
+            assert str(rows[loser["lead_id"]]["merged_into"]) == a["lead_id"]
+        story = await get_lead(client, a["lead_id"])
+        merges = [h["data"] for h in story["history"] if h["type"] == "lead.merged"]
+        assert [m["merged_from"] for m in merges] == [b["lead_id"], c["lead_id"]]
+        assert merges[0]["filled"] == {
+            "phone_e164": "+14155550100",
+            "phone": "+14155550100",
+            "city": "Berlin",
+        }
+        assert merges[1]["changed"]["title"] == {"old": "Engineer", "new": "VP Sales"}
+        assert [h["type"] for h in story["history"]].count("activity.recorded") == 1  # c's, copied
+        assert story["stage"] == "sql"
+        why = await explain(client, a["lead_id"])
+        assert f"from duplicate lead {b['lead_id']} (matched on email)" in why["summary"]
+        assert f"from duplicate lead {c['lead_id']} (matched on phone)" in why["summary"]
+        closed = await get_lead(client, b["lead_id"])
+        closing = next(h for h in closed["history"] if h["type"] == "lead.closed")
+        assert closing["data"]["reason"] == (f"merged into {a['lead_id']} (a duplicate of the same person)")
+        # every slot of a closed duplicate was freed: Redis agrees with PostgreSQL
+        counts = await open_counts(client)
+        assert {o: n for o, n in counts.items() if n} == collections.Counter([a["owner"], lone["owner"]])
+        await assert_routing_consistent(client)
+
+        # the duplicates' email now reaches the survivor, and a new event merges into it
+        r = await client.post(
+            "/v1/events",
+            json={"email": "other@globex.example", "type": "page_view", "occurred_at": clock.now.isoformat()},
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["lead_id"] == a["lead_id"]
+        again = await merged(client, {"phone": "+1 415 555 0100", "country": "US"})
+        assert again["lead_id"] == a["lead_id"]
+
+        # a second run finds nothing left to merge
+        rerun = await asyncio.to_thread(leadroute, "leads", "dedupe", env=env)
+        assert "0 group(s)" in rerun.stdout, rerun.stdout
+
+    async def test_closed_and_stale_leads_stay_apart(
+        self, client: Client, settings: Settings, clock: FakeClock
+    ) -> None:
+        # the command runs on the wall clock: the old lead is 101 days quiet by it, the new one 1 day
+        clock.now = datetime.now(UTC) - timedelta(days=101)
+        old = await post_one(client, {"email": "jo@acme.example"})
+        clock.advance(days=100)
+        new = await post_one(client, {"email": "jo@acme.example"})  # re-engaged: a new lead
+        assert new["lead_id"] != old["lead_id"]
+        dry = await asyncio.to_thread(leadroute, "leads", "dedupe", env=cli_env(settings))
+        assert dry.returncode == 0, dry.stderr
+        assert "nothing to merge" in dry.stdout
+        assert "0 to merge" in dry.stdout
