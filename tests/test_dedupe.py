@@ -6,18 +6,22 @@ import asyncio
 import collections
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 from conftest import FakeClock
 from leadroute.config import Settings
-from process_support import cli_env, leadroute
+from leadroute.routing import RoutingState, snapshot_from_pg
+from outbound_support import create_endpoint, receiver, relay_pass, verified
+from process_support import cli_env, leadroute, serve_on
 from sla_support import assert_routing_consistent, instance, open_counts
-from support import authed, connection, count, explain, fetch, get_lead, post_one, setup_pool
+from support import AUTH, authed, connection, count, explain, fetch, get_lead, post_one, setup_pool
 
 Client = AsyncTestClient[Litestar]
 
@@ -457,3 +461,92 @@ class TestDedupeCommand:
         assert dry.returncode == 0, dry.stderr
         assert "nothing to merge" in dry.stdout
         assert "0 to merge" in dry.stdout
+
+
+class TestOutbound:
+    """``lead.merged`` reaches webhook endpoints with the names of the fields, never their values."""
+
+    async def test_a_merge_is_sent_without_the_persons_data(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        with receiver() as got:
+            async with instance(settings, RULES, clock, webhook_allow_private=True) as c:
+                await setup_pool(c, ["ana"])
+                endpoint = await create_endpoint(c, got.url, ["lead.merged"])
+                first = await post_one(c, {"email": "jo@acme.example", "title": "Engineer"})
+                await merged(c, {"email": "JO@acme.example", "title": "VP Sales", "phone": "+14155550100"})
+                await relay_pass(c)
+                (request,) = got.wait_for(1)
+                body = verified(request, endpoint["secret"])
+                assert body["type"] == "lead.merged"
+                assert body["data"]["lead_id"] == first["lead_id"]
+                assert body["data"]["event"] == {
+                    "merged_from": None,
+                    "matched_on": "email",
+                    "changed_fields": ["title"],
+                    "filled_fields": ["phone", "phone_e164"],
+                }
+                for private in (b"jo@", b"JO@", b"555", b"Engineer", b"VP Sales"):
+                    assert private not in request.body
+
+
+class TestProcesses:
+    """50 concurrent posts of one person, no keys, over HTTP to two `leadroute serve` processes."""
+
+    async def test_one_lead_one_owner_capacity_used_once(
+        self, settings: Settings, clean: None, tmp_path: Path
+    ) -> None:
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(RULES)
+        one = serve_on(settings, rules, tmp_path / "one.log")
+        two = serve_on(settings, rules, tmp_path / "two.log")
+        try:
+            one.wait_ready()
+            two.wait_ready()
+            async with httpx.AsyncClient(timeout=60, headers=AUTH) as http:
+                for name in ("ana", "ben"):
+                    r = await http.put(
+                        f"{one.base}/v1/owners/{name}", json={"name": name, "capacity": {"max_open": 30}}
+                    )
+                    assert r.status_code == 200, r.text
+                r = await http.put(f"{one.base}/v1/pools/sales", json={"members": ["ana", "ben"]})
+                assert r.status_code == 200, r.text
+                # every spelling shares the email (two posts that share no value cannot be known to
+                # be one person: one with only the phone and one with only the email make two leads)
+                spellings = [
+                    {"email": "Jo.Smith@Acme.example"},
+                    {"email": "jo.smith@acme.example", "phone": "+1 415 555 0100"},
+                    {
+                        "email": "JO.SMITH@ACME.EXAMPLE",
+                        "phone": "(415) 555-0100",
+                        "country": "US",
+                        "title": "VP",
+                    },
+                    {"email": "jo.smith@acme.example", "city": "Berlin"},
+                ]
+                bodies = [spellings[n % len(spellings)] for n in range(50)]
+                answers = await asyncio.gather(
+                    *(
+                        http.post(f"{(one if n % 2 else two).base}/v1/leads", json=b)
+                        for n, b in enumerate(bodies)
+                    )
+                )
+                assert sorted(r.status_code for r in answers) == [200] * 49 + [201]
+                assert len({r.json()["lead_id"] for r in answers}) == 1
+                assert len({r.json()["owner"] for r in answers}) == 1
+        finally:
+            one.stop()
+            two.stop()
+        assert await count(settings, "SELECT count(*) FROM leads") == 1
+        assert await count(settings, "SELECT count(*) FROM assignments") == 1
+        assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'lead.merged'") == 49
+        # the owner's capacity was used once: Redis holds exactly what PostgreSQL implies
+        async with connection(settings) as conn:
+            expected = await snapshot_from_pg(conn, datetime.now(UTC))
+        redis = Redis.from_url(str(settings.redis_url))
+        try:
+            state = await RoutingState(redis, settings.redis_prefix).read()
+        finally:
+            await redis.aclose()
+        assert {o: n for o, n in state.open.items() if n} == {answers[0].json()["owner"]: 1}
+        assert state.open == expected.open
