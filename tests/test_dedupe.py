@@ -20,7 +20,7 @@ from leadroute.config import Settings
 from leadroute.routing import RoutingState, snapshot_from_pg
 from outbound_support import create_endpoint, receiver, relay_pass, verified
 from process_support import cli_env, leadroute, serve_on
-from sla_support import assert_routing_consistent, instance, open_counts
+from sla_support import assert_routing_consistent, in_app, instance, open_counts
 from support import AUTH, authed, connection, count, explain, fetch, get_lead, post_one, setup_pool
 
 Client = AsyncTestClient[Litestar]
@@ -550,3 +550,43 @@ class TestProcesses:
             await redis.aclose()
         assert {o: n for o, n in state.open.items() if n} == {answers[0].json()["owner"]: 1}
         assert state.open == expected.open
+
+
+class TestRoundTrips:
+    """Matching costs intake one statement: the identity locks and the candidates, in one round trip."""
+
+    async def test_statements_of_a_new_lead_and_of_a_merge(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        async with instance(settings, RULES, clock, db_pool_min=1, db_pool_max=1) as c:
+            await setup_pool(c, ["ana"])
+            seen: list[str] = []
+
+            async def listen(rt: Any) -> None:
+                async with rt.db.acquire() as conn:  # the pool's only connection
+                    conn._con.add_query_logger(lambda record: seen.append(" ".join(record.query.split())))
+
+            await in_app(c, listen)
+            await post_one(c, {"email": "warm@up.example"})  # type introspection, routing config
+
+            def transaction() -> list[str]:
+                begin, commit = seen.index("BEGIN;"), seen.index("COMMIT;")
+                statements = seen[begin + 1 : commit]
+                seen.clear()
+                return statements
+
+            seen.clear()
+            await post_one(c, {"email": "jo@acme.example"})
+            assert [s[:40] for s in transaction()] == [
+                "SELECT * FROM leadroute_identity_match($",  # the one statement matching adds
+                "SELECT pg_advisory_xact_lock_shared($1),",  # routing
+                "INSERT INTO account_owners (company_doma",  # routing: the domain's account owner
+                "WITH lead AS ( INSERT INTO leads (id, em",  # the lead, its events, decision...
+            ]
+            await merged(c, {"email": "JO@acme.example"})
+            assert [s[:40] for s in transaction()] == [
+                "SELECT * FROM leadroute_identity_match($",
+                "SELECT occurred_at, payload FROM lead_ev",  # its activities, to rescore
+                "INSERT INTO lead_events (lead_id, kind, ",  # lead.merged
+                "UPDATE leads SET normalized = $2, email ",
+            ]
