@@ -30,6 +30,7 @@ UPDATE leads SET
           WHERE e.lead_id = leads.id AND e.kind = 'activity.recorded')
     );
 ALTER TABLE leads ALTER COLUMN last_seen_at SET NOT NULL;
+ALTER TABLE leads ALTER COLUMN last_seen_at SET DEFAULT now();
 
 -- Only leads that can still be matched (never the merged-away ones); newest first, as the match reads.
 CREATE INDEX leads_phone_match_idx ON leads (phone_e164, created_at DESC)
