@@ -590,3 +590,31 @@ class TestRoundTrips:
                 "INSERT INTO lead_events (lead_id, kind, ",  # lead.merged
                 "UPDATE leads SET normalized = $2, email ",
             ]
+
+
+class TestOldDuplicates:
+    """Before `leads dedupe` runs, an activity by email goes to the one lead intake would merge into."""
+
+    async def test_the_owned_oldest_live_duplicate_gets_the_activity(
+        self, client: Client, settings: Settings, clock: FakeClock
+    ) -> None:
+        oldest = await post_one(client, {"email": "jo@acme.example"})
+        clock.advance(minutes=1)
+        newer = await post_one(client, {"email": "jo2@acme.example"})
+        await _legacy_duplicate(settings, newer["lead_id"], email="jo@acme.example")
+        r = await client.post(
+            "/v1/events",
+            json={"email": "JO@acme.example", "type": "page_view", "occurred_at": clock.now.isoformat()},
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["lead_id"] == oldest["lead_id"]  # not the newest, as before matching
+        # once the oldest is closed, the person's live lead is the other one
+        closed = await client.post(f"/v1/assignments/{oldest['lead_id']}/close", json={})
+        assert closed.status_code == 200, closed.text
+        r = await client.post(
+            "/v1/events",
+            json={"email": "jo@acme.example", "type": "page_view", "occurred_at": clock.now.isoformat()},
+        )
+        assert r.json()["lead_id"] == newer["lead_id"]
+        again = await merged(client, {"email": "jo@acme.example"})
+        assert again["lead_id"] == newer["lead_id"]

@@ -70,8 +70,9 @@ def _matched_on(loser: Candidate, survivor: Candidate, group: list[Candidate]) -
     return "email"
 
 
-async def apply(rt: Runtime, plan: GroupPlan) -> Applied | None:
-    """Merge one planned group (see the module docstring); None when nothing was left to merge."""
+async def apply(rt: Runtime, plan: GroupPlan, *, actor: str = "system") -> Applied | None:
+    """Merge one planned group (see the module docstring); None when nothing was left to merge.
+    ``actor``: who merges (the command's ``cli:<user>@<host>``)."""
     if plan.survivor is None or not plan.losers:
         return None
     planned = [plan.survivor, *plan.losers]
@@ -97,7 +98,7 @@ async def apply(rt: Runtime, plan: GroupPlan) -> Applied | None:
             merged.append(loser.id)
         return Applied(survivor=str(survivor["id"]), merged=merged) if merged else None
 
-    return await run(rt, step, actor="dedupe")
+    return await run(rt, step, actor=actor)
 
 
 async def _absorb(

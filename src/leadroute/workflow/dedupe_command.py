@@ -85,7 +85,10 @@ async def _run(settings: Settings, *, write: bool) -> str:
         text = report(plans)
         if not write:
             return text + "\n\ndry run: nothing changed; run with --apply to merge"
-        done = [a for p in plans if (a := await apply(rt, p)) is not None]
+        from leadroute.access.commands import cli_actor
+
+        actor = cli_actor()
+        done = [a for p in plans if (a := await apply(rt, p, actor=actor)) is not None]
         merged = sum(len(a.merged) for a in done)
         lines = [text, f"\nmerged {merged} duplicate(s) into {len(done)} lead(s)"]
         lines.extend(f"  {a.survivor} <- {', '.join(a.merged)}" for a in done)
