@@ -11,8 +11,8 @@ the same leads or keys (``LEADROUTE_LOADTEST_SEED`` fixes the run's seed; unset,
 Each lead is posted with its ``event_id`` as the ``Idempotency-Key`` and must come back
 ``201 Created`` (or ``200`` with ``merged: true`` when the generator repeated an email or phone:
 the same person, merged into their lead); about 5% of requests re-post one of the user's
-earlier leads with the same key, as a client retry would, and must come back ``200 OK`` with the same decision. Every
-response must carry ``lead_id``, ``stage`` and ``score``.
+earlier leads with the same key, as a client retry would, and must come back ``200 OK`` with
+the same decision. Every response must carry ``lead_id``, ``stage`` and ``score``.
 
 Each simulated client waits 0.1-1 s between requests, like a busy form or CRM sync; with
 ``LEADROUTE_LOADTEST_THINK_TIME=0`` it posts the next lead as soon as the last one is answered,
