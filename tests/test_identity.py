@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from leadroute.intake import normalize
 from leadroute.intake.identity import (
@@ -17,6 +20,7 @@ from leadroute.intake.identity import (
 )
 from leadroute.intake.merge import merge_into
 from leadroute.models import LeadIn
+from leadroute.rules import RulesetError, parse_ruleset
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 WINDOW = timedelta(days=90)
@@ -196,3 +200,35 @@ class TestDuplicateGroups:
         )
         assert plan.survivor is None
         assert plan.losers == []
+
+
+class TestReengagedSwitch:
+    """``routing.reengaged`` in a rule file: ``route`` (the default) or ``previous_owner``."""
+
+    RULES = """
+version: 1
+scoring:
+  groups: {fit: {max: 100}}
+qualification:
+  - {id: rest, stage: lead}
+routing:
+  rules:
+    - {id: everyone, when: 'true', pool: sales}
+  fallback: unassigned
+"""
+
+    def test_default_explicit_and_switched(self) -> None:
+        default = parse_ruleset(self.RULES, path=Path("r.yaml"))
+        explicit = parse_ruleset(self.RULES + "  reengaged: route\n", path=Path("r.yaml"))
+        switched = parse_ruleset(self.RULES + "  reengaged: previous_owner\n", path=Path("r.yaml"))
+        assert default.reengage_previous_owner is False
+        assert explicit.sha256 == default.sha256  # the default is the same content
+        assert switched.reengage_previous_owner is True
+        assert switched.sha256 != default.sha256
+
+    def test_an_unknown_value_names_the_key(self) -> None:
+        with pytest.raises(RulesetError) as caught:
+            parse_ruleset(self.RULES + "  reengaged: nobody\n", path=Path("r.yaml"))
+        (problem,) = caught.value.problems
+        assert (problem.line, problem.column) == (11, 14)
+        assert "reengaged" in problem.message and "nobody" in problem.message
