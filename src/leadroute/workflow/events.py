@@ -4,6 +4,10 @@ One step of the runner per event: claim the idempotency key (scope ``event``), l
 (so two events of one lead apply one after the other and each sees the other's activity), append
 ``activity.recorded`` with the points its rules gave, then requalify the lead from its stored
 input and all its activities (:func:`leadroute.workflow.rescore.requalify`).
+
+An event by ``email`` goes to the person's lead as intake would merge into it (the live one, with
+an owner, the oldest: ``lead_lock_by_email``); the lock also notes that the person was heard from,
+which moves the re-engagement window (docs/intake.md).
 """
 
 from __future__ import annotations

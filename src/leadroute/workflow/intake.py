@@ -4,8 +4,13 @@ The pure steps run first, outside any transaction. Then one step of the runner c
 idempotency key, picks the owner (Redis, atomically), and writes the lead, its
 ``lead.received``, ``lead.scored`` and placement events, its decision, its assignment and SLA
 timer and the response stored with the key (so a retry gets the same answer) in one statement
-(:func:`leadroute.workflow.writer.record_new_lead`): BEGIN, the key, the routing lock, the
-account owner when there is one, that statement, COMMIT.
+(:func:`leadroute.workflow.writer.record_new_lead`): BEGIN, the key, the person's match, the
+routing lock, the account owner when there is one, that statement, COMMIT.
+
+The match (:mod:`leadroute.workflow.merge`) comes first: a lead event of a person who has a live
+lead is merged into it instead (answered 200, ``merged: true``, the lead keeps its owner); one who
+comes back after the re-engagement window is a new lead linked to their previous one (routed to
+its owner first when the rule file says ``routing.reengaged: previous_owner``).
 
 When Redis (the routing state) cannot be reached, the lead is still recorded and scored, and
 answered with status ``pending`` (HTTP 202): the queue drain routes pending leads, in arrival
