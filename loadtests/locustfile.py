@@ -9,9 +9,10 @@ the same leads or keys (``LEADROUTE_LOADTEST_SEED`` fixes the run's seed; unset,
 ``LEADROUTE_LOADTEST_KEY``, when set, is sent as ``Authorization: Bearer <key>``.
 
 Each lead is posted with its ``event_id`` as the ``Idempotency-Key`` and must come back
-``201 Created``; about 5% of requests re-post one of the user's earlier leads with the same
-key, as a client retry would, and must come back ``200 OK`` with the same decision. Every
-response must carry ``lead_id``, ``stage`` and ``score``.
+``201 Created`` (or ``200`` with ``merged: true`` when the generator repeated an email or phone:
+the same person, merged into their lead); about 5% of requests re-post one of the user's
+earlier leads with the same key, as a client retry would, and must come back ``200 OK`` with
+the same decision. Every response must carry ``lead_id``, ``stage`` and ``score``.
 
 Each simulated client waits 0.1-1 s between requests, like a busy form or CRM sync; with
 ``LEADROUTE_LOADTEST_THINK_TIME=0`` it posts the next lead as soon as the last one is answered,
@@ -64,26 +65,27 @@ class LeadPoster(FastHttpUser):
 
     @task
     def post_lead(self) -> None:
-        """Post a new lead (201), or retry an earlier one with the same key (200, same decision)."""
+        """Post a new lead (201; 200 with ``merged: true`` when the generator repeated an email or
+        phone, docs/intake.md), or retry an earlier one with the same key (200, same decision)."""
         if self._recent and self._rng.random() < RETRY_SHARE:
             lead, first = self._rng.choice(self._recent)
-            self._post(lead, expect=200, name="/v1/leads [retry]", first=first)
+            self._post(lead, expect=(200,), name="/v1/leads [retry]", first=first)
             return
         lead = make_lead(self._seed, self._user * 10_000_000 + self._sent)
         self._sent += 1
-        decision = self._post(lead, expect=201, name="/v1/leads")
+        decision = self._post(lead, expect=(200, 201), name="/v1/leads")
         if decision is not None:
             self._recent.append((lead, decision))
 
     def _post(
-        self, lead: Lead, *, expect: int, name: str, first: dict[str, Any] | None = None
+        self, lead: Lead, *, expect: tuple[int, ...], name: str, first: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
         headers = {"Idempotency-Key": str(lead["event_id"])} | _AUTH
         with self.client.post(
             "/v1/leads", json=lead, headers=headers, name=name, catch_response=True
         ) as response:
-            if response.status_code != expect:
-                response.failure(f"expected {expect}, got {response.status_code}")
+            if response.status_code not in expect:
+                response.failure(f"expected {' or '.join(map(str, expect))}, got {response.status_code}")
                 return None
             try:
                 decision = response.json()
@@ -96,6 +98,9 @@ class LeadPoster(FastHttpUser):
                 return None
             if first is not None and decision.get("lead_id") != first.get("lead_id"):
                 response.failure("retry returned a different lead_id")
+                return None
+            if first is None and response.status_code == 200 and decision.get("merged") is not True:
+                response.failure("a new lead answered 200 without merged: true")
                 return None
             response.success()
             return dict(decision)

@@ -180,11 +180,11 @@ class TestWarnings:
             again = await client.post("/v1/leads", json=body)  # a retry: the same answer, warnings too
             assert (again.status_code, again.json()) == (200, answer)
 
-    async def test_no_warnings_key_when_there_are_none(self, make_app: Any) -> None:
+    async def test_no_warnings_when_there_are_none(self, make_app: Any) -> None:
         async with authed(make_app(ACCOUNT_RULES)) as client:
             await setup_sales(client, ("ann",))
             answer = await post_one(client, {"email": "jo@acme.example", "phone": "+44 20 7946 0958"})
-            assert "warnings" not in answer
+            assert answer["warnings"] == []
             stored = await get_lead(client, answer["lead_id"])
             assert "warnings" not in stored["history"][0]["data"]
 

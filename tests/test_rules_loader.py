@@ -249,7 +249,7 @@ class TestYamlAndSchemaErrors:
                 "  fallback: unassigned\n",
                 "  fallback: unassigned\n  fallbak: x\n",
                 (32, 3),
-                "routing: unknown key 'fallbak' (allowed: rules, fallback, sla)",
+                "routing: unknown key 'fallbak' (allowed: rules, fallback, sla, reengaged)",
             ),
             (
                 "  fallback: unassigned\n",

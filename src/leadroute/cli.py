@@ -151,6 +151,17 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  (one statement per s
     )
     rebuild.set_defaults(func=_routing_rebuild)
 
+    leads = sub.add_parser("leads", help="work with stored leads").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    dedupe = leads.add_parser(
+        "dedupe",
+        help="find leads of one person (same email, phone or name key) and merge them; a dry run "
+        "with a report unless --apply",
+    )
+    dedupe.add_argument("--apply", action="store_true", help="merge the groups (default: only report)")
+    dedupe.set_defaults(func=_leads_dedupe)
+
     _webhooks_parser(sub)
     return parser
 
@@ -446,6 +457,12 @@ def _routing_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         counts = asyncio.run(run(live))
     print("routing state rebuilt from PostgreSQL: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
+
+
+def _leads_dedupe(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.workflow.dedupe_command import leads_dedupe
+
+    return leads_dedupe(settings, args, servers=_servers)
 
 
 def _webhooks(settings: Settings, args: argparse.Namespace) -> int:

@@ -112,6 +112,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rescore_every_hours: float = 6.0
     """Hours between requalifications of a lead whose score holds decaying activity points (its
     stage can fall as they decay); the background pass runs every ``SLA_POLL_SECONDS``."""
+    match_by_name: bool = False
+    """Match a lead event to the stored lead of the same person by normalized first + last name and
+    company domain too, after email and phone (docs/intake.md). Off by default: two people with one
+    name at one company exist, and a wrong merge hides a lead from its rep."""
+    reengage_after_days: float = 90.0
+    """Days after a person was last heard from (a lead event or an activity) that a new lead event
+    of theirs makes a new lead (re-engagement, linked to the old one) instead of merging into it.
+    A closed lead is always past it. 0: never by time (only closing ends a lead)."""
     drain_batch: int = 50
     """Queued leads one instance offers again per background pass at most (the rest wait for the
     next pass), so a burst of freed capacity cannot starve intake of connections."""
@@ -196,6 +204,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return timedelta(hours=self.rescore_every_hours)
 
     @property
+    def reengage_after(self) -> timedelta | None:
+        """:attr:`reengage_after_days` as a duration (None: never by time)."""
+        return timedelta(days=self.reengage_after_days) if self.reengage_after_days > 0 else None
+
+    @property
     def embedded(self) -> bool:
         """True when leadroute runs its own PostgreSQL and Redis (no URLs configured)."""
         return self.database_url is None and self.redis_url is None
@@ -261,6 +274,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         optional: tuple[tuple[str, float], ...] = (
             ("sla_poll_seconds", self.sla_poll_seconds),
             ("reconcile_minutes", self.reconcile_minutes),
+            ("reengage_after_days", self.reengage_after_days),
         )
         for name, number in optional:
             if number < 0:

@@ -208,7 +208,7 @@ class FieldWarning(msgspec.Struct, frozen=True):
     message: str
 
 
-class Decision(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Decision(msgspec.Struct, kw_only=True):
     """What leadroute decided for one lead event; the body of the intake response."""
 
     lead_id: str
@@ -226,4 +226,7 @@ class Decision(msgspec.Struct, kw_only=True, omit_defaults=True):
     ruleset_version: int
     ruleset_sha256: str
     warnings: list[FieldWarning] = msgspec.field(default_factory=list)
-    """Fields accepted with a problem (see :class:`FieldWarning`); omitted when there are none."""
+    """Fields accepted with a problem (see :class:`FieldWarning`); empty when there are none."""
+    merged: bool = False
+    """True: the lead event was merged into the existing lead of the same person (``lead_id`` is
+    that lead's; answered 200), which keeps its owner. See docs/intake.md."""

@@ -61,6 +61,11 @@ class Metrics:
             "leadroute_assignments_total", "Leads placed with an owner, by pool and owner.", ["pool", "owner"]
         )
         self.queued = Counter("leadroute_queued_total", "Leads placed in a queue, by queue.", ["queue"])
+        self.merges = Counter(
+            "leadroute_lead_merges_total",
+            "Lead events merged into the lead of the same person, by what matched (email, phone, name).",
+            ["matched_on"],
+        )
         self.queue_depth = Gauge(
             "leadroute_queue_depth",
             "Leads waiting in queues for an owner (as of the last background pass).",

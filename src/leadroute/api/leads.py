@@ -36,7 +36,13 @@ class LeadController(Controller):
         status_code=201,
         summary="Submit a lead",
         responses={
-            200: ResponseSpec(Decision, description="A retry: the first decision, unchanged"),
+            200: ResponseSpec(
+                Decision,
+                description=(
+                    "A retry: the first decision, unchanged; or the lead event was merged into the "
+                    "existing lead of the same person (merged: true, that lead's id and owner)"
+                ),
+            ),
             202: ResponseSpec(
                 Decision, description="Stored and scored; routing waits for Redis (status pending)"
             ),
@@ -52,7 +58,7 @@ class LeadController(Controller):
     ) -> Response[Decision]:
         """Score, qualify and route one lead; a retry with the same key returns the first decision."""
         result = await submit_lead(rt, await request.body(), idempotency_key, actor=actor)
-        if not result.created:
+        if not result.created or result.decision.merged:
             return Response(result.decision, status_code=200)
         return Response(result.decision, status_code=202 if result.decision.status == "pending" else 201)
 

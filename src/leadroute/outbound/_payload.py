@@ -82,7 +82,13 @@ def _owner(row: Any, prefix: str) -> dict[str, Any] | None:
 def _event(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     if event_type == "lead.merged":
         changed = payload.get("changed") or {}
-        return {"merged_from": payload.get("merged_from"), "changed_fields": sorted(changed)}
+        filled = payload.get("filled") or {}
+        return {
+            "merged_from": payload.get("merged_from"),
+            "matched_on": payload.get("matched_on"),
+            "changed_fields": sorted(changed),
+            "filled_fields": sorted(filled),
+        }
     return dict(payload)
 
 

@@ -104,8 +104,13 @@ class Router:
         fallback: str,
         now: datetime,
         exclude: Collection[str] = (),
+        previous_owner: str | None = None,
     ) -> Assignment:
         """Try ``targets`` in order and claim an owner; else the queue with the reasons.
+
+        ``previous_owner``: a re-engaged person's previous owner, tried first when the lead is
+        routed at all (a target matched); skipped (and said so in ``skipped``) when they cannot
+        take it, then routing goes on as usual.
 
         Raises :class:`RoutingStateLost` when Redis lost its state between the check and the
         claim: the caller rolls back and retries (the next try rebuilds first). Whatever it
@@ -118,6 +123,12 @@ class Router:
         tried: list[str] = []
         reasons: list[str] = []
         account: list[AccountMiss] = []
+        if previous_owner is not None and targets:
+            again = await self._previous_owner(
+                config, previous_owner, target=targets[0], now=now, exclude=exclude, skipped=skipped
+            )
+            if again is not None:
+                return await self._settle(conn, again, company_domain, lead_id, now)
         for target in targets:
             if target.kind == "account_owner":
                 placed = await self._account_owner(
@@ -160,6 +171,44 @@ class Router:
             skipped=skipped,
             pools_tried=tried,
             account=account,
+        )
+
+    async def _previous_owner(
+        self,
+        config: RoutingConfig,
+        owner_id: str,
+        *,
+        target: Target,
+        now: datetime,
+        exclude: Collection[str],
+        skipped: list[OwnerSkip],
+    ) -> Assignment | None:
+        """The previous owner's assignment (with the SLA of the first matching rule), or None with
+        the reason they were skipped added to ``skipped``."""
+        member = config.owners.get(owner_id)
+        if member is None:
+            skipped.append(OwnerSkip(owner_id, "no longer exists", None))
+            return None
+        reason = skip_reason(member, PoolRules(), now, exclude)
+        if reason is not None:
+            skipped.append(OwnerSkip(owner_id, reason, None))
+            return None
+        claim = await self.state.pick("claim", None, [member], frozenset({owner_id}), now)
+        skipped += claim.skipped
+        if claim.owner is None:
+            return None
+        return Assignment(
+            owner=claim.owner,
+            pool=None,
+            queue=None,
+            reason=None,
+            skipped=skipped,
+            pools_tried=[],
+            rule=target.rule,
+            sla=target.sla,
+            strategy="previous_owner",
+            seq=claim.seq,
+            generation=claim.generation,
         )
 
     async def _account_owner(

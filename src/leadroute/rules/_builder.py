@@ -119,7 +119,10 @@ class Builder(SectionReader):
             scoring=ScoringSpec(groups=dict(groups), rules=[r for r, _ in scoring_rules]),
             qualification=[q for q, _ in qualification],
             routing=RoutingSpec(
-                rules=[r for r, _ in routing.rules], fallback=routing.fallback, sla=routing.sla
+                rules=[r for r, _ in routing.rules],
+                fallback=routing.fallback,
+                sla=routing.sla,
+                reengaged=typing.cast(Any, routing.reengaged),
             ),
             tests=[t for t, _ in tests],
         )
@@ -167,6 +170,7 @@ class Builder(SectionReader):
             ),
             fallback=routing.fallback,
             sla=default_sla,
+            reengage_previous_owner=routing.reengaged == "previous_owner",
             tests=tuple(RuleTest(spec=t, line=self.line(p)) for t, p in tests),
             lead_scoring_rules=tuple(rules[r.id] for r, _ in lead_rules),
             scoring_evaluator=self.evaluator.compile(lead_compiled),

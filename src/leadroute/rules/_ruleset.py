@@ -137,6 +137,9 @@ class Ruleset:
     """Per activity type: its ``on_activity`` rules and their evaluator."""
     qualification_evaluator: SectionEvaluator
     routing_evaluator: SectionEvaluator
+    reengage_previous_owner: bool = False
+    """``routing.reengaged: previous_owner``: a re-engaged person's new lead goes to the owner of
+    their previous lead when that owner can take it (docs/intake.md)."""
 
     @property
     def display_path(self) -> str:

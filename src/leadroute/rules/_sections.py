@@ -55,6 +55,7 @@ class RoutingSection:
     fallback: str
     sla: SlaSpec | None
     rules: list[tuple[RoutingRuleSpec, YamlPath]]
+    reengaged: str = "route"
 
 
 class SectionReader:
@@ -266,7 +267,7 @@ class SectionReader:
             if rule.route == "pool":
                 rule = msgspec.structs.replace(rule, route=None)  # canonical: the default is left out
             rules.append((rule, path))
-        return RoutingSection(fallback=section.fallback, sla=sla, rules=rules)
+        return RoutingSection(fallback=section.fallback, sla=sla, rules=rules, reengaged=section.reengaged)
 
     def tests(self, raw: Sequence[Any], fallback: str | None) -> list[tuple[TestSpec, YamlPath]]:
         """``tests:``: each a lead, its activities, and what to expect of it.

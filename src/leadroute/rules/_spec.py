@@ -301,12 +301,26 @@ class ScoringSectionSpec(Spec, frozen=True, kw_only=True):
     rules: list[Any] = msgspec.field(default_factory=list)
 
 
+Reengaged = Annotated[
+    Literal["route", "previous_owner"],
+    msgspec.Meta(
+        description=(
+            "A person who comes back after the re-engagement window (LEADROUTE_REENGAGE_AFTER_DAYS) "
+            "or after their lead was closed becomes a new lead. route (default): routed like any "
+            "new lead; previous_owner: to the owner of their previous lead when that owner can take "
+            "it (active, in hours, below capacity), else routed as usual."
+        )
+    ),
+]
+
+
 class RoutingSectionSpec(Spec, frozen=True, kw_only=True):
     """``routing:`` before its rules are validated one by one."""
 
     rules: list[Any]
     fallback: QueueName
     sla: Any = None
+    reengaged: Reengaged = "route"
 
 
 class ScoringSpec(Spec, frozen=True, kw_only=True):
@@ -328,6 +342,7 @@ class RoutingSpec(Spec, frozen=True, kw_only=True):
         Annotated[SlaSpec, msgspec.Meta(description="The SLA of routing rules that do not set their own.")]
         | None
     ) = None
+    reengaged: Reengaged = "route"
 
 
 class RulesetSpec(Spec, frozen=True, kw_only=True):

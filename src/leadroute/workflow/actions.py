@@ -44,6 +44,7 @@ __all__ = [
     "breached_owners",
     "claim_owner",
     "close",
+    "close_lead",
     "former_owners",
     "lead_sla",
     "lock",
@@ -274,20 +275,27 @@ async def close(rt: Runtime, lead_id: uuid.UUID, reason: str | None, *, actor: s
     """Close the lead: its timer stops and its owner's slot is freed. Closing again answers the same."""
 
     async def step(ch: Change) -> LeadState:
-        lead, current = await lock(ch.conn, lead_id)
-        if lead["status"] == "closed":
-            return await view(ch.conn, lead_id)
-        await cancel_timers(ch.conn, lead_id, "closed", ch.now)
-        if current is not None:
-            await ch.conn.execute(QUERIES["workflow_assignment_state"], current.id, "closed", None)
-            if current.owner_id is not None:
-                ch.free(current.owner_id)
-        await ch.conn.execute(QUERIES["workflow_lead_closed"], lead_id, ch.now)
-        await ch.emit(
-            lead_id,
-            "lead.closed",
-            LeadClosed(owner=lead["owner_id"], from_status=lead["status"], reason=reason),
-        )
+        await close_lead(ch, lead_id, reason)
         return await view(ch.conn, lead_id)
 
     return await run(rt, step, actor=actor)
+
+
+async def close_lead(ch: Change, lead_id: uuid.UUID, reason: str | None) -> bool:
+    """Close the lead in ``ch``'s transaction (its timer stops, its owner's slot is freed after the
+    commit); False when it was closed already. Also how ``leads dedupe`` closes a merged duplicate."""
+    lead, current = await lock(ch.conn, lead_id)
+    if lead["status"] == "closed":
+        return False
+    await cancel_timers(ch.conn, lead_id, "closed", ch.now)
+    if current is not None:
+        await ch.conn.execute(QUERIES["workflow_assignment_state"], current.id, "closed", None)
+        if current.owner_id is not None:
+            ch.free(current.owner_id)
+    await ch.conn.execute(QUERIES["workflow_lead_closed"], lead_id, ch.now)
+    await ch.emit(
+        lead_id,
+        "lead.closed",
+        LeadClosed(owner=lead["owner_id"], from_status=lead["status"], reason=reason),
+    )
+    return True

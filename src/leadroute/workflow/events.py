@@ -5,6 +5,10 @@ One step of the runner per event: claim the idempotency keys (scope ``event``; t
 (so two events of one lead apply one after the other and each sees the other's activity), append
 ``activity.recorded`` with the points its rules gave, then requalify the lead from its stored
 input and all its activities (:func:`leadroute.workflow.rescore.requalify`).
+
+An event by ``email`` goes to the person's lead as intake would merge into it (the live one, with
+an owner, the oldest: ``lead_lock_by_email``); the lock also notes that the person was heard from,
+which moves the re-engagement window (docs/intake.md).
 """
 
 from __future__ import annotations
@@ -115,11 +119,14 @@ async def record_event(
 async def _lock(ch: Change, event: ActivityEventIn, email: str | None) -> Any:
     """The event's lead, locked until the transaction ends; NotFound or InvalidEvent otherwise."""
     if event.lead_id is not None:
-        row = await ch.conn.fetchrow(QUERIES["lead_lock"], event.lead_id)
+        row = await ch.conn.fetchrow(QUERIES["lead_lock"], event.lead_id, ch.now)
         if row is None:
             raise NotFound("lead", str(event.lead_id))
     else:
-        row = await ch.conn.fetchrow(QUERIES["lead_lock_by_email"], email)
+        window = ch.rt.settings.reengage_after
+        row = await ch.conn.fetchrow(
+            QUERIES["lead_lock_by_email"], email, ch.now, ch.now - window if window is not None else None
+        )
         if row is None:
             raise NotFound(
                 "lead",
@@ -128,7 +135,7 @@ async def _lock(ch: Change, event: ActivityEventIn, email: str | None) -> Any:
                 detail="no lead has that email; post the lead first (POST /v1/leads)",
                 errors=[{"field": "email", "message": "no lead has this email"}],
             )
-    if email is not None and row["email"] != email:  # lead_id and email name two leads
+    if event.lead_id is not None and email is not None and row["email"] != email:  # two leads
         raise InvalidEvent(
             [
                 FieldError(

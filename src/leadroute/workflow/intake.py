@@ -4,8 +4,13 @@ The pure steps run first, outside any transaction. Then one step of the runner c
 idempotency key, picks the owner (Redis, atomically), and writes the lead, its
 ``lead.received``, ``lead.scored`` and placement events, its decision, its assignment and SLA
 timer and the response stored with the key (so a retry gets the same answer) in one statement
-(:func:`leadroute.workflow.writer.record_new_lead`): BEGIN, the key, the routing lock, the
-account owner when there is one, that statement, COMMIT.
+(:func:`leadroute.workflow.writer.record_new_lead`): BEGIN, the key, the person's match, the
+routing lock, the account owner when there is one, that statement, COMMIT.
+
+The match (:mod:`leadroute.workflow.merge`) comes first: a lead event of a person who has a live
+lead is merged into it instead (answered 200, ``merged: true``, the lead keeps its owner); one who
+comes back after the re-engagement window is a new lead linked to their previous one (routed to
+its owner first when the rule file says ``routing.reengaged: previous_owner``).
 
 When Redis (the routing state) cannot be reached, the lead is still recorded and scored, and
 answered with status ``pending`` (HTTP 202): the queue drain routes pending leads, in arrival
@@ -26,13 +31,15 @@ import msgspec
 
 from leadroute.errors import IdempotencyConflict
 from leadroute.intake import FieldPolicy, read_lead
+from leadroute.intake.identity import identity_of, name_key
 from leadroute.models import Decision, FieldWarning, LeadIn, NormalizedLead
 from leadroute.runtime import ActiveRuleset, Runtime
 from leadroute.scoring import Evaluation, evaluate
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 from leadroute.telemetry import METRICS, span
-from leadroute.workflow.log import LeadReceived
+from leadroute.workflow.log import LeadMerged, LeadReceived
+from leadroute.workflow.merge import Found, find_match, merge_decision, merge_lead
 from leadroute.workflow.rescore import rescore_at
 from leadroute.workflow.runner import Change, run
 from leadroute.workflow.writer import REDIS_DOWN, NewLead, pending_placement, record_new_lead
@@ -199,6 +206,14 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
     if stored is not None:
         return IntakeResult(msgspec.convert(stored.response, Decision), created=False)
     lead, evaluation, active = p.lead, p.evaluation, p.active
+    settings = rt.settings
+    found = await find_match(ch, identity_of(lead, by_name=settings.match_by_name), settings.reengage_after)
+    if found is not None and not found.match.reengaged:
+        return await _merge(ch, p, found)
+    previous = found.match if found is not None else None
+    previous_owner = (
+        previous.lead.owner_id if previous is not None and active.ruleset.reengage_previous_owner else None
+    )
     lead_id = uuid.uuid4()
     try:
         with span("route"):
@@ -210,6 +225,7 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
                     targets=evaluation.targets,
                     fallback=evaluation.fallback,
                     now=ch.now,
+                    previous_owner=previous_owner,
                 )
             )
         status: Literal["assigned", "unassigned", "pending"] = placed.status
@@ -239,9 +255,17 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
             id=lead_id,
             email=lead.email,
             company_domain=lead.company_domain,
+            phone_e164=lead.phone_e164,
+            name_key=name_key(lead.first_name, lead.last_name, lead.company_domain),
             normalized=msgspec.to_builtins(lead),
             rescore_at=rescore_at(active.ruleset, evaluation, ch.now, rt.settings.rescore_every),
-            received=LeadReceived(body=_any_json(p.body), idempotency_key=p.key, warnings=p.warnings),
+            received=LeadReceived(
+                body=_any_json(p.body),
+                idempotency_key=p.key,
+                warnings=p.warnings,
+                previous_lead_id=previous.lead.id if previous is not None else None,
+                matched_on=previous.matched_on if previous is not None else None,
+            ),
             occurred_at=p.lead_in.occurred_at,
             idempotency_key=p.key,
         ),
@@ -253,6 +277,38 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
         answer_keys=p.keys.all() or ([p.key] if p.key is not None else []),
     )
     ch.after_commit(METRICS.leads.labels(decision.stage, status).inc)
+    return IntakeResult(decision, created=True)
+
+
+async def _merge(ch: Change, p: Prepared, found: Found) -> IntakeResult:
+    """Merge the lead event into the person's live lead; the answer is stored with the key."""
+    with span("merge"):
+        done = await merge_lead(
+            ch,
+            row=found.row,
+            incoming=p.lead,
+            active=p.active,
+            event=LeadMerged(
+                matched_on=found.match.matched_on,
+                source=p.lead.source,
+                body=_any_json(p.body),
+                idempotency_key=p.key,
+            ),
+            occurred_at=p.lead_in.occurred_at,
+        )
+    decision = msgspec.structs.replace(
+        merge_decision(found.row, done, found.match.matched_on, p.active), warnings=p.warnings
+    )
+    answer_keys = p.keys.all() or ([p.key] if p.key is not None else [])
+    if answer_keys:
+        await ch.conn.execute(
+            QUERIES["idempotency_complete"],
+            SCOPE,
+            answer_keys,
+            found.row["id"],
+            msgspec.to_builtins(decision),
+        )
+    ch.after_commit(METRICS.merges.labels(found.match.matched_on).inc)
     return IntakeResult(decision, created=True)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "MOVES",
     "ActivityRecorded",
     "Cause",
+    "FieldChange",
     "LeadAccepted",
     "LeadClosed",
     "LeadMerged",
@@ -50,10 +51,19 @@ __all__ = [
 ]
 
 Cause = Literal[
-    "received", "activity", "decay", "stage_rose", "sla_breach", "reassign", "escalation", "queue_drain"
+    "received",
+    "activity",
+    "decay",
+    "stage_rose",
+    "sla_breach",
+    "reassign",
+    "escalation",
+    "queue_drain",
+    "merged",
 ]
 """Why a lead was scored or placed: posted, an activity, time (decay), its stage rose while queued,
-an SLA breach, a reassignment by hand, an escalation, or the queue drain offering it again."""
+an SLA breach, a reassignment by hand, an escalation, the queue drain offering it again, or another
+lead event (or duplicate lead) of the same person merged into it."""
 
 
 class Payload(Struct, omit_defaults=True):
@@ -62,11 +72,18 @@ class Payload(Struct, omit_defaults=True):
 
 class LeadReceived(Payload):
     """``lead.received``: the lead event as posted, the idempotency key it came with, and the
-    fields accepted with a warning (absent in events written before warnings existed)."""
+    fields accepted with a warning (absent in events written before warnings existed).
+
+    ``previous_lead_id``: the person came back after the re-engagement window (or after their
+    lead was closed): this is a new lead, and that was their previous one (``matched_on`` says by
+    which value it was found).
+    """
 
     body: dict[str, Any]
     idempotency_key: str | None = None
     warnings: list[FieldWarning] = msgspec.field(default_factory=list)
+    previous_lead_id: str | None = None
+    matched_on: str | None = None
 
 
 class ActivityRecorded(Payload):
@@ -147,11 +164,30 @@ class LeadClosed(Payload):
     outcome: str | None = None
 
 
-class LeadMerged(Payload):
-    """``lead.merged``: another lead event of the same person was merged into this lead."""
+class FieldChange(Struct):
+    """One field a merge changed: its value before and after."""
 
+    old: Any
+    new: Any
+
+
+class LeadMerged(Payload):
+    """``lead.merged``: another lead event of the same person was merged into this lead (intake), or
+    a duplicate lead was (``leadroute leads dedupe``: ``merged_from`` is its id).
+
+    ``filled``: fields that were empty, with their new values; ``changed``: fields whose value
+    changed, with the old and the new one (``attributes.NAME`` for an extra attribute).
+    ``matched_on``: ``email``, ``phone`` or ``name``; ``source``: the merged event's source.
+    ``body`` and ``idempotency_key``: the lead event as posted (intake; nothing posted is lost).
+    """
+
+    matched_on: str | None = None
+    source: str | None = None
     merged_from: str | None = None
-    changed: dict[str, Any] = msgspec.field(default_factory=dict)
+    filled: dict[str, Any] = msgspec.field(default_factory=dict)
+    changed: dict[str, FieldChange] = msgspec.field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    idempotency_key: str | None = None
 
 
 EVENT_TYPES: Final[dict[str, type[Payload]]] = {

@@ -24,6 +24,8 @@ from leadroute.workflow.log import (
     MOVES,
     LeadAccepted,
     LeadClosed,
+    LeadMerged,
+    LeadReceived,
     LeadScored,
     LeadSlaBreached,
     LogEvent,
@@ -134,6 +136,10 @@ class Explanation(Struct):
     """How routing placed the lead in its latest decision (``unchanged``: it did not run)."""
     moves: list[Move]
     """Every move since the lead was first placed, in order."""
+    merges: list[Move]
+    """Every lead event (or duplicate lead) of the same person merged into this lead, in order."""
+    previous_lead_id: str | None
+    """The person came back after the re-engagement window: their previous lead."""
     summary: str
 
 
@@ -228,6 +234,16 @@ async def explain(conn: Connection, lead_id: uuid.UUID) -> Explanation:
     )
     if moves:
         summary += " " + " ".join(m.text for m in moves) + " " + _now(state)
+    merges = [_merge(e) for e in events if isinstance(e.data, LeadMerged)]
+    if merges:
+        summary += " " + " ".join(m.text for m in merges)
+    received = next((e.data for e in events if isinstance(e.data, LeadReceived)), None)
+    previous = received.previous_lead_id if received is not None else None
+    if received is not None and previous is not None:
+        summary += (
+            f" A returning person: their previous lead is {previous} (matched on {received.matched_on});"
+            " it had ended or gone quiet for longer than the re-engagement window, so this is a new lead."
+        )
     return Explanation(
         lead_id=str(lead_id),
         status=state.status,
@@ -246,6 +262,8 @@ async def explain(conn: Connection, lead_id: uuid.UUID) -> Explanation:
         routing=why["routing"],
         assignment=why["assignment"],
         moves=moves,
+        merges=merges,
+        previous_lead_id=previous,
         summary=summary,
     )
 
@@ -320,6 +338,26 @@ def _move(event: LogEvent) -> Move:
     return Move(
         seq=event.seq, at=event.at, type=event.type, actor=event.actor, text=text, owner=owner, queue=queue
     )
+
+
+def _merge(event: LogEvent) -> Move:
+    """A merge said in a sentence: ``Merged on 2026-11-23 15:05 UTC from webinar (matched on
+    email): filled city, changed title (was 'Engineer').``"""
+    data = event.data
+    assert isinstance(data, LeadMerged)
+    at = event.at.strftime("%Y-%m-%d %H:%M UTC")
+    if data.merged_from is not None:
+        origin = f"duplicate lead {data.merged_from}"
+    else:
+        origin = data.source or "a lead event without a source"
+    parts = []
+    if data.filled:
+        parts.append("filled " + ", ".join(data.filled))
+    if data.changed:
+        parts.append("changed " + ", ".join(f"{k} (was {c.old!r})" for k, c in data.changed.items()))
+    what = "; ".join(parts) if parts else "nothing new"
+    text = f"Merged on {at} from {origin} (matched on {data.matched_on}): {what}."
+    return Move(seq=event.seq, at=event.at, type=event.type, actor=event.actor, text=text)
 
 
 def _now(state: LeadState) -> str:

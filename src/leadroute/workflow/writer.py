@@ -344,6 +344,9 @@ class NewLead(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     email: str | None
     company_domain: str | None
+    phone_e164: str | None
+    name_key: str | None
+    """The values duplicates are matched on (:mod:`leadroute.intake.identity`)."""
     normalized: dict[str, Any]
     rescore_at: datetime | None
     received: LeadReceived
@@ -430,6 +433,8 @@ async def record_new_lead(
         if answer is not None
         else [],
         answer,
+        lead.phone_e164,
+        lead.name_key,
     )
     _count(ch, placed)
     return decision_id

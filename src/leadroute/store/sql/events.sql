@@ -1,14 +1,27 @@
 -- Activity events (POST /v1/events) and requalifying stored leads (workflow/events.py, workflow/rescore.py).
 
 -- name: lead_lock
--- A lead by id, locked until the transaction ends (events of one lead apply one at a time).
-SELECT id, email, company_domain, stage, score, status, owner_id, pool_id, normalized
-  FROM leads WHERE id = $1 FOR UPDATE;
+-- A lead by id, locked until the transaction ends (events of one lead apply one at a time): the
+-- UPDATE takes the row lock and notes that the person was heard from at $2 (re-engagement counts
+-- from there) in the same round trip.
+UPDATE leads SET last_seen_at = greatest(last_seen_at, $2) WHERE id = $1
+RETURNING id, email, company_domain, stage, score, status, owner_id, pool_id, normalized;
 
 -- name: lead_lock_by_email
--- The newest lead with this (normalized) email, locked until the transaction ends.
-SELECT id, email, company_domain, stage, score, status, owner_id, pool_id, normalized
-  FROM leads WHERE email = $1 ORDER BY created_at DESC, id LIMIT 1 FOR UPDATE;
+-- The same for the lead an activity posted by (normalized) email $1 attaches to. Of several leads
+-- with that email (duplicates from before matching at intake, or a re-engaged person's old and new
+-- lead), the same one intake would merge into (leadroute.intake.identity): a lead merged away
+-- stands for the lead it was merged into; then live (not closed, seen since $3, NULL: no window)
+-- first, with an owner first, the oldest, the smallest id.
+UPDATE leads SET last_seen_at = greatest(last_seen_at, $2)
+ WHERE id = (
+       SELECT coalesce(merged_into, id) FROM leads
+        WHERE email = $1
+        ORDER BY merged_into IS NOT NULL,
+                 status <> 'closed' AND ($3::timestamptz IS NULL OR last_seen_at >= $3) DESC,
+                 owner_id IS NULL, created_at, id
+        LIMIT 1)
+RETURNING id, email, company_domain, stage, score, status, owner_id, pool_id, normalized;
 
 -- name: lead_activities
 -- A lead's activity events, oldest first: what rescoring with decay reads.

@@ -62,11 +62,12 @@ SELECT id, explanation FROM decisions
 -- name: intake_record
 -- Everything a new lead writes, in one statement (one round trip): the lead; its lead.received,
 -- lead.scored and placement events; its decision; its assignment; its SLA timer when $31 is
--- true; and the answer stored under each of the request's idempotency keys ($39, text[]). Returns the
--- decision id.
+-- true; and the answer stored under each of the request's idempotency keys ($39, text[]). $41, $42:
+-- the phone and name key it is matched on later (migration 0012). Returns the decision id.
 WITH lead AS (
-    INSERT INTO leads (id, email, company_domain, stage, score, status, owner_id, pool_id, normalized, rescore_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    INSERT INTO leads (id, email, company_domain, stage, score, status, owner_id, pool_id, normalized, rescore_at,
+                       phone_e164, name_key, last_seen_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $41, $42, $11)
 ), received AS (
     INSERT INTO lead_events (lead_id, kind, received_at, occurred_at, idempotency_key, actor, payload)
     VALUES ($1, 'lead.received', $11, $12, $13, $14, $15)

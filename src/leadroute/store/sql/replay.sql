@@ -3,14 +3,16 @@
 
 -- name: replay_lead_count
 -- How many stored leads a replay would read: created at or after $1 (NULL: all), at most $2 (NULL: no limit).
+-- A duplicate merged into another lead (leads dedupe) is that lead's: never replayed on its own.
 SELECT count(*) FROM (
-    SELECT 1 FROM leads WHERE $1::timestamptz IS NULL OR created_at >= $1 LIMIT $2::bigint
+    SELECT 1 FROM leads WHERE ($1::timestamptz IS NULL OR created_at >= $1) AND merged_into IS NULL
+     LIMIT $2::bigint
 ) AS chosen;
 
 -- name: replay_leads
 -- Stored leads to replay, newest first: created at or after $1 (NULL: all), at most $2 (NULL: no limit).
 SELECT id, stage, normalized FROM leads
- WHERE $1::timestamptz IS NULL OR created_at >= $1
+ WHERE ($1::timestamptz IS NULL OR created_at >= $1) AND merged_into IS NULL
  ORDER BY created_at DESC, id
  LIMIT $2::bigint;
 
