@@ -40,6 +40,7 @@ __all__ = [
     "LeadReceived",
     "LeadScored",
     "LeadSlaBreached",
+    "LeadSlaWarning",
     "LogEvent",
     "LogPage",
     "Payload",
@@ -136,6 +137,17 @@ class LeadSlaBreached(Payload):
     business_hours: bool = False
 
 
+class LeadSlaWarning(Payload):
+    """``lead.sla_warning``: the owner has ``minutes_left`` minutes to accept before ``due_at``."""
+
+    owner: str
+    due_at: datetime
+    minutes_left: int
+    minutes: int
+    pool: str | None = None
+    business_hours: bool = False
+
+
 class LeadClosed(Payload):
     """``lead.closed``: the lead is done; its owner's slot is freed."""
 
@@ -162,6 +174,7 @@ EVENT_TYPES: Final[dict[str, type[Payload]]] = {
     "lead.escalated": Placement,
     "lead.queued": Placement,
     "lead.accepted": LeadAccepted,
+    "lead.sla_warning": LeadSlaWarning,
     "lead.sla_breached": LeadSlaBreached,
     "lead.closed": LeadClosed,
 }

@@ -85,8 +85,8 @@ WITH lead AS (
     RETURNING id
 ), timer AS (
     INSERT INTO sla_timers (lead_id, assignment_id, owner_id, pool_id, minutes, on_breach, business_hours,
-                            started_at, due_at, breaches)
-    SELECT $1, assignment.id, $7, $36, $32, $33, $34, $11, $35, 0 FROM assignment WHERE $31
+                            started_at, due_at, breaches, warn_at)
+    SELECT $1, assignment.id, $7, $36, $32, $33, $34, $11, $35, 0, $41 FROM assignment WHERE $31
 ), placed AS (  -- read from scored: appended after it, so the log's order is received, scored, placed
     INSERT INTO lead_events (lead_id, kind, received_at, actor, payload)
     SELECT $1, $37, $11, $14, $38 FROM scored
