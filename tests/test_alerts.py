@@ -26,8 +26,9 @@ PUBLIC = "https://leadroute.example.com"
 
 
 async def team(client: Client) -> None:
-    """ann sells in pool sales (one lead at a time); boss is its escalate_to."""
-    await owner(client, "ann", email="ann@corp.example", capacity={"max_open": 1})
+    """ann sells in pool sales (one lead at a time; Slack member U0ANN1); boss (no Slack id) is its
+    escalate_to."""
+    await owner(client, "ann", email="ann@corp.example", capacity={"max_open": 1}, slack_user_id="U0ANN1")
     await owner(client, "boss", email="boss@corp.example")
     await pool(client, "sales", ["ann"], escalate_to="boss")
 
@@ -64,12 +65,12 @@ class TestSlack:
             assert (req.method, req.path) == ("POST", "/services/T0/B0/x")
             assert req.headers["content-type"] == "application/json"
             assert "5550100" not in req.body.decode()  # never the lead's phone
-        assert assigned.json() == {"text": f"New lead for you, ann\n{summary}\n{link}"}
+        assert assigned.json() == {"text": f"New lead for you, <@U0ANN1>\n{summary}\n{link}"}
         assert breached.json() == {
-            "text": f"ann, lead {lead_id} was not accepted by {due}\n{breach_summary}\n{link}"
+            "text": f"<@U0ANN1>, lead {lead_id} was not accepted by {due}\n{breach_summary}\n{link}"
         }
         assert escalation.json() == {
-            "text": f"Escalation for boss: ann did not accept lead {lead_id} in sales by {due}\n"
+            "text": f"Escalation for Boss: Ann did not accept lead {lead_id} in sales by {due}\n"
             f"{breach_summary}\n{link}"
         }
         outcomes = [(a["type"], a["outcome"]) for a in reversed(log)]
@@ -144,7 +145,7 @@ class TestTemplates:
     def test_a_bad_template_is_a_start_up_error(self, tmp_path: Path, text: str, message: str) -> None:
         path = tmp_path / "alerts.yaml"
         shipped = Path(__file__).parents[1] / "src/leadroute/outbound/alerts.yaml"
-        path.write_text(shipped.read_text().replace("New lead for you, $owner\n", text + "\n", 1))
+        path.write_text(shipped.read_text().replace("New lead for you, $rep\n", text + "\n", 1))
         environ = {
             "LEADROUTE_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x",
             "LEADROUTE_ALERT_TEMPLATES": str(path),
@@ -212,22 +213,22 @@ class TestEmail:
                 ["ann@corp.example"],
                 "leadroute@corp.example",
                 "ann@corp.example",
-                "New lead for you, ann",
-                f"New lead for you, ann\n{summary}\n{link}\n",
+                "New lead for you, Ann",
+                f"New lead for you, Ann\n{summary}\n{link}\n",
             ),
             (
                 ["ann@corp.example"],
                 "leadroute@corp.example",
                 "ann@corp.example",
-                f"ann, lead {lead_id} was not accepted by {due}",
-                f"ann, lead {lead_id} was not accepted by {due}\n{breach_summary}\n{link}\n",
+                f"Ann, lead {lead_id} was not accepted by {due}",
+                f"Ann, lead {lead_id} was not accepted by {due}\n{breach_summary}\n{link}\n",
             ),
             (
                 ["boss@corp.example"],
                 "leadroute@corp.example",
                 "boss@corp.example",
-                f"Escalation for boss: ann did not accept lead {lead_id} in sales by {due}",
-                f"Escalation for boss: ann did not accept lead {lead_id} in sales by {due}\n"
+                f"Escalation for Boss: Ann did not accept lead {lead_id} in sales by {due}",
+                f"Escalation for Boss: Ann did not accept lead {lead_id} in sales by {due}\n"
                 f"{breach_summary}\n{link}\n",
             ),
         ]
