@@ -3,6 +3,7 @@ against a local Slack receiver (the exact JSON) and a local SMTP server (aiosmtp
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +19,10 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from conftest import FakeClock
 from leadroute.config import Settings, SettingsError
 from leadroute.outbound._templates import load_templates
+from leadroute.store.owners_file import import_owners, load_owners_file
 from outbound_support import Answer, Request, receiver, relay_pass
 from sla_support import fire, instance, sla_rules
-from support import Client, explain, fetch, get_lead, lead, owner, pool, post_one
+from support import Client, authed, connection, explain, fetch, get_lead, lead, owner, pool, post_one
 
 PUBLIC = "https://leadroute.example.com"
 
@@ -234,3 +236,79 @@ class TestEmail:
         ]
         for _env, msg in inbox.mails:
             assert "5550100" not in msg.as_string()
+
+    async def test_a_queue_past_the_threshold_is_mailed_once_across_instances(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        with smtp_server() as (port, inbox):
+            overrides: dict[str, Any] = {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "smtp_from": "leadroute@corp.example",
+                "smtp_starttls": False,
+                "public_url": PUBLIC,
+                "alert_queue_threshold": 2,
+                "alert_queue_emails": "ops@corp.example, sales-leads@corp.example",
+            }
+            async with (
+                instance(settings, sla_rules(30), clock, **overrides) as client,
+                instance(settings, sla_rules(30), clock, **overrides) as other,
+            ):
+                await team(client)
+                for n in range(1, 7):  # ann takes the first; 2..6 wait: 5 in the queue
+                    await post_one(client, lead(n))
+                    await asyncio.gather(relay_pass(client), relay_pass(other))
+                log = (await client.get("/v1/webhooks/email/attempts")).json()
+        queue_mails = [(env.rcpt_tos, msg) for env, msg in inbox.mails if msg["Subject"].startswith("Queue")]
+        assert [(to, msg["To"]) for to, msg in queue_mails] == [
+            (["ops@corp.example"], "ops@corp.example"),
+            (["sales-leads@corp.example"], "sales-leads@corp.example"),
+        ]
+        assert all(msg["Subject"] == "Queue of pool sales is long: 3 leads waiting" for _, msg in queue_mails)
+        queued = [a["outcome"] for a in reversed(log) if a["type"] == "lead.queued"]
+        assert queued.count("delivered") == 1
+        assert len(queued) == 5
+
+    def test_queue_emails_need_smtp(self) -> None:
+        with pytest.raises(SettingsError, match="LEADROUTE_ALERT_QUEUE_EMAILS: needs LEADROUTE_SMTP_HOST"):
+            Settings.from_env({"LEADROUTE_ALERT_QUEUE_EMAILS": "ops@corp.example"})
+        with pytest.raises(SettingsError, match="'not-an-address' is not an email address"):
+            Settings.from_env(
+                {
+                    "LEADROUTE_SMTP_HOST": "mail",
+                    "LEADROUTE_SMTP_FROM": "a@b.example",
+                    "LEADROUTE_ALERT_QUEUE_EMAILS": "ops@corp.example,not-an-address",
+                }
+            )
+
+
+class TestMentions:
+    """Owners' Slack member ids: stored through the API and the owners file, checked."""
+
+    async def test_the_api_stores_and_checks_slack_user_id(self, make_app: Any) -> None:
+        async with authed(make_app()) as client:
+            made = await owner(client, "ann", slack_user_id="U024BE7LH")
+            assert made["slack_user_id"] == "U024BE7LH"
+            r = await client.patch("/v1/owners/ann", json={"slack_user_id": None})
+            assert r.status_code == 200, r.text
+            assert r.json()["slack_user_id"] is None
+            r = await client.put("/v1/owners/bob", json={"name": "Bob", "slack_user_id": "@bob"})
+            assert r.status_code in (400, 422), r.text
+            assert "slack_user_id" in r.text
+
+    async def test_the_owners_file_carries_slack_user_id(
+        self, tmp_path: Path, settings: Settings, clean: None
+    ) -> None:
+        yaml_file = tmp_path / "owners.yaml"
+        yaml_file.write_text("owners:\n  - {id: ann, name: Ann, slack_user_id: U0ANN1}\n")
+        csv_file = tmp_path / "owners.csv"
+        csv_file.write_text("id,name,slack_user_id\nben,Ben,W0BEN2\ncid,Cid,\n")
+        async with connection(settings) as conn:
+            await import_owners(conn, load_owners_file(yaml_file))
+            await import_owners(conn, load_owners_file(csv_file))
+            rows = await conn.fetch("SELECT id, slack_user_id FROM owners ORDER BY id")
+        assert [(r["id"], r["slack_user_id"]) for r in rows] == [
+            ("ann", "U0ANN1"),
+            ("ben", "W0BEN2"),
+            ("cid", None),
+        ]

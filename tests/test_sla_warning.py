@@ -1,0 +1,162 @@
+"""SLA "about to breach" warnings: ``LEADROUTE_SLA_WARN_BEFORE_MINUTES`` before the deadline, once
+across instances, never after the lead was accepted; the relay turns ``lead.sla_warning`` into a
+Slack alert (the rep mentioned, the escalation target named), an email, and a webhook event."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from conftest import FakeClock
+from leadroute.config import Settings
+from leadroute.workflow.scheduler import fire_due_warnings
+from outbound_support import create_endpoint, receiver, relay_pass, verified
+from sla_support import fire, in_app, instance, iso, sla_rules
+from support import Client, connection, explain, get_lead, lead, owner, pool, post_one
+
+PUBLIC = "https://leadroute.example.com"
+
+
+async def warn(client: Client) -> int:
+    """One warning pass of this instance at its clock's "now"; how many warnings were given."""
+    return await in_app(client, fire_due_warnings)
+
+
+async def team(client: Client) -> None:
+    await owner(client, "ann", email="ann@corp.example", slack_user_id="U0ANN1")
+    await owner(client, "boss", email="boss@corp.example")
+    await pool(client, "sales", ["ann"], escalate_to="boss")
+
+
+async def warnings_of(settings: Settings, lead_id: str) -> list[dict[str, object]]:
+    async with connection(settings) as conn:
+        rows = await conn.fetch(
+            "SELECT received_at, payload FROM lead_events WHERE lead_id = $1 AND kind = 'lead.sla_warning'",
+            lead_id,
+        )
+    return [dict(r["payload"]) | {"at": r["received_at"]} for r in rows]
+
+
+class TestWarningTimer:
+    async def test_warns_once_at_the_lead_time_before_the_deadline(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        async with instance(settings, sla_rules(30), clock, sla_warn_before_minutes=10) as client:
+            await team(client)
+            lead_id = (await post_one(client, lead(1)))["lead_id"]
+            due = (await get_lead(client, lead_id))["workflow"]["sla"]["due_at"]
+            started = clock.now
+            clock.advance(minutes=19, seconds=59)  # 1 s before warn_at (due - 10 min)
+            assert await warn(client) == 0
+            clock.advance(seconds=1)
+            assert await warn(client) == 1
+            assert await warn(client) == 0  # once
+            clock.advance(minutes=5)
+            assert await warn(client) == 0  # still once
+            view = await get_lead(client, lead_id)
+            assert view["status"] == "assigned"  # a warning moves nothing
+            history = [h["type"] for h in view["history"]]
+            assert history.count("lead.sla_warning") == 1
+        [given] = await warnings_of(settings, lead_id)
+        assert given["owner"] == "ann"
+        assert given["minutes_left"] == 10
+        assert given["minutes"] == 30
+        assert given["pool"] == "sales"
+        assert given["due_at"] == due
+        assert isinstance(given["at"], datetime)
+        assert (given["at"] - started).total_seconds() == 20 * 60
+
+    async def test_no_warning_after_accept(self, settings: Settings, clean: None, clock: FakeClock) -> None:
+        async with instance(settings, sla_rules(30), clock, sla_warn_before_minutes=10) as client:
+            await team(client)
+            lead_id = (await post_one(client, lead(1)))["lead_id"]
+            clock.advance(minutes=5)
+            r = await client.post(f"/v1/assignments/{lead_id}/accept", json={"owner_id": "ann"})
+            assert r.status_code == 200, r.text
+            clock.advance(minutes=20)
+            assert await warn(client) == 0
+        assert await warnings_of(settings, lead_id) == []
+
+    async def test_no_warning_once_the_deadline_passed(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        """A scheduler that was down past the deadline breaches, without a late "about to" warning."""
+        async with instance(settings, sla_rules(30), clock, sla_warn_before_minutes=10) as client:
+            await team(client)
+            lead_id = (await post_one(client, lead(1)))["lead_id"]
+            clock.advance(minutes=31)
+            assert await warn(client) == 0
+            assert await fire(client) == 1
+        assert await warnings_of(settings, lead_id) == []
+
+    async def test_off_when_not_shorter_than_the_sla(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        async with instance(settings, sla_rules(10), clock, sla_warn_before_minutes=10) as client:
+            await team(client)
+            lead_id = (await post_one(client, lead(1)))["lead_id"]
+            for _ in range(10):
+                clock.advance(minutes=1)
+                assert await warn(client) == 0
+        async with connection(settings) as conn:
+            assert await conn.fetchval("SELECT warn_at FROM sla_timers WHERE lead_id = $1", lead_id) is None
+
+    async def test_two_instances_warn_each_lead_once(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        async with instance(settings, sla_rules(30), clock, sla_warn_before_minutes=10) as client:
+            await owner(client, "ann")
+            await owner(client, "ben")
+            await pool(client, "sales", ["ann", "ben"])
+            leads = [(await post_one(client, lead(n)))["lead_id"] for n in range(1, 13)]
+            clock.advance(minutes=21)
+            async with instance(settings, sla_rules(30), clock, sla_warn_before_minutes=10) as other:
+                counts = await asyncio.gather(*(warn(c) for c in (client, other, client, other)))
+                assert sum(counts) == 12
+                assert await warn(client) + await warn(other) == 0
+        async with connection(settings) as conn:
+            per_lead = await conn.fetch(
+                "SELECT lead_id, count(*) AS n FROM lead_events"
+                " WHERE kind = 'lead.sla_warning' GROUP BY lead_id"
+            )
+        assert sorted(str(r["lead_id"]) for r in per_lead) == sorted(leads)
+        assert {r["n"] for r in per_lead} == {1}
+
+
+class TestWarningAlerts:
+    async def test_slack_tells_the_rep_with_a_mention_and_the_escalation_target(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        with receiver() as slack, receiver() as hooks:
+            overrides = {
+                "slack_webhook_url": slack.url,
+                "public_url": PUBLIC,
+                "sla_warn_before_minutes": 10,
+                "webhook_allow_private": True,
+            }
+            async with instance(settings, sla_rules(30), clock, **overrides) as client:
+                endpoint = await create_endpoint(client, hooks.url, ["lead.sla_warning"])
+                await team(client)
+                lead_id = (await post_one(client, lead(1, phone="+1 415 555 0100")))["lead_id"]
+                due = (await get_lead(client, lead_id))["workflow"]["sla"]["due_at"]
+                await relay_pass(client)
+                clock.advance(minutes=20)
+                assert await warn(client) == 1
+                summary = (await explain(client, lead_id))["summary"]
+                await relay_pass(client)
+        link = f"{PUBLIC}/v1/leads/{lead_id}/explain"
+        texts = [r.json()["text"] for r in slack.requests]
+        assert texts[1:] == [
+            f"<@U0ANN1>, lead {lead_id} must be accepted within 10 minutes (by {due})\n{summary}\n{link}",
+            f"Heads-up for Boss: Ann has 10 minutes left to accept lead {lead_id} in sales (by {due})\n"
+            f"{summary}\n{link}",
+        ]
+        assert all("5550100" not in t for t in texts)
+        [hook] = hooks.requests
+        body = verified(hook, endpoint["secret"])
+        assert body["type"] == "lead.sla_warning"
+        assert body["data"]["lead_id"] == lead_id
+        assert body["data"]["event"]["minutes_left"] == 10
+        assert body["data"]["event"]["due_at"] == due
+        assert body["data"]["owner"]["id"] == "ann"
+        assert iso(clock.now) == body["timestamp"]
