@@ -36,7 +36,7 @@ from leadroute.outbound._crm import HubSpot, Salesforce
 from leadroute.outbound._endpoints import active_secrets, sync_connectors
 from leadroute.outbound._fanout import fan_out
 from leadroute.outbound._payload import webhook_body, webhook_id
-from leadroute.outbound._send import EXCERPT, Outcome, send_webhook
+from leadroute.outbound._send import EXCERPT, Outcome, Resolver, send_webhook, system_resolver
 from leadroute.outbound._templates import load_templates
 from leadroute.runtime import Runtime
 from leadroute.store.queries import QUERIES
@@ -74,6 +74,8 @@ class Relay:
             limits=httpx.Limits(max_connections=settings.outbound_concurrency * 2),
         )
         self.ring = keyring(settings)
+        self.resolve: Resolver = system_resolver
+        """How webhook hosts are resolved (once per delivery, then pinned); tests replace it."""
         self.connectors: dict[str, Sender] = {}
         if settings.hubspot_token is not None:
             self.connectors["hubspot"] = HubSpot(self.client, settings)
@@ -146,6 +148,7 @@ class Relay:
                         secrets=active_secrets(job["secrets"], self.rt.clock(), self.ring),
                         body=webhook_body(job),
                         allow_private=settings.webhook_allow_private,
+                        resolve=self.resolve,
                     )
                 connector = self.connectors.get(job["kind"])
                 if connector is None:
