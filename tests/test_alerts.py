@@ -4,23 +4,16 @@ against a local Slack receiver (the exact JSON) and a local SMTP server (aiosmtp
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from conftest import FakeClock
 from leadroute.config import Settings, SettingsError
 from leadroute.outbound._templates import load_templates
 from leadroute.store.owners_file import import_owners, load_owners_file
-from outbound_support import Answer, Request, receiver, relay_pass
+from outbound_support import Answer, Request, receiver, relay_pass, smtp_server
 from sla_support import fire, instance, sla_rules
 from support import Client, authed, connection, explain, fetch, get_lead, lead, owner, pool, post_one
 
@@ -160,32 +153,6 @@ class TestTemplates:
         path.write_text("lead.assigned: hi $owner\n")
         with pytest.raises(SettingsError, match=r"template 'lead\.reassigned' is missing"):
             load_templates(path)
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.mails: list[tuple[Envelope, EmailMessage]] = []
-
-    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:  # noqa: N802
-        assert isinstance(envelope.content, bytes)
-        mail = message_from_bytes(envelope.content, _class=EmailMessage, policy=policy.default)
-        assert isinstance(mail, EmailMessage)
-        self.mails.append((envelope, mail))
-        return "250 OK"
-
-
-@contextmanager
-def smtp_server() -> Iterator[tuple[int, _Inbox]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
 
 
 class TestEmail:

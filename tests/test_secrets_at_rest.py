@@ -16,6 +16,7 @@ from leadroute.app import create_app
 from leadroute.config import Settings, SettingsError
 from leadroute.vault import embedded_secret_key, generate_key, keyring, seal_stored_secrets
 from outbound_support import create_endpoint, receiver, relay_pass, verified
+from process_support import cli_env, leadroute
 from sla_support import instance, sla_rules
 from support import ADMIN_KEY, SECRET_KEY, Client, connection, lead, owner, pool, post_one
 
@@ -132,6 +133,18 @@ class TestKeys:
         path = tmp_path / "data" / "secret.key"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert keyring(Settings.from_env({}, secret_key=first)) is not None
+
+    def test_the_cli_makes_a_key_and_reseals_every_secret(self, settings: Settings, clean: None) -> None:
+        made = leadroute("secrets", "generate-key", env=cli_env())
+        assert made.returncode == 0, made.stderr
+        key = made.stdout.strip()
+        assert keyring(Settings.from_env({}, secret_key=key)) is not None
+        resealed = leadroute("secrets", "reseal", env=cli_env(settings))
+        assert resealed.returncode == 0, resealed.stderr
+        assert "re-encrypted the webhook secrets of 0 endpoint(s)" in resealed.stdout
+        missing = leadroute("secrets", "reseal", env=cli_env(settings) | {"LEADROUTE_SECRET_KEY": ""})
+        assert missing.returncode != 0
+        assert "LEADROUTE_SECRET_KEY" in missing.stderr
 
     def test_production_refuses_to_serve_without_a_key(self, settings: Settings) -> None:
         production = msgspec.structs.replace(settings, allow_embedded=False, secret_key=None)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 from conftest import FakeClock
 from leadroute.config import Settings
 from leadroute.workflow.scheduler import fire_due_warnings
-from outbound_support import create_endpoint, receiver, relay_pass, verified
+from outbound_support import create_endpoint, receiver, relay_pass, smtp_server, verified
 from sla_support import fire, in_app, instance, iso, sla_rules
 from support import Client, connection, explain, get_lead, lead, owner, pool, post_one
 
@@ -160,3 +161,32 @@ class TestWarningAlerts:
         assert body["data"]["event"]["due_at"] == due
         assert body["data"]["owner"]["id"] == "ann"
         assert iso(clock.now) == body["timestamp"]
+
+    async def test_email_tells_the_rep_and_the_escalation_target_by_name(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        with smtp_server() as (port, inbox):
+            overrides: dict[str, Any] = {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "smtp_from": "leadroute@corp.example",
+                "smtp_starttls": False,
+                "public_url": PUBLIC,
+                "sla_warn_before_minutes": 10,
+            }
+            async with instance(settings, sla_rules(30), clock, **overrides) as client:
+                await team(client)
+                lead_id = (await post_one(client, lead(1)))["lead_id"]
+                due = (await get_lead(client, lead_id))["workflow"]["sla"]["due_at"]
+                await relay_pass(client)
+                clock.advance(minutes=20)
+                assert await warn(client) == 1
+                await relay_pass(client)
+        warned = [(env.rcpt_tos, msg["Subject"]) for env, msg in inbox.mails[1:]]
+        assert warned == [
+            (["ann@corp.example"], f"Ann, lead {lead_id} must be accepted within 10 minutes (by {due})"),
+            (
+                ["boss@corp.example"],
+                f"Heads-up for Boss: Ann has 10 minutes left to accept lead {lead_id} in sales (by {due})",
+            ),
+        ]
