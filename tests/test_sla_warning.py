@@ -78,6 +78,27 @@ class TestWarningTimer:
             assert await warn(client) == 0
         assert await warnings_of(settings, lead_id) == []
 
+    async def test_a_reassignment_moves_the_warning_to_the_new_owner_and_time(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        async with instance(settings, sla_rules(30), clock, sla_warn_before_minutes=10) as client:
+            await owner(client, "ann")
+            await owner(client, "ben")
+            await pool(client, "sales", ["ann", "ben"])
+            lead_id = (await post_one(client, lead(1)))["lead_id"]
+            first = (await get_lead(client, lead_id))["owner"]
+            clock.advance(minutes=15)
+            r = await client.post(f"/v1/assignments/{lead_id}/reassign", json={})
+            assert r.status_code == 200, r.text
+            second = (await get_lead(client, lead_id))["owner"]
+            assert second != first
+            clock.advance(minutes=10)  # the first owner's warning time (20 min) has passed
+            assert await warn(client) == 0
+            clock.advance(minutes=10)  # 20 minutes into the second owner's SLA
+            assert await warn(client) == 1
+        [given] = await warnings_of(settings, lead_id)
+        assert given["owner"] == second
+
     async def test_no_warning_once_the_deadline_passed(
         self, settings: Settings, clean: None, clock: FakeClock
     ) -> None:
