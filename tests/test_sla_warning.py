@@ -8,8 +8,11 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from conftest import FakeClock
 from leadroute.config import Settings
+from leadroute.workflow import scheduler
 from leadroute.workflow.scheduler import fire_due_warnings
 from outbound_support import create_endpoint, receiver, relay_pass, smtp_server, verified
 from sla_support import fire, in_app, instance, iso, sla_rules
@@ -122,6 +125,31 @@ class TestWarningTimer:
                 assert await warn(client) == 0
         async with connection(settings) as conn:
             assert await conn.fetchval("SELECT warn_at FROM sla_timers WHERE lead_id = $1", lead_id) is None
+
+    async def test_a_failing_warning_is_dropped_and_does_not_block_the_others(
+        self, settings: Settings, clean: None, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        real = scheduler.LeadSlaWarning
+
+        def broken_for_ann(**fields: Any) -> Any:
+            if fields["owner"] == "ann":
+                raise ValueError("a bug")
+            return real(**fields)
+
+        async with instance(settings, sla_rules(30), clock, sla_warn_before_minutes=10) as client:
+            await owner(client, "ann")
+            await owner(client, "ben")
+            await pool(client, "sales", ["ann", "ben"])
+            leads = [(await post_one(client, lead(n)))["lead_id"] for n in (1, 2)]
+            clock.advance(minutes=21)
+            monkeypatch.setattr(scheduler, "LeadSlaWarning", broken_for_ann)
+            assert await warn(client) == 1  # ben's, after ann's failed
+            monkeypatch.setattr(scheduler, "LeadSlaWarning", real)
+            assert await warn(client) == 0  # ann's was dropped, not retried every pass
+            clock.advance(minutes=10)
+            assert await fire(client) == 2  # the breaches still come
+        given = [await warnings_of(settings, lead_id) for lead_id in leads]
+        assert sorted(len(g) for g in given) == [0, 1]
 
     async def test_two_instances_warn_each_lead_once(
         self, settings: Settings, clean: None, clock: FakeClock

@@ -130,16 +130,23 @@ async def _fire_one(rt: Runtime, now: datetime, seen: list[int]) -> int | None:
 
 async def fire_due_warnings(rt: Runtime, now: datetime | None = None, *, limit: int = BATCH) -> int:
     """Give the "about to breach" warnings due at ``now`` (default: the runtime's clock); returns
-    how many were given. Each timer warns once across every instance (see the module's text)."""
+    how many were given. Each timer warns once across every instance (see the module's text).
+
+    A warning that fails for a reason other than a dependency being down (a bug) is logged and
+    dropped (``warned_at`` set without an event), so it cannot block the others pass after pass;
+    the breach still comes on time."""
     at = now or rt.clock()
     seen: list[int] = []
     warned = 0
     while len(seen) < limit:
+        claimed: int | None = None
 
         async def step(ch: Change) -> tuple[int, bool] | None:
+            nonlocal claimed
             timer = await ch.conn.fetchrow(QUERIES["sla_warning_claim"], ch.now, seen)
             if timer is None:
                 return None
+            claimed = timer["id"]
             lead = await ch.conn.fetchrow(QUERIES["workflow_lead_try_lock"], timer["lead_id"])
             if lead is None:  # a request is busy with the lead: the next pass comes back to it
                 return timer["id"], False
@@ -165,11 +172,14 @@ async def fire_due_warnings(rt: Runtime, now: datetime | None = None, *, limit: 
         try:
             done = await run(rt, step, now=at, background=True)
         except Exception as exc:
-            if dependency_down(exc) is not None:
-                raise  # background_pass logs an outage once
-            log.error("SLA warning failed (%s); the next pass tries again", type(exc).__name__)
+            if dependency_down(exc) is not None or claimed is None:
+                raise  # background_pass logs it (an outage once)
+            log.error("SLA warning of timer %d failed (%s); dropped", claimed, type(exc).__name__)
             log.debug("SLA warning failed", exc_info=True)
-            return warned
+            async with rt.pool(background=True).acquire() as conn:
+                await conn.execute(QUERIES["sla_warning_done"], claimed, at)
+            seen.append(claimed)
+            continue
         if done is None:
             return warned
         seen.append(done[0])
