@@ -13,6 +13,7 @@ import pytest
 from conftest import FakeClock
 from leadroute.config import Settings
 from leadroute.workflow import scheduler
+from leadroute.workflow.log import LeadSlaWarning
 from leadroute.workflow.scheduler import fire_due_warnings
 from outbound_support import create_endpoint, receiver, relay_pass, smtp_server, verified
 from sla_support import fire, in_app, instance, iso, sla_rules
@@ -129,7 +130,7 @@ class TestWarningTimer:
     async def test_a_failing_warning_is_dropped_and_does_not_block_the_others(
         self, settings: Settings, clean: None, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        real = scheduler.LeadSlaWarning
+        real = LeadSlaWarning
 
         def broken_for_ann(**fields: Any) -> Any:
             if fields["owner"] == "ann":
