@@ -67,6 +67,23 @@ class TestPinned:
         assert resolve.lookups == [(NAME, port)]  # once: no second lookup to rebind
         assert any(e["url"] == f"http://{NAME}:{port}/hook" for e in log)
 
+    async def test_the_next_checked_address_is_tried_when_one_refuses_connections(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        with receiver() as hooks:
+            port = int(hooks.url.rsplit(":", 1)[1])
+            resolve = Rebinding(["::1", "127.0.0.1"], ["10.255.255.1"])  # nothing listens on ::1
+            async with instance(settings, sla_rules(), clock, webhook_allow_private=True) as client:
+                use_resolver(client, resolve)
+                endpoint = await create_endpoint(client, f"http://{NAME}:{port}/hook", ["lead.assigned"])
+                await one_assignment(client)
+                await relay_pass(client)
+                attempts = (await client.get(f"/v1/webhooks/{endpoint['id']}/attempts")).json()
+        [req] = hooks.requests
+        assert req.headers["host"] == f"{NAME}:{port}"
+        assert resolve.lookups == [(NAME, port)]
+        assert [a["outcome"] for a in attempts] == ["delivered"]
+
     async def test_any_private_address_among_the_answers_is_refused(
         self, settings: Settings, clean: None, clock: FakeClock
     ) -> None:

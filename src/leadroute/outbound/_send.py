@@ -10,9 +10,10 @@ service clock: receivers compare it with theirs to refuse replays.
 SSRF guard, pinned against DNS rebinding (:func:`pin`): once per delivery the host is resolved,
 *every* address it resolves to is checked (loopback, private, link-local, shared, reserved and
 multicast ones are refused unless ``LEADROUTE_WEBHOOK_ALLOW_PRIVATE`` is on), and the request is
-sent to exactly the first checked address: the URL's host is replaced by that address, the
-``Host`` header keeps the name, and for https the TLS handshake sends the name as SNI and checks
-the certificate against the name (httpcore's ``sni_hostname`` extension). So a name that answers
+sent to the checked addresses only (the first that accepts a connection, in the resolver's
+order): the URL's host is replaced by the address, the ``Host`` header keeps the name, and for
+https the TLS handshake sends the name as SNI and checks the certificate against the name
+(httpcore's ``sni_hostname`` extension). So a name that answers
 a public address to the check and a private one a moment later (rebinding) never reaches the
 private one: there is no second lookup. Redirects are not followed (a 3xx is a failure, as
 Standard Webhooks recommends).
@@ -67,6 +68,8 @@ class Outcome:
     latency_ms: float | None = None
     retry_after: float | None = None
     """Seconds the receiver asked us to wait (``Retry-After`` of a 429 or 503)."""
+    unreachable: bool = False
+    """No connection could be made (nothing was sent): another address may be tried."""
 
 
 class Blocked(Exception):
@@ -92,9 +95,10 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-async def pin(url: httpx.URL, *, allow_private: bool, resolve: Resolver = system_resolver) -> str:
+async def pin(url: httpx.URL, *, allow_private: bool, resolve: Resolver = system_resolver) -> list[str]:
     """Resolve ``url``'s host once, refuse it if any address is not public (unless allowed), and
-    return the address to connect to (the first). :class:`Blocked` if refused or unresolvable."""
+    return the checked addresses to connect to, in the resolver's order. :class:`Blocked` if
+    refused or unresolvable."""
     host = url.host
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
@@ -107,7 +111,7 @@ async def pin(url: httpx.URL, *, allow_private: bool, resolve: Resolver = system
         for address in addresses:
             if _refused(address):
                 raise Blocked(f"{host} resolves to {address}, which is not a public address")
-    return addresses[0]
+    return addresses
 
 
 def pinned(url: httpx.URL, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
@@ -184,6 +188,8 @@ async def request(
             text = await _read(response)
     except httpx.TimeoutException:
         return Outcome("retry", None, "timed out", None, (time.perf_counter() - started) * 1000)
+    except httpx.ConnectError as exc:
+        return Outcome("retry", None, f"ConnectError: {exc}"[:EXCERPT], unreachable=True)
     except httpx.HTTPError as exc:
         return Outcome("retry", None, f"{type(exc).__name__}: {exc}"[:EXCERPT], None, None)
     latency = (time.perf_counter() - started) * 1000
@@ -200,21 +206,30 @@ async def send_webhook(
     allow_private: bool,
     resolve: Resolver = system_resolver,
 ) -> Outcome:
-    """POST one signed webhook to the address its host resolves to now, checked (:func:`pin`)."""
+    """POST one signed webhook to the addresses its host resolves to now, checked (:func:`pin`):
+    the first that accepts a connection (as a client tries a name's addresses in turn), never an
+    address that was not checked."""
     named = httpx.URL(url)
     try:
-        address = await pin(named, allow_private=allow_private, resolve=resolve)
+        addresses = await pin(named, allow_private=allow_private, resolve=resolve)
     except Blocked as exc:
         return Outcome("retry", None, f"refused: {exc}")
-    target, host, extensions = pinned(named, address)
     if not secrets:
         return Outcome("retry", None, "the endpoint has no active secret (rotate it)")
     at = datetime.now(UTC)
-    headers = host | {
+    headers = {
         "content-type": "application/json",
         "user-agent": "leadroute-webhooks/1",
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(at.timestamp())),
         "webhook-signature": sign(secrets, msg_id, at, body),
     }
-    return await request(client, "POST", target, content=body, headers=headers, extensions=extensions)
+    outcome = Outcome("retry")
+    for address in addresses:
+        target, host, extensions = pinned(named, address)
+        outcome = await request(
+            client, "POST", target, content=body, headers=headers | host, extensions=extensions
+        )
+        if not outcome.unreachable:
+            break
+    return outcome
