@@ -5,16 +5,20 @@ Slack alert (the rep mentioned, the escalation target named), an email, and a we
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from conftest import FakeClock
 from leadroute.config import Settings
+from leadroute.routing import Member
+from leadroute.routing.config import PoolConfig, RoutingConfig
+from leadroute.rules import Sla
 from leadroute.workflow import scheduler
 from leadroute.workflow.log import LeadSlaWarning
 from leadroute.workflow.scheduler import fire_due_warnings
+from leadroute.workflow.sla import timer_due
 from outbound_support import create_endpoint, receiver, relay_pass, smtp_server, verified
 from sla_support import fire, in_app, instance, iso, sla_rules
 from support import Client, connection, explain, get_lead, lead, owner, pool, post_one
@@ -240,3 +244,56 @@ class TestWarningAlerts:
                 f"Heads-up for Boss: Ann has 10 minutes left to accept lead {lead_id} in sales (by {due})",
             ),
         ]
+
+
+class TestWarningTime:
+    """When a timer warns (pure): N minutes before the deadline, in working hours when it counts them."""
+
+    PARIS = Member(
+        id="emma",
+        timezone="Europe/Paris",
+        working_hours={d: ["09:00-17:00"] for d in ["mon", "tue", "wed", "thu", "fri"]},
+    )
+
+    def config(self, business_hours: bool) -> RoutingConfig:
+        sales = PoolConfig(
+            id="sales", strategy="round_robin", fallback="unassigned", sla_business_hours=business_hours
+        )
+        return RoutingConfig(
+            version=1, pools={"sales": sales}, rosters={"sales": (self.PARIS,)}, owners={"emma": self.PARIS}
+        )
+
+    def test_wall_clock(self) -> None:
+        start = datetime(2026, 11, 23, 15, 50, tzinfo=UTC)  # Monday 16:50 in Paris
+        due = timer_due(
+            self.config(False),
+            "sales",
+            "emma",
+            Sla(accept_within_minutes=30, on_breach="reassign"),
+            start,
+            warn_before=10,
+        )
+        assert due is not None
+        assert (due.due - start, due.warn) == (timedelta(minutes=30), start + timedelta(minutes=20))
+
+    def test_working_hours_count_backwards_from_the_deadline_too(self) -> None:
+        start = datetime(2026, 11, 23, 15, 50, tzinfo=UTC)  # Monday 16:50 in Paris, 10 minutes left
+        due = timer_due(
+            self.config(True),
+            "sales",
+            "emma",
+            Sla(accept_within_minutes=30, on_breach="reassign"),
+            start,
+            warn_before=10,
+        )
+        assert due is not None
+        assert due.due == datetime(2026, 11, 24, 8, 20, tzinfo=UTC)  # Tuesday 09:20 Paris
+        assert due.warn == datetime(2026, 11, 24, 8, 10, tzinfo=UTC)  # Tuesday 09:10, not Monday night
+
+    def test_none_when_the_sla_is_not_longer_than_the_lead_time(self) -> None:
+        start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+        for minutes, before in ((10, 10), (5, 10), (30, 0)):
+            sla = Sla(accept_within_minutes=minutes, on_breach="reassign")
+            due = timer_due(self.config(False), "sales", "emma", sla, start, warn_before=before)
+            assert due is not None
+            assert due.warn is None
