@@ -75,12 +75,15 @@ class TestWarningTimer:
         assert isinstance(given["at"], datetime)
         assert (given["at"] - started).total_seconds() == 20 * 60
 
-    async def test_no_warning_after_accept(self, settings: Settings, clean: None, clock: FakeClock) -> None:
+    @pytest.mark.parametrize(("action", "body"), [("accept", {"owner_id": "ann"}), ("close", {})])
+    async def test_no_warning_after_accept_or_close(
+        self, settings: Settings, clean: None, clock: FakeClock, action: str, body: dict[str, str]
+    ) -> None:
         async with instance(settings, sla_rules(30), clock, sla_warn_before_minutes=10) as client:
             await team(client)
             lead_id = (await post_one(client, lead(1)))["lead_id"]
             clock.advance(minutes=5)
-            r = await client.post(f"/v1/assignments/{lead_id}/accept", json={"owner_id": "ann"})
+            r = await client.post(f"/v1/assignments/{lead_id}/{action}", json=body)
             assert r.status_code == 200, r.text
             clock.advance(minutes=20)
             assert await warn(client) == 0
