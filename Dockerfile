@@ -1,7 +1,10 @@
 # leadroute: the service, run against PostgreSQL and Redis given by
 #   LEADROUTE_DATABASE_URL=postgresql://user:password@db:5432/leadroute
 #   LEADROUTE_REDIS_URL=redis://redis:6379/0
-# docker build -t leadroute . && docker run -p 8000:8000 -e LEADROUTE_DATABASE_URL=... -e LEADROUTE_REDIS_URL=... leadroute
+# and the key webhook secrets are encrypted with (required: `leadroute secrets generate-key`)
+#   LEADROUTE_SECRET_KEY=<32 url-safe base64 bytes, from a secret store>
+# docker build -t leadroute . && docker run -p 8000:8000 -e LEADROUTE_DATABASE_URL=... -e LEADROUTE_REDIS_URL=... \
+#   -e LEADROUTE_SECRET_KEY=... leadroute
 #
 # What is in it: the runtime dependencies pinned with hashes in requirements.lock (scripts/lock
 # regenerates it from pyproject.toml), the package, the rules and the example owners. What is not:

@@ -28,7 +28,7 @@ from leadroute.rules import Ruleset, parse_ruleset
 from leadroute.runtime import Clock, utc_now
 from leadroute.store.db import connect
 from leadroute.store.migrate import migrate
-from support import ADMIN_KEY, authed, connection
+from support import ADMIN_KEY, SECRET_KEY, authed, connection
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_POSTGRES = "postgresql://127.0.0.1:5432/postgres"
@@ -117,6 +117,7 @@ async def settings(servers: Servers) -> AsyncIterator[Settings]:
         reconcile_minutes=0,  # no periodic reconcile: tests that set counts by hand keep them
         outbound_poll_seconds=0,  # no background relay: outbound tests run its passes themselves
         admin_key=ADMIN_KEY,  # every app stores it at start; clients send it (support.authed)
+        secret_key=SECRET_KEY,  # webhook secrets are stored encrypted under it
     )
     try:
         yield settings

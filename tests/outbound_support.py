@@ -1,4 +1,5 @@
-"""Local HTTP receivers for the outbound tests: webhook endpoints, HubSpot, Salesforce.
+"""Local receivers for the outbound tests: webhook endpoints, HubSpot, Salesforce (HTTP), and a
+local SMTP server for email alerts (:func:`smtp_server`, aiosmtpd).
 
 A :class:`Receiver` is an ``http.server`` on 127.0.0.1 in a thread of its own. It records every
 request exactly as it arrived (method, path with query, lower-cased headers, raw body) and answers
@@ -9,14 +10,19 @@ receiver) or never until released (a receiver that hangs while the sender is kil
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from standardwebhooks import Webhook
 
 from leadroute.outbound import Relay
@@ -143,3 +149,29 @@ async def create_endpoint(client: Client, url: str, events: list[str], **fields:
     assert r.status_code == 201, r.text
     result: dict[str, Any] = r.json()
     return result
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.mails: list[tuple[Envelope, EmailMessage]] = []
+
+    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:  # noqa: N802
+        assert isinstance(envelope.content, bytes)
+        mail = message_from_bytes(envelope.content, _class=EmailMessage, policy=policy.default)
+        assert isinstance(mail, EmailMessage)
+        self.mails.append((envelope, mail))
+        return "250 OK"
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[int, _Inbox]]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, inbox
+    finally:
+        controller.stop()

@@ -37,6 +37,8 @@ def cli_env(settings: Settings | None = None, **values: str) -> dict[str, str]:
         }
         if settings.admin_key is not None:
             env["LEADROUTE_ADMIN_KEY"] = settings.admin_key
+        if settings.secret_key is not None:
+            env["LEADROUTE_SECRET_KEY"] = settings.secret_key
     env |= {f"LEADROUTE_{name.upper()}": value for name, value in values.items()}
     return env
 

@@ -28,6 +28,8 @@ Client = AsyncTestClient[Litestar]
 ADMIN_KEY = "lr_live_00ad0001_" + "test-admin-secret-0123456789abcdefghijklmnop"
 """The admin key every test app is started with (``LEADROUTE_ADMIN_KEY`` in the test settings)."""
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+SECRET_KEY = "dGVzdC1zZWNyZXQta2V5LTAxMjM0NTY3ODlhYmNkZWY="
+"""The ``LEADROUTE_SECRET_KEY`` of the test settings (webhook secrets are stored under it)."""
 ADMIN_ACTOR = "key:00ad0001"
 """The actor recorded for changes made with :data:`ADMIN_KEY`."""
 

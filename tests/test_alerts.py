@@ -3,31 +3,27 @@ against a local Slack receiver (the exact JSON) and a local SMTP server (aiosmtp
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
-from email import message_from_bytes, policy
-from email.message import EmailMessage
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from conftest import FakeClock
 from leadroute.config import Settings, SettingsError
 from leadroute.outbound._templates import load_templates
-from outbound_support import Answer, Request, receiver, relay_pass
+from leadroute.store.owners_file import import_owners, load_owners_file
+from outbound_support import Answer, Request, receiver, relay_pass, smtp_server
 from sla_support import fire, instance, sla_rules
-from support import Client, explain, fetch, get_lead, lead, owner, pool, post_one
+from support import Client, authed, connection, explain, fetch, get_lead, lead, owner, pool, post_one
 
 PUBLIC = "https://leadroute.example.com"
 
 
 async def team(client: Client) -> None:
-    """ann sells in pool sales (one lead at a time); boss is its escalate_to."""
-    await owner(client, "ann", email="ann@corp.example", capacity={"max_open": 1})
+    """ann sells in pool sales (one lead at a time; Slack member U0ANN1); boss (no Slack id) is its
+    escalate_to."""
+    await owner(client, "ann", email="ann@corp.example", capacity={"max_open": 1}, slack_user_id="U0ANN1")
     await owner(client, "boss", email="boss@corp.example")
     await pool(client, "sales", ["ann"], escalate_to="boss")
 
@@ -64,12 +60,12 @@ class TestSlack:
             assert (req.method, req.path) == ("POST", "/services/T0/B0/x")
             assert req.headers["content-type"] == "application/json"
             assert "5550100" not in req.body.decode()  # never the lead's phone
-        assert assigned.json() == {"text": f"New lead for you, ann\n{summary}\n{link}"}
+        assert assigned.json() == {"text": f"New lead for you, <@U0ANN1>\n{summary}\n{link}"}
         assert breached.json() == {
-            "text": f"ann, lead {lead_id} was not accepted by {due}\n{breach_summary}\n{link}"
+            "text": f"<@U0ANN1>, lead {lead_id} was not accepted by {due}\n{breach_summary}\n{link}"
         }
         assert escalation.json() == {
-            "text": f"Escalation for boss: ann did not accept lead {lead_id} in sales by {due}\n"
+            "text": f"Escalation for Boss: Ann did not accept lead {lead_id} in sales by {due}\n"
             f"{breach_summary}\n{link}"
         }
         outcomes = [(a["type"], a["outcome"]) for a in reversed(log)]
@@ -144,7 +140,7 @@ class TestTemplates:
     def test_a_bad_template_is_a_start_up_error(self, tmp_path: Path, text: str, message: str) -> None:
         path = tmp_path / "alerts.yaml"
         shipped = Path(__file__).parents[1] / "src/leadroute/outbound/alerts.yaml"
-        path.write_text(shipped.read_text().replace("New lead for you, $owner\n", text + "\n", 1))
+        path.write_text(shipped.read_text().replace("New lead for you, $rep\n", text + "\n", 1))
         environ = {
             "LEADROUTE_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x",
             "LEADROUTE_ALERT_TEMPLATES": str(path),
@@ -157,32 +153,6 @@ class TestTemplates:
         path.write_text("lead.assigned: hi $owner\n")
         with pytest.raises(SettingsError, match=r"template 'lead\.reassigned' is missing"):
             load_templates(path)
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.mails: list[tuple[Envelope, EmailMessage]] = []
-
-    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:  # noqa: N802
-        assert isinstance(envelope.content, bytes)
-        mail = message_from_bytes(envelope.content, _class=EmailMessage, policy=policy.default)
-        assert isinstance(mail, EmailMessage)
-        self.mails.append((envelope, mail))
-        return "250 OK"
-
-
-@contextmanager
-def smtp_server() -> Iterator[tuple[int, _Inbox]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
 
 
 class TestEmail:
@@ -212,24 +182,100 @@ class TestEmail:
                 ["ann@corp.example"],
                 "leadroute@corp.example",
                 "ann@corp.example",
-                "New lead for you, ann",
-                f"New lead for you, ann\n{summary}\n{link}\n",
+                "New lead for you, Ann",
+                f"New lead for you, Ann\n{summary}\n{link}\n",
             ),
             (
                 ["ann@corp.example"],
                 "leadroute@corp.example",
                 "ann@corp.example",
-                f"ann, lead {lead_id} was not accepted by {due}",
-                f"ann, lead {lead_id} was not accepted by {due}\n{breach_summary}\n{link}\n",
+                f"Ann, lead {lead_id} was not accepted by {due}",
+                f"Ann, lead {lead_id} was not accepted by {due}\n{breach_summary}\n{link}\n",
             ),
             (
                 ["boss@corp.example"],
                 "leadroute@corp.example",
                 "boss@corp.example",
-                f"Escalation for boss: ann did not accept lead {lead_id} in sales by {due}",
-                f"Escalation for boss: ann did not accept lead {lead_id} in sales by {due}\n"
+                f"Escalation for Boss: Ann did not accept lead {lead_id} in sales by {due}",
+                f"Escalation for Boss: Ann did not accept lead {lead_id} in sales by {due}\n"
                 f"{breach_summary}\n{link}\n",
             ),
         ]
         for _env, msg in inbox.mails:
             assert "5550100" not in msg.as_string()
+
+    async def test_a_queue_past_the_threshold_is_mailed_once_across_instances(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        with smtp_server() as (port, inbox):
+            overrides: dict[str, Any] = {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "smtp_from": "leadroute@corp.example",
+                "smtp_starttls": False,
+                "public_url": PUBLIC,
+                "alert_queue_threshold": 2,
+                "alert_queue_emails": "ops@corp.example, sales-leads@corp.example",
+            }
+            async with (
+                instance(settings, sla_rules(30), clock, **overrides) as client,
+                instance(settings, sla_rules(30), clock, **overrides) as other,
+            ):
+                await team(client)
+                for n in range(1, 7):  # ann takes the first; 2..6 wait: 5 in the queue
+                    await post_one(client, lead(n))
+                    await asyncio.gather(relay_pass(client), relay_pass(other))
+                log = (await client.get("/v1/webhooks/email/attempts")).json()
+        queue_mails = [(env.rcpt_tos, msg) for env, msg in inbox.mails if msg["Subject"].startswith("Queue")]
+        assert [(to, msg["To"]) for to, msg in queue_mails] == [
+            (["ops@corp.example"], "ops@corp.example"),
+            (["sales-leads@corp.example"], "sales-leads@corp.example"),
+        ]
+        assert all(msg["Subject"] == "Queue of pool sales is long: 3 leads waiting" for _, msg in queue_mails)
+        queued = [a["outcome"] for a in reversed(log) if a["type"] == "lead.queued"]
+        assert queued.count("delivered") == 1
+        assert len(queued) == 5
+
+    def test_queue_emails_need_smtp(self) -> None:
+        with pytest.raises(SettingsError, match="LEADROUTE_ALERT_QUEUE_EMAILS: needs LEADROUTE_SMTP_HOST"):
+            Settings.from_env({"LEADROUTE_ALERT_QUEUE_EMAILS": "ops@corp.example"})
+        with pytest.raises(SettingsError, match="'not-an-address' is not an email address"):
+            Settings.from_env(
+                {
+                    "LEADROUTE_SMTP_HOST": "mail",
+                    "LEADROUTE_SMTP_FROM": "a@b.example",
+                    "LEADROUTE_ALERT_QUEUE_EMAILS": "ops@corp.example,not-an-address",
+                }
+            )
+
+
+class TestMentions:
+    """Owners' Slack member ids: stored through the API and the owners file, checked."""
+
+    async def test_the_api_stores_and_checks_slack_user_id(self, make_app: Any) -> None:
+        async with authed(make_app()) as client:
+            made = await owner(client, "ann", slack_user_id="U024BE7LH")
+            assert made["slack_user_id"] == "U024BE7LH"
+            r = await client.patch("/v1/owners/ann", json={"slack_user_id": None})
+            assert r.status_code == 200, r.text
+            assert r.json()["slack_user_id"] is None
+            r = await client.put("/v1/owners/bob", json={"name": "Bob", "slack_user_id": "@bob"})
+            assert r.status_code in (400, 422), r.text
+            assert "slack_user_id" in r.text
+
+    async def test_the_owners_file_carries_slack_user_id(
+        self, tmp_path: Path, settings: Settings, clean: None
+    ) -> None:
+        yaml_file = tmp_path / "owners.yaml"
+        yaml_file.write_text("owners:\n  - {id: ann, name: Ann, slack_user_id: U0ANN1}\n")
+        csv_file = tmp_path / "owners.csv"
+        csv_file.write_text("id,name,slack_user_id\nben,Ben,W0BEN2\ncid,Cid,\n")
+        async with connection(settings) as conn:
+            await import_owners(conn, load_owners_file(yaml_file))
+            await import_owners(conn, load_owners_file(csv_file))
+            rows = await conn.fetch("SELECT id, slack_user_id FROM owners ORDER BY id")
+        assert [(r["id"], r["slack_user_id"]) for r in rows] == [
+            ("ann", "U0ANN1"),
+            ("ben", "W0BEN2"),
+            ("cid", None),
+        ]

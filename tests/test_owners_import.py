@@ -181,7 +181,7 @@ class TestOwnersFileFields:
     )
     def test_csv_errors_name_the_line(self, tmp_path: Path, row: str, message: str) -> None:
         f = tmp_path / "owners.csv"
-        f.write_text(",".join(CSV_COLUMNS) + "\n" + row + "\n")
+        f.write_text(",".join(CSV_COLUMNS) + "\n" + row + ",\n")  # slack_user_id: empty
         with pytest.raises(OwnersFileError, match=message) as info:
             load_owners_file(f)
         assert f"{f}:2" in str(info.value)

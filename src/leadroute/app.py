@@ -42,7 +42,7 @@ from leadroute.api.replay import ReplayController
 from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
 from leadroute.api.webhooks import WebhookController
-from leadroute.config import Settings
+from leadroute.config import Settings, SettingsError
 from leadroute.limits import RateLimiter, parse_limit, parse_scope_limits
 from leadroute.limits.middleware import RateLimitMiddleware, RateLimits
 from leadroute.outbound import relay as outbound_relay
@@ -70,6 +70,11 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
     """
     if settings.database_url is None or settings.redis_url is None:
         raise ValueError("create_app needs database and redis URLs; the CLI starts embedded servers first")
+    if not settings.allow_embedded and settings.secret_key is None:
+        raise SettingsError(
+            "LEADROUTE_SECRET_KEY: required in production (LEADROUTE_ALLOW_EMBEDDED=false): it encrypts "
+            "webhook secrets at rest; make one with `leadroute secrets generate-key`"
+        )
     active_rules = ruleset or load_rules_path(settings.rules_path)
 
     @asynccontextmanager

@@ -1,4 +1,4 @@
-"""The ``leadroute`` command: serve, migrate, rules check, owners import, webhooks, API keys.
+"""The ``leadroute`` command: serve, migrate, rules check, owners import, webhooks, API keys, secrets.
 
 Every subcommand that needs the databases uses ``LEADROUTE_DATABASE_URL`` / ``LEADROUTE_REDIS_URL``
 when they are set, and otherwise starts the embedded servers on the data directory.
@@ -163,7 +163,40 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  (one statement per s
     dedupe.set_defaults(func=_leads_dedupe)
 
     _webhooks_parser(sub)
+    vault = sub.add_parser("secrets", help="the key that encrypts webhook secrets at rest").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    vault.add_parser("generate-key", help="print a new LEADROUTE_SECRET_KEY").set_defaults(
+        func=_secrets, secrets_action="generate-key"
+    )
+    vault.add_parser(
+        "reseal",
+        help="encrypt every stored webhook secret under LEADROUTE_SECRET_KEY (after a key rotation, "
+        "before dropping the old key from LEADROUTE_SECRET_KEYS_OLD)",
+    ).set_defaults(func=_secrets, secrets_action="reseal")
     return parser
+
+
+def _secrets(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.store.migrate import migrate
+    from leadroute.vault import generate_key, keyring, seal_stored_secrets
+
+    if args.secrets_action == "generate-key":
+        print(generate_key())
+        return 0
+
+    async def run(live: Settings) -> int:
+        ring = keyring(live)
+        if ring is None:
+            raise CommandError("LEADROUTE_SECRET_KEY is not set: nothing to encrypt with")
+        async with _connection(live.database_url) as conn:
+            await migrate(conn)
+            return await seal_stored_secrets(conn, ring, rotate=True)
+
+    with _servers(settings) as live:
+        changed = asyncio.run(run(live))
+    print(f"re-encrypted the webhook secrets of {changed} endpoint(s) under LEADROUTE_SECRET_KEY")
+    return 0
 
 
 def _webhooks_parser(sub: Any) -> None:
@@ -238,8 +271,12 @@ def _servers(settings: Settings, *, share: bool = True) -> Iterator[Settings]:
         except EmbeddedServersError as exc:
             raise CommandError(str(exc)) from None
     try:
+        from leadroute.vault import embedded_secret_key
+
+        # the embedded default's key for webhook secrets at rest, made on the first start
+        key = settings.secret_key or embedded_secret_key(servers.data_dir)
         yield msgspec.structs.replace(
-            settings, database_url=servers.database_url, redis_url=servers.redis_url
+            settings, database_url=servers.database_url, redis_url=servers.redis_url, secret_key=key
         )
     finally:
         if not shared:

@@ -29,6 +29,20 @@ from leadroute.limits import parse_limit, parse_scope_limits
 __all__ = ["PREFIX", "EvaluatorName", "Handling", "Settings", "SettingsError", "service_links"]
 
 PREFIX = "LEADROUTE_"
+SECRET_FIELDS = frozenset(
+    {
+        "admin_key",
+        "hubspot_token",
+        "salesforce_client_secret",
+        "smtp_password",
+        "slack_webhook_url",
+        "secret_key",
+        "secret_keys_old",
+        "database_url",
+        "redis_url",
+    }
+)
+"""Settings whose values are credentials (the URLs may carry a password): masked in the repr."""
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Handling = Literal["warn", "reject"]
 """What intake does with a field it cannot use but a lead can live without (docs/intake.md)."""
@@ -92,6 +106,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     sla_poll_seconds: float = 2.0
     """Seconds between SLA scheduler passes in each instance (a breach acts within this); 0: off."""
     sla_max_breaches: int = 3
+    sla_warn_before_minutes: int = 5
+    """Minutes before an SLA deadline that the owner (and the pool's ``escalate_to``) is warned the
+    lead is about to breach (``lead.sla_warning``: Slack, email, webhooks); counted in working hours
+    when the deadline is. 0, or not shorter than the SLA: no warning."""
     """The SLA breach of a lead that sends it to the fallback queue instead of another owner."""
     otlp_traces_endpoint: str | None = None
     """Where traces go (OTLP/HTTP): the standard ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, or
@@ -164,6 +182,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     alert_queue_threshold: int | None = None
     """Tell the Slack channel once when a pool has more leads than this waiting in its queue
     (again after the queue was back at or below it); unset: no queue alerts."""
+    alert_queue_emails: str | None = None
+    """Comma-separated addresses that get the queue-over-threshold alert by email too (with
+    ``SMTP_HOST``); unset: that alert goes to Slack only."""
     alert_templates: Path | None = None
     """A YAML file of alert templates (one per event, ``$field`` placeholders) for Slack and email;
     unset: the ones shipped in the package (``leadroute/outbound/alerts.yaml``). Checked at start-up."""
@@ -184,6 +205,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     generate``) that every instance stores at start: for deployments that take their first key
     from a secret store, and for tests. Unset with no keys at all: the embedded default's first
     ``leadroute serve`` makes one and writes it to ``<data_dir>/admin.key`` (docs/security.md)."""
+    secret_key: str | None = None
+    """The key that encrypts webhook secrets at rest (Fernet: 32 url-safe base64 bytes, e.g. from
+    ``leadroute secrets generate-key``). Required when PostgreSQL is not embedded; the embedded
+    default makes one on first start in ``<data_dir>/secret.key`` (mode 0600)."""
+    secret_keys_old: str | None = None
+    """Comma-separated previous values of ``SECRET_KEY``: still decrypt, never encrypt. Rotation:
+    move the old key here, set a new ``SECRET_KEY``, restart; ``leadroute secrets reseal``
+    re-encrypts every stored secret under the new key, then drop the old one."""
     key_cache_seconds: float = 5.0
     """Seconds an instance trusts a key it verified without asking PostgreSQL again: the bound on
     how long a revocation or rotation takes to reach every instance (0: ask every request)."""
@@ -207,6 +236,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def reengage_after(self) -> timedelta | None:
         """:attr:`reengage_after_days` as a duration (None: never by time)."""
         return timedelta(days=self.reengage_after_days) if self.reengage_after_days > 0 else None
+
+    @property
+    def queue_emails(self) -> list[str]:
+        """:attr:`alert_queue_emails` as a list of addresses."""
+        text = self.alert_queue_emails or ""
+        return [a.strip() for a in text.split(",") if a.strip()]
+
+    def __repr__(self) -> str:
+        """Every field, with the secrets (keys, tokens, passwords, the Slack URL) masked: a
+        Settings logged or shown in a traceback never leaks them."""
+
+        def shown(name: str) -> str:
+            value = getattr(self, name)
+            return "'***'" if name in SECRET_FIELDS and value is not None else repr(value)
+
+        fields = ", ".join(f"{f.name}={shown(f.name)}" for f in msgspec.structs.fields(self))
+        return f"Settings({fields})"
+
+    __str__ = __repr__
 
     @property
     def embedded(self) -> bool:
@@ -257,6 +305,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             ("sla_max_breaches", self.sla_max_breaches, 1),
             ("drain_batch", self.drain_batch, 1),
             ("max_in_flight", self.max_in_flight, 1),
+            ("sla_warn_before_minutes", self.sla_warn_before_minutes, 0),
         ):
             if value < at_least:
                 raise SettingsError(f"{PREFIX}{name.upper()}: must be at least {at_least}")
@@ -283,6 +332,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         parse_scope_limits(self.rate_limits, setting=f"{PREFIX}RATE_LIMITS")
         self._validate_outbound()
         self._validate_access()
+        if self.secret_key is not None or self.secret_keys_old is not None:
+            from leadroute.vault import keyring  # only when set: keeps the CLI light
+
+            keyring(self)  # a malformed key fails here, naming the setting
         if self.database_url is not None and not self.database_url.startswith(
             ("postgres://", "postgresql://")
         ):
@@ -318,6 +371,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"{PREFIX}SMTP_USER and {PREFIX}SMTP_PASSWORD: set both, or none")
         if not 0 < self.smtp_port < 65536:
             raise SettingsError(f"{PREFIX}SMTP_PORT: {self.smtp_port} is not a TCP port (1-65535)")
+        if self.alert_queue_emails is not None and self.smtp_host is None:
+            raise SettingsError(f"{PREFIX}ALERT_QUEUE_EMAILS: needs {PREFIX}SMTP_HOST (they go by SMTP)")
+        for address in self.queue_emails:
+            if "@" not in address or any(c in address for c in " <>\r\n"):
+                raise SettingsError(f"{PREFIX}ALERT_QUEUE_EMAILS: {address!r} is not an email address")
         if self.alert_queue_threshold is not None and self.alert_queue_threshold < 0:
             raise SettingsError(f"{PREFIX}ALERT_QUEUE_THRESHOLD: must be 0 or more")
         if not self.public_url.startswith(("http://", "https://")):

@@ -26,7 +26,7 @@ from leadroute.models import ID_MAX_LENGTH, ID_PATTERN
 from leadroute.routing.admin import RebuildResult, RoutingStateView, rebuild_now, state_view
 from leadroute.runtime import Runtime
 from leadroute.store import owners as store
-from leadroute.store.owners import Capacity, Id, Owner, Pool, Strategy
+from leadroute.store.owners import Capacity, Id, Owner, Pool, SlackUserId, Strategy
 from leadroute.store.pools import PoolSettings
 from leadroute.structs import Struct
 
@@ -65,6 +65,8 @@ class OwnerBody(Struct, kw_only=True):
     weight: Weight = 1
     skills: list[Skill] = msgspec.field(default_factory=list)
     crm_user_id: str | None = None
+    slack_user_id: SlackUserId | None = None
+    """The rep's Slack member id (``U…``/``W…``): Slack alerts mention them instead of naming them."""
 
 
 class OwnerPatch(Struct, kw_only=True):
@@ -80,6 +82,7 @@ class OwnerPatch(Struct, kw_only=True):
     weight: Weight | msgspec.UnsetType = _UNSET
     skills: list[Skill] | msgspec.UnsetType = _UNSET
     crm_user_id: str | msgspec.UnsetType | None = _UNSET
+    slack_user_id: SlackUserId | msgspec.UnsetType | None = _UNSET
 
 
 class WorkingHoursBody(Struct, kw_only=True):

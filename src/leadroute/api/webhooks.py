@@ -164,7 +164,7 @@ class WebhookController(Controller):
         """A new secret signs from now on; until ``previous_expire_at`` the previous one signs too
         (both signatures in ``webhook-signature``), so the receiver can switch when it likes."""
         return await rotate_secret(
-            conn, endpoint_id, keep_previous_hours=data.keep_previous_hours, now=rt.clock()
+            conn, rt.settings, endpoint_id, keep_previous_hours=data.keep_previous_hours, now=rt.clock()
         )
 
     @get("/{endpoint_id:str}/deliveries", summary="An endpoint's deliveries, newest first", responses=_READ)

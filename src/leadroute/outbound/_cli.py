@@ -57,7 +57,7 @@ async def _act(conn: Connection, settings: Settings, args: argparse.Namespace) -
             )
         case "rotate":
             return await outbound.rotate_secret(
-                conn, args.id, keep_previous_hours=args.keep_previous_hours, now=now
+                conn, settings, args.id, keep_previous_hours=args.keep_previous_hours, now=now
             )
         case "deliveries":
             return await outbound.deliveries(conn, args.id, status=args.status, before=None, limit=args.limit)

@@ -7,8 +7,9 @@ start-up; the API shows them and redelivers to them but does not change them).
 Secrets are Standard Webhooks symmetric keys, ``whsec_`` + base64 of 32 random bytes. Rotating
 adds a new one and lets the old ones sign for a while longer (``keep_previous_hours``): during
 that time every webhook carries one signature per secret, space-separated, so a receiver can move
-to the new secret whenever it likes. Secrets are stored as they are (signing needs them) and shown
-only when made (create, rotate).
+to the new secret whenever it likes. Secrets are stored encrypted under ``LEADROUTE_SECRET_KEY``
+(:mod:`leadroute.vault`: signing needs them back, so they are sealed, not hashed) and shown only
+when made (create, rotate).
 
 A new endpoint starts at the current end of the log: it gets the events that come after it, never
 the history (redeliver a range for that). Events that happen while an endpoint is disabled are not
@@ -36,6 +37,7 @@ from leadroute.outbound._payload import ALERT_EVENTS, CRM_EVENTS, EVENT_TYPES, w
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 from leadroute.structs import Struct
+from leadroute.vault import Keyring, keyring, open_secret
 
 __all__ = [
     "CONNECTORS",
@@ -48,6 +50,7 @@ __all__ = [
     "InvalidWebhook",
     "Kind",
     "NewEndpoint",
+    "SecretKeyMissing",
     "active_secrets",
     "attempts",
     "check_url",
@@ -89,6 +92,24 @@ class ConnectorReadOnly(WorkflowConflict):
             f"LEADROUTE_{_SETTINGS.get(ident, ident.upper())}_* settings, "
             "not through the API (redelivery and the delivery log work as for webhooks)"
         )
+
+
+class SecretKeyMissing(WorkflowConflict):
+    kind = "secret-key-missing"
+    title = "No key to encrypt webhook secrets with"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "webhook secrets are stored encrypted: set LEADROUTE_SECRET_KEY (`leadroute secrets "
+            "generate-key` makes one) on every instance, then try again"
+        )
+
+
+def _ring(settings: Settings) -> Keyring:
+    ring = keyring(settings)
+    if ring is None:
+        raise SecretKeyMissing
+    return ring
 
 
 class Endpoint(Struct, kw_only=True):
@@ -164,13 +185,14 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def active_secrets(stored: list[dict[str, Any]], now: datetime) -> list[str]:
-    """The secrets that sign now: every stored one that has not expired, newest first."""
-    return [
-        s["secret"]
-        for s in stored
-        if s.get("expires_at") is None or datetime.fromisoformat(s["expires_at"]) > now
-    ]
+def _unexpired(stored: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    return [s for s in stored if s.get("expires_at") is None or datetime.fromisoformat(s["expires_at"]) > now]
+
+
+def active_secrets(stored: list[dict[str, Any]], now: datetime, ring: Keyring | None = None) -> list[str]:
+    """The secrets that sign now: every stored one that has not expired, newest first, decrypted
+    (:class:`leadroute.vault.SealedSecretError` when they cannot be)."""
+    return [open_secret(s, ring) for s in _unexpired(stored, now)]
 
 
 def check_url(url: str, *, allow_private: bool) -> str:
@@ -206,7 +228,7 @@ def _view(row: Any, now: datetime) -> Endpoint:
         events=list(row["events"]),
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
-        signing_secrets=len(active_secrets(row["secrets"], now)),
+        signing_secrets=len(_unexpired(row["secrets"], now)),
         start_after=row["start_after"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
@@ -234,8 +256,9 @@ async def create_webhook(
 ) -> NewEndpoint:
     """Make a webhook endpoint with a new secret; it gets the events after the log's end now."""
     url = check_url(url, allow_private=settings.webhook_allow_private)
+    ring = _ring(settings)
     secret = new_secret()
-    stored = [{"secret": secret, "created_at": now.isoformat(), "expires_at": None}]
+    stored = [{"sealed": ring.seal(secret), "created_at": now.isoformat(), "expires_at": None}]
     ident = "wh_" + secrets.token_hex(8)
     row = await conn.fetchrow(
         QUERIES["outbound_endpoint_insert"],
@@ -309,10 +332,11 @@ async def delete_webhook(conn: Connection, ident: str) -> None:
 
 
 async def rotate_secret(
-    conn: Connection, ident: str, *, keep_previous_hours: float, now: datetime
+    conn: Connection, settings: Settings, ident: str, *, keep_previous_hours: float, now: datetime
 ) -> EndpointSecret:
     """A new secret signs from now on; the previous ones sign too for ``keep_previous_hours``
     (0: they stop now). Already-expired secrets are dropped."""
+    ring = _ring(settings)
     async with conn.transaction():
         row = await _row(conn, ident, lock=True)
         if row["kind"] != "webhook":
@@ -328,7 +352,7 @@ async def rotate_secret(
             until = min(datetime.fromisoformat(ends), expire) if ends is not None else expire
             kept.append(old | {"expires_at": until.isoformat()})
         secret = new_secret()
-        stored = [{"secret": secret, "created_at": now.isoformat(), "expires_at": None}, *kept]
+        stored = [{"sealed": ring.seal(secret), "created_at": now.isoformat(), "expires_at": None}, *kept]
         await conn.execute(
             QUERIES["outbound_endpoint_update"],
             ident,
@@ -344,7 +368,7 @@ async def rotate_secret(
         id=ident,
         secret=secret,
         previous_expire_at=expire if kept else None,
-        signing_secrets=len(active_secrets(stored, now)),
+        signing_secrets=len(_unexpired(stored, now)),
     )
 
 

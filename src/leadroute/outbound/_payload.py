@@ -36,6 +36,7 @@ EVENT_TYPES: Final = (
     "lead.closed",
     "lead.scored",
     "lead.merged",
+    "lead.sla_warning",
 )
 """The event types an endpoint may ask for: the log's, less ``lead.received`` (the posted body,
 personal data) and ``activity.recorded`` (what a person did on the website)."""
@@ -43,7 +44,7 @@ personal data) and ``activity.recorded`` (what a person did on the website)."""
 CRM_EVENTS: Final = ("lead.assigned", "lead.reassigned", "lead.escalated")
 """The events a CRM connector writes back: the ones that give a lead an owner."""
 
-ALERT_EVENTS: Final = (*CRM_EVENTS, "lead.sla_breached", "lead.queued")
+ALERT_EVENTS: Final = (*CRM_EVENTS, "lead.sla_warning", "lead.sla_breached", "lead.queued")
 """The events the Slack and email connectors tell people about (:mod:`._alerts`)."""
 
 EventType = Literal[
@@ -56,6 +57,7 @@ EventType = Literal[
     "lead.closed",
     "lead.scored",
     "lead.merged",
+    "lead.sla_warning",
 ]
 """One of :data:`EVENT_TYPES`, as API bodies declare it."""
 assert get_args(EventType) == EVENT_TYPES

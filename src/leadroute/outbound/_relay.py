@@ -36,10 +36,11 @@ from leadroute.outbound._crm import HubSpot, Salesforce
 from leadroute.outbound._endpoints import active_secrets, sync_connectors
 from leadroute.outbound._fanout import fan_out
 from leadroute.outbound._payload import webhook_body, webhook_id
-from leadroute.outbound._send import EXCERPT, Outcome, send_webhook
+from leadroute.outbound._send import EXCERPT, Outcome, Resolver, send_webhook, system_resolver
 from leadroute.outbound._templates import load_templates
 from leadroute.runtime import Runtime
 from leadroute.store.queries import QUERIES
+from leadroute.vault import SealedSecretError, keyring, seal_stored_secrets
 
 __all__ = ["BACKOFF", "Relay", "relay"]
 
@@ -72,6 +73,9 @@ class Relay:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=settings.outbound_concurrency * 2),
         )
+        self.ring = keyring(settings)
+        self.resolve: Resolver = system_resolver
+        """How webhook hosts are resolved (once per delivery, then pinned); tests replace it."""
         self.connectors: dict[str, Sender] = {}
         if settings.hubspot_token is not None:
             self.connectors["hubspot"] = HubSpot(self.client, settings)
@@ -141,9 +145,10 @@ class Relay:
                         self.client,
                         url=job["url"],
                         msg_id=webhook_id(job["endpoint_id"], job["event_seq"]),
-                        secrets=active_secrets(job["secrets"], self.rt.clock()),
+                        secrets=active_secrets(job["secrets"], self.rt.clock(), self.ring),
                         body=webhook_body(job),
                         allow_private=settings.webhook_allow_private,
+                        resolve=self.resolve,
                     )
                 connector = self.connectors.get(job["kind"])
                 if connector is None:
@@ -151,6 +156,8 @@ class Relay:
                 return await connector.send(job)
         except TimeoutError:
             return Outcome("retry", None, f"no answer within {limit:g} s")
+        except SealedSecretError as exc:  # a key missing or wrong: retried once the key is set
+            return Outcome("retry", None, str(exc))
         except Exception as exc:  # a bug or a surprise must not lose the delivery: retried later
             log.exception("outbound delivery %s failed unexpectedly", job["id"])
             return Outcome("retry", None, f"internal error: {type(exc).__name__}")
@@ -247,6 +254,8 @@ async def relay(rt: Runtime) -> AsyncIterator[Relay]:
     async with rt.db.acquire() as conn:
         await conn.execute(QUERIES["outbound_relay_ensure"])  # the cursor, if a restore lost it
         enabled = await sync_connectors(conn, rt.settings, rt.clock())
+        if outbound.ring is not None and (sealed := await seal_stored_secrets(conn, outbound.ring)):
+            log.info("sealed the plain-text webhook secrets of %d endpoint(s) (LEADROUTE_SECRET_KEY)", sealed)
     if enabled:
         log.info("connectors on: %s", ", ".join(enabled))
     interval = rt.settings.outbound_poll_seconds

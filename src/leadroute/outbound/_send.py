@@ -7,11 +7,16 @@ one per active secret, space-separated), signed by the ``standardwebhooks`` pack
 ``Webhook.sign``, the same code receivers verify with. The timestamp is the wall clock, not the
 service clock: receivers compare it with theirs to refuse replays.
 
-SSRF guard: before every send the host is resolved and every address checked; loopback, private,
-link-local, shared, reserved and multicast addresses are refused unless
-``LEADROUTE_WEBHOOK_ALLOW_PRIVATE`` is on. Redirects are not followed (a 3xx is a failure, as
-Standard Webhooks recommends). What is left: a name that resolves differently between the check
-and the connection (DNS rebinding); an egress proxy that filters addresses closes that too.
+SSRF guard, pinned against DNS rebinding (:func:`pin`): once per delivery the host is resolved,
+*every* address it resolves to is checked (loopback, private, link-local, shared, reserved and
+multicast ones are refused unless ``LEADROUTE_WEBHOOK_ALLOW_PRIVATE`` is on), and the request is
+sent to the checked addresses only (the first that accepts a connection, in the resolver's
+order): the URL's host is replaced by the address, the ``Host`` header keeps the name, and for
+https the TLS handshake sends the name as SNI and checks the certificate against the name
+(httpcore's ``sni_hostname`` extension). So a name that answers
+a public address to the check and a private one a moment later (rebinding) never reaches the
+private one: there is no second lookup. Redirects are not followed (a 3xx is a failure, as
+Standard Webhooks recommends).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import email.utils
 import ipaddress
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -28,7 +34,21 @@ from typing import Any, Final, Literal
 import httpx
 from standardwebhooks import Webhook
 
-__all__ = ["EXCERPT", "Outcome", "check_address", "judge", "retry_after", "send_webhook", "sign"]
+__all__ = [
+    "EXCERPT",
+    "Blocked",
+    "Outcome",
+    "Resolver",
+    "judge",
+    "pin",
+    "retry_after",
+    "send_webhook",
+    "sign",
+    "system_resolver",
+]
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""Resolves a host name and port to addresses (tests inject one; :func:`system_resolver` by default)."""
 
 EXCERPT: Final = 512
 """Characters of an answer's body kept in the delivery log."""
@@ -48,6 +68,8 @@ class Outcome:
     latency_ms: float | None = None
     retry_after: float | None = None
     """Seconds the receiver asked us to wait (``Retry-After`` of a 429 or 503)."""
+    unreachable: bool = False
+    """No connection could be made (nothing was sent): another address may be tried."""
 
 
 class Blocked(Exception):
@@ -67,20 +89,40 @@ def _refused(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-async def check_address(url: httpx.URL, *, allow_private: bool) -> None:
-    """Resolve ``url``'s host now and refuse it if any address is not public (unless allowed)."""
-    if allow_private:
-        return
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses the system resolver gives ``host`` (in its order of preference, no repeats)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def pin(url: httpx.URL, *, allow_private: bool, resolve: Resolver = system_resolver) -> list[str]:
+    """Resolve ``url``'s host once, refuse it if any address is not public (unless allowed), and
+    return the checked addresses to connect to, in the resolver's order. :class:`Blocked` if
+    refused or unresolvable."""
     host = url.host
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise Blocked(f"cannot resolve {host}: {exc.strerror}") from None
-    for info in infos:
-        address = str(info[4][0])
-        if _refused(address):
-            raise Blocked(f"{host} resolves to {address}, which is not a public address")
+        addresses = await resolve(host, port)
+    except OSError as exc:
+        raise Blocked(f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not addresses:
+        raise Blocked(f"{host} resolves to no address")
+    if not allow_private:
+        for address in addresses:
+            if _refused(address):
+                raise Blocked(f"{host} resolves to {address}, which is not a public address")
+    return addresses
+
+
+def pinned(url: httpx.URL, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """The URL to request (the host replaced by ``address``), the ``Host`` header and the request
+    extensions (SNI and certificate name for https) that keep the name everywhere it matters."""
+    host = url.host
+    default = 443 if url.scheme == "https" else 80
+    name = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
+    authority = name if url.port in (None, default) else f"{name}:{url.port}"
+    extensions: dict[str, Any] = {"sni_hostname": host} if url.scheme == "https" else {}
+    return url.copy_with(host=address.split("%", 1)[0]), {"host": authority}, extensions
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -128,16 +170,26 @@ async def request(
     json: Any = None,
     data: dict[str, str] | None = None,
     params: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Outcome:
     """Send one request and judge the answer; a transport error or timeout is a failure to retry."""
     started = time.perf_counter()
     try:
         async with client.stream(
-            method, url, headers=headers, content=content, json=json, data=data, params=params
+            method,
+            url,
+            headers=headers,
+            content=content,
+            json=json,
+            data=data,
+            params=params,
+            extensions=extensions,
         ) as response:
             text = await _read(response)
     except httpx.TimeoutException:
         return Outcome("retry", None, "timed out", None, (time.perf_counter() - started) * 1000)
+    except httpx.ConnectError as exc:
+        return Outcome("retry", None, f"ConnectError: {exc}"[:EXCERPT], unreachable=True)
     except httpx.HTTPError as exc:
         return Outcome("retry", None, f"{type(exc).__name__}: {exc}"[:EXCERPT], None, None)
     latency = (time.perf_counter() - started) * 1000
@@ -152,11 +204,14 @@ async def send_webhook(
     secrets: list[str],
     body: bytes,
     allow_private: bool,
+    resolve: Resolver = system_resolver,
 ) -> Outcome:
-    """POST one signed webhook, after the SSRF check of the address it resolves to now."""
-    target = httpx.URL(url)
+    """POST one signed webhook to the addresses its host resolves to now, checked (:func:`pin`):
+    the first that accepts a connection (as a client tries a name's addresses in turn), never an
+    address that was not checked."""
+    named = httpx.URL(url)
     try:
-        await check_address(target, allow_private=allow_private)
+        addresses = await pin(named, allow_private=allow_private, resolve=resolve)
     except Blocked as exc:
         return Outcome("retry", None, f"refused: {exc}")
     if not secrets:
@@ -169,4 +224,12 @@ async def send_webhook(
         "webhook-timestamp": str(int(at.timestamp())),
         "webhook-signature": sign(secrets, msg_id, at, body),
     }
-    return await request(client, "POST", target, content=body, headers=headers)
+    outcome = Outcome("retry")
+    for address in addresses:
+        target, host, extensions = pinned(named, address)
+        outcome = await request(
+            client, "POST", target, content=body, headers=headers | host, extensions=extensions
+        )
+        if not outcome.unreachable:
+            break
+    return outcome

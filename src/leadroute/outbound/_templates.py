@@ -24,13 +24,30 @@ TEMPLATE_NAMES: Final = (
     "lead.assigned",
     "lead.reassigned",
     "lead.escalated",
+    "lead.sla_warning",
+    "lead.sla_warning.escalation",
     "lead.sla_breached",
     "lead.sla_breached.escalation",
     "lead.queued",
 )
-"""One template per alerted event; ``lead.sla_breached.escalation`` is the pool's ``escalate_to``'s."""
+"""One template per alerted event; ``*.escalation`` is the pool's ``escalate_to``'s."""
+OPTIONAL: Final = frozenset(("lead.sla_warning", "lead.sla_warning.escalation"))
+"""Templates added after the file format shipped: a file without them takes the shipped ones."""
 FIELDS: Final = frozenset(
-    ("owner", "lead_id", "summary", "link", "pool", "due_at", "queue", "count", "escalate_to")
+    (
+        "rep",
+        "owner",
+        "owner_name",
+        "lead_id",
+        "summary",
+        "link",
+        "pool",
+        "due_at",
+        "minutes_left",
+        "queue",
+        "count",
+        "escalate_to",
+    )
 )
 _SETTING: Final = "LEADROUTE_ALERT_TEMPLATES"
 
@@ -39,6 +56,7 @@ class Templates:
     """The checked templates; :meth:`render` fills one (absent fields render empty)."""
 
     def __init__(self, texts: dict[str, str]) -> None:
+        self._texts = texts
         self._templates = {name: string.Template(text) for name, text in texts.items()}
 
     def render(self, name: str, fields: dict[str, str]) -> str:
@@ -79,6 +97,9 @@ def load_templates(path: Path | None) -> Templates:
     for name in texts:
         if name not in TEMPLATE_NAMES:
             raise SettingsError(f"{_SETTING}: unknown template {name!r} (known: {', '.join(TEMPLATE_NAMES)})")
+    if path is not None and OPTIONAL - set(texts):
+        shipped = load_templates(None)._texts
+        texts |= {name: shipped[name] for name in OPTIONAL if name not in texts}
     for name in TEMPLATE_NAMES:
         if name not in texts:
             raise SettingsError(f"{_SETTING}: template {name!r} is missing")

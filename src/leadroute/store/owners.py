@@ -59,6 +59,7 @@ __all__ = [  # the pool names are re-exports of leadroute.store.pools
     "OwnerIn",
     "Pool",
     "PoolIn",
+    "SlackUserId",
     "Strategy",
     "UnknownEscalation",
     "check_escalation",
@@ -77,6 +78,9 @@ __all__ = [  # the pool names are re-exports of leadroute.store.pools
     "update_owner",
     "update_pool",
 ]
+
+SlackUserId = Annotated[str, msgspec.Meta(pattern=r"^[UW][A-Z0-9]{2,31}$")]
+"""A Slack member id (Profile → ⋮ → Copy member ID): ``U`` or ``W`` and capital letters or digits."""
 
 MAX_CAPACITY = 1_000_000
 """The largest ``max_open`` / ``max_per_day`` (the columns are 32-bit integers)."""
@@ -105,6 +109,8 @@ class OwnerIn(Struct, kw_only=True):
     weight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
     skills: list[Skill] = msgspec.field(default_factory=list)
     crm_user_id: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    slack_user_id: SlackUserId | None = None
+    """The rep's Slack member id (``U…`` or ``W…``): Slack alerts mention them (``<@U…>``)."""
 
     def __post_init__(self) -> None:
         # ValueError here becomes a msgspec.ValidationError naming the problem.
@@ -134,6 +140,7 @@ class Owner(Struct, kw_only=True):
     weight: int
     skills: list[str]
     crm_user_id: str | None
+    slack_user_id: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -155,6 +162,7 @@ def owner_from_row(row: Any) -> Owner:
         weight=row["weight"],
         skills=list(row["skills"]),
         crm_user_id=row["crm_user_id"],
+        slack_user_id=row["slack_user_id"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -177,6 +185,7 @@ async def put_owner(conn: Connection, owner: OwnerIn) -> asyncpg.Record:
         owner.weight,
         owner.skills,
         owner.crm_user_id,
+        owner.slack_user_id,
     )
     assert row is not None
     return row

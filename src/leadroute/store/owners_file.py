@@ -23,6 +23,7 @@ fewer (a missing cell would shift the values after it) is an error naming ``file
 ``crm_user_id``    optional
 ``pools``          ``inbound;emea``: pools the owner is added to (created as round_robin
                    pools falling back to ``unassigned`` when they do not exist yet)
+``slack_user_id``  optional: the rep's Slack member id (``U…``); Slack alerts mention them
 =================  ====================================================================
 """
 
@@ -79,6 +80,7 @@ CSV_COLUMNS = (
     "skills",
     "crm_user_id",
     "pools",
+    "slack_user_id",
 )
 
 
@@ -225,7 +227,7 @@ def _items(text: str) -> list[str]:
 
 def _csv_owner(row: dict[str, str]) -> dict[str, Any]:
     owner: dict[str, Any] = {"id": row.get("id", ""), "name": row.get("name", "")}
-    owner |= {k: row[k] for k in ("email", "timezone", "crm_user_id") if row.get(k)}
+    owner |= {k: row[k] for k in ("email", "timezone", "crm_user_id", "slack_user_id") if row.get(k)}
     if row.get("active"):
         owner["active"] = _bool(row["active"])
     if row.get("working_hours"):

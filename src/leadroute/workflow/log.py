@@ -41,6 +41,7 @@ __all__ = [
     "LeadReceived",
     "LeadScored",
     "LeadSlaBreached",
+    "LeadSlaWarning",
     "LogEvent",
     "LogPage",
     "Payload",
@@ -155,6 +156,17 @@ class LeadSlaBreached(Payload):
     business_hours: bool = False
 
 
+class LeadSlaWarning(Payload):
+    """``lead.sla_warning``: the owner has ``minutes_left`` minutes to accept before ``due_at``."""
+
+    owner: str
+    due_at: datetime
+    minutes_left: int
+    minutes: int
+    pool: str | None = None
+    business_hours: bool = False
+
+
 class LeadClosed(Payload):
     """``lead.closed``: the lead is done; its owner's slot is freed."""
 
@@ -200,6 +212,7 @@ EVENT_TYPES: Final[dict[str, type[Payload]]] = {
     "lead.escalated": Placement,
     "lead.queued": Placement,
     "lead.accepted": LeadAccepted,
+    "lead.sla_warning": LeadSlaWarning,
     "lead.sla_breached": LeadSlaBreached,
     "lead.closed": LeadClosed,
 }

@@ -26,6 +26,13 @@ On a breach (the breach policy):
   A pool without ``escalate_to`` reassigns instead, and says so;
 - the lead's ``LEADROUTE_SLA_MAX_BREACHES``-th breach, or nobody left to take it, puts it in the
   fallback queue, unassigned, with the reason (``lead.queued``). So a lead never loops.
+
+Before the breach, "about to breach" (:func:`fire_due_warnings`): a running timer whose ``warn_at``
+has come (``LEADROUTE_SLA_WARN_BEFORE_MINUTES`` before ``due_at``) and whose deadline is still
+ahead is claimed the same way (``FOR UPDATE SKIP LOCKED``), and ``lead.sla_warning`` is appended
+with ``warned_at`` set in one transaction: once across instances, never after the lead was
+accepted, moved or closed (those stop the timer, so it is no longer pending). A warning whose
+deadline has already passed is not given: the breach is the news then.
 """
 
 from __future__ import annotations
@@ -46,12 +53,20 @@ from leadroute.store.queries import QUERIES
 from leadroute.telemetry import METRICS
 from leadroute.workflow.actions import WAITING, breached_owners, claim_owner, route_again
 from leadroute.workflow.drain import drain_queues
-from leadroute.workflow.log import LeadSlaBreached
+from leadroute.workflow.log import LeadSlaBreached, LeadSlaWarning
 from leadroute.workflow.rescore import requalify_due
 from leadroute.workflow.runner import Change, run
 from leadroute.workflow.writer import Current, current_of, place
 
-__all__ = ["BATCH", "WORKERS", "background_pass", "fire_due_timers", "run_scheduler", "scheduler"]
+__all__ = [
+    "BATCH",
+    "WORKERS",
+    "background_pass",
+    "fire_due_timers",
+    "fire_due_warnings",
+    "run_scheduler",
+    "scheduler",
+]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +126,65 @@ async def _fire_one(rt: Runtime, now: datetime, seen: list[int]) -> int | None:
         return None
     seen.append(fired[0])
     return int(fired[1])
+
+
+async def fire_due_warnings(rt: Runtime, now: datetime | None = None, *, limit: int = BATCH) -> int:
+    """Give the "about to breach" warnings due at ``now`` (default: the runtime's clock); returns
+    how many were given. Each timer warns once across every instance (see the module's text).
+
+    A warning that fails for a reason other than a dependency being down (a bug) is logged and
+    dropped (``warned_at`` set without an event), so it cannot block the others pass after pass;
+    the breach still comes on time."""
+    at = now or rt.clock()
+    seen: list[int] = []
+    warned = 0
+    while len(seen) < limit:
+        claimed: int | None = None
+
+        async def step(ch: Change) -> tuple[int, bool] | None:
+            nonlocal claimed
+            timer = await ch.conn.fetchrow(QUERIES["sla_warning_claim"], ch.now, seen)
+            if timer is None:
+                return None
+            claimed = timer["id"]
+            lead = await ch.conn.fetchrow(QUERIES["workflow_lead_try_lock"], timer["lead_id"])
+            if lead is None:  # a request is busy with the lead: the next pass comes back to it
+                return timer["id"], False
+            await ch.conn.execute(QUERIES["sla_warning_done"], timer["id"], ch.now)
+            current = current_of(await ch.conn.fetchrow(QUERIES["workflow_current"], lead["id"]))
+            if current is None or current.id != timer["assignment_id"] or lead["status"] not in WAITING:
+                return timer["id"], False  # stale: the breach pass cancels the timer
+            left = max(1, round((timer["due_at"] - ch.now).total_seconds() / 60))
+            await ch.emit(
+                lead["id"],
+                "lead.sla_warning",
+                LeadSlaWarning(
+                    owner=timer["owner_id"],
+                    due_at=timer["due_at"],
+                    minutes_left=left,
+                    minutes=timer["minutes"],
+                    pool=timer["pool_id"],
+                    business_hours=timer["business_hours"],
+                ),
+            )
+            return timer["id"], True
+
+        try:
+            done = await run(rt, step, now=at, background=True)
+        except Exception as exc:
+            if dependency_down(exc) is not None or claimed is None:
+                raise  # background_pass logs it (an outage once)
+            log.error("SLA warning of timer %d failed (%s); dropped", claimed, type(exc).__name__)
+            log.debug("SLA warning failed", exc_info=True)
+            async with rt.pool(background=True).acquire() as conn:
+                await conn.execute(QUERIES["sla_warning_done"], claimed, at)
+            seen.append(claimed)
+            continue
+        if done is None:
+            return warned
+        seen.append(done[0])
+        warned += int(done[1])
+    return warned
 
 
 async def _failed(rt: Runtime, timer_id: int, error: str, now: datetime) -> None:
@@ -232,6 +306,7 @@ async def background_pass(rt: Runtime) -> None:
     """
     settings = rt.settings
     parts: tuple[tuple[str, str, Callable[[], Awaitable[int]]], ...] = (
+        ("SLA warnings", "warned", lambda: fire_due_warnings(rt)),
         ("SLA timers", "breached", lambda: fire_due_timers(rt)),
         ("queue drain", "placed", lambda: drain_queues(rt, limit=settings.drain_batch)),
         ("decay", "changed stage", lambda: requalify_due(rt, limit=settings.drain_batch)),

@@ -10,6 +10,11 @@ The deadline is ``now + accept_within_minutes`` of wall-clock time, or, when the
 ``sla_business_hours``, that many minutes counted only inside the owner's working hours in their
 own timezone (:func:`business_due`): a lead assigned at 16:50 with 30 minutes to accept, to an
 owner who works 09:00-17:00, is due at 09:20 the next working day.
+
+"About to breach": with ``LEADROUTE_SLA_WARN_BEFORE_MINUTES`` (N, default 5) shorter than the SLA,
+the timer also gets ``warn_at``, N minutes before ``due_at`` (counted the same way: in working
+hours when the deadline is). The scheduler then appends ``lead.sla_warning`` once, unless the
+timer stopped first (:func:`leadroute.workflow.scheduler.fire_due_warnings`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from leadroute.routing import Member, member_from_row
@@ -27,7 +32,15 @@ from leadroute.rules import Sla
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
-__all__ = ["MAX_SEARCH_DAYS", "business_due", "cancel_timers", "start_timer", "timer_due", "working_spans"]
+__all__ = [
+    "MAX_SEARCH_DAYS",
+    "Due",
+    "business_due",
+    "cancel_timers",
+    "start_timer",
+    "timer_due",
+    "working_spans",
+]
 
 MAX_SEARCH_DAYS = 400
 """How far ahead :func:`business_due` looks for working time before giving up on the hours."""
@@ -79,6 +92,14 @@ def business_due(member: Member, start: datetime, minutes: int) -> datetime:
     return wall
 
 
+class Due(NamedTuple):
+    """A new timer's terms: counted in business hours or not, its deadline, when it warns (None: never)."""
+
+    business: bool
+    due: datetime
+    warn: datetime | None
+
+
 async def start_timer(
     conn: Connection,
     *,
@@ -90,21 +111,23 @@ async def start_timer(
     now: datetime,
     breaches: int = 0,
     config: RoutingConfig | None = None,
+    warn_before: int = 0,
 ) -> Any:
     """Insert the timer of a new assignment (caller's transaction); returns the row.
 
     ``pool_id`` is the pool whose settings apply (``sla_business_hours``, and ``escalate_to`` on a
     breach); ``breaches`` is how many times the lead breached before this timer. ``config``: the
     routing configuration the transaction read (else the pool and owner are read here).
+    ``warn_before``: minutes before the deadline the "about to breach" warning is due (0: none).
     """
-    known = timer_due(config, pool_id, owner_id, sla, now) if config is not None else None
-    if known is not None:
-        business, due = known
-    else:
+    known = None
+    if config is not None:
+        known = timer_due(config, pool_id, owner_id, sla, now, warn_before=warn_before)
+    if known is None:
         pool = await conn.fetchrow(QUERIES["routing_pool"], pool_id) if pool_id is not None else None
         hours = pool is not None and pool["sla_business_hours"]
         row = await conn.fetchrow(QUERIES["routing_owner_get"], owner_id) if hours else None
-        business, due = _due(member_from_row(row) if row is not None else None, hours, sla, now)
+        known = _due(member_from_row(row) if row is not None else None, hours, sla, now, warn_before)
     return await conn.fetchrow(
         QUERIES["sla_timer_insert"],
         lead_id,
@@ -113,28 +136,39 @@ async def start_timer(
         pool_id,
         sla.accept_within_minutes,
         sla.on_breach,
-        business,
+        known.business,
         now,
-        due,
+        known.due,
         breaches,
+        known.warn,
     )
 
 
 def timer_due(
-    config: RoutingConfig, pool_id: str | None, owner_id: str, sla: Sla, now: datetime
-) -> tuple[bool, datetime] | None:
-    """Whether the timer counts business hours, and its due time, from the routing configuration
-    (None: the pool is not in it, so it must be read)."""
+    config: RoutingConfig,
+    pool_id: str | None,
+    owner_id: str,
+    sla: Sla,
+    now: datetime,
+    *,
+    warn_before: int = 0,
+) -> Due | None:
+    """The new timer's terms from the routing configuration (None: the pool is not in it, so it
+    must be read)."""
     if pool_id is not None and pool_id not in config.pools:
         return None
     hours = pool_id is not None and config.pools[pool_id].sla_business_hours
-    return _due(config.owners.get(owner_id), hours, sla, now)
+    return _due(config.owners.get(owner_id), hours, sla, now, warn_before)
 
 
-def _due(member: Member | None, hours: bool, sla: Sla, now: datetime) -> tuple[bool, datetime]:
+def _due(member: Member | None, hours: bool, sla: Sla, now: datetime, warn_before: int) -> Due:
+    minutes = sla.accept_within_minutes
+    early = minutes - warn_before if 0 < warn_before < minutes else None
     if hours and member is not None:
-        return True, business_due(member, now, sla.accept_within_minutes)
-    return False, now + timedelta(minutes=sla.accept_within_minutes)
+        warn = business_due(member, now, early) if early is not None else None
+        return Due(True, business_due(member, now, minutes), warn)
+    warn = now + timedelta(minutes=early) if early is not None else None
+    return Due(False, now + timedelta(minutes=minutes), warn)
 
 
 async def cancel_timers(

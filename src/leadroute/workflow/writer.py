@@ -30,7 +30,7 @@ from leadroute.store.queries import QUERIES
 from leadroute.telemetry import METRICS
 from leadroute.workflow.log import Cause, LeadReceived, LeadScored, Placement
 from leadroute.workflow.runner import Change
-from leadroute.workflow.sla import cancel_timers, start_timer, timer_due
+from leadroute.workflow.sla import Due, cancel_timers, start_timer, timer_due
 
 __all__ = [
     "PENDING_QUEUE",
@@ -282,6 +282,7 @@ async def place(
             now=ch.now,
             breaches=breaches,
             config=ch.rt.routing.config,
+            warn_before=ch.rt.settings.sla_warn_before_minutes,
         )
         due = timer["due_at"]
     _count(ch, placed)
@@ -376,17 +377,18 @@ async def record_new_lead(
     ruleset = active.ruleset
     status = "assigned" if placed.owner is not None else "pending" if pending else "unassigned"
     waiting = placed.owner is None and (placed.pool is not None or pending)
-    timer: tuple[bool, datetime] | None = None
+    timer: Due | None = None
     terms = placed.sla
     if placed.owner is not None and terms is not None:
         config = ch.rt.routing.config
-        timer = timer_due(config, placed.pool, placed.owner, terms, ch.now)
+        warn = ch.rt.settings.sla_warn_before_minutes
+        timer = timer_due(config, placed.pool, placed.owner, terms, ch.now, warn_before=warn)
         if timer is None:  # a pool routing did not read through the configuration: cannot happen
             raise AssertionError(f"pool {placed.pool!r} is not in the routing configuration")
     event_type, data = placement(
         placed,
         cause="received",
-        due=timer[1] if timer is not None else None,
+        due=timer.due if timer is not None else None,
         ruleset_version=ruleset.version,
     )
     decision_id: int = await ch.conn.fetchval(
@@ -424,8 +426,8 @@ async def record_new_lead(
         timer is not None,
         terms.accept_within_minutes if terms is not None else None,
         terms.on_breach if terms is not None else None,
-        timer[0] if timer is not None else False,
-        timer[1] if timer is not None else None,
+        timer.business if timer is not None else False,
+        timer.due if timer is not None else None,
         placed.pool,
         event_type,
         msgspec.to_builtins(data),
@@ -435,6 +437,7 @@ async def record_new_lead(
         answer,
         lead.phone_e164,
         lead.name_key,
+        timer.warn if timer is not None else None,
     )
     _count(ch, placed)
     return decision_id

@@ -1,8 +1,8 @@
 -- Alerts for people (leadroute.outbound._alerts): who to tell, and how long a queue is.
 
 -- name: alert_owner
--- An owner's name and email (NULL: no such owner).
-SELECT id, name, email FROM owners WHERE id = $1;
+-- An owner's name, email and Slack member id (NULL: no such owner).
+SELECT id, name, email, slack_user_id FROM owners WHERE id = $1;
 
 -- name: alert_breached_pool
 -- The pool lead $1 was placed in by its latest placement before event $2, with its escalate_to.

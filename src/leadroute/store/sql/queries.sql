@@ -63,7 +63,7 @@ SELECT id, explanation FROM decisions
 -- Everything a new lead writes, in one statement (one round trip): the lead; its lead.received,
 -- lead.scored and placement events; its decision; its assignment; its SLA timer when $31 is
 -- true; and the answer stored under each of the request's idempotency keys ($39, text[]). $41, $42:
--- the phone and name key it is matched on later (migration 0012). Returns the decision id.
+-- the phone and name key it is matched on later (migration 0012); $43 the SLA warning time. Returns the decision id.
 WITH lead AS (
     INSERT INTO leads (id, email, company_domain, stage, score, status, owner_id, pool_id, normalized, rescore_at,
                        phone_e164, name_key, last_seen_at)
@@ -88,8 +88,8 @@ WITH lead AS (
     RETURNING id
 ), timer AS (
     INSERT INTO sla_timers (lead_id, assignment_id, owner_id, pool_id, minutes, on_breach, business_hours,
-                            started_at, due_at, breaches)
-    SELECT $1, assignment.id, $7, $36, $32, $33, $34, $11, $35, 0 FROM assignment WHERE $31
+                            started_at, due_at, breaches, warn_at)
+    SELECT $1, assignment.id, $7, $36, $32, $33, $34, $11, $35, 0, $43 FROM assignment WHERE $31
 ), placed AS (  -- read from scored: appended after it, so the log's order is received, scored, placed
     INSERT INTO lead_events (lead_id, kind, received_at, actor, payload)
     SELECT $1, $37, $11, $14, $38 FROM scored

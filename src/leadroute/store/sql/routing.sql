@@ -4,22 +4,23 @@
 -- name: routing_owner_put
 -- Create an owner or replace every field; updated_at moves only when something changed.
 INSERT INTO owners (id, name, email, active, timezone, working_hours, out_of_office, max_open,
-                    max_per_day, weight, skills, crm_user_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                    max_per_day, weight, skills, crm_user_id, slack_user_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (id) DO UPDATE
    SET name = EXCLUDED.name, email = EXCLUDED.email, active = EXCLUDED.active,
        timezone = EXCLUDED.timezone, working_hours = EXCLUDED.working_hours,
        out_of_office = EXCLUDED.out_of_office, max_open = EXCLUDED.max_open,
        max_per_day = EXCLUDED.max_per_day, weight = EXCLUDED.weight, skills = EXCLUDED.skills,
-       crm_user_id = EXCLUDED.crm_user_id,
+       crm_user_id = EXCLUDED.crm_user_id, slack_user_id = EXCLUDED.slack_user_id,
        updated_at = CASE WHEN (owners.name, owners.email, owners.active, owners.timezone,
                                owners.working_hours, owners.out_of_office, owners.max_open,
-                               owners.max_per_day, owners.weight, owners.skills, owners.crm_user_id)
+                               owners.max_per_day, owners.weight, owners.skills, owners.crm_user_id,
+                               owners.slack_user_id)
                               IS DISTINCT FROM
                               (EXCLUDED.name, EXCLUDED.email, EXCLUDED.active, EXCLUDED.timezone,
                                EXCLUDED.working_hours, EXCLUDED.out_of_office, EXCLUDED.max_open,
                                EXCLUDED.max_per_day, EXCLUDED.weight, EXCLUDED.skills,
-                               EXCLUDED.crm_user_id)
+                               EXCLUDED.crm_user_id, EXCLUDED.slack_user_id)
                          THEN now() ELSE owners.updated_at END
 RETURNING *;
 

@@ -5,8 +5,8 @@
 -- name: sla_timer_insert
 -- Start an SLA timer for a lead's current assignment; returns the row.
 INSERT INTO sla_timers (lead_id, assignment_id, owner_id, pool_id, minutes, on_breach, business_hours,
-                        started_at, due_at, breaches)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                        started_at, due_at, breaches, warn_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 RETURNING *;
 
 -- name: sla_timers_cancel
@@ -22,6 +22,20 @@ SELECT * FROM sla_timers
  ORDER BY due_at, id
    FOR UPDATE SKIP LOCKED
  LIMIT 1;
+
+-- name: sla_warning_claim
+-- The earliest running timer whose warning is due at $1 and not given, whose deadline is still
+-- ahead (past it, the breach speaks instead), not in $2, locked; rows held elsewhere are skipped.
+SELECT * FROM sla_timers
+ WHERE status = 'pending' AND warned_at IS NULL AND warn_at IS NOT NULL AND warn_at <= $1 AND due_at > $1
+   AND id <> ALL ($2::bigint[])
+ ORDER BY warn_at, id
+   FOR UPDATE SKIP LOCKED
+ LIMIT 1;
+
+-- name: sla_warning_done
+-- Timer $1 warned at $2 (or its warning was found moot): it never warns again.
+UPDATE sla_timers SET warned_at = $2 WHERE id = $1;
 
 -- name: sla_timer_resolve
 -- A claimed timer fired (resolution 'breached') or turned out stale ('cancelled').
