@@ -174,6 +174,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     generate``) that every instance stores at start: for deployments that take their first key
     from a secret store, and for tests. Unset with no keys at all: the embedded default's first
     ``leadroute serve`` makes one and writes it to ``<data_dir>/admin.key`` (docs/security.md)."""
+    api_key: str | None = None
+    """The key client commands send to a running service (``leadroute leads import``; their
+    ``--key`` wins). Unset: ``ADMIN_KEY``, else the embedded service's ``<data_dir>/admin.key``."""
     key_cache_seconds: float = 5.0
     """Seconds an instance trusts a key it verified without asking PostgreSQL again: the bound on
     how long a revocation or rotation takes to reach every instance (0: ask every request)."""
