@@ -4,7 +4,9 @@ the others; Redis counts stay what PostgreSQL holds."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,10 @@ from conftest import FakeClock
 from fault_support import OwnRedis
 from leadroute.api.batch import MAX_BATCH_BYTES
 from leadroute.config import Settings
-from leadroute.workflow.batch import CHUNK_SIZE, MAX_ITEMS
-from sla_support import assert_routing_consistent, instance, runtime, sla_rules
+from leadroute.runtime import Runtime
+from leadroute.workflow.batch import CHUNK_SIZE, MAX_ITEMS, submit_batch
+from leadroute.workflow.intake import IntakeResult
+from sla_support import assert_routing_consistent, in_app, instance, runtime, sla_rules
 from support import POOL_RULES, Client, authed, connection, count, lead, owner, pool, setup_pool
 from test_workflow_log import drain
 
@@ -235,3 +239,39 @@ class TestChunks:
             answer = await post_batch(client, items)
         assert statuses(answer) == [201] * CHUNK_SIZE + [200] * 5
         assert await count(settings, "SELECT count(*) FROM leads") == CHUNK_SIZE
+
+
+class TestConcurrentBatches:
+    """Two batches that share keys in opposite orders deadlock in PostgreSQL; the item that loses
+    is rolled back alone and written again after its chunk, so both batches finish, once each."""
+
+    async def test_opposite_key_orders_both_finish_without_a_duplicate(
+        self, make_app: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        async with connection(settings) as conn:  # hold each batch on its first item a moment
+            await conn.execute(
+                """
+                CREATE FUNCTION slow_first() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.email LIKE 'slow%' THEN PERFORM pg_sleep(0.3); END IF;
+                    RETURN NEW;
+                END $$;
+                CREATE TRIGGER slow_first BEFORE INSERT ON leads FOR EACH ROW EXECUTE FUNCTION slow_first();
+                """
+            )
+        caplog.set_level(logging.INFO, logger="leadroute.workflow.batch")
+        one = {"email": "slow1@acme.example", "event_id": "k-1"}
+        two = {"email": "slow2@acme.example", "event_id": "k-2"}
+
+        async def batch(rt: Runtime, items: list[dict[str, Any]]) -> list[Any]:
+            return await submit_batch(rt, [json.dumps(item).encode() for item in items], None)
+
+        async with authed(make_app(POOL_RULES)) as client:
+            await setup_pool(client, ["olive"])
+            a, b = await asyncio.gather(in_app(client, batch, [one, two]), in_app(client, batch, [two, one]))
+        assert all(isinstance(outcome, IntakeResult) for outcome in a + b)
+        assert sorted(outcome.created for outcome in a + b) == [False, False, True, True]
+        assert a[0].decision == b[1].decision  # k-1: one lead, one answer
+        assert a[1].decision == b[0].decision  # k-2
+        assert await count(settings, "SELECT count(*) FROM leads") == 2
+        assert "lost a deadlock" in caplog.text  # the case this test is about did happen

@@ -142,7 +142,9 @@ async def submit_batch(
                     outcomes[index] = exc
             try:
                 again = await _write(rt, chunk, outcomes, actor)
-                for index in again:  # lost a deadlock: alone now, after the chunk's locks are gone
+                if again:
+                    log.info("batch: %d item(s) lost a deadlock; writing them again alone", len(again))
+                for index in again:  # alone now, after the chunk's locks are gone
                     if await _write(rt, {index: chunk[index]}, outcomes, actor):
                         outcomes[index] = ItemFailed("the write kept conflicting with a concurrent one")
             except Exception as exc:
