@@ -17,8 +17,8 @@ from conftest import FakeClock
 from fault_support import OwnRedis
 from leadroute.api.batch import MAX_BATCH_BYTES
 from leadroute.config import Settings
-from leadroute.runtime import Runtime
-from leadroute.workflow.batch import CHUNK_SIZE, MAX_ITEMS, submit_batch
+from leadroute.runtime import Runtime, utc_now
+from leadroute.workflow.batch import MAX_ITEMS, submit_batch
 from leadroute.workflow.intake import IntakeResult
 from sla_support import assert_routing_consistent, in_app, instance, runtime, sla_rules
 from support import POOL_RULES, Client, authed, connection, count, lead, owner, pool, setup_pool
@@ -232,13 +232,16 @@ class TestFailuresInsideTheTransaction:
 class TestChunks:
     """Items are committed a chunk at a time; the answer does not depend on where chunks end."""
 
-    async def test_duplicates_across_chunks_are_replays(self, make_app: Any, settings: Settings) -> None:
-        items = [lead(n % CHUNK_SIZE, event_id=f"c-{n % CHUNK_SIZE}") for n in range(CHUNK_SIZE + 5)]
-        async with authed(make_app(POOL_RULES)) as client:
+    async def test_duplicates_across_chunks_are_replays(self, settings: Settings, clean: None) -> None:
+        chunk = 7
+        items = [lead(n % chunk, event_id=f"c-{n % chunk}") for n in range(chunk + 5)] + [{"email": 5}]
+        async with instance(settings, POOL_RULES, utc_now, batch_chunk=chunk) as client:
             await setup_pool(client, ["olive"])
             answer = await post_batch(client, items)
-        assert statuses(answer) == [201] * CHUNK_SIZE + [200] * 5
-        assert await count(settings, "SELECT count(*) FROM leads") == CHUNK_SIZE
+            await assert_routing_consistent(client)
+        assert statuses(answer) == [201] * chunk + [200] * 5 + [422]
+        assert answer["results"][chunk]["decision"] == answer["results"][0]["decision"]
+        assert await count(settings, "SELECT count(*) FROM leads") == chunk
 
 
 class TestConcurrentBatches:

@@ -107,6 +107,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_in_flight: int = 256
     """``/v1`` requests one worker serves at once; the next gets 503 with ``Retry-After`` at once
     instead of waiting in a queue (admission control)."""
+    batch_chunk: int = 100
+    """Leads of a ``POST /v1/leads:batch`` written per transaction (1-1000): larger saves commits,
+    smaller bounds how long a batch holds its keys and the routing lock (docs/benchmarks.md)."""
     rescore_every_hours: float = 6.0
     """Hours between requalifications of a lead whose score holds decaying activity points (its
     stage can fall as they decay); the background pass runs every ``SLA_POLL_SECONDS``."""
@@ -229,12 +232,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"{PREFIX}PORT: {self.port} is not a TCP port (1-65535)")
         if self.workers < 1:
             raise SettingsError(f"{PREFIX}WORKERS: must be at least 1")
+        if self.batch_chunk > 1000:
+            raise SettingsError(f"{PREFIX}BATCH_CHUNK: at most 1000 (the most leads one batch holds)")
         if not 1 <= self.db_pool_min <= self.db_pool_max:
             raise SettingsError(f"{PREFIX}DB_POOL_MIN: must be between 1 and {PREFIX}DB_POOL_MAX")
         for name, value, at_least in (
             ("sla_max_breaches", self.sla_max_breaches, 1),
             ("drain_batch", self.drain_batch, 1),
             ("max_in_flight", self.max_in_flight, 1),
+            ("batch_chunk", self.batch_chunk, 1),
         ):
             if value < at_least:
                 raise SettingsError(f"{PREFIX}{name.upper()}: must be at least {at_least}")

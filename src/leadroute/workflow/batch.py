@@ -12,7 +12,7 @@ Every item ends in one :data:`Outcome`, at its own index:
   chunk that could not commit, once an earlier chunk has committed. When the very first chunk
   cannot commit nothing was written and :func:`submit_batch` raises it (the request's 503).
 
-How it is written. The pure steps run per chunk of :data:`CHUNK_SIZE` items, outside any
+How it is written. The pure steps run per chunk of ``LEADROUTE_BATCH_CHUNK`` items (100), outside any
 transaction. Then one :func:`~leadroute.workflow.runner.run` step writes the chunk's valid items
 in input order, each with :func:`~leadroute.workflow.intake.record_lead` (what single intake
 runs) inside its own SAVEPOINT (:meth:`Change.savepoint`): an item that fails there rolls back
@@ -50,7 +50,6 @@ from leadroute.workflow.intake import IntakeResult, Prepared, fingerprint, prepa
 from leadroute.workflow.runner import Change, run
 
 __all__ = [
-    "CHUNK_SIZE",
     "MAX_ITEMS",
     "BatchTooLarge",
     "ItemFailed",
@@ -61,9 +60,6 @@ __all__ = [
 
 MAX_ITEMS = 1000
 """The most leads one batch request may carry (and at most 4 MB, see ``api.batch``)."""
-CHUNK_SIZE = 100
-"""Items written per transaction (docs/benchmarks.md: most of the gain of one commit for many
-leads, while a routing rebuild waits for at most this many writes)."""
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +129,10 @@ async def submit_batch(
     outcomes: list[Outcome | None] = [None] * len(bodies)
     committed = False
     with span("batch"):
-        for start in range(0, len(bodies), CHUNK_SIZE):
+        size = rt.settings.batch_chunk
+        for start in range(0, len(bodies), size):
             chunk: dict[int, Prepared] = {}
-            for index in range(start, min(start + CHUNK_SIZE, len(bodies))):
+            for index in range(start, min(start + size, len(bodies))):
                 try:
                     chunk[index] = _prepare(rt, bodies[index], batch_key, index)
                 except InvalidLead as exc:
