@@ -278,3 +278,33 @@ class TestConcurrentBatches:
         assert a[1].decision == b[0].decision  # k-2
         assert await count(settings, "SELECT count(*) FROM leads") == 2
         assert "lost a deadlock" in caplog.text  # the case this test is about did happen
+
+
+class TestPostgresGoneMidBatch:
+    """Chunks committed before PostgreSQL went away keep their answers; the rest are 503 each."""
+
+    KILL = """
+        CREATE FUNCTION kill_me() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.email LIKE 'kill%' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER kill_me BEFORE INSERT ON leads FOR EACH ROW EXECUTE FUNCTION kill_me();
+    """
+
+    async def test_committed_chunks_stand_and_the_rest_are_503(self, settings: Settings, clean: None) -> None:
+        async with connection(settings) as conn:  # the server ends the batch's connection mid-chunk
+            await conn.execute(self.KILL)
+        items = [lead(1), lead(2), lead(3), lead(4), {"email": "kill@acme.example"}, lead(6), lead(7)]
+        async with instance(settings, POOL_RULES, utc_now, batch_chunk=3) as client:
+            await setup_pool(client, ["olive"])
+            answer = await post_batch(client, items)
+            assert statuses(answer) == [201] * 3 + [503] * 4
+            assert answer["results"][3]["problem"]["type"].endswith("/dependency-unavailable")
+            await assert_routing_consistent(client)  # the lost chunk's claims were given back
+            # nothing committed yet when it happens: the request as a whole is a 503
+            r = await client.post(BATCH, json=[lead(8), {"email": "kill2@acme.example"}])
+            assert r.status_code == 503, r.text
+            assert "Retry-After" in r.headers
+            assert (await client.post(BATCH, json=[lead(9)])).status_code == 200  # and it recovers
+        assert await count(settings, "SELECT count(*) FROM leads") == 4

@@ -25,7 +25,6 @@ from litestar.openapi.spec.enums import OpenAPIType
 
 from leadroute.api.deps import IdempotencyKey
 from leadroute.api.problems import Problem, problem_for, problem_responses
-from leadroute.errors import LeadrouteError
 from leadroute.models import Decision
 from leadroute.runtime import Runtime
 from leadroute.structs import Struct
@@ -43,7 +42,7 @@ class BatchItem(Struct, kw_only=True, omit_defaults=True):
     index: int
     """Its position in the request, from 0."""
     status: int
-    """What ``POST /v1/leads`` would have answered for it alone: 201, 202, 200, 400, 422 or 500."""
+    """What ``POST /v1/leads`` would have answered for it alone: 201, 202, 200, 400, 422, 500 or 503."""
     decision: Decision | None = None
     """Its decision (status 201, 202, 200)."""
     problem: Problem | None = None
@@ -59,7 +58,7 @@ class BatchAnswer(Struct, kw_only=True):
 
 
 def _item(index: int, outcome: Outcome) -> BatchItem:
-    if isinstance(outcome, LeadrouteError):
+    if isinstance(outcome, Exception):
         problem = problem_for(outcome)
         return BatchItem(index=index, status=problem.status, problem=problem)
     decision = outcome.decision

@@ -8,9 +8,10 @@ Every item ends in one :data:`Outcome`, at its own index:
 - :class:`~leadroute.errors.InvalidLead` from the pure steps (bad fields, not an object);
 - :class:`~leadroute.errors.IdempotencyConflict` (its key was used with another body);
 - :class:`ItemFailed`, when its write failed inside the transaction for a reason of ours;
-- the error that stopped the batch (PostgreSQL down, no connection free), for the items after a
-  chunk that could not commit, once an earlier chunk has committed. When the very first chunk
-  cannot commit nothing was written and :func:`submit_batch` raises it (the request's 503).
+- the error that stopped the batch (PostgreSQL down, no connection free: a 503 each) for the
+  items of the chunk that could not commit and of every chunk after it, once an earlier chunk has
+  committed. When the very first chunk cannot commit nothing was written and
+  :func:`submit_batch` raises it (the request's 503).
 
 How it is written. The pure steps run per chunk of ``LEADROUTE_BATCH_CHUNK`` items (100), outside any
 transaction. Then one :func:`~leadroute.workflow.runner.run` step writes the chunk's valid items
@@ -41,7 +42,7 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
-from leadroute.errors import ClientError, InvalidLead, LeadrouteError, MalformedBody
+from leadroute.errors import ClientError, InvalidLead, LeadrouteError, MalformedBody, Overloaded
 from leadroute.intake.text import decode_body
 from leadroute.outage import dependency_down
 from leadroute.runtime import Runtime
@@ -63,8 +64,9 @@ MAX_ITEMS = 1000
 
 log = logging.getLogger(__name__)
 
-Outcome = IntakeResult | LeadrouteError
-"""What became of one item: its decision, or the error that is its answer."""
+Outcome = IntakeResult | Exception
+"""What became of one item: its decision, or the error that is its answer (``api.problems``
+maps it as it would for a single lead)."""
 
 
 class BatchTooLarge(ClientError):
@@ -148,13 +150,15 @@ async def submit_batch(
                 if not committed:
                     raise
                 # earlier chunks are committed: the client learns which items were not written
-                stopped = exc if isinstance(exc, LeadrouteError) else ItemFailed(type(exc).__name__)
-                log.warning(
-                    "batch stopped after a commit: %s (%d items unwritten)",
-                    type(exc).__name__,
-                    sum(o is None for o in outcomes),
-                )
-                return [stopped if o is None else o for o in outcomes]
+                # (PostgreSQL down, no connection free: a 503 each; anything else a 500 each)
+                unwritten = sum(o is None for o in outcomes)
+                if dependency_down(exc) is None and not isinstance(exc, Overloaded):
+                    log.exception("batch stopped after a commit (%d items unwritten)", unwritten)
+                else:
+                    log.warning(
+                        "batch stopped after a commit: %s (%d unwritten)", type(exc).__name__, unwritten
+                    )
+                return [exc if o is None else o for o in outcomes]
             committed = True
             await asyncio.sleep(0)  # the next chunk's pure steps: let other requests in first
     assert all(o is not None for o in outcomes)
