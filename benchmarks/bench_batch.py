@@ -9,7 +9,8 @@ an SLA on every lead). Each round posts ``--leads`` unique ~1 KB leads one per r
 ``--connections`` concurrent connections, then as many in batches of ``--batch-size`` from
 ``--batch-connections`` connections (the two alternate, so both see the same machine). For each
 way it prints leads per second, and the service's and PostgreSQL's CPU per lead (the service
-process, and every ``postgres`` process, over its runs), then the batch/single ratios. The client
+process, and the PostgreSQL backends connected to the benchmark's database, over its runs), then
+the batch/single ratios. The client
 runs in this process, so wall time on a 2-core machine also pays for it: the CPU figures are the
 ones to compare.
 """
@@ -30,9 +31,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import asyncpg
 import httpx
 import psutil
-from bench_intake import ROOT, RULES, _database, _free_port, _postgres_cpu, _wait  # this directory
+from bench_intake import ADMIN_DSN, ROOT, RULES, _database, _free_port, _wait  # this directory
 
 __all__ = ["main"]
 
@@ -104,7 +106,28 @@ async def _batched(
     await asyncio.gather(*(worker() for _ in range(connections)))
 
 
-async def _rounds(base: str, served: psutil.Process, args: argparse.Namespace) -> list[Run]:
+async def _postgres_cpu(database: str) -> float:
+    """CPU seconds of the PostgreSQL backends serving ``database`` (the service's pooled
+    connections, which live for the whole run): other sessions' work on a shared machine, and
+    backends that come and go, stay out of the figure."""
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        pids = [
+            r["pid"]
+            for r in await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
+        ]
+    finally:
+        await conn.close()
+    total = 0.0
+    for pid in pids:
+        try:
+            total += sum(psutil.Process(pid).cpu_times()[:2])
+        except psutil.Error:
+            continue
+    return total
+
+
+async def _rounds(base: str, served: psutil.Process, database: str, args: argparse.Namespace) -> list[Run]:
     runs: list[Run] = []
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     limits = httpx.Limits(max_connections=max(args.connections, args.batch_connections))
@@ -115,7 +138,7 @@ async def _rounds(base: str, served: psutil.Process, args: argparse.Namespace) -
             for way in ("single", "batch"):
                 leads = _leads(args.leads)
                 before_service = sum(served.cpu_times()[:2])
-                before_postgres = _postgres_cpu()
+                before_postgres = await _postgres_cpu(database)
                 started = time.perf_counter()
                 if way == "single":
                     await _single(client, leads, args.connections)
@@ -128,7 +151,7 @@ async def _rounds(base: str, served: psutil.Process, args: argparse.Namespace) -
                         len(leads),
                         seconds,
                         sum(served.cpu_times()[:2]) - before_service,
-                        _postgres_cpu() - before_postgres,
+                        await _postgres_cpu(database) - before_postgres,
                     )
                 )
     return runs
@@ -177,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     service = subprocess.Popen([sys.executable, "-m", "leadroute", "serve"], env=env, cwd=ROOT)
     try:
         _wait(f"http://127.0.0.1:{port}/health/ready", service)
-        runs = asyncio.run(_rounds(f"http://127.0.0.1:{port}", psutil.Process(service.pid), args))
+        runs = asyncio.run(_rounds(f"http://127.0.0.1:{port}", psutil.Process(service.pid), name, args))
     finally:
         service.terminate()
         service.wait(30)

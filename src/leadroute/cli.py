@@ -166,6 +166,9 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  (one statement per s
     leads_import.add_argument(
         "--batch-size", type=int, default=500, metavar="N", help="leads per request (1-1000, default 500)"
     )
+    leads_import.add_argument(
+        "--parallel", type=int, default=2, metavar="N", help="batches in flight at once (1-8, default 2)"
+    )
     leads_import.set_defaults(func=_leads_import)
 
     routing = sub.add_parser("routing", help="routing state").add_subparsers(required=True, metavar="ACTION")
@@ -446,6 +449,8 @@ def _leads_import(settings: Settings, args: argparse.Namespace) -> int:
 
     if not 1 <= args.batch_size <= 1000:
         raise CommandError("--batch-size: between 1 and 1000 (the most one batch request takes)")
+    if not 1 <= args.parallel <= 8:
+        raise CommandError("--parallel: between 1 and 8")
     key = args.key or settings.api_key or settings.admin_key
     key_file = settings.data_dir / ADMIN_KEY_FILE
     if key is None and key_file.is_file():
@@ -461,6 +466,7 @@ def _leads_import(settings: Settings, args: argparse.Namespace) -> int:
         url=args.url or f"http://{host}:{settings.port}",
         key=key,
         batch_size=args.batch_size,
+        parallel=args.parallel,
         out=sys.stdout,
         progress=sys.stderr,
     )

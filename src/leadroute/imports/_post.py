@@ -1,10 +1,11 @@
 """``leadroute leads import``: post a file's leads to a running service in batches, and report.
 
 Each batch is one ``POST /v1/leads:batch`` of at most ``batch_size`` leads and
-:data:`MAX_REQUEST_BYTES`. A batch the service could not take (it is restarting, overloaded,
-PostgreSQL is down: 502/503/504 or no connection) is sent again after ``Retry-After`` or a short
-backoff, up to :data:`ATTEMPTS` times: safe, since every row has a key. Any other refusal of a
-whole batch (a wrong key, 413) stops the import with the service's own words.
+:data:`MAX_REQUEST_BYTES`, ``parallel`` of them in flight at once. A batch the service could
+not take (it is restarting, overloaded, PostgreSQL is down: 502/503/504 or no connection) is sent
+again after ``Retry-After`` or a short backoff, up to :data:`ATTEMPTS` times: safe, since every
+row has a key. Any other refusal of a whole batch (a wrong key, 413) stops the import with the
+service's own words.
 
 Each item's answer is counted: ``created`` (201; 202 is created and waiting for routing),
 ``replayed`` (200: the row was imported before), ``merged`` (200 with ``merged: true``: the
@@ -15,7 +16,9 @@ service matched an existing lead), ``invalid`` (4xx, with the fields at fault) a
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -148,12 +151,18 @@ def import_file(
     url: str,
     key: str,
     batch_size: int,
+    parallel: int = 2,
     out: TextIO,
     progress: TextIO,
     transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ImportReport:
-    """Post every row of ``path`` and print the summary to ``out`` (progress to ``progress``)."""
+    """Post every row of ``path`` and print the summary to ``out`` (progress to ``progress``).
+
+    ``parallel`` batches are in flight at once (the service writes one batch's leads one after
+    the other, so two keep it busy while the other answer travels); answers are counted in the
+    file's order.
+    """
     if not path.is_file():
         raise CommandError(f"{path}: no such file")
     total = count_rows(path, fmt)
@@ -162,10 +171,21 @@ def import_file(
     headers = {"Authorization": f"Bearer {key}", "User-Agent": "leadroute-import"}
     with httpx.Client(base_url=url, headers=headers, timeout=120, transport=transport) as client:
         bar(0, total)
-        for batch in _batches(read_rows(path, fmt), batch_size, report):
-            for row, result in zip(batch, _post(client, batch, sleep), strict=True):
+        in_flight: deque[tuple[list[Row], Future[list[dict[str, Any]]]]] = deque()
+
+        def settle() -> None:
+            batch, answer = in_flight.popleft()
+            for row, result in zip(batch, answer.result(), strict=True):
                 report.add(row.line, result)
             bar(report.settled, total)
+
+        with ThreadPoolExecutor(parallel, thread_name_prefix="import") as threads:
+            for batch in _batches(read_rows(path, fmt), batch_size, report):
+                in_flight.append((batch, threads.submit(_post, client, batch, sleep)))
+                if len(in_flight) >= parallel:
+                    settle()
+            while in_flight:
+                settle()
         bar(report.settled, max(total, report.settled))
     bar.close()
     for line in report.lines(path.name):

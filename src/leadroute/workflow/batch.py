@@ -141,6 +141,7 @@ async def submit_batch(
                     outcomes[index] = exc
             try:
                 again = await _write(rt, chunk, outcomes, actor)
+                committed = committed or bool(chunk)
                 if again:
                     log.info("batch: %d item(s) lost a deadlock; writing them again alone", len(again))
                 for index in again:  # alone now, after the chunk's locks are gone
@@ -149,20 +150,21 @@ async def submit_batch(
             except Exception as exc:
                 if not committed:
                     raise
-                # earlier chunks are committed: the client learns which items were not written
-                # (PostgreSQL down, no connection free: a 503 each; anything else a 500 each)
-                unwritten = sum(o is None for o in outcomes)
-                if dependency_down(exc) is None and not isinstance(exc, Overloaded):
-                    log.exception("batch stopped after a commit (%d items unwritten)", unwritten)
-                else:
-                    log.warning(
-                        "batch stopped after a commit: %s (%d unwritten)", type(exc).__name__, unwritten
-                    )
-                return [exc if o is None else o for o in outcomes]
-            committed = True
+                return _stopped(exc, outcomes)
             await asyncio.sleep(0)  # the next chunk's pure steps: let other requests in first
     assert all(o is not None for o in outcomes)
     return [o for o in outcomes if o is not None]
+
+
+def _stopped(exc: Exception, outcomes: list[Outcome | None]) -> list[Outcome]:
+    """Earlier items are committed: each unwritten one is answered with what stopped the batch
+    (PostgreSQL down, no connection free: a 503 each; anything else a 500 each)."""
+    unwritten = sum(o is None for o in outcomes)
+    if dependency_down(exc) is None and not isinstance(exc, Overloaded):
+        log.exception("batch stopped after a commit (%d items unwritten)", unwritten)
+    else:
+        log.warning("batch stopped after a commit: %s (%d unwritten)", type(exc).__name__, unwritten)
+    return [exc if o is None else o for o in outcomes]
 
 
 async def _write(
