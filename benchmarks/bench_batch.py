@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16, help="concurrent single posts")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--batch-connections", type=int, default=2, help="concurrent batch posts")
-    parser.add_argument("--chunk", type=int, default=100, help="LEADROUTE_BATCH_CHUNK of the service")
+    parser.add_argument("--chunk", type=int, default=50, help="LEADROUTE_BATCH_CHUNK of the service")
     args = parser.parse_args(argv)
 
     name = f"leadroute_bench_{secrets.token_hex(4)}"

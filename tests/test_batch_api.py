@@ -16,7 +16,7 @@ import pytest
 from conftest import FakeClock
 from fault_support import OwnRedis
 from leadroute.api.batch import MAX_BATCH_BYTES
-from leadroute.config import Settings
+from leadroute.config import Settings, SettingsError
 from leadroute.runtime import Runtime, utc_now
 from leadroute.workflow.batch import MAX_ITEMS, submit_batch
 from leadroute.workflow.intake import IntakeResult
@@ -308,3 +308,15 @@ class TestPostgresGoneMidBatch:
             assert "Retry-After" in r.headers
             assert (await client.post(BATCH, json=[lead(9)])).status_code == 200  # and it recovers
         assert await count(settings, "SELECT count(*) FROM leads") == 4
+
+
+class TestTheChunkSetting:
+    """``LEADROUTE_BATCH_CHUNK`` stays within what PostgreSQL caches of a transaction's savepoints."""
+
+    def test_bounds(self) -> None:
+        urls = {"database_url": "postgresql://unused/db", "redis_url": "redis://unused"}
+        assert Settings.from_env({}, **urls).batch_chunk == 50
+        assert Settings.from_env({"LEADROUTE_BATCH_CHUNK": "64"}, **urls).batch_chunk == 64
+        for wrong in ("0", "65"):
+            with pytest.raises(SettingsError, match="LEADROUTE_BATCH_CHUNK"):
+                Settings.from_env({"LEADROUTE_BATCH_CHUNK": wrong}, **urls)

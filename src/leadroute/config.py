@@ -29,6 +29,8 @@ from leadroute.limits import parse_limit, parse_scope_limits
 __all__ = ["PREFIX", "EvaluatorName", "Settings", "SettingsError", "service_links"]
 
 PREFIX = "LEADROUTE_"
+MAX_BATCH_CHUNK = 64
+"""PostgreSQL caches 64 subtransactions per backend (``PGPROC_MAX_CACHED_SUBXIDS``)."""
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 EvaluatorName = Literal["compiled", "rule-engine"]
 """How rule expressions are evaluated (``rules.evaluator.evaluator_for`` turns it into one)."""
@@ -107,9 +109,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_in_flight: int = 256
     """``/v1`` requests one worker serves at once; the next gets 503 with ``Retry-After`` at once
     instead of waiting in a queue (admission control)."""
-    batch_chunk: int = 100
-    """Leads of a ``POST /v1/leads:batch`` written per transaction (1-1000): larger saves commits,
-    smaller bounds how long a batch holds its keys and the routing lock (docs/benchmarks.md)."""
+    batch_chunk: int = 50
+    """Leads of a ``POST /v1/leads:batch`` written per transaction, each in a savepoint (1-64):
+    larger saves commits; smaller bounds how long a batch holds its keys and the routing lock. At
+    most 64, PostgreSQL's cache of subtransactions per backend: past it every other session's
+    snapshot overflows to ``pg_subtrans`` lookups while the chunk is open (docs/intake.md)."""
     rescore_every_hours: float = 6.0
     """Hours between requalifications of a lead whose score holds decaying activity points (its
     stage can fall as they decay); the background pass runs every ``SLA_POLL_SECONDS``."""
@@ -232,8 +236,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"{PREFIX}PORT: {self.port} is not a TCP port (1-65535)")
         if self.workers < 1:
             raise SettingsError(f"{PREFIX}WORKERS: must be at least 1")
-        if self.batch_chunk > 1000:
-            raise SettingsError(f"{PREFIX}BATCH_CHUNK: at most 1000 (the most leads one batch holds)")
+        if self.batch_chunk > MAX_BATCH_CHUNK:
+            raise SettingsError(
+                f"{PREFIX}BATCH_CHUNK: at most {MAX_BATCH_CHUNK} "
+                "(the savepoints per transaction PostgreSQL caches)"
+            )
         if not 1 <= self.db_pool_min <= self.db_pool_max:
             raise SettingsError(f"{PREFIX}DB_POOL_MIN: must be between 1 and {PREFIX}DB_POOL_MAX")
         for name, value, at_least in (

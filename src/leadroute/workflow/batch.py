@@ -13,14 +13,17 @@ Every item ends in one :data:`Outcome`, at its own index:
   committed. When the very first chunk cannot commit nothing was written and
   :func:`submit_batch` raises it (the request's 503).
 
-How it is written. The pure steps run per chunk of ``LEADROUTE_BATCH_CHUNK`` items (100), outside any
+How it is written. The pure steps run per chunk of ``LEADROUTE_BATCH_CHUNK`` items (50), outside any
 transaction. Then one :func:`~leadroute.workflow.runner.run` step writes the chunk's valid items
 in input order, each with :func:`~leadroute.workflow.intake.record_lead` (what single intake
 runs) inside its own SAVEPOINT (:meth:`Change.savepoint`): an item that fails there rolls back
 alone, and the Redis slot it claimed is given back at once, so the other items still commit. One
 COMMIT per chunk instead of one per lead; the chunk bounds how long a batch holds its keys' rows
 and the routing lock (shared: a routing rebuild, which takes it exclusively, waits at most one
-chunk, see :mod:`leadroute.routing.assign`).
+chunk, see :mod:`leadroute.routing.assign`). At most 64 items a chunk: each written savepoint is
+a subtransaction, and past 64 in one transaction (``PGPROC_MAX_CACHED_SUBXIDS``) every other
+session's snapshot overflows to ``pg_subtrans`` lookups while it is open, a slowdown of the whole
+database (GitLab's "Why we spent the last month eliminating PostgreSQL subtransactions", 2021).
 
 Locks. Items claim their idempotency keys in input order, so two concurrent batches that share
 keys in different orders can deadlock; PostgreSQL then fails one item's statement
