@@ -138,6 +138,18 @@ class TestImportJsonl:
         assert "created   0" in again.stdout
         assert len(await stored_leads(settings)) == 3
 
+    def test_the_key_defaults_to_the_embedded_services_admin_key_file(
+        self, service: Served, settings: Settings, tmp_path: Path
+    ) -> None:
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "admin.key").write_text(f"{settings.admin_key}\n")
+        path = tmp_path / "one.jsonl"
+        path.write_text(json.dumps({"email": "x@acme.example"}) + "\n")
+        done = leadroute("leads", "import", str(path), "--url", service.base, env=cli_env(data_dir=str(data)))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "created   1" in done.stdout
+
     def test_a_wrong_key_stops_with_the_services_words(
         self, service: Served, settings: Settings, tmp_path: Path
     ) -> None:

@@ -151,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  (one statement per s
         help="post the leads of a CSV (with a header row) or JSONL file to a running service, in "
         "batches; importing a file again creates nothing twice",
     )
-    leads_import.add_argument("file", type=Path)
+    leads_import.add_argument("file", type=Path, help="a .csv file with a header row, or a .jsonl file")
     leads_import.add_argument(
         "--format", choices=("csv", "jsonl"), help="default: from the extension (.csv, .jsonl, .ndjson)"
     )
