@@ -29,6 +29,7 @@ from leadroute.access import (
 from leadroute.api.admission import AdmissionControl, InFlight
 from leadroute.api.assignments import AssignmentController
 from leadroute.api.audit import AuditController
+from leadroute.api.batch import LeadBatchController
 from leadroute.api.deps import provide_connection, provide_runtime
 from leadroute.api.docs_ui import openapi_config, static_router
 from leadroute.api.events import EventController
@@ -153,6 +154,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             MetricsController,
             static_router(),
             LeadController,
+            LeadBatchController,
             AssignmentController,
             EventController,
             OwnerController,

@@ -1,4 +1,5 @@
-"""The ``leadroute`` command: serve, migrate, rules check, owners import, webhooks, API keys, secrets.
+"""The ``leadroute`` command: serve, migrate, rules check, owners and leads import, webhooks, API
+keys, secrets.
 
 Every subcommand that needs the databases uses ``LEADROUTE_DATABASE_URL`` / ``LEADROUTE_REDIS_URL``
 when they are set, and otherwise starts the embedded servers on the data directory.
@@ -145,15 +146,40 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  (one statement per s
     imp.add_argument("file", type=Path)
     imp.set_defaults(func=_owners_import)
 
+    leads = sub.add_parser("leads", help="import and deduplicate leads").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    leads_import = leads.add_parser(
+        "import",
+        help="post the leads of a CSV (with a header row) or JSONL file to a running service, in "
+        "batches; importing a file again creates nothing twice",
+    )
+    leads_import.add_argument("file", type=Path, help="a .csv file with a header row, or a .jsonl file")
+    leads_import.add_argument(
+        "--format", choices=("csv", "jsonl"), help="default: from the extension (.csv, .jsonl, .ndjson)"
+    )
+    leads_import.add_argument(
+        "--url", help="the service (default: http://LEADROUTE_HOST:LEADROUTE_PORT, as `serve` listens)"
+    )
+    leads_import.add_argument(
+        "--key",
+        help="an API key with leads:write (default: LEADROUTE_API_KEY, else LEADROUTE_ADMIN_KEY, else the "
+        "embedded service's <data dir>/admin.key)",
+    )
+    leads_import.add_argument(
+        "--batch-size", type=int, default=500, metavar="N", help="leads per request (1-1000, default 500)"
+    )
+    leads_import.add_argument(
+        "--parallel", type=int, default=2, metavar="N", help="batches in flight at once (1-8, default 2)"
+    )
+    leads_import.set_defaults(func=_leads_import)
+
     routing = sub.add_parser("routing", help="routing state").add_subparsers(required=True, metavar="ACTION")
     rebuild = routing.add_parser(
         "rebuild", help="rebuild the Redis routing state (counts, cursors, account owners) from PostgreSQL"
     )
     rebuild.set_defaults(func=_routing_rebuild)
 
-    leads = sub.add_parser("leads", help="work with stored leads").add_subparsers(
-        required=True, metavar="ACTION"
-    )
     dedupe = leads.add_parser(
         "dedupe",
         help="find leads of one person (same email, phone or name key) and merge them; a dry run "
@@ -463,6 +489,36 @@ def _owners_import(settings: Settings, args: argparse.Namespace) -> int:
         owners, pools = asyncio.run(run(live.database_url))
     print(f"imported {owners} owner(s) and {pools} pool(s) from {args.file}")
     return 0
+
+
+def _leads_import(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.access import ADMIN_KEY_FILE
+    from leadroute.imports import detect_format, import_file
+
+    if not 1 <= args.batch_size <= 1000:
+        raise CommandError("--batch-size: between 1 and 1000 (the most one batch request takes)")
+    if not 1 <= args.parallel <= 8:
+        raise CommandError("--parallel: between 1 and 8")
+    key = args.key or settings.api_key or settings.admin_key
+    key_file = settings.data_dir / ADMIN_KEY_FILE
+    if key is None and key_file.is_file():
+        key = key_file.read_text().strip()
+    if not key:
+        raise CommandError(
+            "no API key: pass --key or set LEADROUTE_API_KEY (a key with the leads:write scope)"
+        )
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104  (a listen address)
+    report = import_file(
+        args.file,
+        detect_format(args.file, args.format),
+        url=args.url or f"http://{host}:{settings.port}",
+        key=key,
+        batch_size=args.batch_size,
+        parallel=args.parallel,
+        out=sys.stdout,
+        progress=sys.stderr,
+    )
+    return 0 if report.ok else 1
 
 
 def _routing_rebuild(settings: Settings, args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ PREFIX = "LEADROUTE_"
 SECRET_FIELDS = frozenset(
     {
         "admin_key",
+        "api_key",
         "hubspot_token",
         "salesforce_client_secret",
         "smtp_password",
@@ -43,6 +44,8 @@ SECRET_FIELDS = frozenset(
     }
 )
 """Settings whose values are credentials (the URLs may carry a password): masked in the repr."""
+MAX_BATCH_CHUNK = 64
+"""PostgreSQL caches 64 subtransactions per backend (``PGPROC_MAX_CACHED_SUBXIDS``)."""
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Handling = Literal["warn", "reject"]
 """What intake does with a field it cannot use but a lead can live without (docs/intake.md)."""
@@ -127,6 +130,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_in_flight: int = 256
     """``/v1`` requests one worker serves at once; the next gets 503 with ``Retry-After`` at once
     instead of waiting in a queue (admission control)."""
+    batch_chunk: int = 50
+    """Leads of a ``POST /v1/leads:batch`` written per transaction, each in a savepoint (1-64):
+    larger saves commits; smaller bounds how long a batch holds its keys and the routing lock. At
+    most 64, PostgreSQL's cache of subtransactions per backend: past it every other session's
+    snapshot overflows to ``pg_subtrans`` lookups while the chunk is open (docs/intake.md)."""
     rescore_every_hours: float = 6.0
     """Hours between requalifications of a lead whose score holds decaying activity points (its
     stage can fall as they decay); the background pass runs every ``SLA_POLL_SECONDS``."""
@@ -213,6 +221,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Comma-separated previous values of ``SECRET_KEY``: still decrypt, never encrypt. Rotation:
     move the old key here, set a new ``SECRET_KEY``, restart; ``leadroute secrets reseal``
     re-encrypts every stored secret under the new key, then drop the old one."""
+    api_key: str | None = None
+    """The key client commands send to a running service (``leadroute leads import``; their
+    ``--key`` wins). Unset: ``ADMIN_KEY``, else the embedded service's ``<data_dir>/admin.key``."""
     key_cache_seconds: float = 5.0
     """Seconds an instance trusts a key it verified without asking PostgreSQL again: the bound on
     how long a revocation or rotation takes to reach every instance (0: ask every request)."""
@@ -297,18 +308,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         """Check what types alone cannot."""
         if not 0 < self.port < 65536:
             raise SettingsError(f"{PREFIX}PORT: {self.port} is not a TCP port (1-65535)")
-        if self.workers < 1:
-            raise SettingsError(f"{PREFIX}WORKERS: must be at least 1")
         if not 1 <= self.db_pool_min <= self.db_pool_max:
             raise SettingsError(f"{PREFIX}DB_POOL_MIN: must be between 1 and {PREFIX}DB_POOL_MAX")
-        for name, value, at_least in (
-            ("sla_max_breaches", self.sla_max_breaches, 1),
-            ("drain_batch", self.drain_batch, 1),
-            ("max_in_flight", self.max_in_flight, 1),
-            ("sla_warn_before_minutes", self.sla_warn_before_minutes, 0),
+        for name, value, at_least, at_most, why in (
+            ("workers", self.workers, 1, None, ""),
+            ("sla_max_breaches", self.sla_max_breaches, 1, None, ""),
+            ("drain_batch", self.drain_batch, 1, None, ""),
+            ("max_in_flight", self.max_in_flight, 1, None, ""),
+            ("sla_warn_before_minutes", self.sla_warn_before_minutes, 0, None, ""),
+            (
+                "batch_chunk",
+                self.batch_chunk,
+                1,
+                MAX_BATCH_CHUNK,
+                " (the savepoints per transaction PostgreSQL caches)",
+            ),
         ):
             if value < at_least:
                 raise SettingsError(f"{PREFIX}{name.upper()}: must be at least {at_least}")
+            if at_most is not None and value > at_most:
+                raise SettingsError(f"{PREFIX}{name.upper()}: at most {at_most}{why}")
         positive: tuple[tuple[str, float], ...] = (
             ("rescore_every_hours", self.rescore_every_hours),
             ("db_acquire_timeout", self.db_acquire_timeout),

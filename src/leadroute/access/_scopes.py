@@ -41,6 +41,7 @@ ADMIN: Final = "admin"
 ROUTE_SCOPES: Final[Mapping[tuple[str, str], Scope]] = MappingProxyType({
     # intake: what a web form posts (safe in a browser with the key's CORS origins)
     ("POST",   "/v1/leads"):                            "leads:write",
+    ("POST",   "/v1/leads:batch"):                      "leads:write",
     ("POST",   "/v1/events"):                           "leads:write",
     # a lead as stored: personal data
     ("GET",    "/v1/leads/{lead_id}"):                  "leads:read",

@@ -58,9 +58,7 @@ class LeadController(Controller):
     ) -> Response[Decision]:
         """Score, qualify and route one lead; a retry with the same key returns the first decision."""
         result = await submit_lead(rt, await request.body(), idempotency_key, actor=actor)
-        if not result.created or result.decision.merged:
-            return Response(result.decision, status_code=200)
-        return Response(result.decision, status_code=202 if result.decision.status == "pending" else 201)
+        return Response(result.decision, status_code=result.status)
 
     @get("/{lead_id:uuid}", summary="A lead, where it is now, and its event log", responses=_READ)
     async def read(self, rt: NamedDependency[Runtime], lead_id: FromPath[uuid.UUID]) -> LeadStory:

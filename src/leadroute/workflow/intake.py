@@ -68,6 +68,14 @@ class IntakeResult(msgspec.Struct, frozen=True):
     decision: Decision
     created: bool
 
+    @property
+    def status(self) -> int:
+        """The HTTP status of this answer: 201 a new lead, 202 stored but waiting for Redis
+        (``pending``), 200 a retry's stored answer or a merge into the person's lead."""
+        if not self.created or self.decision.merged:
+            return 200
+        return 202 if self.decision.status == "pending" else 201
+
 
 class Replayed(msgspec.Struct, frozen=True):
     """A retry's stored answer (one of its keys was used before, with the same body)."""

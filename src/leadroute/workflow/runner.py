@@ -12,7 +12,9 @@ each a *step*: an async function of a :class:`Change`. :func:`run` owns what the
 3. a retry of the whole step when Redis lost its routing state mid-claim (``RoutingStateLost``:
    the next try rebuilds it from PostgreSQL first);
 4. the event log: :meth:`Change.emit` appends in the same transaction;
-5. after the commit: freed capacity wakes the queue drain (:attr:`Runtime.drain_wakeup`).
+5. after the commit: freed capacity wakes the queue drain (:attr:`Runtime.drain_wakeup`);
+6. a part of a step that may fail on its own (one item of a batch): :meth:`Change.savepoint`
+   rolls back only that part, and gives back at once the slots claimed inside it.
 """
 
 from __future__ import annotations
@@ -72,6 +74,34 @@ class Change:
     def free(self, owner_id: str) -> None:
         """The transaction ends ``owner_id``'s hold on a lead: free their slot once it commits."""
         self._freed.append(owner_id)
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction (a SAVEPOINT) that can fail alone: when the block raises, its
+        writes roll back, the Redis slots it claimed are given back at once, and what it asked to
+        free or run after the commit is forgotten; then the exception goes on to the caller, who
+        may catch it and carry on with the rest of the transaction.
+
+        When the block ends normally its claims join the transaction's (kept on commit, given back
+        if the whole transaction rolls back later).
+        """
+        claimed, freed, after = len(self._claimed), len(self._freed), len(self._after)
+        try:
+            async with self.conn.transaction():
+                yield
+        except BaseException:
+            rolled_back = self._claimed[claimed:]
+            del self._claimed[claimed:], self._freed[freed:], self._after[after:]
+            try:
+                for placed in rolled_back:
+                    await self.rt.routing.unclaim(placed)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                # the count stays high (safe: it never over-assigns) until the reconcile or a
+                # rebuild recounts from PostgreSQL; the block's own error is the one to report
+                log.warning(
+                    "routing state unreachable: %d slot(s) left to the next reconcile", len(rolled_back)
+                )
+            raise
 
     async def emit(
         self,
