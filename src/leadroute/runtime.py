@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 from redis.asyncio import Redis
@@ -15,6 +15,9 @@ from leadroute.access import KeyCache
 from leadroute.config import Settings
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
+
+if TYPE_CHECKING:
+    from leadroute.inbound import Inbound
 
 __all__ = ["ActiveRuleset", "Clock", "RulesetFollower", "Runtime", "utc_now"]
 
@@ -64,6 +67,8 @@ class Runtime:
     background_db: asyncpg.Pool | None = None
     """Connections of the background work (SLA timers, queue drain, decay) of its own, so that an
     instance flooded with requests still fires its timers (None: it shares :attr:`db`)."""
+    inbound: Inbound | None = None
+    """The inbound routes' mapping files and HTTP client (``leadroute.inbound``); set at start."""
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this instance freed routing capacity: the queue drain runs without waiting its interval."""
 
