@@ -1,4 +1,4 @@
-"""The ``leadroute`` command: serve, migrate, rules check, owners import, webhooks, API keys.
+"""The ``leadroute`` command: serve, migrate, rules check, owners import, webhooks, API keys, mappings.
 
 Every subcommand that needs the databases uses ``LEADROUTE_DATABASE_URL`` / ``LEADROUTE_REDIS_URL``
 when they are set, and otherwise starts the embedded servers on the data directory.
@@ -152,7 +152,52 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  (one statement per s
     rebuild.set_defaults(func=_routing_rebuild)
 
     _webhooks_parser(sub)
+    mappings = sub.add_parser("mappings", help="inbound mapping files").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    for verb, text in (
+        ("check", "load every mapping file and run its tests; file:line for each problem"),
+        ("test", "run the tests inside mapping files, one line per test"),
+    ):
+        mapping_cmd = mappings.add_parser(verb, help=text)
+        mapping_cmd.add_argument(
+            "path",
+            nargs="?",
+            type=Path,
+            help="a mapping file or a directory of them (default: LEADROUTE_MAPPINGS_PATH)",
+        )
+        mapping_cmd.set_defaults(func=_mappings, command=verb)
     return parser
+
+
+def _mappings(settings: Settings, args: argparse.Namespace) -> int:
+    """``leadroute mappings check|test [PATH]``: exit 1 when any file does not load or a test fails."""
+    from leadroute.inbound import MappingFileError, load_mapping, load_mappings
+
+    path: Path = args.path or settings.mappings_path
+    if path.is_dir():
+        loaded, failed = load_mappings(path)
+        if not loaded and not failed:
+            print(f"{path}: no *.yaml mapping files", file=sys.stderr)
+            return 1
+    else:
+        loaded, failed = {}, {}
+        try:
+            loaded[path.stem] = load_mapping(path)
+        except MappingFileError as exc:
+            failed[path.stem] = exc
+    for mapping in loaded.values():
+        tests = mapping.file.tests
+        print(
+            f"{mapping.path}: mapping {mapping.name!r} version {mapping.version} "
+            f"(sha256 {mapping.sha256[:12]}): ok, {len(tests)} test(s) passed"
+        )
+        if args.command == "test":
+            for test in tests:
+                print(f"  passed: {test.name}")
+    for error in failed.values():
+        print(error, file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _webhooks_parser(sub: Any) -> None:

@@ -6,18 +6,16 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import asyncpg
 from redis.asyncio import Redis
 
 from leadroute.access import KeyCache
 from leadroute.config import Settings
+from leadroute.inbound import Inbound
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
-
-if TYPE_CHECKING:
-    from leadroute.inbound import Inbound
 
 __all__ = ["ActiveRuleset", "Clock", "RulesetFollower", "Runtime", "utc_now"]
 

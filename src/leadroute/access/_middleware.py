@@ -143,7 +143,7 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
             return
         authorization = headers.get("authorization")
-        if authorization is None and (method, template) in QUERY_KEY_ROUTES:
+        if not authorization and (method, template) in QUERY_KEY_ROUTES:
             authorization = _query_key(scope)
         principal = await self._authenticate(keys, runtime.db, authorization)
         if method != "OPTIONS":

@@ -97,7 +97,9 @@ class InboundController(Controller):
             )
         body = await request.body()
         query = request.scope.get("query_string", b"").decode("latin-1")
-        uri = rt.settings.public_url.rstrip("/") + request.scope["raw_path"].decode("latin-1")
+        # the path as sent (raw_path: still percent-encoded); some ASGI clients leave the query on it
+        path = request.scope["raw_path"].partition(b"?")[0].decode("latin-1")
+        uri = rt.settings.public_url.rstrip("/") + path
         verify_hubspot(
             secret,
             method=request.method,

@@ -55,16 +55,16 @@ def parse_mapping(text: str, *, path: str, name: str | None = None) -> Mapping:
     try:
         file = msgspec.convert(doc.data, MappingFile)
     except msgspec.ValidationError as exc:
-        message, where = validation_path(str(exc))
+        message, segments = validation_path(str(exc))
         key = unknown_key(message)
         if key is not None:
             known = [f.encode_name for f in msgspec.structs.fields(MappingFile)]
             hint = difflib.get_close_matches(key, known, n=1)
             message = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            line = doc.locate(where, key=key).line
+            line = doc.locate(segments, key=key).line
         else:
-            line = doc.locate(where).line
-        at = ".".join(str(p) for p in where)
+            line = doc.locate(segments).line
+        at = ".".join(str(p) for p in segments)
         raise MappingFileError(path, [*problems, (line, f"{at}: {message}" if at else message)]) from None
     for field in file.fields:
         if field not in LEAD_FIELDS:
