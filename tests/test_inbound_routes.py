@@ -19,6 +19,7 @@ import msgspec
 import pytest
 from standardwebhooks import Webhook
 
+from leadroute.access import SIGNED_ROUTES
 from leadroute.app import create_app
 from leadroute.config import Settings
 from outbound_support import Answer, Receiver, Request, receiver
@@ -84,6 +85,25 @@ async def client(
     configured = msgspec.structs.replace(settings, hubspot_base_url=crm.url, **overrides)
     async with authed(create_app(configured)) as c:
         yield c
+
+
+class TestSignedRoutes:
+    """A vendor route is not opened by a key, not even the admin key: only its signature counts."""
+
+    @pytest.mark.parametrize(("method", "path"), sorted(SIGNED_ROUTES))
+    async def test_a_key_is_not_a_signature(
+        self, client: Client, settings: Settings, method: str, path: str
+    ) -> None:
+        body = b'[{"Id": "00Q5e00000ZYXWVUTS", "Email": "r.roe@globex.example"}]'
+        r = await client.request(
+            method,
+            path + "?source=typeform",
+            content=body,
+            headers=AUTH | {"content-type": "application/json"},
+        )
+        assert r.status_code == 401, r.text
+        assert r.json()["type"].endswith("/bad-signature")
+        assert await count(settings, "SELECT count(*) FROM leads") == 0
 
 
 # -- HubSpot ------------------------------------------------------------------------------------

@@ -90,12 +90,12 @@ class InboundController(Controller):
     )
     async def hubspot(self, request: Request[Any, Any, Any], rt: NamedDependency[Runtime]) -> InboundAnswer:
         """Each contact event of the batch becomes a lead intake (the contact read from the CRM API)."""
+        body = await request.body()  # read before anything can refuse: the client is still sending it
         secret = rt.settings.hubspot_client_secret
         if secret is None:
             raise NotFound(
                 "route", "hubspot", detail="HubSpot webhooks are off: set LEADROUTE_HUBSPOT_CLIENT_SECRET"
             )
-        body = await request.body()
         query = request.scope.get("query_string", b"").decode("latin-1")
         # the path as sent (raw_path: still percent-encoded); some ASGI clients leave the query on it
         path = request.scope["raw_path"].partition(b"?")[0].decode("latin-1")
@@ -176,10 +176,10 @@ class InboundController(Controller):
     ) -> Response[Decision]:
         """The body, mapped by ``mappings/<source>.yaml`` (else ``webhook.yaml``), is one lead; its
         ``webhook-id`` is its idempotency key."""
+        body = await request.body()
         secret = rt.settings.webhook_sources().get(source)
         if secret is None:
             raise BadSignature(f"no Standard Webhooks secret is configured for source {source!r}")
-        body = await request.body()
         verify_standard(secret, body, dict(request.headers))
         try:
             payload = msgspec.json.decode(body)
