@@ -44,6 +44,7 @@ __all__ = [
     "Mapping",
     "MappingFile",
     "MappingTest",
+    "Spec",
     "canonical_sha256",
 ]
 

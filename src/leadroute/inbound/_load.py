@@ -17,9 +17,16 @@ import msgspec
 import yaml
 
 from leadroute.errors import InvalidLead, LeadrouteError
-from leadroute.inbound._format import ATTRIBUTE_NAME, LEAD_FIELDS, Mapping, MappingFile, canonical_sha256
+from leadroute.inbound._format import (
+    ATTRIBUTE_NAME,
+    LEAD_FIELDS,
+    Mapping,
+    MappingFile,
+    Spec,
+    canonical_sha256,
+)
 from leadroute.intake import parse_lead
-from leadroute.rules._yaml import parse_yaml, syntax_error, unknown_key, validation_path
+from leadroute.rules._yaml import YamlDocument, parse_yaml, syntax_error, unknown_key, validation_path
 
 __all__ = ["NAME_PATTERN", "MappingFileError", "load_mapping", "load_mappings", "parse_mapping"]
 
@@ -57,6 +64,8 @@ def parse_mapping(text: str, *, path: str, name: str | None = None) -> Mapping:
     except msgspec.ValidationError as exc:
         message, segments = validation_path(str(exc))
         key = unknown_key(message)
+        if "[...]" in str(exc):  # inside a fields: or attributes: entry, which msgspec does not name
+            raise MappingFileError(path, [*problems, *_entry_problems(doc)]) from None
         if key is not None:
             known = [f.encode_name for f in msgspec.structs.fields(MappingFile)]
             hint = difflib.get_close_matches(key, known, n=1)
@@ -66,6 +75,19 @@ def parse_mapping(text: str, *, path: str, name: str | None = None) -> Mapping:
             line = doc.locate(segments).line
         at = ".".join(str(p) for p in segments)
         raise MappingFileError(path, [*problems, (line, f"{at}: {message}" if at else message)]) from None
+    problems.extend(_name_problems(doc, file))
+    if problems:
+        raise MappingFileError(path, problems)
+    mapping = Mapping(name, file, path=path, sha256=canonical_sha256(doc.data), source_text=text)
+    failures = [(doc.locate(["tests", i]).line, failure) for i, failure in _failed_tests(mapping)]
+    if failures:
+        raise MappingFileError(path, failures)
+    return mapping
+
+
+def _name_problems(doc: YamlDocument, file: MappingFile) -> list[tuple[int, str]]:
+    """Lead fields that do not exist, attribute names that are not names."""
+    problems: list[tuple[int, str]] = []
     for field in file.fields:
         if field not in LEAD_FIELDS:
             hint = difflib.get_close_matches(field, sorted(LEAD_FIELDS), n=1)
@@ -85,13 +107,21 @@ def parse_mapping(text: str, *, path: str, name: str | None = None) -> Mapping:
                     "not starting with a digit, at most 64)",
                 )
             )
-    if problems:
-        raise MappingFileError(path, problems)
-    mapping = Mapping(name, file, path=path, sha256=canonical_sha256(doc.data), source_text=text)
-    failures = [(doc.locate(["tests", i]).line, failure) for i, failure in _failed_tests(mapping)]
-    if failures:
-        raise MappingFileError(path, failures)
-    return mapping
+    return problems
+
+
+def _entry_problems(doc: YamlDocument) -> list[tuple[int, str]]:
+    """Each ``fields:``/``attributes:`` entry that is not a path, a list of paths or ``{from, transform}``."""
+    found: list[tuple[int, str]] = []
+    for section in ("fields", "attributes"):
+        entries = doc.data.get(section)
+        for key, spec in (entries or {}).items() if isinstance(entries, dict) else ():
+            try:
+                msgspec.convert(spec, Spec)
+            except msgspec.ValidationError as exc:
+                message, _ = validation_path(str(exc))
+                found.append((doc.locate([section, str(key)]).line, f"{section}.{key}: {message}"))
+    return found
 
 
 def _failed_tests(mapping: Mapping) -> list[tuple[int, str]]:
