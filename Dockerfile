@@ -4,10 +4,10 @@
 # docker build -t leadroute . && docker run -p 8000:8000 -e LEADROUTE_DATABASE_URL=... -e LEADROUTE_REDIS_URL=... leadroute
 #
 # What is in it: the runtime dependencies pinned with hashes in requirements.lock (scripts/lock
-# regenerates it from pyproject.toml), the package, the rules, the inbound mapping files and the example owners. What is not:
-# the dev tools, and the embedded PostgreSQL/Valkey of the local default. With no URLs set the
-# container refuses to start (LEADROUTE_ALLOW_EMBEDDED=false) rather than keep its data in a
-# database that vanishes with it. For a self-contained demo image, ask for them explicitly:
+# regenerates it from pyproject.toml), the package, the rules, the inbound mapping files and the
+# example owners. What is not: the dev tools, and the embedded PostgreSQL/Valkey of the local
+# default. With no URLs set the container refuses to start (LEADROUTE_ALLOW_EMBEDDED=false) rather
+# than keep its data in a database that vanishes with it. For a self-contained demo image, ask for them explicitly:
 #   docker build --build-arg EXTRAS=embedded -t leadroute-demo .
 #   docker run -e LEADROUTE_ALLOW_EMBEDDED=true -e LEADROUTE_SEED_DEMO=true -p 8000:8000 leadroute-demo
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import msgspec
 import pytest
 from standardwebhooks import Webhook
@@ -23,6 +24,7 @@ from leadroute.access import SIGNED_ROUTES
 from leadroute.app import create_app
 from leadroute.config import Settings
 from outbound_support import Answer, Receiver, Request, receiver
+from process_support import Served, free_port
 from support import AUTH, Client, authed, count, fetch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -494,3 +496,45 @@ class TestForms:
                 headers={"authorization": ""},
             )  # fmt: skip
             assert plain.status_code == 201
+
+
+class TestServed:
+    """The same vendor requests against a real `leadroute serve` (uvicorn), over a real socket."""
+
+    def test_hubspot_and_salesforce_payloads_become_leads(
+        self, settings: Settings, clean: None, crm: Receiver, tmp_path: Path
+    ) -> None:
+        port = free_port()
+        public = f"http://127.0.0.1:{port}"
+        served = Served(
+            tmp_path / "serve.log",
+            settings,
+            port=port,
+            rules_path=str(ROOT / "rules"),
+            mappings_path=str(ROOT / "mappings"),
+            public_url=public,
+            hubspot_client_secret=HUBSPOT_SECRET,
+            hubspot_token=HUBSPOT_TOKEN,
+            hubspot_base_url=crm.url,
+            salesforce_org_id=ORG_ID,
+            db_pool_min="1",
+            db_pool_max="4",
+            log_level="WARNING",
+        )
+        try:
+            served.wait_ready()
+            signed = hubspot_headers(HUBSPOT_BATCH, uri=f"{public}/v1/inbound/hubspot")
+            r = httpx.post(f"{public}/v1/inbound/hubspot", content=HUBSPOT_BATCH, headers=signed, timeout=30)
+            assert r.status_code == 200, r.text
+            assert r.json()["results"][0]["status"] == "created"
+            sf = httpx.post(
+                f"{public}/v1/inbound/salesforce", content=OUTBOUND_MESSAGE, headers=XML, timeout=30
+            )
+            assert sf.status_code == 200, sf.text
+            assert b"<Ack>true</Ack>" in sf.content
+            leads = httpx.get(
+                f"{public}/v1/leads/{r.json()['results'][0]['lead_id']}", headers=AUTH, timeout=30
+            )
+            assert leads.json()["lead"]["attributes"]["hubspot_contact_id"] == "123"
+        finally:
+            served.stop()
