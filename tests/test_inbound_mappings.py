@@ -209,6 +209,9 @@ class TestVersions:
                 headers={"authorization": ""},
             )
             assert r.status_code == 201, r.text
+            ready = (await client.get("/health/ready")).json()
+            assert ready["mapping_file_problems"] == 1
+            assert ready["mapping_problems"]["form"].startswith(f"{tmp_path}/form.yaml:3: fields: 'emial'")
         [row] = await fetch(settings, "SELECT normalized FROM leads")
         assert row["normalized"]["source"] == "web-form"  # version 1 mapped it
         assert row["normalized"]["attributes"] == {"message": "hi"}
