@@ -314,6 +314,19 @@ class TestSalesforce:
         assert r.status_code == 401
         assert await count(settings, "SELECT count(*) FROM leads") == 0
 
+    async def test_the_outbound_token_when_set(
+        self, settings: Settings, clean: None, overrides: dict[str, Any]
+    ) -> None:
+        token = "0f9c2b7e5d8a4c1e9b6f3a2d7c8e1f40"
+        configured = msgspec.structs.replace(settings, **(overrides | {"salesforce_outbound_token": token}))
+        async with authed(create_app(configured)) as client:
+            url = "/v1/inbound/salesforce"
+            assert (await client.post(url, content=OUTBOUND_MESSAGE, headers=XML)).status_code == 401
+            wrong = await client.post(f"{url}?token=nope", content=OUTBOUND_MESSAGE, headers=XML)
+            assert wrong.status_code == 401
+            right = await client.post(f"{url}?token={token}", content=OUTBOUND_MESSAGE, headers=XML)
+            assert b"<Ack>true</Ack>" in right.content
+
     async def test_xml_entities_are_refused(self, client: Client) -> None:
         bomb = (
             b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
