@@ -15,6 +15,7 @@ from leadroute.cli import main
 from leadroute.config import Settings
 from leadroute.inbound import MappingFileError, NoGoodMapping, parse_mapping, start_mappings
 from leadroute.inbound._format import TRANSFORMS
+from process_support import cli_env, leadroute
 from support import authed, connection, fetch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,6 +177,23 @@ class TestVersions:
             ("form", 1, "test"),
             ("form", 2, "test"),
         ]
+
+    async def test_the_cli_check_finds_a_changed_file_under_a_stored_version(
+        self, settings: Settings, clean: None, tmp_path: Path
+    ) -> None:
+        file = tmp_path / "form.yaml"
+        file.write_text(GOOD)
+        async with connection(settings) as conn:
+            await start_mappings(conn, tmp_path, actor="test")
+        env = cli_env(settings)
+        same = leadroute("mappings", "check", str(tmp_path), env=env)
+        assert same.returncode == 0, same.stderr
+        assert "0 conflict(s)" in same.stdout
+        file.write_text(GOOD.replace("source: test-form", "source: changed"))
+        changed = leadroute("mappings", "check", str(tmp_path), env=env)
+        assert changed.returncode == 1
+        assert "version 1 of mapping 'form' is already stored with different content" in changed.stderr
+        assert "bump 'version:' to 2" in changed.stderr
 
     async def test_a_stored_version_cannot_be_changed(
         self, settings: Settings, clean: None, tmp_path: Path

@@ -197,7 +197,47 @@ def _mappings(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"  passed: {test.name}")
     for error in failed.values():
         print(error, file=sys.stderr)
-    return 1 if failed else 0
+    conflicts = 0
+    if args.command == "check" and loaded:
+        conflicts = asyncio.run(_mapping_versions(settings, list(loaded.values())))
+    return 1 if failed or conflicts else 0
+
+
+async def _mapping_versions(settings: Settings, mappings: list[Any]) -> int:
+    """Compare loaded mappings with the stored versions (LEADROUTE_DATABASE_URL only: a check starts
+    no servers); the number of conflicts, each printed."""
+    import asyncpg
+
+    from leadroute.inbound import stored_conflict
+    from leadroute.store.db import connect
+
+    if settings.database_url is None:
+        print(
+            "versions NOT CHECKED against the stored ones: LEADROUTE_DATABASE_URL is not set", file=sys.stderr
+        )
+        return 0
+    try:
+        conn = await connect(settings.database_url, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(
+            f"versions NOT CHECKED: cannot reach LEADROUTE_DATABASE_URL ({type(exc).__name__})",
+            file=sys.stderr,
+        )
+        return 0
+    conflicts = 0
+    try:
+        for mapping in mappings:
+            try:
+                problem = await stored_conflict(conn, mapping)
+            except asyncpg.UndefinedTableError:
+                return 0  # never migrated: nothing is stored
+            if problem is not None:
+                conflicts += 1
+                print(problem, file=sys.stderr)
+    finally:
+        await conn.close()
+    print(f"versions checked against LEADROUTE_DATABASE_URL: {conflicts} conflict(s)")
+    return conflicts
 
 
 def _webhooks_parser(sub: Any) -> None:

@@ -18,6 +18,7 @@ from leadroute.inbound._store import (
     MappingVersionConflict,
     NoGoodMapping,
     start_mappings,
+    stored_conflict,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "load_mappings",
     "parse_mapping",
     "start_mappings",
+    "stored_conflict",
 ]

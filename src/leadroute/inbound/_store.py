@@ -29,7 +29,14 @@ from leadroute.inbound._load import load_mappings, parse_mapping
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
-__all__ = ["ActiveMappings", "Inbound", "MappingVersionConflict", "NoGoodMapping", "start_mappings"]
+__all__ = [
+    "ActiveMappings",
+    "Inbound",
+    "MappingVersionConflict",
+    "NoGoodMapping",
+    "start_mappings",
+    "stored_conflict",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,9 @@ class ActiveMappings:
 
 async def _store(conn: Connection, mapping: Mapping, actor: str) -> None:
     """Store ``mapping`` as a new version or activate its stored twin; raises MappingVersionConflict."""
+    conflict = await stored_conflict(conn, mapping)
+    if conflict is not None:
+        raise MappingVersionConflict(conflict)
     row = await conn.fetchrow(QUERIES["mapping_get"], mapping.name, mapping.version)
     if row is None:
         await conn.execute(
@@ -67,15 +77,22 @@ async def _store(conn: Connection, mapping: Mapping, actor: str) -> None:
             actor,
         )
         return
-    if row["sha256"] != mapping.sha256:
-        free = await conn.fetchval(QUERIES["mapping_next_version"], mapping.name)
-        raise MappingVersionConflict(
-            f"{mapping.path}: version {mapping.version} of mapping {mapping.name!r} is already stored "
-            f"with different content (stored sha256 {row['sha256'][:12]}, this file "
-            f"{mapping.sha256[:12]}); a stored version never changes — bump 'version:' to {free} "
-            "(the next free number)"
-        )
     await conn.execute(QUERIES["mapping_activate"], row["id"], mapping.name)
+
+
+async def stored_conflict(conn: Connection, mapping: Mapping) -> str | None:
+    """Why ``mapping`` would be refused at start-up (its version stored with other content), else
+    None. Reads only: what ``leadroute mappings check`` asks the database."""
+    row = await conn.fetchrow(QUERIES["mapping_get"], mapping.name, mapping.version)
+    if row is None or row["sha256"] == mapping.sha256:
+        return None
+    free = await conn.fetchval(QUERIES["mapping_next_version"], mapping.name)
+    return (
+        f"{mapping.path}: version {mapping.version} of mapping {mapping.name!r} is already stored "
+        f"with different content (stored sha256 {row['sha256'][:12]}, this file "
+        f"{mapping.sha256[:12]}); a stored version never changes — bump 'version:' to {free} "
+        "(the next free number)"
+    )
 
 
 async def _last_good(conn: Connection, name: str, why: str) -> Mapping:
