@@ -55,7 +55,8 @@ ATTRIBUTE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _ATTRIBUTE = re.compile(ATTRIBUTE_NAME)
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
 
-Path = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^.\s][^\s]*$")]
+SourcePath = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^.\s][^\s]*$")]
+"""Where a value is in the payload: keys separated by dots (``properties.email``)."""
 
 
 def _integer(value: Any) -> Any:
@@ -112,11 +113,11 @@ Transform = Literal["integer", "number", "string", "lower", "upper", "epoch_ms"]
 class FieldSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The long form of a field: ``{from: path or [paths], transform: name}``."""
 
-    from_: Path | list[Path] = msgspec.field(name="from")
+    from_: SourcePath | list[SourcePath] = msgspec.field(name="from")
     transform: Transform | None = None
 
 
-Spec = Path | list[Path] | FieldSpec
+Spec = SourcePath | list[SourcePath] | FieldSpec
 
 
 class MappingTest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -135,7 +136,7 @@ class MappingFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     description: str = ""
     source: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     unmapped: Literal["drop", "attributes"] = "drop"
-    unmapped_from: Path | None = None
+    unmapped_from: SourcePath | None = None
     fields: dict[str, Spec] = msgspec.field(default_factory=dict)
     attributes: dict[str, Spec] = msgspec.field(default_factory=dict)
     thank_you_url: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$", max_length=2000)] | None = None
