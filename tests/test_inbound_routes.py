@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import shutil
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -405,6 +406,25 @@ class TestStandardWebhooks:
         assert row["normalized"]["company"] == "Initech"
         assert row["normalized"]["attributes"] == {"plan": "pro"}
 
+    async def test_a_source_with_its_own_mapping_file_uses_it(
+        self, settings: Settings, clean: None, overrides: dict[str, Any], tmp_path: Path
+    ) -> None:
+        shutil.copy(ROOT / "mappings" / "webhook.yaml", tmp_path / "webhook.yaml")
+        (tmp_path / "typeform.yaml").write_text(
+            "version: 1\nsource: typeform\nfields:\n  email: answers.work_email\n"
+            "attributes:\n  typeform_form: form_id\n"
+        )
+        body = json.dumps({"form_id": "f1", "answers": {"work_email": "t@initech.example"}}).encode()
+        configured = msgspec.structs.replace(settings, **(overrides | {"mappings_path": tmp_path}))
+        async with authed(create_app(configured)) as client:
+            r = await client.post(
+                "/v1/inbound/webhook?source=typeform", content=body, headers=standard_headers(body)
+            )
+            assert r.status_code == 201, r.text
+        [row] = await fetch(settings, "SELECT normalized FROM leads")
+        assert row["normalized"]["source"] == "typeform"
+        assert row["normalized"]["attributes"] == {"typeform_form": "f1"}
+
     @pytest.mark.parametrize("fault", ["tampered", "expired", "unknown-source"])
     async def test_bad_signatures_are_401(self, client: Client, settings: Settings, fault: str) -> None:
         headers = standard_headers(self.BODY, age=400 if fault == "expired" else 0)
@@ -450,11 +470,12 @@ class TestForms:
         r = await client.post(
             f"/v1/inbound/form/form?key={key}",
             files={"attachment": ("cv.txt", b"hello")},
-            data=FORM,
+            data=FORM | {"interests": ["routing", "scoring"]},  # checkboxes: a field sent twice
             headers={"authorization": ""},
         )
         assert r.status_code == 201, r.text
-        assert await count(settings, "SELECT count(*) FROM leads") == 1
+        [row] = await fetch(settings, "SELECT normalized FROM leads")
+        assert row["normalized"]["attributes"] == {"message": "Call me", "interests": ["routing", "scoring"]}
 
     async def test_the_form_is_refused_without_a_key_or_from_another_origin(self, client: Client) -> None:
         no_key = await client.post("/v1/inbound/form/form", data=FORM, headers={"authorization": ""})
