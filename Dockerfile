@@ -7,10 +7,10 @@
 #   -e LEADROUTE_SECRET_KEY=... leadroute
 #
 # What is in it: the runtime dependencies pinned with hashes in requirements.lock (scripts/lock
-# regenerates it from pyproject.toml), the package, the rules and the example owners. What is not:
-# the dev tools, and the embedded PostgreSQL/Valkey of the local default. With no URLs set the
-# container refuses to start (LEADROUTE_ALLOW_EMBEDDED=false) rather than keep its data in a
-# database that vanishes with it. For a self-contained demo image, ask for them explicitly:
+# regenerates it from pyproject.toml), the package, the rules, the inbound mapping files and the
+# example owners. What is not: the dev tools, and the embedded PostgreSQL/Valkey of the local
+# default. With no URLs set the container refuses to start (LEADROUTE_ALLOW_EMBEDDED=false) rather
+# than keep its data in a database that vanishes with it. For a self-contained demo image, ask for them explicitly:
 #   docker build --build-arg EXTRAS=embedded -t leadroute-demo .
 #   docker run -e LEADROUTE_ALLOW_EMBEDDED=true -e LEADROUTE_SEED_DEMO=true -p 8000:8000 leadroute-demo
 
@@ -59,6 +59,7 @@ RUN groupadd --system --gid "$UID" leadroute \
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY rules/ ./rules/
+COPY mappings/ ./mappings/
 COPY examples/ ./examples/
 
 USER ${UID}:${UID}

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from litestar import Litestar
 
-from leadroute.access import ROUTE_SCOPES, SCOPES, first_start_key, parse_key
+from leadroute.access import ROUTE_SCOPES, SCOPES, SIGNED_ROUTES, first_start_key, parse_key
 from leadroute.app import create_app
 from leadroute.config import Settings
 from leadroute.store.db import connect
@@ -37,6 +37,8 @@ def _routes() -> list[tuple[str, str]]:
 
 
 ROUTES = _routes()
+KEYED = [r for r in ROUTES if r not in SIGNED_ROUTES]
+"""The routes a key opens (the vendor routes of SIGNED_ROUTES take a signature instead)."""
 FILL = {
     "lead_id": str(uuid.uuid4()),
     "owner_id": "nobody",
@@ -44,6 +46,7 @@ FILL = {
     "version": "99",
     "key_id": "0000beef",
     "endpoint_id": "nowhere",
+    "mapping": "form",
 }
 
 
@@ -72,10 +75,14 @@ class TestTheScopeTable:
     """Every /v1 route is in ROUTE_SCOPES, and every row of it is a route."""
 
     def test_every_route_has_a_scope(self) -> None:
-        assert [r for r in ROUTES if r not in ROUTE_SCOPES] == []
+        assert [r for r in KEYED if r not in ROUTE_SCOPES] == []
 
     def test_every_row_is_a_route(self) -> None:
         assert [r for r in ROUTE_SCOPES if r not in ROUTES] == []
+        assert [r for r in SIGNED_ROUTES if r not in ROUTES] == []
+
+    def test_a_route_is_keyed_or_signed_never_both(self) -> None:
+        assert set(ROUTE_SCOPES) & set(SIGNED_ROUTES) == set()
 
     def test_scopes_are_known(self) -> None:
         assert set(ROUTE_SCOPES.values()) <= set(SCOPES)
@@ -91,7 +98,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.mark.parametrize(("method", "template"), ROUTES, ids=[f"{m} {t}" for m, t in ROUTES])
+@pytest.mark.parametrize(("method", "template"), KEYED, ids=[f"{m} {t}" for m, t in KEYED])
 class TestEveryRoute:
     """No key: 401; a key without the route's scope: 403 (even for ids that do not exist); with it: in."""
 

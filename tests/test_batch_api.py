@@ -109,7 +109,8 @@ class TestEachItemItsOwnAnswer:
             answer = await post_batch(client, [first, lead(2), again])
             assert statuses(answer) == [201, 201, 200]
             created, merged = answer["results"][0]["decision"], answer["results"][2]["decision"]
-            assert merged["merged"] is True and created["merged"] is False
+            assert merged["merged"] is True
+            assert created["merged"] is False
             assert merged["lead_id"] == created["lead_id"]
             assert merged["owner"] == created["owner"]
             assert await count(settings, "SELECT count(*) FROM leads") == 2

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
@@ -34,6 +35,7 @@ from leadroute.api.deps import provide_connection, provide_runtime
 from leadroute.api.docs_ui import openapi_config, static_router
 from leadroute.api.events import EventController
 from leadroute.api.health import live, ready
+from leadroute.api.inbound import InboundController
 from leadroute.api.keys import KeyController
 from leadroute.api.leads import LeadController
 from leadroute.api.openapi import StrictStructSchemaPlugin
@@ -44,6 +46,7 @@ from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
 from leadroute.api.webhooks import WebhookController
 from leadroute.config import Settings, SettingsError
+from leadroute.inbound import Inbound, start_mappings
 from leadroute.limits import RateLimiter, parse_limit, parse_scope_limits
 from leadroute.limits.middleware import RateLimitMiddleware, RateLimits
 from leadroute.outbound import relay as outbound_relay
@@ -97,6 +100,8 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                 # a rules file changed under a stored version: the last good version, loudly
                 started = await start_ruleset(conn, active_rules, actor=actor("start"))
                 running, ruleset_id = started.ruleset, started.id
+                # a bad mapping file never replaces the active one (leadroute.inbound._store)
+                mappings = await start_mappings(conn, settings.mappings_path, actor=actor("start"))
             routing = Router(redis, settings.redis_prefix, database_url=settings.database_url, clock=clock)
             await routing.ensure_state(startup=True)  # first start, or Redis lost its data
             app.state.runtime = Runtime(
@@ -109,6 +114,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                 clock=clock,
                 file_conflict=started.file_conflict,
                 keys=KeyCache(ttl=settings.key_cache_seconds),
+                inbound=Inbound(mappings, httpx.AsyncClient(timeout=settings.webhook_timeout)),
             )
             log.info(
                 "ruleset %s v%s active (sha256 %s)",
@@ -129,6 +135,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                     yield
             finally:
                 await rulesets.stop()
+                await app.state.runtime.inbound.close()
         finally:
             await redis.aclose()
             await db.close()
@@ -157,6 +164,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             LeadBatchController,
             AssignmentController,
             EventController,
+            InboundController,
             OwnerController,
             PoolController,
             RoutingController,

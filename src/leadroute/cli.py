@@ -1,5 +1,5 @@
 """The ``leadroute`` command: serve, migrate, rules check, owners and leads import, webhooks, API
-keys, secrets.
+keys, secrets, mappings.
 
 Every subcommand that needs the databases uses ``LEADROUTE_DATABASE_URL`` / ``LEADROUTE_REDIS_URL``
 when they are set, and otherwise starts the embedded servers on the data directory.
@@ -200,6 +200,22 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  (one statement per s
         help="encrypt every stored webhook secret under LEADROUTE_SECRET_KEY (after a key rotation, "
         "before dropping the old key from LEADROUTE_SECRET_KEYS_OLD)",
     ).set_defaults(func=_secrets, secrets_action="reseal")
+
+    mappings = sub.add_parser("mappings", help="inbound mapping files").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    for verb, text in (
+        ("check", "load every mapping file and run its tests; file:line for each problem"),
+        ("test", "run the tests inside mapping files, one line per test"),
+    ):
+        mapping_cmd = mappings.add_parser(verb, help=text)
+        mapping_cmd.add_argument(
+            "path",
+            nargs="?",
+            type=Path,
+            help="a mapping file or a directory of them (default: LEADROUTE_MAPPINGS_PATH)",
+        )
+        mapping_cmd.set_defaults(func=_mappings, command=verb)
     return parser
 
 
@@ -223,6 +239,76 @@ def _secrets(settings: Settings, args: argparse.Namespace) -> int:
         changed = asyncio.run(run(live))
     print(f"re-encrypted the webhook secrets of {changed} endpoint(s) under LEADROUTE_SECRET_KEY")
     return 0
+
+
+def _mappings(settings: Settings, args: argparse.Namespace) -> int:
+    """``leadroute mappings check|test [PATH]``: exit 1 when any file does not load or a test fails."""
+    from leadroute.inbound import MappingFileError, load_mapping, load_mappings
+
+    path: Path = args.path or settings.mappings_path
+    if path.is_dir():
+        loaded, failed = load_mappings(path)
+        if not loaded and not failed:
+            print(f"{path}: no *.yaml mapping files", file=sys.stderr)
+            return 1
+    else:
+        loaded, failed = {}, {}
+        try:
+            loaded[path.stem] = load_mapping(path)
+        except MappingFileError as exc:
+            failed[path.stem] = exc
+    for mapping in loaded.values():
+        tests = mapping.file.tests
+        print(
+            f"{mapping.path}: mapping {mapping.name!r} version {mapping.version} "
+            f"(sha256 {mapping.sha256[:12]}): ok, {len(tests)} test(s) passed"
+        )
+        if args.command == "test":
+            for test in tests:
+                print(f"  passed: {test.name}")
+    for error in failed.values():
+        print(error, file=sys.stderr)
+    conflicts = 0
+    if args.command == "check" and loaded:
+        conflicts = asyncio.run(_mapping_versions(settings, list(loaded.values())))
+    return 1 if failed or conflicts else 0
+
+
+async def _mapping_versions(settings: Settings, mappings: list[Any]) -> int:
+    """Compare loaded mappings with the stored versions (LEADROUTE_DATABASE_URL only: a check starts
+    no servers); the number of conflicts, each printed."""
+    import asyncpg
+
+    from leadroute.inbound import stored_conflict
+    from leadroute.store.db import connect
+
+    if settings.database_url is None:
+        print(
+            "versions NOT CHECKED against the stored ones: LEADROUTE_DATABASE_URL is not set", file=sys.stderr
+        )
+        return 0
+    try:
+        conn = await connect(settings.database_url, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(
+            f"versions NOT CHECKED: cannot reach LEADROUTE_DATABASE_URL ({type(exc).__name__})",
+            file=sys.stderr,
+        )
+        return 0
+    conflicts = 0
+    try:
+        for mapping in mappings:
+            try:
+                problem = await stored_conflict(conn, mapping)
+            except asyncpg.UndefinedTableError:
+                return 0  # never migrated: nothing is stored
+            if problem is not None:
+                conflicts += 1
+                print(problem, file=sys.stderr)
+    finally:
+        await conn.close()
+    print(f"versions checked against LEADROUTE_DATABASE_URL: {conflicts} conflict(s)")
+    return conflicts
 
 
 def _webhooks_parser(sub: Any) -> None:

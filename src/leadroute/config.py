@@ -182,8 +182,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Where the REST API is; unset: the ``instance_url`` the token endpoint answers with."""
     salesforce_api_version: str = "v62.0"
     """The REST API version in ``/services/data/<version>/sobjects/Lead/<Id>``."""
+    mappings_path: Path = Path("mappings")
+    """The directory of inbound mapping files (``hubspot.yaml``, ``salesforce.yaml``, ``webhook.yaml``,
+    ``form.yaml``, ...), loaded and version-checked at start-up (docs/intake.md)."""
+    hubspot_client_secret: str | None = None
+    """The HubSpot app's client secret: set, ``POST /v1/inbound/hubspot`` takes webhook events
+    signed with it (signature v3); unset, that route answers 404. Contacts are read with
+    ``HUBSPOT_TOKEN``, whose private app then also needs the ``crm.objects.contacts.read`` scope."""
+    salesforce_callout_secret: str | None = None
+    """A shared secret (32+ random characters) Salesforce Flow/Apex callouts sign with
+    (``X-Leadroute-Signature``); unset, JSON callouts to ``POST /v1/inbound/salesforce`` are refused."""
+    salesforce_org_id: str | None = None
+    """The Salesforce org (15- or 18-character id) whose Outbound Messages are taken; unset, they
+    are refused."""
+    salesforce_outbound_token: str | None = None
+    """Optional: a random token Outbound Messages must carry in their URL (``?token=...``), since an
+    org id alone is not a secret; set it in the Outbound Message's endpoint URL."""
+    inbound_webhook_secrets: str | None = None
+    """Standard Webhooks sources of ``POST /v1/inbound/webhook?source=NAME``: ``name=whsec_...``
+    items, comma-separated, one secret per source (its mapping: ``NAME.yaml``, else ``webhook.yaml``)."""
     public_url: str = "http://127.0.0.1:8000"
-    """Where people reach this service: the base of the links in alerts (``/v1/leads/{id}/explain``)."""
+    """Where people reach this service: the base of the links in alerts (``/v1/leads/{id}/explain``),
+    and of the URL HubSpot signs (signature v3 covers the URL HubSpot posted to, as it wrote it)."""
     slack_webhook_url: str | None = None
     """A Slack incoming webhook (``https://hooks.slack.com/services/...``): set, reps are alerted
     in its channel when a lead is theirs or its SLA ran out; unset, the Slack connector is off."""
@@ -379,6 +399,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"{PREFIX}SALESFORCE_TOKEN_URL: set all three to write owners back to Salesforce, or none"
             )
         self._validate_alerts()
+        self.webhook_sources()  # a malformed LEADROUTE_INBOUND_WEBHOOK_SECRETS fails the start
+
+    def webhook_sources(self) -> dict[str, str]:
+        """:attr:`inbound_webhook_secrets` as ``{source name: secret}``."""
+        sources: dict[str, str] = {}
+        for item in (self.inbound_webhook_secrets or "").split(","):
+            if not item.strip():
+                continue
+            name, sep, secret = (part.strip() for part in item.partition("="))
+            if (
+                not sep
+                or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name)
+                or not secret.startswith("whsec_")
+            ):
+                raise SettingsError(
+                    f"{PREFIX}INBOUND_WEBHOOK_SECRETS: expected name=whsec_... items, comma-separated "
+                    "(names: lower-case letters, digits, _ and -)"
+                )
+            sources[name] = secret
+        return sources
 
     def _validate_alerts(self) -> None:
         """Slack and email alerts; the templates are read and checked when either is on."""

@@ -24,6 +24,7 @@
     ├── MigrationError              applied migrations disagree with the files (start-up)
     ├── EmbeddedServersError        an embedded server could not start or stop (CLI)
     ├── Overloaded                  503: no database connection free in time (admission control)
+    ├── UpstreamUnavailable         503: a CRM API leadroute must read failed; the sender retries
     ├── CommandError                a CLI command cannot run (CLI)
     └── OwnersFileError             an owners file cannot be read (CLI)
 
@@ -68,6 +69,7 @@ __all__ = [
     "UnknownOwner",
     "UnknownOwners",
     "UnsupportedMediaType",
+    "UpstreamUnavailable",
     "WorkflowConflict",
 ]
 
@@ -148,10 +150,10 @@ class UnsupportedMediaType(ClientError):
     kind = "unsupported-media-type"
     title = "Unsupported media type"
 
-    def __init__(self, got: str) -> None:
+    def __init__(self, got: str, *, expected: str = "application/json") -> None:
         super().__init__(
-            f"this route takes application/json bodies, not {got[:100]!r}",
-            errors=[{"field": "Content-Type", "message": "must be application/json"}],
+            f"this route takes {expected} bodies, not {got[:100]!r}",
+            errors=[{"field": "Content-Type", "message": f"must be {expected}"}],
         )
 
 
@@ -318,6 +320,13 @@ class Overloaded(LeadrouteError):
     """This instance has no database connection free within the acquire timeout: 503, retry soon."""
 
     retry_after = 1
+
+
+class UpstreamUnavailable(LeadrouteError):
+    """A third-party API an inbound route must read (HubSpot's CRM API) failed or is not set up:
+    503 with ``Retry-After``, so the vendor that sent the webhook retries it later."""
+
+    retry_after = 30
 
 
 class EmbeddedServersError(LeadrouteError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 from leadroute.outage import OUTAGES
 from leadroute.runtime import Runtime
@@ -34,6 +34,11 @@ class Readiness(Struct, kw_only=True):
     file changed under a stored version; ``detail`` says what to do. The instance still serves,
     so it stays ready."""
     detail: str | None = None
+    mapping_file_problems: int = 0
+    """How many inbound mapping files this instance does not run (they do not load, or changed
+    under a stored version) while it runs their last good version instead; an alert gauge like
+    ``ruleset_file_conflict``. ``mapping_problems`` names each file with its first problem."""
+    mapping_problems: dict[str, str] | None = None
 
     @property
     def ready(self) -> bool:
@@ -68,4 +73,15 @@ async def readiness(rt: Runtime) -> Readiness:
         ruleset=rt.rules.ruleset.version,
         ruleset_file_conflict=int(rt.file_conflict is not None),
         detail=rt.file_conflict,
+        **_mapping_problems(rt),
     )
+
+
+def _mapping_problems(rt: Runtime) -> dict[str, Any]:
+    problems = rt.inbound.mappings.problems if rt.inbound is not None else {}
+    if not problems:
+        return {}
+    return {
+        "mapping_file_problems": len(problems),
+        "mapping_problems": {name: text.splitlines()[0] for name, text in problems.items()},
+    }

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from leadroute.access import KeyCache
 from leadroute.config import Settings
+from leadroute.inbound import Inbound
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
 
@@ -64,6 +65,8 @@ class Runtime:
     background_db: asyncpg.Pool | None = None
     """Connections of the background work (SLA timers, queue drain, decay) of its own, so that an
     instance flooded with requests still fires its timers (None: it shares :attr:`db`)."""
+    inbound: Inbound | None = None
+    """The inbound routes' mapping files and HTTP client (``leadroute.inbound``); set at start."""
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this instance freed routing capacity: the queue drain runs without waiting its interval."""
 

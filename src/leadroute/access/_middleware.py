@@ -13,6 +13,10 @@ For a ``/v1`` request, in this order:
    never ``Allow-Credentials``: leadroute uses no cookies.
 5. A body sent to a JSON route must say ``application/json``: else 415 (a form post or a
    ``text/plain`` fetch is not a lead). A body without ``Content-Type`` is parsed as JSON.
+   The form route takes forms only (``FORM_BODIES``), and its key may come as ``?key=``.
+
+The inbound routes vendors call (``SIGNED_ROUTES``: HubSpot, Salesforce, Standard Webhooks)
+skip all of this: they carry a signature instead of a key, checked by their handlers.
 
 All of it happens before the route's handler runs, so a wrong key learns nothing about what
 exists (an unknown lead id is a 401 or 403 like any other). The answer's actor (``key:<id>``,
@@ -25,11 +29,19 @@ from __future__ import annotations
 import logging
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.enums import ScopeType
 
-from leadroute.access._scopes import NON_JSON_BODIES, grants, required_scope
+from leadroute.access._scopes import (
+    FORM_BODIES,
+    NON_JSON_BODIES,
+    QUERY_KEY_ROUTES,
+    SIGNED_ROUTES,
+    grants,
+    required_scope,
+)
 from leadroute.errors import Forbidden, NotAuthenticated, UnsupportedMediaType
 
 if TYPE_CHECKING:
@@ -76,6 +88,34 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+def _is_form(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media in {"application/x-www-form-urlencoded", "multipart/form-data"}
+
+
+def _query_key(scope: Scope) -> str | None:
+    """``Bearer <key>`` from a ``key`` query parameter (form routes only: an HTML form cannot set headers)."""
+    for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        if name == "key" and value:
+            return f"Bearer {value}"
+    return None
+
+
+def _check_body_type(method: str, template: str, headers: Headers) -> None:
+    """415 unless the body's type is the route's: a form on the form route, JSON elsewhere."""
+    if (method, template) in FORM_BODIES:
+        form_type = headers.get("content-type") or ""
+        if not _is_form(form_type):
+            raise UnsupportedMediaType(
+                form_type or "(none)",
+                expected="application/x-www-form-urlencoded or multipart/form-data",
+            )
+    elif method in _BODY_METHODS and (method, template) not in NON_JSON_BODIES:
+        content_type = headers.get("content-type")
+        if content_type is not None and not _is_json(content_type):
+            raise UnsupportedMediaType(content_type)
+
+
 def _own_origin(scope: Scope, headers: Headers) -> str:
     return f"{scope.get('scheme', 'http')}://{headers.get('host', '')}"
 
@@ -98,8 +138,14 @@ class AccessMiddleware:
         if method == "OPTIONS" and origin is not None and "access-control-request-method" in headers:
             await self._preflight(keys, runtime.db, origin, send)
             return
-        principal = await self._authenticate(keys, runtime.db, headers.get("authorization"))
         template: str = scope.get("path_template", "")
+        if (method, template) in SIGNED_ROUTES:  # a vendor's signed call: the handler checks it
+            await self.app(scope, receive, send)
+            return
+        authorization = headers.get("authorization")
+        if not authorization and (method, template) in QUERY_KEY_ROUTES:
+            authorization = _query_key(scope)
+        principal = await self._authenticate(keys, runtime.db, authorization)
         if method != "OPTIONS":
             needed = required_scope(method, template)
             if needed is None:
@@ -112,10 +158,7 @@ class AccessMiddleware:
             if origin not in principal.origins:
                 raise Forbidden("this key may not be used from this origin")
             cors_origin = origin
-        if method in _BODY_METHODS and (method, template) not in NON_JSON_BODIES:
-            content_type = headers.get("content-type")
-            if content_type is not None and not _is_json(content_type):
-                raise UnsupportedMediaType(content_type)
+        _check_body_type(method, template, headers)
         scope["auth"] = principal
         scope["user"] = actor_of(principal.key_id, headers.get("x-actor"))
         if cors_origin is None:

@@ -4,7 +4,8 @@ To audit who can do what, read :data:`ROUTE_SCOPES`: every ``/v1`` route is a ro
 method and path template (as Litestar routes it, path parameters without their types). The
 access middleware looks the request's route up here; a ``/v1`` route missing from the table is
 refused to everyone (403) and fails ``tests/test_access.py``, so a new route cannot ship open.
-``/health/*`` and ``/schema`` are outside ``/v1`` and open.
+``/health/*`` and ``/schema`` are outside ``/v1`` and open. The inbound routes vendors call
+(:data:`SIGNED_ROUTES`) are not in the table: they authenticate by signature instead.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from typing import Final, Literal, get_args
 
 __all__ = [
     "ADMIN",
+    "FORM_BODIES",
     "NON_JSON_BODIES",
     "ORIGIN_PATTERN",
+    "QUERY_KEY_ROUTES",
     "ROUTE_SCOPES",
     "SCOPES",
+    "SIGNED_ROUTES",
     "Scope",
     "grants",
     "required_scope",
@@ -43,6 +47,8 @@ ROUTE_SCOPES: Final[Mapping[tuple[str, str], Scope]] = MappingProxyType({
     ("POST",   "/v1/leads"):                            "leads:write",
     ("POST",   "/v1/leads:batch"):                      "leads:write",
     ("POST",   "/v1/events"):                           "leads:write",
+    # a browser form (the key may come as ?key=, see QUERY_KEY_ROUTES)
+    ("POST",   "/v1/inbound/form/{mapping}"):           "leads:write",
     # a lead as stored: personal data
     ("GET",    "/v1/leads/{lead_id}"):                  "leads:read",
     ("GET",    "/v1/leads/{lead_id}/explain"):          "leads:read",
@@ -93,6 +99,26 @@ ROUTE_SCOPES: Final[Mapping[tuple[str, str], Scope]] = MappingProxyType({
     ("GET",    "/v1/audit"):                            "admin",
 })
 # fmt: on
+
+# fmt: off
+SIGNED_ROUTES: Final[Mapping[tuple[str, str], str]] = MappingProxyType({
+    ("POST", "/v1/inbound/hubspot"):    "HubSpot signature v3 (LEADROUTE_HUBSPOT_CLIENT_SECRET)",
+    ("POST", "/v1/inbound/salesforce"): "X-Leadroute-Signature (LEADROUTE_SALESFORCE_CALLOUT_SECRET), "
+                                        "or an Outbound Message of LEADROUTE_SALESFORCE_ORG_ID",
+    ("POST", "/v1/inbound/webhook"):    "Standard Webhooks (LEADROUTE_INBOUND_WEBHOOK_SECRETS)",
+})
+# fmt: on
+"""Routes a vendor calls, which authenticate by the request's signature, not by an API key: the
+access middleware lets them through without a key (a key would not be accepted instead of the
+signature) and their handlers verify the signature first. Rate limits per address still apply."""
+
+QUERY_KEY_ROUTES: Final = frozenset({("POST", "/v1/inbound/form/{mapping}")})
+"""Routes a plain HTML form posts to: it cannot set ``Authorization``, so the (publishable,
+``leads:write``) key may come as the ``key`` query parameter instead (docs/intake.md)."""
+
+FORM_BODIES: Final = frozenset({("POST", "/v1/inbound/form/{mapping}")})
+"""Routes whose body is a form (``application/x-www-form-urlencoded`` or ``multipart/form-data``;
+else 415) instead of JSON."""
 
 ORIGIN_PATTERN: Final = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"
 """A browser origin a key may be used from: scheme, host and port, no path or trailing slash."""

@@ -18,6 +18,7 @@ Litestar ``HTTPException``, 400        400     ``malformed-body``           ``bo
 Litestar ``HTTPException``, other      its own ``not-found``, ...           none
 PostgreSQL or Redis does not answer    503     ``dependency-unavailable``   none (``Retry-After``)
 ``Overloaded`` (no connection free)    503     ``overloaded``               none (``Retry-After``)
+``UpstreamUnavailable`` (a CRM API)     503     ``upstream-unavailable``     none (``Retry-After``)
 anything else                          500     ``internal``                 none (logged)
 =====================================  ======  ===========================  =====================
 """
@@ -33,7 +34,14 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
-from leadroute.errors import ClientError, InvalidLead, MalformedBody, Overloaded, RulesetError
+from leadroute.errors import (
+    ClientError,
+    InvalidLead,
+    MalformedBody,
+    Overloaded,
+    RulesetError,
+    UpstreamUnavailable,
+)
 from leadroute.intake import InvalidEvent
 from leadroute.outage import OUTAGES, RETRY_AFTER, dependency_down
 from leadroute.structs import Struct
@@ -117,6 +125,8 @@ def problem_for(exc: Exception) -> Problem:  # noqa: PLR0911  (one case per row 
         case HTTPException():
             kind = _HTTP_KINDS.get(exc.status_code, "http-error")
             return _problem(exc.status_code, kind, exc.detail, exc.detail)
+        case UpstreamUnavailable():
+            return _problem(503, "upstream-unavailable", "Upstream API unavailable", str(exc))
         case Overloaded():
             detail = f"this instance is busy; retry after {exc.retry_after} s"
             return _problem(503, "overloaded", "Overloaded", detail)
@@ -137,7 +147,7 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
     headers = exc.headers if isinstance(exc, HTTPException) and exc.status_code == 405 else None
     if isinstance(exc, ClientError):
         headers = exc.headers  # WWW-Authenticate on a 401 or 403
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, Overloaded | UpstreamUnavailable):
         headers = {"Retry-After": str(exc.retry_after)}
     elif problem.status == 503 and (down := dependency_down(exc)) is not None:
         OUTAGES.down(down, exc, f"{request.method} {request.url.path}")  # one line per outage
