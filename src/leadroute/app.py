@@ -36,6 +36,7 @@ from leadroute.api.health import live, ready
 from leadroute.api.keys import KeyController
 from leadroute.api.leads import LeadController
 from leadroute.api.openapi import StrictStructSchemaPlugin
+from leadroute.api.outcomes import OutcomeController
 from leadroute.api.owners import OwnerController, PoolController, RoutingController
 from leadroute.api.problems import problem_response, problem_responses
 from leadroute.api.replay import ReplayController
@@ -148,6 +149,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             MetricsController,
             static_router(),
             LeadController,
+            OutcomeController,
             AssignmentController,
             EventController,
             OwnerController,

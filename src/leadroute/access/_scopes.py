@@ -49,6 +49,8 @@ ROUTE_SCOPES: Final[Mapping[tuple[str, str], Scope]] = MappingProxyType({
     ("POST",   "/v1/assignments/{lead_id}/accept"):     "assignments:write",
     ("POST",   "/v1/assignments/{lead_id}/reassign"):   "assignments:write",
     ("POST",   "/v1/assignments/{lead_id}/close"):      "assignments:write",
+    # what sales made of a lead (not leads:write: that key sits in web forms, in the open)
+    ("POST",   "/v1/leads/{lead_id}/outcome"):          "assignments:write",
     # rulesets: read, upload, try out
     ("GET",    "/v1/rulesets"):                         "rules:write",
     ("GET",    "/v1/rulesets/active"):                  "rules:write",

@@ -36,6 +36,7 @@ EVENT_TYPES: Final = (
     "lead.closed",
     "lead.scored",
     "lead.merged",
+    "lead.outcome",
 )
 """The event types an endpoint may ask for: the log's, less ``lead.received`` (the posted body,
 personal data) and ``activity.recorded`` (what a person did on the website)."""
@@ -56,6 +57,7 @@ EventType = Literal[
     "lead.closed",
     "lead.scored",
     "lead.merged",
+    "lead.outcome",
 ]
 """One of :data:`EVENT_TYPES`, as API bodies declare it."""
 assert get_args(EventType) == EVENT_TYPES

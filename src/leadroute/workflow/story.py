@@ -24,6 +24,7 @@ from leadroute.workflow.log import (
     MOVES,
     LeadAccepted,
     LeadClosed,
+    LeadOutcome,
     LeadScored,
     LeadSlaBreached,
     LogEvent,
@@ -271,7 +272,12 @@ def _told_by_routing(events: list[LogEvent], decision_id: int | None) -> int:
 
 
 def _is_move(event: LogEvent) -> bool:
-    return event.type in MOVES or event.type in {"lead.accepted", "lead.sla_breached", "lead.closed"}
+    return event.type in MOVES or event.type in {
+        "lead.accepted",
+        "lead.sla_breached",
+        "lead.closed",
+        "lead.outcome",
+    }
 
 
 _CAUSE = {
@@ -300,6 +306,8 @@ def _move(event: LogEvent) -> Move:
         text = f"At {at} {data.owner} accepted it after {data.after_minutes:g} minutes."
     elif isinstance(data, LeadClosed):
         text = f"At {at} it was closed{by}" + (f": {data.reason}." if data.reason else ".")
+    elif isinstance(data, LeadOutcome):
+        text = _outcome(data, by)
     else:
         assert isinstance(data, Placement)
         owner, queue = data.owner, data.queue
@@ -320,6 +328,23 @@ def _move(event: LogEvent) -> Move:
     return Move(
         seq=event.seq, at=event.at, type=event.type, actor=event.actor, text=text, owner=owner, queue=queue
     )
+
+
+_OUTCOME_TEXT = {
+    "converted": "it converted",
+    "won": "the deal was won",
+    "lost": "the deal was lost",
+    "disqualified_by_sales": "sales rejected it",
+}
+
+
+def _outcome(data: LeadOutcome, by: str) -> str:
+    """``At 2026-11-23 16:00 UTC the deal was won (12,000 USD), recorded by key:ab12: ...``."""
+    text = f"At {data.at.strftime('%Y-%m-%d %H:%M UTC')} {_OUTCOME_TEXT[data.outcome]}"
+    if data.amount is not None:
+        text += f" ({data.amount:,.2f} {data.currency})".replace(".00 ", " ")
+    text += f", recorded{by}" if by else ""
+    return text + (f": {data.reason}." if data.reason else ".")
 
 
 def _now(state: LeadState) -> str:

@@ -1,0 +1,138 @@
+"""The reports' inputs, read from PostgreSQL (the named queries in ``store/sql/reports.sql``).
+
+The only module of the package that does I/O: each function takes a connection and a window,
+reads the rows, and hands plain values to the pure computations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from leadroute.reports._calibration import DEFAULT_BANDS, Basis, CalibrationReport, ScoredLead, calibrate
+from leadroute.reports._dashboard import (
+    Arrival,
+    Breach,
+    DashboardReport,
+    DeliveryFailures,
+    Pick,
+    PoolInfo,
+    QueueDepth,
+    dashboard,
+)
+from leadroute.reports._outcome import lead_outcome
+from leadroute.rules import RulesetError, parse_ruleset
+from leadroute.store.db import Connection
+from leadroute.store.queries import QUERIES
+
+__all__ = ["read_calibration", "read_dashboard", "scoring_rules_by_version"]
+
+
+def _scored_lead(row: Any) -> ScoredLead:
+    scored = row["scored"]
+    history = zip(row["ats"] or [], row["seqs"] or [], row["kinds"] or [], strict=True)
+    return ScoredLead(
+        lead_id=str(row["lead_id"]),
+        score=float(scored["score"]),
+        stage=scored["stage"],
+        ruleset_version=int(scored["ruleset_version"]),
+        matched=frozenset(scored.get("matched") or ()),
+        outcome=lead_outcome(history),
+    )
+
+
+async def scoring_rules_by_version(conn: Connection, versions: Sequence[int]) -> dict[int, frozenset[str]]:
+    """The scoring rule ids of each stored ruleset version (a version whose stored file no longer
+    loads is left out: its leads' matched rules stand in for it)."""
+    rules: dict[int, frozenset[str]] = {}
+    for row in await conn.fetch(QUERIES["report_ruleset_sources"], list(versions)):
+        try:
+            ruleset = parse_ruleset(row["source"])
+        except RulesetError:
+            continue
+        rules[row["version"]] = rules.get(row["version"], frozenset()) | {r.id for r in ruleset.scoring_rules}
+    return rules
+
+
+async def read_calibration(
+    conn: Connection,
+    *,
+    start: datetime,
+    end: datetime,
+    basis: Basis = "latest",
+    bands: Sequence[float] = DEFAULT_BANDS,
+) -> CalibrationReport:
+    """The calibration report of the leads that arrived in ``[start, end)``."""
+    rows = await conn.fetch(QUERIES["report_calibration_leads"], start, end, basis == "latest")
+    leads = [_scored_lead(row) for row in rows]
+    versions = sorted({lead.ruleset_version for lead in leads})
+    return calibrate(
+        leads,
+        start=start,
+        end=end,
+        basis=basis,
+        bands=bands,
+        rules_by_version=await scoring_rules_by_version(conn, versions),
+    )
+
+
+def _pick(row: Any) -> Pick:
+    skipped = msgspec.convert(row["skipped"], list[dict[str, Any]])
+    return Pick(
+        at=row["at"],
+        pool=row["pool"],
+        owner=row["owner"],
+        strategy=row["strategy"] or "",
+        skipped=frozenset(s["owner"] for s in skipped if s.get("pool") == row["pool"]),
+    )
+
+
+async def read_dashboard(
+    conn: Connection, *, start: datetime, end: datetime, now: datetime
+) -> DashboardReport:
+    """The dashboard over ``[start, end)``, queue depth as of ``now``."""
+    pools = {
+        row["id"]: PoolInfo(
+            strategy=row["strategy"], members=tuple(sorted(row["weights"])), weights=dict(row["weights"])
+        )
+        for row in await conn.fetch(QUERIES["report_pools"])
+    }
+    times = await conn.fetch(QUERIES["report_assign_times"], start, end)
+    return dashboard(
+        start=start,
+        end=end,
+        now=now,
+        arrivals=[
+            Arrival(r["at"], r["stage"]) for r in await conn.fetch(QUERIES["report_arrivals"], start, end)
+        ],
+        picks=[_pick(r) for r in await conn.fetch(QUERIES["report_picks"], start, end)],
+        pools=pools,
+        assign_seconds=[
+            max(0.0, (r["assigned"] - r["arrived"]).total_seconds())
+            for r in times
+            if r["assigned"] is not None
+        ],
+        not_assigned=sum(r["assigned"] is None for r in times),
+        accept_seconds=[r["seconds"] for r in await conn.fetch(QUERIES["report_accept_times"], start, end)],
+        breaches=[
+            Breach(r["at"], r["owner"]) for r in await conn.fetch(QUERIES["report_breaches"], start, end)
+        ],
+        queues=[
+            QueueDepth(queue=r["queue"], pool=r["pool"], leads=r["leads"], oldest=r["oldest"])
+            for r in await conn.fetch(QUERIES["report_queues"])
+        ],
+        deliveries=[
+            DeliveryFailures(
+                endpoint=r["endpoint"],
+                kind=r["kind"],
+                attempts=r["attempts"],
+                failed=r["failed"],
+                dead=r["dead"],
+                retrying=r["retrying"],
+            )
+            for r in await conn.fetch(QUERIES["report_deliveries"], start, end)
+        ],
+    )
