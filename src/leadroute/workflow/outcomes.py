@@ -178,7 +178,7 @@ async def record_outcome(
         lead = await ch.conn.fetchrow(QUERIES["outcome_lead_lock"], lead_id)
         if lead is None:
             raise NotFound("lead", str(lead_id))
-        at = outcome.at or ch.now
+        at = (outcome.at or ch.now).astimezone(UTC)
         if at > ch.now + FUTURE_TOLERANCE:
             raise InvalidOutcome([("at", f"is in the future (the service's clock is {_utc(ch.now)})")])
         if lead["arrived_at"] is not None and at < lead["arrived_at"]:
