@@ -6,13 +6,12 @@ import uuid
 from typing import Any
 
 from conftest import FakeClock
-from sla_support import in_app, sla_rules
-from support import ADMIN_ACTOR, Client, authed, count, explain, get_lead, lead, post_one, setup_pool
-from test_access import new_key
-
 from leadroute.config import Settings
 from leadroute.runtime import Runtime
 from leadroute.workflow.outcomes import OutcomeIn, record_outcome
+from sla_support import in_app, sla_rules
+from support import ADMIN_ACTOR, Client, authed, count, explain, get_lead, lead, post_one, setup_pool
+from test_access import new_key
 
 RULES = sla_rules(30)
 
@@ -49,7 +48,8 @@ class TestRecord:
             assert answer["lead_outcome"] == "converted"
             assert answer["at"] == answer["recorded_at"] == "2026-11-23T17:00:00Z"
             assert (answer["stage"], answer["score"], answer["owner"]) == ("lead", 60.0, "alice")
-            assert answer["amount"] is None and answer["currency"] is None
+            assert answer["amount"] is None
+            assert answer["currency"] is None
             [event] = _outcome_events(await get_lead(client, d["lead_id"]))
             assert event["seq"] == answer["seq"]
             assert event["actor"] == ADMIN_ACTOR
@@ -80,7 +80,9 @@ class TestRecord:
             assert won.json()["lead_outcome"] == "won"
             assert (won.json()["amount"], won.json()["currency"]) == (12000.0, "USD")
             assert won.json()["at"] == "2026-11-27T09:00:00Z"
-            late = await _outcome(client, d["lead_id"], {"outcome": "converted", "at": "2026-11-26T12:00:00Z"})
+            late = await _outcome(
+                client, d["lead_id"], {"outcome": "converted", "at": "2026-11-26T12:00:00Z"}
+            )
             assert late.json()["lead_outcome"] == "won"
             assert first.json()["seq"] < won.json()["seq"] < late.json()["seq"]
             moves = [m["text"] for m in (await explain(client, d["lead_id"]))["moves"]]
@@ -102,7 +104,8 @@ class TestRecord:
 
             one = await in_app(client, from_crm)
             again = await in_app(client, from_crm)
-            assert one.created and not again.created
+            assert one.created
+            assert not again.created
             assert again.answer == one.answer
             [event] = _outcome_events(await get_lead(client, d["lead_id"]))
             assert event["actor"] == "hubspot"
@@ -156,7 +159,9 @@ class TestRefused:
             missing = _problem(await _outcome(client, d["lead_id"], {}), 422, "invalid-outcome")
             assert [e["field"] for e in missing["errors"]] == ["outcome"]
             alone = _problem(
-                await _outcome(client, d["lead_id"], {"outcome": "won", "currency": "EUR"}), 422, "invalid-outcome"
+                await _outcome(client, d["lead_id"], {"outcome": "won", "currency": "EUR"}),
+                422,
+                "invalid-outcome",
             )
             assert [e["field"] for e in alone["errors"]] == ["currency"]
             naive = _problem(
@@ -197,12 +202,16 @@ class TestRefused:
             assert skew.status_code == 201, skew.text
             assert await count(settings, "SELECT count(*) FROM lead_events WHERE kind = 'lead.outcome'") == 1
 
-    async def test_an_unknown_lead_is_404_and_the_key_stays_unused(self, make_app: Any, clock: FakeClock) -> None:
+    async def test_an_unknown_lead_is_404_and_the_key_stays_unused(
+        self, make_app: Any, clock: FakeClock
+    ) -> None:
         async with authed(make_app(RULES, clock=clock)) as client:
             await setup_pool(client, ["alice"])
             missing = str(uuid.uuid4())
             _problem(
-                await _outcome(client, missing, {"outcome": "won"}, **{"Idempotency-Key": "k1"}), 404, "not-found"
+                await _outcome(client, missing, {"outcome": "won"}, **{"Idempotency-Key": "k1"}),
+                404,
+                "not-found",
             )
             d = await post_one(client, lead(1))
             used = await _outcome(client, d["lead_id"], {"outcome": "won"}, **{"Idempotency-Key": "k1"})
