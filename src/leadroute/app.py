@@ -44,6 +44,8 @@ from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
 from leadroute.api.webhooks import WebhookController
 from leadroute.config import Settings
+from leadroute.console import console_router, template_config
+from leadroute.console import static_router as console_static_router
 from leadroute.limits import RateLimiter, parse_limit, parse_scope_limits
 from leadroute.limits.middleware import RateLimitMiddleware, RateLimits
 from leadroute.outbound import relay as outbound_relay
@@ -161,6 +163,8 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             WebhookController,
             KeyController,
             AuditController,
+            console_router(),  # /console: the sales-ops pages, signed in with an API key
+            console_static_router(),
             live,
             ready,
         ],
@@ -182,6 +186,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         ],
         exception_handlers={Exception: problem_response},  # every error, mapped in one place
         plugins=plugins,
+        template_config=template_config(),
         openapi_config=openapi_config(components=ACCESS_COMPONENTS),
         # Logging is the process's (set up by the CLI). Litestar's default replaces the root
         # handlers with a queue whose listener thread does not survive a fork into workers.

@@ -15,10 +15,12 @@ from typing import Final, Literal, get_args
 
 __all__ = [
     "ADMIN",
+    "CONSOLE_SCOPES",
     "NON_JSON_BODIES",
     "ORIGIN_PATTERN",
     "ROUTE_SCOPES",
     "SCOPES",
+    "ConsoleAccess",
     "Scope",
     "grants",
     "required_scope",
@@ -94,6 +96,25 @@ ROUTE_SCOPES: Final[Mapping[tuple[str, str], Scope]] = MappingProxyType({
     ("GET",    "/v1/audit"):                            "admin",
 })
 # fmt: on
+
+ConsoleAccess = Scope | Literal["open", "signed-in"]
+"""What a console page needs: a scope, only a signed-in key (``signed-in``), or nothing (``open``)."""
+
+# fmt: off
+CONSOLE_SCOPES: Final[Mapping[tuple[str, str], ConsoleAccess]] = MappingProxyType({
+    # signing in and out (the key is kept in an HttpOnly cookie; see docs/console.md)
+    ("GET",    "/console"):                             "signed-in",
+    ("GET",    "/console/sign-in"):                     "open",
+    ("POST",   "/console/sign-in"):                     "open",
+    ("POST",   "/console/sign-out"):                    "signed-in",
+    # leads: personal data, as GET /v1/leads/{lead_id}
+    ("GET",    "/console/leads"):                       "leads:read",
+    ("GET",    "/console/leads/queued"):                "leads:read",
+    ("GET",    "/console/leads/{lead_id}"):             "leads:read",
+})
+# fmt: on
+"""Every ``/console`` page, as :data:`ROUTE_SCOPES` for ``/v1``: the console checks the signed-in
+key against this table (the same :func:`grants`), and a page missing from it is refused."""
 
 ORIGIN_PATTERN: Final = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"
 """A browser origin a key may be used from: scheme, host and port, no path or trailing slash."""

@@ -1,0 +1,53 @@
+"""The sales-ops console at ``/console``: server-rendered pages over the service's own functions.
+
+Layout (one module per area; an area is a Controller or a few handlers, each a call into the
+functions the JSON API's controllers call)::
+
+    _session.py   sign-in cookie, the Viewer, the guard (scope per page, CSRF)
+    _pages.py     templates, navigation (NAV), the error page
+    _timeline.py  a lead's events and deliveries said in sentences (pure)
+    auth.py       /console, /console/sign-in, /console/sign-out
+    leads.py      /console/leads...
+    templates/    base.html (the frame) and one folder per area
+    static/       console.css, console.js: every asset, served from /console/static
+
+Every page's scope is a row of :data:`leadroute.access.CONSOLE_SCOPES`. Pages read fine without
+JavaScript. See docs/console.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from litestar import Router
+from litestar.di import Provide
+from litestar.static_files import create_static_files_router
+
+from leadroute.console._pages import NAV, NavItem, console_error, page, template_config
+from leadroute.console._session import Viewer, check_access, provide_viewer
+from leadroute.console.auth import front, sign_in, sign_in_form, sign_out
+from leadroute.console.leads import LeadPages
+
+__all__ = ["NAV", "NavItem", "Viewer", "console_router", "page", "static_router", "template_config"]
+
+STATIC: Final = Path(__file__).parent / "static"
+
+
+def console_router() -> Router:
+    """Every console page under ``/console``, behind the guard, with HTML error pages."""
+    return Router(
+        path="/console",
+        route_handlers=[front, sign_in_form, sign_in, sign_out, LeadPages],
+        guards=[check_access],
+        dependencies={"viewer": Provide(provide_viewer, sync_to_thread=False)},
+        exception_handlers={Exception: console_error},
+        include_in_schema=False,
+    )
+
+
+def static_router() -> Router:
+    """The console's stylesheet and script, from the package (no CDN)."""
+    return create_static_files_router(
+        path="/console/static", directories=[STATIC], include_in_schema=False, name="console-assets"
+    )
