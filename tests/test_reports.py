@@ -425,7 +425,7 @@ class TestCalibration:
         assert "bands" in bad.stderr
         both = leadroute("report", "distribution", "--days", "2", "--from", "2026-11-01", env=env)
         assert both.returncode == 2
-        assert "--days or --from" in both.stderr
+        assert "--days: give a number of days or a start (from), not both" in both.stderr
 
 
 # -- the dashboard on a small known day ------------------------------------------------------

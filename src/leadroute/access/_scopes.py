@@ -111,6 +111,9 @@ CONSOLE_SCOPES: Final[Mapping[tuple[str, str], ConsoleAccess]] = MappingProxyTyp
     ("GET",    "/console/leads"):                       "leads:read",
     ("GET",    "/console/leads/queued"):                "leads:read",
     ("GET",    "/console/leads/{lead_id}"):             "leads:read",
+    # reports: the distribution and SLA dashboard (managers), calibration (who writes the rules)
+    ("GET",    "/console/dashboard"):                   "leads:read",
+    ("GET",    "/console/calibration"):                 "rules:write",
 })
 # fmt: on
 """Every ``/console`` page, as :data:`ROUTE_SCOPES` for ``/v1``: the console checks the signed-in

@@ -43,6 +43,8 @@ class NavItem(msgspec.Struct, frozen=True):
 NAV: Final[list[NavItem]] = [
     NavItem("Leads", "/console/leads", "leads:read"),
     NavItem("Queues", "/console/leads/queued", "leads:read"),
+    NavItem("Dashboard", "/console/dashboard", "leads:read"),
+    NavItem("Calibration", "/console/calibration", "rules:write"),
 ]
 """The navigation, in order; a link whose scope the key lacks is shown greyed, not hidden."""
 

@@ -26,6 +26,7 @@ from leadroute.reports._calibration import (
     parse_bands,
 )
 from leadroute.reports._charts import calibration_charts, dashboard_charts
+from leadroute.reports._cli import WindowError, parse_time, resolve_window
 from leadroute.reports._dashboard import (
     Arrival,
     Breach,
@@ -72,6 +73,7 @@ __all__ = [
     "Series",
     "ShareRow",
     "StageRow",
+    "WindowError",
     "bar_chart",
     "calibrate",
     "calibration_charts",
@@ -85,8 +87,10 @@ __all__ = [
     "lead_outcome",
     "line_chart",
     "parse_bands",
+    "parse_time",
     "percentile",
     "rate",
     "read_calibration",
     "read_dashboard",
+    "resolve_window",
 ]

@@ -21,33 +21,47 @@ from leadroute.reports._html import html_page
 from leadroute.reports._source import read_calibration, read_dashboard
 from leadroute.reports._text import format_calibration, format_dashboard
 
-__all__ = ["parse_time", "report_command", "window"]
+__all__ = ["WindowError", "parse_time", "report_command", "resolve_window"]
 
 
-def parse_time(text: str) -> datetime:
-    """An ISO date or datetime; UTC when it has no offset. ValueError otherwise."""
+class WindowError(ValueError):
+    """A report window that cannot be used; ``field`` is ``days``, ``from`` or ``to``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def parse_time(text: str, field: str = "from") -> datetime:
+    """An ISO date or datetime; UTC when it has no offset. :class:`WindowError` otherwise."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not an ISO date or time (2026-11-01 or 2026-11-01T09:00Z)") from None
+        raise WindowError(field, "not an ISO date or time (2026-11-01 or 2026-11-01T09:00Z)") from None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def window(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime]:
-    """``[start, end)`` from ``--days`` or ``--from``/``--to``; ValueError naming a bad option."""
-    if args.days is not None and args.start is not None:
-        raise ValueError("give --days or --from, not both")
-    end = parse_time(args.end) if args.end else now
-    if args.start is not None:
-        start = parse_time(args.start)
+def resolve_window(
+    *, now: datetime, days: int | None, start: str | None, end: str | None, default_days: int
+) -> tuple[datetime, datetime]:
+    """``[start, end)``: ``days`` back from ``end`` (default ``now``), or ``start`` to ``end``.
+
+    Raises :class:`WindowError` naming the option at fault.
+    """
+    if days is not None and start:
+        raise WindowError("days", "give a number of days or a start (from), not both")
+    until = parse_time(end, "to") if end else now
+    if start:
+        since = parse_time(start, "from")
     else:
-        days = args.default_days if args.days is None else args.days
+        days = default_days if days is None else days
         if days < 1:
-            raise ValueError("--days must be at least 1")
-        start = end - timedelta(days=days)
-    if start >= end:
-        raise ValueError("the window is empty: --from must be before --to")
-    return start, end
+            raise WindowError("days", "must be at least 1")
+        since = until - timedelta(days=days)
+    if since >= until:
+        raise WindowError("from", "the window is empty: from must be before to")
+    return since, until
 
 
 def report_command(
@@ -59,12 +73,17 @@ def report_command(
     """Read the report, print its tables, write the charts asked for; 2 for a bad option."""
     now = datetime.now(UTC)
     try:
-        start, end = window(args, now)
+        start, end = resolve_window(
+            now=now, days=args.days, start=args.start, end=args.end, default_days=args.default_days
+        )
         bands = parse_bands(args.bands) if args.report == "calibration" else DEFAULT_BANDS
         if args.svg is not None and args.svg.exists() and not args.svg.is_dir():
             raise ValueError(f"--svg {args.svg}: not a directory")
         if args.html is not None and not args.html.parent.is_dir():
             raise ValueError(f"--html {args.html}: no such directory {args.html.parent}")
+    except WindowError as exc:
+        print(f"leadroute: --{exc.field}: {exc.message}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"leadroute: {exc}", file=sys.stderr)
         return 2
