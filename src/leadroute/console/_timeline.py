@@ -16,6 +16,7 @@ from leadroute.workflow.log import (
     LeadAccepted,
     LeadClosed,
     LeadMerged,
+    LeadOutcome,
     LeadReceived,
     LeadScored,
     LeadSlaBreached,
@@ -97,6 +98,17 @@ def describe(kind: str, data: Payload) -> tuple[str, list[str]]:  # noqa: PLR091
         case LeadClosed():
             text = "Closed" + (f": {data.reason}" if data.reason else "")
             return text, [f"outcome: {data.outcome}"] if data.outcome else []
+        case LeadOutcome():
+            text = f"Outcome: {data.outcome.replace('_', ' ')}"
+            text += (
+                f" ({data.amount:,.2f} {data.currency})".replace(".00 ", " ")
+                if data.amount is not None
+                else ""
+            )
+            details = [f"happened {data.at:%Y-%m-%d %H:%M %Z}"]
+            if data.stage is not None and data.score is not None:
+                details.append(f"the lead was {data.stage}, score {data.score:g}")
+            return text, details + ([data.reason] if data.reason else [])
     return kind, []
 
 
