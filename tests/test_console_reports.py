@@ -72,6 +72,11 @@ class TestDashboard:
                 "/console/dashboard", params={"start": "2026-11-23T15:30Z", "end": "2026-11-23T16:00Z"}
             )
             assert "3 leads arrived in the window" in text_of(later.text)
+            empty = await c.get("/console/dashboard", params={"days": "", "start": "", "end": ""})
+            assert empty.status_code == 200  # what the form sends with nothing filled in
+            words = await c.get("/console/dashboard", params={"days": "three"})
+            assert words.status_code == 400
+            assert "days: a whole number of days" in text_of(words.text)
             bad = await c.get("/console/dashboard", params={"days": "0"})
             assert bad.status_code == 400
             assert "days: must be at least 1" in text_of(bad.text)

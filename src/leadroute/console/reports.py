@@ -49,10 +49,15 @@ class BadReportField(ClientError):
 
 
 def _window(
-    now: datetime, days: int | None, start: str | None, end: str | None, default: int
+    now: datetime, days: str | None, start: str | None, end: str | None, default: int
 ) -> tuple[datetime, datetime]:
+    """The form's window (an empty field is no value: the form sends every field)."""
     try:
-        return resolve_window(now=now, days=days, start=start or None, end=end or None, default_days=default)
+        count = int(days) if days else None
+    except ValueError:
+        raise BadReportField("days", "a whole number of days") from None
+    try:
+        return resolve_window(now=now, days=count, start=start or None, end=end or None, default_days=default)
     except WindowError as exc:
         raise BadReportField({"from": "start", "to": "end"}.get(exc.field, exc.field), exc.message) from None
 
@@ -71,7 +76,7 @@ class ReportPages(Controller):
         self,
         rt: Rt,
         viewer: Who,
-        days: FromQuery[int | None] = None,
+        days: FromQuery[str | None] = None,
         start: FromQuery[str | None] = None,
         end: FromQuery[str | None] = None,
     ) -> Template:
@@ -86,7 +91,7 @@ class ReportPages(Controller):
             viewer,
             report=report,
             charts=_charts(dashboard_charts(report)),
-            query={"days": "" if days is None else days, "start": start or "", "end": end or ""},
+            query={"days": days or "", "start": start or "", "end": end or ""},
         )
 
     @get("/calibration")
@@ -95,7 +100,7 @@ class ReportPages(Controller):
         *,
         rt: Rt,
         viewer: Who,
-        days: FromQuery[int | None] = None,
+        days: FromQuery[str | None] = None,
         start: FromQuery[str | None] = None,
         end: FromQuery[str | None] = None,
         bands: FromQuery[str | None] = None,
@@ -119,7 +124,7 @@ class ReportPages(Controller):
             report=report,
             charts=_charts(calibration_charts(report)),
             query={
-                "days": "" if days is None else days,
+                "days": days or "",
                 "start": start or "",
                 "end": end or "",
                 "bands": bands or BANDS,
