@@ -174,6 +174,12 @@ class TestCharts:
         assert len(root.findall(f".//{SVG}circle")) == 3
         assert "mql (10)" in _texts(line)
         assert "2026-11-23 16:00 UTC" in _texts(line)
+        month = [datetime(2026, 11, 1, tzinfo=UTC) + timedelta(hours=h) for h in range(720)]
+        long = ET.fromstring(line_chart("30 days", "d", month, [Series(name="sql", values=(1.0,) * 720)]))
+        assert long.findall(f".//{SVG}circle") == []  # past a week of hours: the line alone
+        polyline = long.find(f".//{SVG}polyline")
+        assert polyline is not None
+        assert len(polyline.get("points", "").split()) == 720
 
 
 # -- calibration on generated leads and outcomes ---------------------------------------------

@@ -32,6 +32,9 @@ MARGIN_LEFT: Final = 64
 MARGIN_RIGHT: Final = 16
 MARGIN_TOP: Final = 40
 MARGIN_BOTTOM: Final = 72
+MAX_MARKERS: Final = 168
+"""A line chart marks each point (with its value as a tooltip) up to a week of hours; past that
+the markers would blur into the line, and the tables carry the numbers."""
 FONT: Final = 'font-family="system-ui, sans-serif" font-size="12"'
 
 Format = Callable[[float], str]
@@ -227,7 +230,8 @@ def line_chart(
     ident: str = "",
 ) -> str:
     """One line per series over ``times`` (evenly spaced), with the first and last times written,
-    each series' total in the legend, and each point's value in its tooltip."""
+    each series' total in the legend, and each point's value in its tooltip (up to
+    :data:`MAX_MARKERS` points)."""
     values = [v for s in series for v in s.values if v is not None]
     top = _nice_max(max(values, default=0.0))
     parts = _open(title, desc, ident) + _y_axis(top, fmt)
@@ -244,7 +248,7 @@ def line_chart(
         if points:
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
             parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        for x, y, at, v in points:
+        for x, y, at, v in points if len(times) <= MAX_MARKERS else ():
             tip = f"{one.name} at {at:%Y-%m-%d %H:%M}: {fmt(v)}"
             dot = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}">'
             parts.append(f"{dot}<title>{escape(tip)}</title></circle>")
