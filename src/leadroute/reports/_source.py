@@ -1,12 +1,16 @@
 """The reports' inputs, read from PostgreSQL (the named queries in ``store/sql/reports.sql``).
 
 The only module of the package that does I/O: each function takes a connection and a window,
-reads the rows, and hands plain values to the pure computations.
+reads the rows, and hands plain values to the pure computations. A report's queries run in one
+read-only ``REPEATABLE READ`` transaction, so its figures come from one snapshot (the queue depth
+agrees with the placements), with PostgreSQL's JIT off: on 14,000 leads it spent 650 ms of a
+930 ms calibration query compiling, and the queries are index lookups it cannot speed up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +33,14 @@ from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 
 __all__ = ["read_calibration", "read_dashboard", "scoring_rules_by_version"]
+
+
+@contextlib.asynccontextmanager
+async def _snapshot(conn: Connection) -> AsyncIterator[None]:
+    """One read-only snapshot for a report's queries, JIT off (see the module docstring)."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute("SET LOCAL jit = off")
+        yield
 
 
 def _scored_lead(row: Any) -> ScoredLead:
@@ -66,17 +78,11 @@ async def read_calibration(
     bands: Sequence[float] = DEFAULT_BANDS,
 ) -> CalibrationReport:
     """The calibration report of the leads that arrived in ``[start, end)``."""
-    rows = await conn.fetch(QUERIES["report_calibration_leads"], start, end, basis == "latest")
-    leads = [_scored_lead(row) for row in rows]
-    versions = sorted({lead.ruleset_version for lead in leads})
-    return calibrate(
-        leads,
-        start=start,
-        end=end,
-        basis=basis,
-        bands=bands,
-        rules_by_version=await scoring_rules_by_version(conn, versions),
-    )
+    async with _snapshot(conn):
+        rows = await conn.fetch(QUERIES["report_calibration_leads"], start, end, basis == "latest")
+        leads = [_scored_lead(row) for row in rows]
+        rules = await scoring_rules_by_version(conn, sorted({lead.ruleset_version for lead in leads}))
+    return calibrate(leads, start=start, end=end, basis=basis, bands=bands, rules_by_version=rules)
 
 
 def _pick(row: Any) -> Pick:
@@ -94,6 +100,13 @@ async def read_dashboard(
     conn: Connection, *, start: datetime, end: datetime, now: datetime
 ) -> DashboardReport:
     """The dashboard over ``[start, end)``, queue depth as of ``now``."""
+    async with _snapshot(conn):
+        return await _read_dashboard(conn, start=start, end=end, now=now)
+
+
+async def _read_dashboard(
+    conn: Connection, *, start: datetime, end: datetime, now: datetime
+) -> DashboardReport:
     pools = {
         row["id"]: PoolInfo(
             strategy=row["strategy"], members=tuple(sorted(row["weights"])), weights=dict(row["weights"])
