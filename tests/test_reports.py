@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from conftest import FakeClock
@@ -298,9 +299,17 @@ class TestCalibration:
         async with authed(make_app(V1, clock=clock)) as client:
             await setup_pool(client, ["alice", "bob"])
             posted = await post_batch(client, clock, rng, 0, 70)
+        start, end = datetime(2026, 11, 23, 14, tzinfo=UTC), clock.now + timedelta(days=1)
         async with authed(make_app(V2, clock=clock)) as client:
             posted += await post_batch(client, clock, rng, 1000, 70)
-        start, end = datetime(2026, 11, 23, 14, tzinfo=UTC), clock.now + timedelta(minutes=1)
+            window = {"start": start.isoformat(), "end": end.isoformat()}
+            over_http = await client.get("/v1/reports/calibration", params=window)
+            assert over_http.status_code == 200, over_http.text
+            refused = await client.get("/v1/reports/calibration", params={"bands": "9,3"})
+            assert refused.status_code == 400
+            assert refused.json()["errors"] == [
+                {"field": "bands", "message": "the edges must increase, e.g. 0,20,40,60,80"}
+            ]
         async with connection(settings) as conn:
             report = await read_calibration(conn, start=start, end=end)
             intake = await read_calibration(conn, start=start, end=end, basis="intake", bands=(0, 50))
@@ -380,6 +389,9 @@ class TestCalibration:
             assert_rate(judgement.rejected, rejected, len(judged))
             assert judgement.accuracy == pytest.approx(1 - rejected / len(judged))
 
+        # GET /v1/reports/calibration answers the same report as JSON
+        assert over_http.json() == msgspec.json.decode(msgspec.json.encode(report))
+
         # the charts carry the same numbers
         charts = calibration_charts(report)
         assert list(charts) == [
@@ -399,11 +411,11 @@ class TestCalibration:
 
         # the CLI, end to end, on the same database
         env = cli_env(settings)
-        window = ["--from", "2026-11-23T14:00:00Z", "--to", end.isoformat()]
+        options = ["--from", "2026-11-23T14:00:00Z", "--to", end.isoformat()]
         done = leadroute(
             "report",
             "calibration",
-            *window,
+            *options,
             "--svg",
             str(tmp_path / "svg"),
             "--html",
@@ -519,6 +531,13 @@ class TestDashboard:
                 end = datetime(2026, 11, 23, 17, tzinfo=UTC)
                 async with connection(settings) as conn:
                     report = await read_dashboard(conn, start=start, end=end, now=clock.now)
+                window = {"start": start.isoformat(), "end": end.isoformat()}
+                over_http = await client.get("/v1/reports/distribution", params=window)
+                assert over_http.status_code == 200, over_http.text
+                assert over_http.json() == msgspec.json.decode(msgspec.json.encode(report))
+                both = await client.get("/v1/reports/distribution", params={"days": "2", **window})
+                assert both.status_code == 400
+                assert both.json()["errors"][0]["field"] == "days"
 
         assert report.leads == 10
         assert [(row.hour.hour, row.counts["lead"]) for row in report.per_hour] == [(14, 0), (15, 6), (16, 4)]

@@ -40,6 +40,7 @@ from leadroute.api.outcomes import OutcomeController
 from leadroute.api.owners import OwnerController, PoolController, RoutingController
 from leadroute.api.problems import problem_response, problem_responses
 from leadroute.api.replay import ReplayController
+from leadroute.api.reports import ReportController
 from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
 from leadroute.api.webhooks import WebhookController
@@ -152,6 +153,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             static_router(),
             LeadController,
             OutcomeController,
+            ReportController,
             AssignmentController,
             EventController,
             OwnerController,

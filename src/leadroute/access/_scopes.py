@@ -53,6 +53,9 @@ ROUTE_SCOPES: Final[Mapping[tuple[str, str], Scope]] = MappingProxyType({
     ("POST",   "/v1/assignments/{lead_id}/close"):      "assignments:write",
     # what sales made of a lead (not leads:write: that key sits in web forms, in the open)
     ("POST",   "/v1/leads/{lead_id}/outcome"):          "assignments:write",
+    # reports (docs/reports.md): the dashboard for managers, calibration for who writes the rules
+    ("GET",    "/v1/reports/distribution"):             "leads:read",
+    ("GET",    "/v1/reports/calibration"):              "rules:write",
     # rulesets: read, upload, try out
     ("GET",    "/v1/rulesets"):                         "rules:write",
     ("GET",    "/v1/rulesets/active"):                  "rules:write",

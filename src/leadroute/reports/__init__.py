@@ -7,6 +7,7 @@ The package keeps the computation pure and the SQL at its edge:
 - :mod:`._calibration`, :mod:`._dashboard`: the reports from plain rows (no I/O);
 - :mod:`._source`: the only reader of PostgreSQL (queries in ``store/sql/reports.sql``);
 - :mod:`._svg`, :mod:`._charts`: charts as SVG text; :mod:`._text`, :mod:`._html`: tables, a page;
+- :mod:`._query`: the options of the console's pages and the JSON API, checked;
 - :mod:`._cli`: ``leadroute report calibration`` and ``leadroute report distribution``.
 
 What each figure means and how it is computed: ``docs/reports.md``.
@@ -43,6 +44,7 @@ from leadroute.reports._dashboard import (
 )
 from leadroute.reports._html import html_page
 from leadroute.reports._outcome import CONVERTED, lead_outcome
+from leadroute.reports._query import InvalidReportQuery, ReportQuery, report_query
 from leadroute.reports._source import read_calibration, read_dashboard
 from leadroute.reports._stats import Z95, Rate, percentile, rate
 from leadroute.reports._svg import Bar, Series, bar_chart, grouped_bar_chart, line_chart
@@ -63,11 +65,13 @@ __all__ = [
     "Durations",
     "FunnelRow",
     "HourRow",
+    "InvalidReportQuery",
     "Pick",
     "PoolInfo",
     "QueueDepth",
     "Rate",
     "RejectionRow",
+    "ReportQuery",
     "RuleLift",
     "ScoredLead",
     "Series",
@@ -92,5 +96,6 @@ __all__ = [
     "rate",
     "read_calibration",
     "read_dashboard",
+    "report_query",
     "resolve_window",
 ]
