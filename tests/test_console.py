@@ -3,12 +3,22 @@ Real PostgreSQL and Redis; the app in-process (tests/test_console_browser.py dri
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
+import msgspec
+
+from conftest import FakeClock
 from console_support import BROKEN_RULES, DRAFT_RULES, Client, console_client, csrf, new_key, sign_in, text_of
 from leadroute.access import CONSOLE_SCOPES
 from leadroute.app import create_app
 from leadroute.config import Settings
+from leadroute.console._timeline import describe
+from leadroute.console.leads import PAGE
+from leadroute.workflow.log import EVENT_TYPES
+from outbound_support import always, create_endpoint, receiver, relay_pass
+from sla_support import fire, instance, sla_rules
 from support import ADMIN_KEY, POOL_RULES, lead, post_one, setup_pool
 
 
@@ -303,3 +313,147 @@ class TestRouting:
                 await c.post("/console/routing/owners/oscar/pause", data={"_csrf": token})
             ).status_code == 403
             assert (await c.get("/v1/owners/oscar")).json()["active"] is True
+
+
+class TestTheTimeline:
+    """A lead's page tells its whole story: breaches, reassignments, and each webhook delivery."""
+
+    async def test_a_breach_a_reassignment_and_deliveries(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        with receiver() as good, receiver(always(500)) as broken:
+            async with instance(settings, sla_rules(minutes=30), clock, webhook_allow_private=True) as c:
+                c.follow_redirects = False
+                await setup_pool(c, ["ann", "ben"])
+                ok = await create_endpoint(c, good.url + "/hooks", ["lead.assigned", "lead.reassigned"])
+                bad = await create_endpoint(c, broken.url + "/in", ["lead.assigned"])
+                posted = await post_one(c, lead(1))
+                clock.advance(minutes=31)
+                assert await fire(c) == 1
+                await relay_pass(c)
+                good.wait_for(2)
+                await sign_in(c, ADMIN_KEY)
+                text = text_of((await c.get(f"/console/leads/{posted['lead_id']}")).text)
+        first = posted["owner"]
+        assert f"SLA breached: {first} did not accept within 30 min (breach 1)" in text
+        assert "Reassigned to" in text
+        assert f"(from {first})" in text
+        assert f"lead.assigned to {ok['id']}: delivered after 1 attempt(s)" in text
+        assert f"lead.reassigned to {ok['id']}: delivered after 1 attempt(s)" in text
+        assert (
+            f"lead.assigned to {bad['id']}: pending after 1 attempt(s) last answer HTTP 500 next try" in text
+        )
+
+
+class TestSentences:
+    """Every event type of the log has its own sentence on a lead's page."""
+
+    def test_every_event_type_is_described(self) -> None:
+        samples: dict[str, dict[str, Any]] = {
+            "lead.received": {"body": {}},
+            "lead.merged": {"changed": {"title": "CTO"}},
+            "activity.recorded": {"activity": "page_view"},
+            "lead.scored": {
+                "cause": "received",
+                "score": 10,
+                "stage": "lead",
+                "groups": {},
+                "matched": [],
+                "ruleset_version": 1,
+                "ruleset_sha256": "x",
+            },
+            "lead.assigned": {"cause": "received", "owner": "ann", "pool": "sales"},
+            "lead.reassigned": {"cause": "reassign", "owner": "ben", "previous_owner": "ann"},
+            "lead.escalated": {"cause": "sla_breach", "owner": "boss"},
+            "lead.queued": {"cause": "received", "queue": "sales", "reason": "nobody is on shift"},
+            "lead.accepted": {"owner": "ann", "after_minutes": 3, "sla_stopped": True},
+            "lead.sla_breached": {
+                "owner": "ann",
+                "due_at": "2026-11-23T15:30:00Z",
+                "minutes": 30,
+                "breach": 1,
+                "on_breach": "reassign",
+            },
+            "lead.closed": {"reason": "won"},
+        }
+        assert sorted(samples) == sorted(EVENT_TYPES)
+        texts = {
+            kind: describe(kind, msgspec.convert(data, EVENT_TYPES[kind]))[0]
+            for kind, data in samples.items()
+        }
+        assert texts == {
+            "lead.received": "Received",
+            "lead.merged": "Merged another submission of the same person",
+            "activity.recorded": "Activity: page_view",
+            "lead.scored": "Scored 10, stage lead (ruleset v1, received)",
+            "lead.assigned": "Assigned to ann in pool sales",
+            "lead.reassigned": "Reassigned to ben (from ann)",
+            "lead.escalated": "Escalated to boss",
+            "lead.queued": "Queued in sales: nobody is on shift",
+            "lead.accepted": "Accepted by ann after 3 min",
+            "lead.sla_breached": "SLA breached: ann did not accept within 30 min (breach 1)",
+            "lead.closed": "Closed: won",
+        }
+
+
+class TestSearchAndQueues:
+    """Every filter narrows the search; pages follow one another; the queues page shows the waits."""
+
+    async def test_filters_and_pages(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            await setup_pool(c, ["olive", "oscar"])
+            decided = [await post_one(c, lead(n, company="Acme Widgets")) for n in range(5)]
+            await sign_in(c, ADMIN_KEY)
+
+            def ids(html: str) -> list[str]:
+                return re.findall(r'href="/console/leads/([0-9a-f-]{36})"', html)
+
+            everyone = ids((await c.get("/console/leads")).text)
+            assert everyone == [d["lead_id"] for d in reversed(decided)]
+            olive = ids((await c.get("/console/leads", params={"owner": "olive"})).text)
+            assert olive == [d["lead_id"] for d in reversed(decided) if d["owner"] == "olive"]
+            assert ids((await c.get("/console/leads", params={"company": "acme wid"})).text) == everyone
+            assert ids((await c.get("/console/leads", params={"stage": "mql"})).text) == []
+            assert (
+                ids((await c.get("/console/leads", params={"stage": "lead", "status": "assigned"})).text)
+                == everyone
+            )
+            dated = await c.get(
+                "/console/leads", params={"created_from": "2000-01-01", "created_to": "2000-01-02"}
+            )
+            assert ids(dated.text) == []
+            bad = await c.get("/console/leads", params={"created_from": "yesterday"})
+            assert bad.status_code == 400
+            assert "created_from: a date as YYYY-MM-DD" in bad.text
+
+    async def test_paging(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            await setup_pool(c, ["olive"])
+            decided = [await post_one(c, lead(n)) for n in range(PAGE + 3)]
+            await sign_in(c, ADMIN_KEY)
+            first = await c.get("/console/leads")
+            older = re.search(r'href="\?(after=[^"]+)" rel="next"', first.text)
+            assert older is not None
+            second = await c.get("/console/leads?" + html.unescape(older.group(1)))
+            seen = re.findall(r'href="/console/leads/([0-9a-f-]{36})"', first.text + second.text)
+            assert seen == [d["lead_id"] for d in reversed(decided)]
+            assert 'rel="next"' not in second.text
+
+    async def test_queued_leads_and_their_wait(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            await setup_pool(c, ["olive"], inactive=["olive"])  # nobody can take a lead: they queue
+            queued = [await post_one(c, lead(n)) for n in range(2)]
+            assert {q["status"] for q in queued} == {"unassigned"}
+            await sign_in(c, ADMIN_KEY)
+            page = text_of((await c.get("/console/leads/queued")).text)
+            assert "sales 2" in page  # the queue and its depth
+            for q in queued:
+                assert q["lead_id"] not in page  # ids are links, not text
+            links = re.findall(
+                r'href="/console/leads/([0-9a-f-]{36})"', (await c.get("/console/leads/queued")).text
+            )
+            assert links == [q["lead_id"] for q in queued]  # the longest wait first
+            in_queue = await c.get("/console/leads", params={"queue": "sales"})
+            assert re.findall(r'href="/console/leads/([0-9a-f-]{36})"', in_queue.text) == [
+                q["lead_id"] for q in reversed(queued)
+            ]
