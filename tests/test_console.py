@@ -457,3 +457,17 @@ class TestSearchAndQueues:
             assert re.findall(r'href="/console/leads/([0-9a-f-]{36})"', in_queue.text) == [
                 q["lead_id"] for q in reversed(queued)
             ]
+
+
+class TestLimits:
+    """A console form is bounded like the API's dry runs: a huge body is refused, on a page."""
+
+    async def test_a_huge_draft_is_refused(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            token = await sign_in(c, ADMIN_KEY)
+            r = await c.post(
+                "/console/rules/draft",
+                data={"_csrf": token, "action": "validate", "source": "#" * (3 * 1024 * 1024)},
+            )
+            assert r.status_code == 413
+            assert "text/html" in r.headers["content-type"]

@@ -26,6 +26,7 @@ from litestar import Router
 from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
+from leadroute.api.simulate import MAX_DRY_RUN_BYTES
 from leadroute.console._pages import NAV, NavItem, console_error, page, template_config
 from leadroute.console._session import Viewer, check_access, provide_viewer
 from leadroute.console.auth import front, sign_in, sign_in_form, sign_out
@@ -47,6 +48,8 @@ def console_router() -> Router:
         dependencies={"viewer": Provide(provide_viewer, sync_to_thread=False)},
         exception_handlers={Exception: console_error},
         include_in_schema=False,
+        # a form is at most a rule file (1 MB) and a lead, as the API's dry runs take
+        request_max_body_size=MAX_DRY_RUN_BYTES,
     )
 
 
