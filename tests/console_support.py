@@ -52,3 +52,38 @@ def console_client(app: Litestar) -> Client:
     client = authed(app)
     client.follow_redirects = False
     return client
+
+
+DRAFT_RULES = """\
+version: 2
+description: senior people are MQLs
+scoring:
+  groups:
+    fit: {max: 100}
+  rules:
+    - {id: senior, group: fit, when: 'title =~~ "(?i)\\\\bvp\\\\b"', points: 60}
+qualification:
+  - {id: senior-mql, stage: mql, when: 'score >= 50'}
+  - {id: rest, stage: lead}
+routing:
+  rules:
+    - {id: everyone, when: 'true', pool: sales}
+  fallback: unassigned
+"""
+"""Version 2 of ``support.POOL_RULES``: a VP (60 points) becomes an MQL instead of a lead."""
+
+BROKEN_RULES = """\
+version: 3
+scoring:
+  groups:
+    fit: {max: 100}
+  rules:
+    - {id: senior, group: fit, when: 'title =~~ ', points: 60}
+qualification:
+  - {id: rest, stage: lead}
+routing:
+  rules:
+    - {id: everyone, when: 'true', pool: sales}
+  fallback: unassigned
+"""
+"""A rule file whose rule ``senior`` (line 6) does not parse."""

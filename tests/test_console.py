@@ -1,14 +1,24 @@
-"""The console at /console: signing in with a key, each page's scope, CSRF, and the lead pages.
+"""The console at /console: signing in with a key, each page's scope, CSRF, and every page.
 Real PostgreSQL and Redis; the app in-process (tests/test_console_browser.py drives a browser)."""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
-from console_support import console_client, csrf, new_key, sign_in, text_of
+import msgspec
+
+from conftest import FakeClock
+from console_support import BROKEN_RULES, DRAFT_RULES, Client, console_client, csrf, new_key, sign_in, text_of
 from leadroute.access import CONSOLE_SCOPES
 from leadroute.app import create_app
 from leadroute.config import Settings
+from leadroute.console._timeline import describe
+from leadroute.console.leads import PAGE
+from leadroute.workflow.log import EVENT_TYPES
+from outbound_support import always, create_endpoint, receiver, relay_pass
+from sla_support import fire, instance, sla_rules
 from support import ADMIN_KEY, POOL_RULES, lead, post_one, setup_pool
 
 
@@ -159,4 +169,305 @@ class TestLeads:
             await sign_in(c, ADMIN_KEY)
             r = await c.get("/console/leads/00000000-0000-4000-8000-000000000000")
             assert r.status_code == 404
+            assert "text/html" in r.headers["content-type"]
+
+
+async def _ready(c: Client, *scopes: str) -> str:
+    """Owners, a pool, three leads, and the client signed in with a key of ``scopes``."""
+    await setup_pool(c, ["olive", "oscar"])
+    for n in range(3):
+        await post_one(c, lead(n))
+    return await sign_in(c, await new_key(c, *scopes))
+
+
+class TestRules:
+    """Versions, diffs, drafts, the playground, replay, activate and roll back, each with its scope."""
+
+    async def test_versions_and_a_diff(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            token = await _ready(c, "rules:write")
+            r = await c.post(
+                "/console/rules/draft",
+                files={"file": ("mine.yaml", DRAFT_RULES.encode())},
+                data={"_csrf": token, "action": "upload"},
+            )
+            assert r.status_code == 303, r.text
+            assert r.headers["location"] == "/console/rules/2?uploaded=1"
+            listing = text_of((await c.get("/console/rules")).text)
+            assert "v1 active" in listing
+            assert "v2 draft" in listing
+            diff = await c.get("/console/rules/diff", params={"a": 1, "b": 2})
+            assert (
+                '<span class="add">+  - {id: senior-mql, stage: mql, when: &#39;score &gt;= 50&#39;}</span>'
+                in diff.text
+            )
+            assert '<span class="del">-description: everything to one pool</span>' in diff.text
+
+    async def test_a_broken_draft_shows_its_line(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            token = await _ready(c, "rules:write")
+            r = await c.post(
+                "/console/rules/draft",
+                data={"_csrf": token, "action": "validate", "source": BROKEN_RULES, "name": "broken.yaml"},
+            )
+            assert r.status_code == 422
+            assert '<a href="#L6"><code>broken.yaml:6' in r.text
+            assert '<span id="L6" class="line-bad">' in r.text
+            assert "rule <code>senior</code>" in r.text
+            # the text is kept, to fix it in place; nothing was stored
+            assert "title =~~ " in r.text
+            versions = (await c.get("/v1/rulesets")).json()["versions"]
+            assert [v["version"] for v in versions] == [1]
+
+    async def test_validate_says_a_good_draft_would_be_stored(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            token = await _ready(c, "rules:write")
+            r = await c.post(
+                "/console/rules/draft", data={"_csrf": token, "action": "validate", "source": DRAFT_RULES}
+            )
+            assert r.status_code == 200, r.text
+            assert "Version 2 is valid" in r.text
+            assert "Uploading it stores a new version 2." in r.text
+
+    async def test_the_playground_decides_a_lead(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            token = await _ready(c, "rules:write")
+            form = {"_csrf": token, "email": "vp@bigco.example", "title": "VP Marketing"}
+            active = text_of((await c.post("/console/rules/playground", data=form)).text)
+            assert "Stage lead" in active
+            assert "senior fit +60" in active
+            draft = await c.post(
+                "/console/rules/playground", data=form | {"ruleset_choice": "draft", "ruleset": DRAFT_RULES}
+            )
+            assert draft.status_code == 200, draft.text
+            assert "Stage mql" in text_of(draft.text)
+            bad = await c.post("/console/rules/playground", data=form | {"employees": "many"})
+            assert bad.status_code == 422
+            assert "<code>lead.employees</code>" in bad.text
+
+    async def test_replay_then_activate_needs_rules_activate(self, make_app: Any) -> None:
+        app = make_app(POOL_RULES)
+        async with console_client(app) as c:
+            token = await _ready(c, "rules:write")
+            await c.post(
+                "/console/rules/draft", data={"_csrf": token, "action": "upload", "source": DRAFT_RULES}
+            )
+            report = await c.post("/console/rules/replay", data={"_csrf": token, "version": "2", "days": "7"})
+            assert report.status_code == 200, report.text
+            text = text_of(report.text)
+            assert "3 leads of the last 7 days replayed" in text
+            assert "3 would change" in text
+            assert "lead mql 3" in text  # the stage changes table
+            refused = await c.post("/console/rules/2/activate", data={"_csrf": token})
+            assert refused.status_code == 403
+            assert "needs a key with the &#39;rules:activate&#39; scope" in refused.text
+            assert (await c.get("/v1/rulesets/active")).json()["version"] == 1
+
+            c.cookies.clear()
+            token = await sign_in(c, await new_key(c, "rules:write", "rules:activate"))
+            done = await c.post("/console/rules/2/activate", data={"_csrf": token})
+            assert done.status_code == 303
+            assert done.headers["location"] == "/console/rules?activated=2"
+            assert (await c.get("/v1/rulesets/active")).json()["version"] == 2
+            versions = (await c.get("/v1/rulesets")).json()["versions"]
+            assert versions[0]["last_activated_at"] is not None
+            back = await c.post("/console/rules/rollback", data={"_csrf": token})
+            assert back.headers["location"] == "/console/rules?activated=1"
+            assert (await c.get("/v1/rulesets/active")).json()["version"] == 1
+
+
+class TestRouting:
+    """Pools and owners with availability now; pause and resume through the owners API's path."""
+
+    async def test_pools_owners_and_pause(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            await setup_pool(c, ["olive", "oscar"])
+            for n in range(3):
+                await post_one(c, lead(n))
+            key = await new_key(c, "routing:admin")
+            key_id = key.split("_")[2]
+            token = await sign_in(c, key)
+            page = await c.get("/console/routing")
+            assert page.status_code == 200
+            text = text_of(page.text)
+            assert "Pool sales round robin · 2 of 2 can take a lead now" in text
+            assert "got the last lead" in text
+            paused = await c.post("/console/routing/owners/oscar/pause", data={"_csrf": token})
+            assert paused.status_code == 303
+            assert (await c.get("/v1/owners/oscar")).json()["active"] is False
+            assert "1 of 2 can take a lead now" in text_of((await c.get("/console/routing")).text)
+            assert "no: inactive" in text_of((await c.get("/console/routing")).text)
+            audit = (await c.get("/v1/audit")).json()
+            paused_by = [
+                e["actor"] for e in audit if e["action"] == "owner.patch" and e["subject"] == "owner:oscar"
+            ]
+            assert paused_by == [f"key:{key_id} (console)"]
+            await c.post("/console/routing/owners/oscar/resume", data={"_csrf": token})
+            assert (await c.get("/v1/owners/oscar")).json()["active"] is True
+
+    async def test_routing_needs_routing_admin(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            token = await _ready(c, "leads:read")
+            assert (await c.get("/console/routing")).status_code == 403
+            assert (
+                await c.post("/console/routing/owners/oscar/pause", data={"_csrf": token})
+            ).status_code == 403
+            assert (await c.get("/v1/owners/oscar")).json()["active"] is True
+
+
+class TestTheTimeline:
+    """A lead's page tells its whole story: breaches, reassignments, and each webhook delivery."""
+
+    async def test_a_breach_a_reassignment_and_deliveries(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        with receiver() as good, receiver(always(500)) as broken:
+            async with instance(settings, sla_rules(minutes=30), clock, webhook_allow_private=True) as c:
+                c.follow_redirects = False
+                await setup_pool(c, ["ann", "ben"])
+                ok = await create_endpoint(c, good.url + "/hooks", ["lead.assigned", "lead.reassigned"])
+                bad = await create_endpoint(c, broken.url + "/in", ["lead.assigned"])
+                posted = await post_one(c, lead(1))
+                clock.advance(minutes=31)
+                assert await fire(c) == 1
+                await relay_pass(c)
+                good.wait_for(2)
+                await sign_in(c, ADMIN_KEY)
+                text = text_of((await c.get(f"/console/leads/{posted['lead_id']}")).text)
+        first = posted["owner"]
+        assert f"SLA breached: {first} did not accept within 30 min (breach 1)" in text
+        assert "Reassigned to" in text
+        assert f"(from {first})" in text
+        assert f"lead.assigned to {ok['id']}: delivered after 1 attempt(s)" in text
+        assert f"lead.reassigned to {ok['id']}: delivered after 1 attempt(s)" in text
+        assert (
+            f"lead.assigned to {bad['id']}: pending after 1 attempt(s) last answer HTTP 500 next try" in text
+        )
+
+
+class TestSentences:
+    """Every event type of the log has its own sentence on a lead's page."""
+
+    def test_every_event_type_is_described(self) -> None:
+        samples: dict[str, dict[str, Any]] = {
+            "lead.received": {"body": {}},
+            "lead.merged": {"changed": {"title": "CTO"}},
+            "activity.recorded": {"activity": "page_view"},
+            "lead.scored": {
+                "cause": "received",
+                "score": 10,
+                "stage": "lead",
+                "groups": {},
+                "matched": [],
+                "ruleset_version": 1,
+                "ruleset_sha256": "x",
+            },
+            "lead.assigned": {"cause": "received", "owner": "ann", "pool": "sales"},
+            "lead.reassigned": {"cause": "reassign", "owner": "ben", "previous_owner": "ann"},
+            "lead.escalated": {"cause": "sla_breach", "owner": "boss"},
+            "lead.queued": {"cause": "received", "queue": "sales", "reason": "nobody is on shift"},
+            "lead.accepted": {"owner": "ann", "after_minutes": 3, "sla_stopped": True},
+            "lead.sla_breached": {
+                "owner": "ann",
+                "due_at": "2026-11-23T15:30:00Z",
+                "minutes": 30,
+                "breach": 1,
+                "on_breach": "reassign",
+            },
+            "lead.closed": {"reason": "won"},
+        }
+        assert sorted(samples) == sorted(EVENT_TYPES)
+        texts = {
+            kind: describe(kind, msgspec.convert(data, EVENT_TYPES[kind]))[0]
+            for kind, data in samples.items()
+        }
+        assert texts == {
+            "lead.received": "Received",
+            "lead.merged": "Merged another submission of the same person",
+            "activity.recorded": "Activity: page_view",
+            "lead.scored": "Scored 10, stage lead (ruleset v1, received)",
+            "lead.assigned": "Assigned to ann in pool sales",
+            "lead.reassigned": "Reassigned to ben (from ann)",
+            "lead.escalated": "Escalated to boss",
+            "lead.queued": "Queued in sales: nobody is on shift",
+            "lead.accepted": "Accepted by ann after 3 min",
+            "lead.sla_breached": "SLA breached: ann did not accept within 30 min (breach 1)",
+            "lead.closed": "Closed: won",
+        }
+
+
+class TestSearchAndQueues:
+    """Every filter narrows the search; pages follow one another; the queues page shows the waits."""
+
+    async def test_filters_and_pages(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            await setup_pool(c, ["olive", "oscar"])
+            decided = [await post_one(c, lead(n, company="Acme Widgets")) for n in range(5)]
+            await sign_in(c, ADMIN_KEY)
+
+            def ids(html: str) -> list[str]:
+                return re.findall(r'href="/console/leads/([0-9a-f-]{36})"', html)
+
+            everyone = ids((await c.get("/console/leads")).text)
+            assert everyone == [d["lead_id"] for d in reversed(decided)]
+            olive = ids((await c.get("/console/leads", params={"owner": "olive"})).text)
+            assert olive == [d["lead_id"] for d in reversed(decided) if d["owner"] == "olive"]
+            assert ids((await c.get("/console/leads", params={"company": "acme wid"})).text) == everyone
+            assert ids((await c.get("/console/leads", params={"stage": "mql"})).text) == []
+            assert (
+                ids((await c.get("/console/leads", params={"stage": "lead", "status": "assigned"})).text)
+                == everyone
+            )
+            dated = await c.get(
+                "/console/leads", params={"created_from": "2000-01-01", "created_to": "2000-01-02"}
+            )
+            assert ids(dated.text) == []
+            bad = await c.get("/console/leads", params={"created_from": "yesterday"})
+            assert bad.status_code == 400
+            assert "created_from: a date as YYYY-MM-DD" in bad.text
+
+    async def test_paging(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            await setup_pool(c, ["olive"])
+            decided = [await post_one(c, lead(n)) for n in range(PAGE + 3)]
+            await sign_in(c, ADMIN_KEY)
+            first = await c.get("/console/leads")
+            older = re.search(r'href="\?(after=[^"]+)" rel="next"', first.text)
+            assert older is not None
+            second = await c.get("/console/leads?" + html.unescape(older.group(1)))
+            seen = re.findall(r'href="/console/leads/([0-9a-f-]{36})"', first.text + second.text)
+            assert seen == [d["lead_id"] for d in reversed(decided)]
+            assert 'rel="next"' not in second.text
+
+    async def test_queued_leads_and_their_wait(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            await setup_pool(c, ["olive"], inactive=["olive"])  # nobody can take a lead: they queue
+            queued = [await post_one(c, lead(n)) for n in range(2)]
+            assert {q["status"] for q in queued} == {"unassigned"}
+            await sign_in(c, ADMIN_KEY)
+            page = text_of((await c.get("/console/leads/queued")).text)
+            assert "sales 2" in page  # the queue and its depth
+            for q in queued:
+                assert q["lead_id"] not in page  # ids are links, not text
+            links = re.findall(
+                r'href="/console/leads/([0-9a-f-]{36})"', (await c.get("/console/leads/queued")).text
+            )
+            assert links == [q["lead_id"] for q in queued]  # the longest wait first
+            in_queue = await c.get("/console/leads", params={"queue": "sales"})
+            assert re.findall(r'href="/console/leads/([0-9a-f-]{36})"', in_queue.text) == [
+                q["lead_id"] for q in reversed(queued)
+            ]
+
+
+class TestLimits:
+    """A console form is bounded like the API's dry runs: a huge body is refused, on a page."""
+
+    async def test_a_huge_draft_is_refused(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            token = await sign_in(c, ADMIN_KEY)
+            r = await c.post(
+                "/console/rules/draft",
+                data={"_csrf": token, "action": "validate", "source": "#" * (3 * 1024 * 1024)},
+            )
+            assert r.status_code == 413
             assert "text/html" in r.headers["content-type"]

@@ -4,7 +4,9 @@ browser, the skip rule and where screenshots of failures go)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,12 +14,29 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from browser_support import artifact_name, artifacts_dir, chromium_or_skip
 from conftest import PHASE_REPORTS
+from console_support import DRAFT_RULES
 from leadroute.config import Settings
 from leadroute.store.migrate import migrate
 from process_support import Served
 from support import AUTH, POOL_RULES, connection, lead
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+PEOPLE = [
+    ("Ada", "Lovelace", "Analytical Engines"),
+    ("Grace", "Hopper", "Cobol Systems"),
+    ("Alan", "Turing", "Bletchley Labs"),
+    ("Katherine", "Johnson", "Orbital Mechanics"),
+    ("Edsger", "Dijkstra", "Shortest Path"),
+    ("Barbara", "Liskov", "Substitution Works"),
+    ("Donald", "Knuth", "Literate Programs"),
+    ("Margaret", "Hamilton", "Apollo Guidance"),
+    ("Tim", "Berners-Lee", "Hypertext Co"),
+    ("Radia", "Perlman", "Spanning Trees"),
+    ("Ken", "Thompson", "Unix Tools"),
+    ("Frances", "Allen", "Optimizing Compilers"),
+]
+"""The module's leads (made-up contacts at made-up companies, VPs all: ``support.lead``)."""
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +70,15 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
                 ).status_code == 200
             members = {"members": ["olive", "oscar", "otto"]}
             assert (await http.put("/v1/pools/sales", json=members)).status_code == 200
-            for n in range(12):
-                r = await http.post("/v1/leads", json=lead(n, company=f"Company {n}"))
+            for n, (first, last, company) in enumerate(PEOPLE):
+                body = lead(n, first_name=first, last_name=last, company=company, employees=50 * (n + 1))
+                r = await http.post("/v1/leads", json=body)
                 assert r.status_code == 201, r.text
+                if n % 3 == 0:  # some are accepted: their timelines go on
+                    decided = r.json()
+                    accept = {"owner_id": decided["owner"]}
+                    done = await http.post(f"/v1/assignments/{decided['lead_id']}/accept", json=accept)
+                    assert done.status_code == 200, done.text
         yield server
     finally:
         server.stop()
@@ -144,10 +169,11 @@ class TestLeads:
 
     async def test_find_a_lead_and_read_its_timeline(self, page: Page, served: Served) -> None:
         await sign_in(page, served, await new_key(served, "leads:read"))
-        await page.get_by_label("Email").fill("person7@company-7.example")
+        await page.get_by_label("Email").fill("person4@company-4.example")
         await page.get_by_role("button", name="Search").click()
         rows = page.locator("table.list tbody tr")
         await expect(rows).to_have_count(1)
+        await expect(rows.first).to_contain_text("Shortest Path")
         await rows.first.get_by_role("link").click()
         await expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
         timeline = page.locator("ol.timeline")
@@ -159,4 +185,107 @@ class TestLeads:
         lead_id = page.url.rsplit("/", 1)[1]
         async with api(served) as http:
             story = (await http.get(f"/v1/leads/{lead_id}")).json()
-        assert story["lead"]["email"] == "person7@company-7.example"
+        assert story["lead"]["email"] == "person4@company-4.example"
+
+
+class TestRules:
+    """Try a lead in the playground; upload a draft, replay it, and activate it (or be refused)."""
+
+    async def test_playground(self, page: Page, served: Served) -> None:
+        await sign_in(page, served, await new_key(served, "rules:write"))
+        nav = page.get_by_role("navigation", name="Console")
+        await nav.get_by_role("link", name="Playground").click()
+        await page.get_by_label("Email").fill("vp@bigco.example")
+        await page.get_by_label("Job title").fill("VP Sales")
+        await page.get_by_label("Employees").fill("1200")
+        await page.get_by_role("button", name="Decide").click()
+        await expect(page.locator("#decision-stage")).to_have_text("lead")
+        await expect(page.locator("#decision-score")).to_have_text("60")
+        await expect(page.locator("#decision")).to_contain_text("senior")
+        await expect(page.locator("#decision")).to_contain_text("pool sales")
+        # the form keeps what was typed, to change one field and decide again
+        await expect(page.get_by_label("Job title")).to_have_value("VP Sales")
+        await page.get_by_label("Decide with").select_option("draft")
+        await page.get_by_label("Draft text (when deciding with the draft)").fill(DRAFT_RULES)
+        await page.get_by_role("button", name="Decide").click()
+        await expect(page.locator("#decision-stage")).to_have_text("mql")
+
+    async def test_upload_replay_and_activate(self, page: Page, served: Served, tmp_path: Path) -> None:
+        draft = tmp_path / "senior-mql.yaml"
+        draft.write_text(DRAFT_RULES)
+        writer = await new_key(served, "rules:write")
+        await sign_in(page, served, writer)
+        await page.get_by_role("navigation", name="Console").get_by_role("link", name="Rules").click()
+        await page.get_by_role("link", name="New draft").click()
+        await page.get_by_label("Rule file (optional: it replaces the text below)").set_input_files(draft)
+        await expect(page.get_by_label("Rule file text")).to_have_value(DRAFT_RULES)  # console.js
+        await page.get_by_role("button", name="Validate").click()
+        await expect(page.get_by_role("heading", name="Version 2 is valid")).to_be_visible()
+        await page.get_by_role("button", name="Upload as draft").click()
+        await expect(page.get_by_role("status")).to_contain_text("Stored as draft version 2")
+        await page.get_by_label("Leads of the last N days").fill("7")
+        await page.get_by_role("button", name="Replay v2").click()
+        await expect(page.locator("#replay-summary")).to_contain_text("leads of the last 7 days replayed")
+        matrix = page.locator("#stage-matrix")
+        lead_row = matrix.get_by_role("row").filter(
+            has=page.get_by_role("rowheader", name="lead", exact=True)
+        )
+        # every VP lead (all the module's leads) would go from lead to mql: the mql column
+        assert (
+            await lead_row.locator("td").nth(2).inner_text()
+            == await lead_row.locator("td.changed").inner_text()
+        )
+        assert "lead -> mql" in await page.locator("ul.examples").inner_text()
+        # rules:write alone: activation is refused, with the scope it needs
+        await page.get_by_role("button", name="Activate v2").click()
+        await expect(page.get_by_role("heading", name="Your key may not do this")).to_be_visible()
+        await expect(page.get_by_role("alert")).to_contain_text("'rules:activate'")
+        async with api(served) as http:
+            assert (await http.get("/v1/rulesets/active")).json()["version"] == 1
+        # a key with rules:activate activates it
+        await page.get_by_role("button", name="Sign out").click()
+        await sign_in(page, served, await new_key(served, "rules:write", "rules:activate"))
+        await page.goto(f"{served.base}/console/rules/2")
+        await page.get_by_role("button", name="Activate v2").click()
+        await expect(page.get_by_role("status")).to_contain_text("Version 2 is now active")
+        async with api(served) as http:
+            assert (await http.get("/v1/rulesets/active")).json()["version"] == 2
+            # back to version 1 for the other tests, through the console's rollback
+        await page.get_by_role("button", name="Roll back").click()
+        await expect(page.get_by_role("status")).to_contain_text("Version 1 is now active")
+
+
+class TestRouting:
+    """Pause an owner and resume them."""
+
+    async def test_pause_an_owner(self, page: Page, served: Served) -> None:
+        await sign_in(page, served, await new_key(served, "routing:admin"))
+        await page.get_by_role("navigation", name="Console").get_by_role("link", name="Routing").click()
+        pool = page.get_by_role("region", name="Pool sales")
+        await expect(pool).to_contain_text("3 of 3 can take a lead now")
+        await page.get_by_role("button", name="Pause Otto").click()
+        await expect(pool).to_contain_text("2 of 3 can take a lead now")
+        await expect(page.locator("#owner-otto")).to_contain_text("paused")
+        async with api(served) as http:
+            assert (await http.get("/v1/owners/otto")).json()["active"] is False
+        await page.get_by_role("button", name="Resume Otto").click()
+        await expect(pool).to_contain_text("3 of 3 can take a lead now")
+
+
+class TestTheReadmeScreenshot:
+    """The lead page of a real run, for the README (``LEADROUTE_CONSOLE_SCREENSHOT=docs/console.png``)."""
+
+    async def test_screenshot(self, page: Page, served: Served) -> None:
+        await sign_in(page, served, await new_key(served, "leads:read", "rules:write", "routing:admin"))
+        await page.get_by_label("Company or domain").fill("Orbital")
+        await page.get_by_role("button", name="Search").click()
+        await page.locator("table.list tbody tr").first.get_by_role("link").click()
+        await expect(page.locator("ol.timeline")).to_contain_text("Accepted by")
+        folder = artifacts_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        targets = [folder / "console-lead.png"]
+        if wanted := os.environ.get("LEADROUTE_CONSOLE_SCREENSHOT"):
+            targets.append(Path(wanted))
+        for target in targets:
+            await page.screenshot(path=str(target), full_page=False)
+            assert target.stat().st_size > 10_000

@@ -10,7 +10,8 @@ For a ``/v1`` request, in this order:
    all): else 403. A route missing from the table is refused to every key.
 4. A request with an ``Origin`` (a browser) must come from one of the key's origins (or the
    service's own): else 403. Allowed ones get ``Access-Control-Allow-Origin`` on the response;
-   never ``Allow-Credentials``: leadroute uses no cookies.
+   never ``Allow-Credentials``: ``/v1`` reads no cookies (the console's session cookie is
+   for ``/console`` only).
 5. A body sent to a JSON route must say ``application/json``: else 415 (a form post or a
    ``text/plain`` fetch is not a lead). A body without ``Content-Type`` is parsed as JSON.
 

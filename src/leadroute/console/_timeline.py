@@ -119,11 +119,11 @@ def _delivery(d: Delivery) -> Entry:
     details = []
     if d.last_status is not None:
         details.append(f"last answer HTTP {d.last_status}")
-    if d.last_error:
+    if d.last_error and d.last_error != f"HTTP {d.last_status}":
         details.append(d.last_error)
     if d.status == "pending":
         details.append(f"next try {d.next_at:%Y-%m-%d %H:%M:%S %Z}")
-    return Entry(at=d.done_at or d.created_at, kind="delivery", actor="outbound", text=text, details=details)
+    return Entry(at=d.done_at or d.created_at, kind="delivery", actor="system", text=text, details=details)
 
 
 def timeline(events: list[LogEvent], deliveries: list[Delivery]) -> list[Entry]:
