@@ -375,6 +375,7 @@ class TestSentences:
                 "on_breach": "reassign",
             },
             "lead.closed": {"reason": "won"},
+            "lead.outcome": {"outcome": "disqualified_by_sales", "at": "2026-11-24T09:00:00Z"},
         }
         assert sorted(samples) == sorted(EVENT_TYPES)
         texts = {
@@ -393,6 +394,7 @@ class TestSentences:
             "lead.accepted": "Accepted by ann after 3 min",
             "lead.sla_breached": "SLA breached: ann did not accept within 30 min (breach 1)",
             "lead.closed": "Closed: won",
+            "lead.outcome": "Outcome: disqualified by sales",
         }
 
 
