@@ -99,7 +99,10 @@ class TestCalibration:
             assert r.status_code == 200, r.text
             text = text_of(r.text)
             # every lead scores 60 (a VP) and is stage "lead": 2 of 6 won; 1 of 3 judged rejected
-            assert "6 leads, 3 with an outcome: 2 converted (33.3%, 95% 9.7-70.0%), 2 won (33.3%)" in text
+            assert (
+                "6 leads, 3 with an outcome: 2 converted (33.3%, 95% 9.7-70.0%), 2 won (33.3%), "
+                "won revenue 12,000 USD." in text
+            )
             assert ">= 50 6 2 33.3%" in text
             assert "< 0 0 0 -" in text
             assert "lead 6 2 33.3% 9.7-70.0% 2 1 of 3" in text

@@ -231,10 +231,10 @@ def generated_lead(rng: random.Random, n: int) -> dict[str, Any]:
     )
 
 
-def final_outcome(history: Sequence[tuple[datetime, str]]) -> str | None:
+def final_outcome(history: Sequence[tuple[datetime, str, float | None, str | None]]) -> str | None:
     """What the outcomes add up to, said differently from the code: the last one, unless it is
     ``converted`` and the last that is not ``converted`` is a won or lost deal."""
-    ordered = [kind for _, kind in sorted(history)]
+    ordered = [kind for _, kind, _, _ in sorted(history, key=lambda h: h[0])]
     if not ordered:
         return None
     if ordered[-1] != "converted":
@@ -252,7 +252,7 @@ async def post_batch(
         d = await post_one(client, generated_lead(rng, n))
         clock.advance(minutes=1)
         chance = {"sql": 0.6, "mql": 0.35, "lead": 0.15, "disqualified": 0.05}[d["stage"]]
-        history: list[tuple[datetime, str]] = []
+        history: list[tuple[datetime, str, float | None, str | None]] = []
         roll = rng.random()
         template = (
             rng.choice(TEMPLATES[:4])
@@ -266,11 +266,41 @@ async def post_batch(
             body: dict[str, Any] = {"outcome": kind}
             if kind == "converted-late":  # sent last, dated before the won deal
                 body = {"outcome": "converted", "at": (history[-1][0] - timedelta(seconds=30)).isoformat()}
+            if kind == "won" and rng.random() < 0.8:  # a deal's value; one in five in euros
+                body["amount"] = float(rng.randrange(1000, 50000, 500))
+                if rng.random() < 0.2:
+                    body["currency"] = "EUR"
             r = await client.post(f"/v1/leads/{d['lead_id']}/outcome", json=body)
             assert r.status_code == 201, r.text
-            history.append((datetime.fromisoformat(r.json()["at"]), body["outcome"]))
+            answer = r.json()
+            history.append(
+                (
+                    datetime.fromisoformat(answer["at"]),
+                    body["outcome"],
+                    body.get("amount"),
+                    answer["currency"],
+                )
+            )
         out.append((d, history))
     return out
+
+
+def deal(history: Sequence[tuple[datetime, str, float | None, str | None]]) -> tuple[float, str] | None:
+    """The amount and currency of the deal that counts: the latest ``won``, when the lead's
+    outcome is won and the deal had an amount."""
+    if final_outcome(history) != "won":
+        return None
+    *_, (_, _, amount, currency) = sorted((h for h in history if h[1] == "won"), key=lambda h: h[0])
+    return None if amount is None else (amount, currency or "USD")
+
+
+def revenue_of(rows: Sequence[dict[str, Any]], per: int | None = None) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    for x in rows:
+        if x["deal"] is not None:
+            amount, currency = x["deal"]
+            sums[currency] = sums.get(currency, 0.0) + amount
+    return {c: pytest.approx(v / per if per else v) for c, v in sorted(sums.items())}
 
 
 def expected_counts(rows: Sequence[tuple[Any, str | None]]) -> tuple[int, int, int]:
@@ -321,6 +351,7 @@ class TestCalibration:
                 "version": d["ruleset_version"],
                 "matched": {h["rule"] for h in d["matched"]},
                 "outcome": final_outcome(history),
+                "deal": deal(history),
             }
             for d, history in posted
         ]
@@ -331,6 +362,9 @@ class TestCalibration:
         assert_rate(report.converted, c, n)
         assert_rate(report.won, w, n)
         assert report.with_outcome == sum(x["outcome"] is not None for x in leads)
+        assert report.revenue == revenue_of(leads)
+        assert set(report.revenue) == {"EUR", "USD"}
+        assert report.currency == max(report.revenue, key=lambda c: report.revenue[c])
 
         # by score band: below 0, 0-20, 20-40, 40-60, 60-80, 80 and over
         edges = [0, 20, 40, 60, 80]
@@ -339,6 +373,7 @@ class TestCalibration:
             bn, bc, bw = expected_counts(rows)
             assert_rate(band.converted, bc, bn)
             assert_rate(band.won, bw, bn)
+            assert band.revenue == revenue_of([x for x, _ in rows])
         assert [b.label for b in report.by_band] == ["< 0", "0-20", "20-40", "40-60", "60-80", ">= 80"]
         assert sum(b.converted.n for b in report.by_band) == n
         assert [b.label for b in intake.by_band] == ["< 0", "0-50", ">= 50"]
@@ -352,6 +387,7 @@ class TestCalibration:
             assert_rate(
                 row.rejected, sum(x["outcome"] == "disqualified_by_sales" for x in judged), len(judged)
             )
+            assert row.revenue == revenue_of(of)
 
         # rule lift, among leads whose ruleset has the rule
         assert [r.rule for r in report.rules] == ["big", "free", "mid", "senior"]
@@ -365,6 +401,8 @@ class TestCalibration:
             assert_rate(lift.unmatched, mc, mn)
             if hn and mn and mc:
                 assert lift.lift == pytest.approx((hc / hn) / (mc / mn))
+            assert lift.revenue_per_lead_matched == revenue_of([x for x, _ in hit], hn)
+            assert lift.revenue_per_lead_unmatched == revenue_of([x for x, _ in miss], mn)
         assert report.rules[2].matched.n + report.rules[2].unmatched.n == 70  # mid: version 2 only
 
         # the funnel per version
@@ -378,6 +416,7 @@ class TestCalibration:
             )
             _, fc, fw = expected_counts([(x, x["outcome"]) for x in of])
             assert (step.converted, step.won) == (fc, fw)
+            assert step.revenue == revenue_of(of)
             assert_rate(step.won_of_qualified, sum(x["outcome"] == "won" for x in qualified), len(qualified))
         assert [f.ruleset_version for f in report.funnel] == [1, 2]
 
@@ -397,7 +436,9 @@ class TestCalibration:
         assert list(charts) == [
             "conversion-by-band",
             "conversion-by-stage",
+            "revenue-by-band",
             "rule-lift",
+            "rule-revenue",
             "funnel",
             "rejected-by-sales",
         ]

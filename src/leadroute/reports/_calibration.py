@@ -12,7 +12,9 @@ scoring rules each ruleset version has. Every proportion comes with its Wilson 9
   week is not compared with leads that never could match it); lift = matched rate / unmatched rate;
 - **funnel per ruleset version**: leads, qualified (MQL or SQL), SQL, converted, won;
 - **qualification accuracy**: of the MQL and SQL leads sales gave an outcome, the share it
-  rejected (``disqualified_by_sales``); accuracy is one minus that.
+  rejected (``disqualified_by_sales``); accuracy is one minus that;
+- **revenue**: the amounts of the won deals (per currency), per band, stage and version, and per
+  lead for each rule's matched and unmatched leads (which rules predict revenue, not only wins).
 
 A lead with no outcome counts as not converted: pick a window whose leads had time to get one.
 """
@@ -38,11 +40,13 @@ __all__ = [
     "CalibrationReport",
     "FunnelRow",
     "RejectionRow",
+    "Revenue",
     "RuleLift",
     "ScoredLead",
     "StageRow",
     "calibrate",
     "parse_bands",
+    "revenue",
 ]
 
 DEFAULT_BANDS: Final = (0.0, 20.0, 40.0, 60.0, 80.0)
@@ -65,6 +69,13 @@ class ScoredLead(FrozenStruct, frozen=True, kw_only=True):
     matched: frozenset[str]
     """The scoring rules that matched (lead-level and activity rules, each once)."""
     outcome: OutcomeKind | None
+    amount: float | None = None
+    """The won deal's amount (the latest ``won`` outcome's), None otherwise or when not given."""
+    currency: str | None = None
+
+
+Revenue = dict[str, float]
+"""Currency → the sum of won amounts (deals won without an amount add nothing)."""
 
 
 class BandRow(FrozenStruct, frozen=True, kw_only=True):
@@ -75,6 +86,7 @@ class BandRow(FrozenStruct, frozen=True, kw_only=True):
     """Exclusive; None: no upper bound."""
     converted: Rate
     won: Rate
+    revenue: Revenue
 
 
 class StageRow(FrozenStruct, frozen=True, kw_only=True):
@@ -83,6 +95,7 @@ class StageRow(FrozenStruct, frozen=True, kw_only=True):
     won: Rate
     rejected: Rate
     """Rejected by sales, among this stage's leads with an outcome."""
+    revenue: Revenue
 
 
 class RuleLift(FrozenStruct, frozen=True, kw_only=True):
@@ -95,6 +108,9 @@ class RuleLift(FrozenStruct, frozen=True, kw_only=True):
     """``matched.rate / unmatched.rate``; None when either is unknown or the divisor is 0."""
     difference: float | None
     """``matched.rate - unmatched.rate`` (percentage points / 100)."""
+    revenue_per_lead_matched: Revenue
+    """Won revenue over the number of matched leads, per currency."""
+    revenue_per_lead_unmatched: Revenue
 
 
 class FunnelRow(FrozenStruct, frozen=True, kw_only=True):
@@ -108,6 +124,7 @@ class FunnelRow(FrozenStruct, frozen=True, kw_only=True):
     won_of_qualified: Rate
     won_of_unqualified: Rate
     """Won among the leads the rules did not qualify (lead, disqualified): what they missed."""
+    revenue: Revenue
 
 
 class RejectionRow(FrozenStruct, frozen=True, kw_only=True):
@@ -130,6 +147,9 @@ class CalibrationReport(FrozenStruct, frozen=True, kw_only=True):
     with_outcome: int
     converted: Rate
     won: Rate
+    revenue: Revenue
+    currency: str | None
+    """The currency most won revenue is in (the charts show that one); None: no revenue."""
     by_band: list[BandRow]
     by_stage: list[StageRow]
     rules: list[RuleLift]
@@ -178,6 +198,15 @@ def _converted(leads: Iterable[ScoredLead]) -> tuple[int, int, int]:
     return n, c, w
 
 
+def revenue(leads: Iterable[ScoredLead], per: int | None = None) -> Revenue:
+    """Won amounts per currency (divided by ``per`` leads when given and not 0), sorted by currency."""
+    sums: dict[str, float] = defaultdict(float)
+    for lead in leads:
+        if lead.outcome == "won" and lead.amount is not None:
+            sums[lead.currency or "USD"] += lead.amount
+    return {c: (v / per if per else v) for c, v in sorted(sums.items())}
+
+
 def calibrate(
     leads: Sequence[ScoredLead],
     *,
@@ -193,12 +222,19 @@ def calibrate(
     is taken to have the rules its leads matched.
     """
     n, c, w = _converted(leads)
+    total = revenue(leads)
     by_band = []
     for low, high in _band_bounds(bands):
-        bn, bc, bw = _converted(lead for lead in leads if _in_band(lead.score, low, high))
+        in_band = [lead for lead in leads if _in_band(lead.score, low, high)]
+        bn, bc, bw = _converted(in_band)
         by_band.append(
             BandRow(
-                label=_edges_label(low, high), low=low, high=high, converted=rate(bc, bn), won=rate(bw, bn)
+                label=_edges_label(low, high),
+                low=low,
+                high=high,
+                converted=rate(bc, bn),
+                won=rate(bw, bn),
+                revenue=revenue(in_band),
             )
         )
     by_stage = []
@@ -209,7 +245,11 @@ def calibrate(
         rejected = sum(lead.outcome == "disqualified_by_sales" for lead in judged)
         by_stage.append(
             StageRow(
-                stage=stage, converted=rate(sc, sn), won=rate(sw, sn), rejected=rate(rejected, len(judged))
+                stage=stage,
+                converted=rate(sc, sn),
+                won=rate(sw, sn),
+                rejected=rate(rejected, len(judged)),
+                revenue=revenue(of_stage),
             )
         )
     return CalibrationReport(
@@ -221,6 +261,8 @@ def calibrate(
         with_outcome=sum(lead.outcome is not None for lead in leads),
         converted=rate(c, n),
         won=rate(w, n),
+        revenue=total,
+        currency=max(total, key=lambda k: total[k]) if total else None,
         by_band=by_band,
         by_stage=by_stage,
         rules=_rule_lifts(leads, rules_by_version or {}),
@@ -240,15 +282,25 @@ def _rule_lifts(
     lifts = []
     for rule in rules:
         eligible = [lead for lead in leads if rule in universe[lead.ruleset_version]]
-        _, mc, _ = hit = _converted(lead for lead in eligible if rule in lead.matched)
-        _, uc, _ = miss = _converted(lead for lead in eligible if rule not in lead.matched)
+        hits = [lead for lead in eligible if rule in lead.matched]
+        misses = [lead for lead in eligible if rule not in lead.matched]
+        _, mc, _ = hit = _converted(hits)
+        _, uc, _ = miss = _converted(misses)
         matched, unmatched = rate(mc, hit[0]), rate(uc, miss[0])
         lift = difference = None
         if matched.rate is not None and unmatched.rate is not None:
             difference = matched.rate - unmatched.rate
             lift = matched.rate / unmatched.rate if unmatched.rate > 0 else None
         lifts.append(
-            RuleLift(rule=rule, matched=matched, unmatched=unmatched, lift=lift, difference=difference)
+            RuleLift(
+                rule=rule,
+                matched=matched,
+                unmatched=unmatched,
+                lift=lift,
+                difference=difference,
+                revenue_per_lead_matched=revenue(hits, len(hits)),
+                revenue_per_lead_unmatched=revenue(misses, len(misses)),
+            )
         )
     return lifts
 
@@ -270,6 +322,7 @@ def _funnel(leads: Sequence[ScoredLead]) -> list[FunnelRow]:
                 won=won,
                 won_of_qualified=rate(sum(lead.outcome == "won" for lead in qualified), len(qualified)),
                 won_of_unqualified=rate(sum(lead.outcome == "won" for lead in unqualified), len(unqualified)),
+                revenue=revenue(of),
             )
         )
     return rows

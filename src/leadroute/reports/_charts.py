@@ -23,8 +23,9 @@ def _window(report: CalibrationReport | DashboardReport) -> str:
 
 
 def calibration_charts(report: CalibrationReport) -> dict[str, str]:
-    """Conversion by score band and by stage (with 95 % intervals), rule lift, the funnel per
-    ruleset version, and the share of qualified leads sales rejected."""
+    """Conversion by score band and by stage (with 95 % intervals), won revenue per lead by band,
+    rule lift and each rule's revenue per lead, the funnel per ruleset version, and the share of
+    qualified leads sales rejected. Revenue charts show the report's main currency."""
     window = _window(report)
     charts = {
         "conversion-by-band": bar_chart(
@@ -45,6 +46,22 @@ def calibration_charts(report: CalibrationReport) -> dict[str, str]:
             ident="conversion-by-stage",
         ),
     }
+    if report.currency is not None:
+        cur = report.currency
+        charts["revenue-by-band"] = bar_chart(
+            f"Won revenue per lead by score band ({cur})",
+            f"Won deals' amounts in {cur} over the number of {window} in each score band: what a lead "
+            "of that band has been worth.",
+            [
+                Bar(
+                    label=b.label,
+                    value=b.revenue.get(cur, 0.0) / b.converted.n if b.converted.n else None,
+                    note=f"n={b.converted.n}",
+                )
+                for b in report.by_band
+            ],
+            ident="revenue-by-band",
+        )
     if report.rules:
         charts["rule-lift"] = grouped_bar_chart(
             "Conversion with and without each scoring rule",
@@ -58,6 +75,31 @@ def calibration_charts(report: CalibrationReport) -> dict[str, str]:
             fmt=percent,
             ident="rule-lift",
         )
+        if report.currency is not None:
+            cur = report.currency
+            charts["rule-revenue"] = grouped_bar_chart(
+                f"Won revenue per lead with and without each scoring rule ({cur})",
+                f"For each scoring rule, won revenue in {cur} per lead among the {window} it matched and "
+                "among those it did not match.",
+                [r.rule for r in report.rules],
+                [
+                    Series(
+                        name="matched",
+                        values=tuple(
+                            r.revenue_per_lead_matched.get(cur, 0.0) if r.matched.n else None
+                            for r in report.rules
+                        ),
+                    ),
+                    Series(
+                        name="not matched",
+                        values=tuple(
+                            r.revenue_per_lead_unmatched.get(cur, 0.0) if r.unmatched.n else None
+                            for r in report.rules
+                        ),
+                    ),
+                ],
+                ident="rule-revenue",
+            )
     if report.funnel:
         charts["funnel"] = grouped_bar_chart(
             "Funnel per ruleset version",

@@ -45,14 +45,29 @@ async def _snapshot(conn: Connection) -> AsyncIterator[None]:
 
 def _scored_lead(row: Any) -> ScoredLead:
     scored = row["scored"]
-    history = zip(row["ats"] or [], row["seqs"] or [], row["kinds"] or [], strict=True)
+    events = list(
+        zip(
+            row["ats"] or [],
+            row["seqs"] or [],
+            row["kinds"] or [],
+            row["amounts"] or [],
+            row["currencies"] or [],
+            strict=True,
+        )
+    )
+    outcome = lead_outcome((at, seq, kind) for at, seq, kind, _, _ in events)
+    amount = currency = None
+    if outcome == "won":  # the deciding event is the latest won (see reports._outcome)
+        _, _, _, amount, currency = max(e for e in events if e[2] == "won")
     return ScoredLead(
         lead_id=str(row["lead_id"]),
         score=float(scored["score"]),
         stage=scored["stage"],
         ruleset_version=int(scored["ruleset_version"]),
         matched=frozenset(scored.get("matched") or ()),
-        outcome=lead_outcome(history),
+        outcome=outcome,
+        amount=amount,
+        currency=currency,
     )
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from leadroute.reports._calibration import CalibrationReport
 from leadroute.reports._dashboard import DashboardReport, Durations
 from leadroute.reports._stats import Rate
 
-__all__ = ["format_calibration", "format_dashboard", "table"]
+__all__ = ["format_calibration", "format_dashboard", "money", "table"]
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -32,6 +32,11 @@ def interval(r: Rate) -> str:
     return "-" if r.low is None or r.high is None else f"{r.low * 100:.1f}-{r.high * 100:.1f}%"
 
 
+def money(revenue: Mapping[str, float]) -> str:
+    """``12,000 USD; 300 EUR``, or ``-`` for none."""
+    return "; ".join(f"{v:,.0f} {c}" for c, v in revenue.items()) or "-"
+
+
 def _rate_cells(r: Rate) -> list[str]:
     return [str(r.successes), pct(r.rate), interval(r)]
 
@@ -42,11 +47,12 @@ def format_calibration(report: CalibrationReport) -> str:
         f"Calibration of {report.leads:,} leads that arrived {report.start:%Y-%m-%d %H:%M} to "
         f"{report.end:%Y-%m-%d %H:%M} UTC ({report.basis} decision; {report.with_outcome:,} with an outcome)",
         f"  converted {report.converted.successes:,} ({pct(report.converted.rate)}, "
-        f"95% {interval(report.converted)}), won {report.won.successes:,} ({pct(report.won.rate)})",
+        f"95% {interval(report.converted)}), won {report.won.successes:,} ({pct(report.won.rate)}), "
+        f"won revenue {money(report.revenue)}",
         "",
         "Conversion by score band:",
         *table(
-            ["band", "leads", "converted", "rate", "95% CI", "won", "win rate"],
+            ["band", "leads", "converted", "rate", "95% CI", "won", "win rate", "won revenue"],
             [
                 [
                     b.label,
@@ -54,6 +60,7 @@ def format_calibration(report: CalibrationReport) -> str:
                     *_rate_cells(b.converted),
                     str(b.won.successes),
                     pct(b.won.rate),
+                    money(b.revenue),
                 ]
                 for b in report.by_band
             ],
@@ -61,7 +68,7 @@ def format_calibration(report: CalibrationReport) -> str:
         "",
         "Conversion by stage:",
         *table(
-            ["stage", "leads", "converted", "rate", "95% CI", "won", "rejected by sales"],
+            ["stage", "leads", "converted", "rate", "95% CI", "won", "rejected by sales", "won revenue"],
             [
                 [
                     s.stage,
@@ -69,6 +76,7 @@ def format_calibration(report: CalibrationReport) -> str:
                     *_rate_cells(s.converted),
                     str(s.won.successes),
                     f"{s.rejected.successes} of {s.rejected.n}",
+                    money(s.revenue),
                 ]
                 for s in report.by_stage
             ],
@@ -79,7 +87,18 @@ def format_calibration(report: CalibrationReport) -> str:
         lines += [
             "Scoring rule lift (conversion when the rule matched vs not):",
             *table(
-                ["rule", "matched", "rate", "95% CI", "not matched", "rate", "95% CI", "lift"],
+                [
+                    "rule",
+                    "matched",
+                    "rate",
+                    "95% CI",
+                    "not matched",
+                    "rate",
+                    "95% CI",
+                    "lift",
+                    "revenue/lead",
+                    "vs",
+                ],
                 [
                     [
                         r.rule,
@@ -90,6 +109,8 @@ def format_calibration(report: CalibrationReport) -> str:
                         pct(r.unmatched.rate),
                         interval(r.unmatched),
                         "-" if r.lift is None else f"{r.lift:.2f}x",
+                        money(r.revenue_per_lead_matched),
+                        money(r.revenue_per_lead_unmatched),
                     ]
                     for r in report.rules
                 ],
@@ -109,6 +130,7 @@ def format_calibration(report: CalibrationReport) -> str:
                     "won",
                     "won of qualified",
                     "won of others",
+                    "won revenue",
                 ],
                 [
                     [
@@ -120,6 +142,7 @@ def format_calibration(report: CalibrationReport) -> str:
                         str(f.won),
                         pct(f.won_of_qualified.rate),
                         pct(f.won_of_unqualified.rate),
+                        money(f.revenue),
                     ]
                     for f in report.funnel
                 ],

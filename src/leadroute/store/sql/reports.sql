@@ -19,7 +19,7 @@ SELECT id, occurred_at AS at, payload ->> 'outcome' AS outcome
 -- name: report_calibration_leads
 -- Each lead that arrived in [$1, $2): the lead.scored payload that stands for it ($3 true: the
 -- latest one at or before its first outcome, or before $2 without one; false: the first one) and
--- its outcomes in order (times, sequence numbers, kinds).
+-- its outcomes in order (times, sequence numbers, kinds, amounts, currencies).
 WITH arrived AS (
     SELECT lead_id FROM lead_events
      WHERE kind = 'lead.received' AND received_at >= $1 AND received_at < $2
@@ -27,11 +27,13 @@ WITH arrived AS (
     SELECT o.lead_id, min(o.occurred_at) AS first_at,
            array_agg(o.occurred_at ORDER BY o.occurred_at, o.id) AS ats,
            array_agg(o.id ORDER BY o.occurred_at, o.id) AS seqs,
-           array_agg(o.payload ->> 'outcome' ORDER BY o.occurred_at, o.id) AS kinds
+           array_agg(o.payload ->> 'outcome' ORDER BY o.occurred_at, o.id) AS kinds,
+           array_agg((o.payload ->> 'amount')::double precision ORDER BY o.occurred_at, o.id) AS amounts,
+           array_agg(o.payload ->> 'currency' ORDER BY o.occurred_at, o.id) AS currencies
       FROM arrived AS a JOIN lead_events AS o ON o.lead_id = a.lead_id AND o.kind = 'lead.outcome'
      GROUP BY o.lead_id
 )
-SELECT a.lead_id, s.payload AS scored, o.ats, o.seqs, o.kinds
+SELECT a.lead_id, s.payload AS scored, o.ats, o.seqs, o.kinds, o.amounts, o.currencies
   FROM arrived AS a
   LEFT JOIN outcomes AS o ON o.lead_id = a.lead_id
   JOIN LATERAL (
