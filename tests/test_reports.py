@@ -294,7 +294,7 @@ def deal(history: Sequence[tuple[datetime, str, float | None, str | None]]) -> t
     return None if amount is None else (amount, currency or "USD")
 
 
-def revenue_of(rows: Sequence[dict[str, Any]], per: int | None = None) -> dict[str, float]:
+def revenue_of(rows: Sequence[dict[str, Any]], per: int | None = None) -> dict[str, Any]:
     sums: dict[str, float] = {}
     for x in rows:
         if x["deal"] is not None:
