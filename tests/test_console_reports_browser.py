@@ -4,8 +4,10 @@ the browser, the skip rule, screenshots of failures in test-artifacts/)."""
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -71,9 +73,10 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
                     else ("disqualified_by_sales" if rng.random() < 0.3 else None)
                 )
                 if outcome is not None:
-                    done = await http.post(
-                        f"/v1/leads/{r.json()['lead_id']}/outcome", json={"outcome": outcome}
-                    )
+                    body: dict[str, object] = {"outcome": outcome}
+                    if outcome == "won":
+                        body["amount"] = float(rng.randrange(5000, 40000, 500))
+                    done = await http.post(f"/v1/leads/{r.json()['lead_id']}/outcome", json=body)
                     assert done.status_code == 201, done.text
         yield server
     finally:
@@ -167,3 +170,24 @@ class TestCalibration:
         await expect(page.locator("#bands tbody tr")).to_have_count(3)
         await expect(page.locator("#bands tbody tr", has_text=">= 30")).to_contain_text(str(LEADS // 3))
         await expect(page.get_by_label("Decision per lead")).to_have_value("intake")
+        await expect(page.get_by_role("img", name="Won revenue per lead by score band (USD)")).to_be_visible()
+
+
+class TestScreenshots:
+    """The two pages of a real run, for docs/reports.md: ``LEADROUTE_REPORTS_SCREENSHOTS=docs
+    ./scripts/test tests/test_console_reports_browser.py -k screenshot`` writes
+    ``docs/dashboard.png`` and ``docs/calibration.png``; test-artifacts/ always gets them."""
+
+    async def test_screenshots(self, page: Page, served: Served) -> None:
+        await sign_in(page, served, await new_key(served, "leads:read", "rules:write"))
+        folders = [artifacts_dir()]
+        if wanted := os.environ.get("LEADROUTE_REPORTS_SCREENSHOTS"):
+            folders.append(Path(wanted))
+        for name, heading in (("calibration", "Conversion by score band"), ("dashboard", "Share per rep")):
+            await page.goto(f"{served.base}/console/{name}")
+            await expect(page.get_by_role("heading", name=heading)).to_be_visible()
+            for folder in folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                target = folder / f"{name}.png"
+                await page.screenshot(path=str(target), full_page=False)
+                assert target.stat().st_size > 10_000

@@ -69,11 +69,12 @@ def percent(value: float) -> str:
 
 
 def _nice_max(value: float) -> float:
-    """A round axis top at or above ``value`` (1, 2, 2.5 or 5 times a power of ten)."""
+    """A round axis top at or above ``value`` (1, 2, 4 or 8 times a power of ten): its quarters,
+    where the gridlines are, are round too (25 would put them at 6.25 and 18.75)."""
     if value <= 0:
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
-    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
+    for step in (1.0, 2.0, 4.0, 8.0, 10.0):
         if value <= step * power:
             return step * power
     return 10.0 * power
