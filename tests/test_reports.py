@@ -487,6 +487,57 @@ class TestCalibration:
         assert "--days: give a number of days or a start (from), not both" in both.stderr
 
 
+ACTIVITY_RULES = V1.replace(
+    "    - {id: free, group: fit, when: 'is_free_email', points: -20}",
+    "    - {id: free, group: fit, when: 'is_free_email', points: -20}\n"
+    "    - {id: visit, group: fit, on_activity: page_view, when: 'true', points: 30}",
+)
+
+
+class TestBasis:
+    """``latest``: the last decision before the lead's first outcome (before the window's end
+    without one); ``intake``: the first. Activities between change which score stands."""
+
+    async def test_latest_and_intake(self, make_app: Any, clock: FakeClock, settings: Settings) -> None:
+        async with authed(make_app(ACTIVITY_RULES, clock=clock)) as client:
+            await setup_pool(client, ["alice"])
+            won = await post_one(client, lead(1, title="Analyst"))  # 0: lead
+            quiet = await post_one(client, lead(2, title="Analyst"))
+            assert (won["score"], won["stage"]) == (0, "lead")
+
+            async def visit(d: dict[str, Any]) -> None:
+                body = {"lead_id": d["lead_id"], "type": "page_view", "occurred_at": clock.now.isoformat()}
+                r = await client.post("/v1/events", json=body)
+                assert r.status_code == 201, r.text
+
+            clock.advance(minutes=10)
+            await visit(won)  # 30: mql
+            await visit(quiet)
+            clock.advance(minutes=10)
+            r = await client.post(f"/v1/leads/{won['lead_id']}/outcome", json={"outcome": "won"})
+            assert r.status_code == 201, r.text
+            assert (r.json()["stage"], r.json()["score"]) == ("mql", 30)
+            clock.advance(minutes=10)
+            await visit(won)  # 60: sql, after the outcome
+        start, end = datetime(2026, 11, 23, 14, tzinfo=UTC), clock.now + timedelta(hours=1)
+        async with connection(settings) as conn:
+            latest = await read_calibration(conn, start=start, end=end, bands=(0, 20, 50))
+            intake = await read_calibration(conn, start=start, end=end, basis="intake", bands=(0, 20, 50))
+        # latest: the won lead as it was when it was won (30, mql), the other as it is (30, mql)
+        assert [(b.label, b.converted.n, b.won.successes) for b in latest.by_band] == [
+            ("< 0", 0, 0),
+            ("0-20", 0, 0),
+            ("20-50", 2, 1),
+            (">= 50", 0, 0),
+        ]
+        assert {s.stage: s.converted.n for s in latest.by_stage}["mql"] == 2
+        assert {r.rule: r.matched.n for r in latest.rules}["visit"] == 2
+        # intake: both as they arrived (0, lead), no rule matched yet
+        assert [(b.label, b.converted.n, b.won.successes) for b in intake.by_band][1] == ("0-20", 2, 1)
+        assert {s.stage: s.converted.n for s in intake.by_stage}["lead"] == 2
+        assert {r.rule: r.matched.n for r in intake.rules}["visit"] == 0
+
+
 # -- the dashboard on a small known day ------------------------------------------------------
 
 
