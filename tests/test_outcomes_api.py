@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
+
+import pytest
 
 from conftest import FakeClock
 from leadroute.config import Settings
 from leadroute.runtime import Runtime
-from leadroute.workflow.outcomes import OutcomeIn, record_outcome
+from leadroute.workflow.outcomes import InvalidOutcome, OutcomeIn, record_outcome
 from sla_support import in_app, sla_rules
 from support import ADMIN_ACTOR, Client, authed, count, explain, get_lead, lead, post_one, setup_pool
 from test_access import new_key
@@ -102,6 +105,12 @@ class TestRecord:
                 body = OutcomeIn(outcome="lost", reason="went with a competitor")
                 return await record_outcome(rt, lead_id, body, "hubspot", idempotency_key="hs-deal-9")
 
+            async def naive(rt: Runtime) -> Any:
+                body = OutcomeIn(outcome="won", at=datetime(2026, 11, 23, 15, 30))
+                return await record_outcome(rt, lead_id, body, "hubspot")
+
+            with pytest.raises(InvalidOutcome, match="needs a time zone"):
+                await in_app(client, naive)
             one = await in_app(client, from_crm)
             again = await in_app(client, from_crm)
             assert one.created

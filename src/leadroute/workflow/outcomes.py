@@ -178,6 +178,8 @@ async def record_outcome(
         lead = await ch.conn.fetchrow(QUERIES["outcome_lead_lock"], lead_id)
         if lead is None:
             raise NotFound("lead", str(lead_id))
+        if outcome.at is not None and outcome.at.tzinfo is None:  # a caller that built OutcomeIn itself
+            raise InvalidOutcome([("at", "needs a time zone (Z or an offset like +02:00)")])
         at = (outcome.at or ch.now).astimezone(UTC)
         if at > ch.now + FUTURE_TOLERANCE:
             raise InvalidOutcome([("at", f"is in the future (the service's clock is {_utc(ch.now)})")])
