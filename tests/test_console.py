@@ -471,3 +471,20 @@ class TestLimits:
             )
             assert r.status_code == 413
             assert "text/html" in r.headers["content-type"]
+
+
+class TestReplayOfText:
+    """The draft editor replays its text without storing it."""
+
+    async def test_replay_a_pasted_draft(self, make_app: Any) -> None:
+        async with console_client(make_app(POOL_RULES)) as c:
+            token = await _ready(c, "rules:write")
+            r = await c.post(
+                "/console/rules/replay", data={"_csrf": token, "source": DRAFT_RULES, "days": "7"}
+            )
+            assert r.status_code == 200, r.text
+            text = text_of(r.text)
+            assert "(v2) against the active v1" in text
+            assert "3 would change" in text
+            assert "Activate v2" not in text  # nothing stored: upload it first
+            assert [v["version"] for v in (await c.get("/v1/rulesets")).json()["versions"]] == [1]

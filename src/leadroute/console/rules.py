@@ -223,15 +223,15 @@ class RulePages(Controller):
 
     @post("/replay", status_code=200)
     async def replay(self, request: Request[Any, Any, Any], rt: Rt, viewer: Who) -> Template:
-        """Replay the last N days of leads under a stored version (or pasted YAML), as
+        """Replay the last N days of leads under a stored version (or a draft's text), as
         ``POST /v1/rulesets/replay``: the stage matrix, pool changes and example leads."""
         form = await request.form()
         body: dict[str, Any] = {"examples": 5}
         version = _text(form, "version")
         if version:
             body["version"] = int(version) if version.isdigit() else version
-        else:
-            body["candidate"] = _text(form, "candidate")
+        else:  # the draft editor's text (or file), not stored
+            body["candidate"] = (await _rule_text(form))[0]
         days = _text(form, "days").strip()
         if days:
             body["since"] = f"{days}d" if days.isdigit() else days
