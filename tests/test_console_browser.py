@@ -164,6 +164,24 @@ class TestSigningIn:
         await expect(page.get_by_role("alert")).to_contain_text("That key is not valid")
 
 
+class TestWithoutJavaScript:
+    """Every page reads, and every form works, with JavaScript turned off."""
+
+    async def test_sign_in_search_and_read_a_lead(self, browser: Browser, served: Served) -> None:
+        context = await browser.new_context(java_script_enabled=False)
+        try:
+            page = await context.new_page()
+            await sign_in(page, served, await new_key(served, "leads:read"))
+            await page.get_by_label("Company or domain").fill("company-2.example")
+            await page.get_by_role("button", name="Search").click()
+            await page.locator("table.list tbody tr").first.get_by_role("link").click()
+            await expect(page.locator("ol.timeline")).to_contain_text("Assigned to")
+            await page.get_by_role("link", name="Queues").click()
+            await expect(page.get_by_role("heading", name="Queued leads")).to_be_visible()
+        finally:
+            await context.close()
+
+
 class TestLeads:
     """Find a lead by email and read its timeline."""
 
