@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -14,6 +15,9 @@ from console_support import BROKEN_RULES, DRAFT_RULES, Client, console_client, c
 from leadroute.config import Settings
 from leadroute.console._timeline import describe
 from leadroute.console.leads import PAGE
+from leadroute.console.routing import PoolMemberNow, next_in_turn, owner_now
+from leadroute.routing.admin import RoutingStateView
+from leadroute.store.owners import Owner
 from leadroute.workflow.log import EVENT_TYPES
 from outbound_support import always, create_endpoint, receiver, relay_pass
 from sla_support import fire, instance, sla_rules
@@ -277,6 +281,7 @@ class TestRouting:
             text = text_of(page.text)
             assert "Pool sales round robin · 2 of 2 can take a lead now" in text
             assert "got the last lead" in text
+            assert text.count("next in turn") == 1
             paused = await c.post("/console/routing/owners/oscar/pause", data={"_csrf": token})
             assert paused.status_code == 303
             assert (await c.get("/v1/owners/oscar")).json()["active"] is False
@@ -473,3 +478,43 @@ class TestReplayOfText:
             assert "3 would change" in text
             assert "Activate v2" not in text  # nothing stored: upload it first
             assert [v["version"] for v in (await c.get("/v1/rulesets")).json()["versions"]] == [1]
+
+
+class TestNextInTurn:
+    """The routing page's "next in turn" follows round_robin.lua: after the cursor, in byte order,
+    the first member able to take a lead, wrapping around."""
+
+    @staticmethod
+    def _members(*spec: tuple[str, str | None]) -> list[PoolMemberNow]:
+        now = datetime(2026, 11, 23, 15, tzinfo=UTC)
+        state = RoutingStateView(present=True, open={}, daily={}, day={}, last={}, seq=0, rr={}, account={})
+        members = []
+        for ident, reason in spec:
+            stored = Owner(
+                id=ident,
+                name=ident,
+                email=None,
+                active=True,
+                timezone="UTC",
+                working_hours=None,
+                out_of_office=[],
+                capacity=None,
+                weight=1,
+                skills=[],
+                crm_user_id=None,
+                created_at=now,
+                updated_at=now,
+            )
+            members.append(PoolMemberNow(owner=owner_now(stored, state, now), reason=reason, last=False))
+        return members
+
+    def test_after_the_cursor_skipping_who_cannot(self) -> None:
+        members = self._members(("ann", None), ("ben", "off_hours"), ("cat", None))
+        assert next_in_turn(members, None) == "ann"
+        assert next_in_turn(members, "ann") == "cat"
+        assert next_in_turn(members, "cat") == "ann"
+
+    def test_a_cursor_that_left_the_pool_and_nobody_available(self) -> None:
+        members = self._members(("ann", None), ("cat", None))
+        assert next_in_turn(members, "bob") == "cat"
+        assert next_in_turn(self._members(("ann", "inactive")), "ann") is None
