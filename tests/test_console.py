@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import pytest
 
+import browser_support
 from conftest import FakeClock
 from console_support import BROKEN_RULES, DRAFT_RULES, Client, console_client, csrf, new_key, sign_in, text_of
 from leadroute.config import Settings
@@ -518,3 +520,23 @@ class TestNextInTurn:
         members = self._members(("ann", None), ("cat", None))
         assert next_in_turn(members, "bob") == "cat"
         assert next_in_turn(self._members(("ann", "inactive")), "ann") is None
+
+
+class TestTheBrowserHarness:
+    """Without Chromium the browser tests skip, saying why, except in CI, where they fail."""
+
+    def test_skips_locally_and_fails_in_ci(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(browser_support, "CHROMIUM", "/nonexistent/chromium")
+        monkeypatch.setenv("PATH", "/nonexistent")
+        monkeypatch.delenv("CI", raising=False)
+        with pytest.raises(pytest.skip.Exception, match=r"no Chromium at /nonexistent/chromium"):
+            browser_support.chromium_or_skip()
+        monkeypatch.setenv("CI", "true")
+        with pytest.raises(pytest.fail.Exception, match="must run in CI"):
+            browser_support.chromium_or_skip()
+
+    def test_failure_artifacts_go_to_test_artifacts(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("LEADROUTE_TEST_ARTIFACTS", raising=False)
+        assert browser_support.artifacts_dir() == browser_support.ROOT / "test-artifacts"
+        name = browser_support.artifact_name("tests/test_console_browser.py::TestLeads::test_find[x/y]")
+        assert name == "TestLeads_test_find_x_y_"
