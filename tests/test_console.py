@@ -543,7 +543,7 @@ class TestTheBrowserHarness:
             browser_support.chromium_or_skip()
 
     def test_failure_artifacts_go_to_test_artifacts(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.delenv("LEADROUTE_TEST_ARTIFACTS", raising=False)
+        monkeypatch.delenv("TEST_ARTIFACTS_DIR", raising=False)
         assert browser_support.artifacts_dir() == browser_support.ROOT / "test-artifacts"
         name = browser_support.artifact_name("tests/test_console_browser.py::TestLeads::test_find[x/y]")
         assert name == "TestLeads_test_find_x_y_"

@@ -291,7 +291,7 @@ class TestRouting:
 
 
 class TestTheReadmeScreenshot:
-    """The lead page of a real run, for the README (``LEADROUTE_CONSOLE_SCREENSHOT=docs/console.png``)."""
+    """The lead page of a real run, for the README (``CONSOLE_SCREENSHOT=docs/console.png``)."""
 
     async def test_screenshot(self, page: Page, served: Served) -> None:
         await sign_in(page, served, await new_key(served, "leads:read", "rules:write", "routing:admin"))
@@ -302,7 +302,7 @@ class TestTheReadmeScreenshot:
         folder = artifacts_dir()
         folder.mkdir(parents=True, exist_ok=True)
         targets = [folder / "console-lead.png"]
-        if wanted := os.environ.get("LEADROUTE_CONSOLE_SCREENSHOT"):
+        if wanted := os.environ.get("CONSOLE_SCREENSHOT"):
             targets.append(Path(wanted))
         for target in targets:
             await page.screenshot(path=str(target), full_page=False)
