@@ -238,6 +238,8 @@ class TestRules:
             bad = await c.post("/console/rules/playground", data=form | {"employees": "many"})
             assert bad.status_code == 422
             assert "<code>lead.employees</code>" in bad.text
+            assert 'id="lead-employees" name="employees" type="number"' in bad.text
+            assert 'aria-invalid="true" aria-describedby="err-employees"' in bad.text
 
     async def test_replay_then_activate_needs_rules_activate(self, make_app: Any) -> None:
         app = make_app(POOL_RULES)

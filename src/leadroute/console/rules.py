@@ -195,6 +195,7 @@ class RulePages(Controller):
             versions=listed.versions,
             answer=None,
             problem=None,
+            field_errors={},
         )
 
     @post("/playground", status_code=200)
@@ -219,6 +220,7 @@ class RulePages(Controller):
             versions=listed.versions,
             answer=answer,
             problem=problem,
+            field_errors=_field_errors(problem),
         )
 
     @post("/replay", status_code=200)
@@ -266,6 +268,20 @@ class RulePages(Controller):
         )
         answer = await admin.roll_back(rt, body if body != RollbackIn() else None, viewer.actor)
         return Redirect(f"/console/rules?activated={answer.active.version}", status_code=303)
+
+
+def _field_errors(problem: Problem | None) -> dict[str, str]:
+    """The playground's form field each error names (``lead.employees`` → ``employees``)."""
+    if problem is None:
+        return {}
+    named = {}
+    for error in problem.errors:
+        field = str(error.get("field") or "")
+        if field.startswith("lead."):
+            named[field.removeprefix("lead.")] = str(error.get("message", ""))
+        elif field in {"lead_id", "ruleset", "ruleset_version"}:
+            named[field] = str(error.get("message", ""))
+    return named
 
 
 def _simulation_body(values: dict[str, str]) -> dict[str, Any]:
