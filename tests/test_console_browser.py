@@ -21,6 +21,7 @@ from process_support import Served
 from support import AUTH, POOL_RULES, connection, lead
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+expect.set_options(timeout=15_000)  # a shared CI machine under the whole suite can be slow
 
 PEOPLE = [
     ("Ada", "Lovelace", "Analytical Engines"),
