@@ -15,6 +15,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from browser_support import artifact_name, artifacts_dir, chromium_or_skip
 from conftest import PHASE_REPORTS
 from console_support import DRAFT_RULES
+from outbound_support import receiver
 from leadroute.config import Settings
 from leadroute.store.migrate import migrate
 from process_support import Served
@@ -53,6 +54,8 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     folder = tmp_path_factory.mktemp("console")
     rules = folder / "rules.yaml"
     rules.write_text(POOL_RULES)
+    hooks = receiver()  # a webhook receiver: leads' timelines show their deliveries
+    crm = hooks.__enter__()
     server = Served(
         folder / "serve.log",
         settings,
@@ -61,10 +64,16 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         db_pool_max="10",
         log_level="WARNING",
         reconcile_minutes="0",
+        outbound_poll_seconds="0.2",
+        webhook_allow_private="true",
     )
     try:
         server.wait_ready()
         async with api(server) as http:
+            made = await http.post(
+                "/v1/webhooks", json={"url": crm.url + "/crm", "events": ["lead.assigned"]}
+            )
+            assert made.status_code == 201, made.text
             for ident in ("olive", "oscar", "otto"):
                 assert (
                     await http.put(f"/v1/owners/{ident}", json={"name": ident.title()})
@@ -83,6 +92,7 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         yield server
     finally:
         server.stop()
+        hooks.__exit__(None, None, None)
 
 
 def api(served: Served) -> httpx.AsyncClient:
@@ -300,6 +310,13 @@ class TestTheReadmeScreenshot:
         await page.get_by_role("button", name="Search").click()
         await page.locator("table.list tbody tr").first.get_by_role("link").click()
         await expect(page.locator("ol.timeline")).to_contain_text("Accepted by")
+        for _ in range(30):  # the relay sends within about a second
+            if "delivered" in await page.locator("ol.timeline").inner_text():
+                break
+            await page.wait_for_timeout(500)
+            await page.reload()
+        await expect(page.locator("ol.timeline")).to_contain_text("lead.assigned to wh_")
+        await expect(page.locator("ol.timeline")).to_contain_text("delivered after 1 attempt(s)")
         folder = artifacts_dir()
         folder.mkdir(parents=True, exist_ok=True)
         targets = [folder / "console-lead.png"]
