@@ -15,9 +15,9 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from browser_support import artifact_name, artifacts_dir, chromium_or_skip
 from conftest import PHASE_REPORTS
 from console_support import DRAFT_RULES
-from outbound_support import receiver
 from leadroute.config import Settings
 from leadroute.store.migrate import migrate
+from outbound_support import receiver
 from process_support import Served
 from support import AUTH, POOL_RULES, connection, lead
 
