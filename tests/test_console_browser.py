@@ -4,6 +4,7 @@ browser, the skip rule and where screenshots of failures go)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -54,8 +55,8 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     folder = tmp_path_factory.mktemp("console")
     rules = folder / "rules.yaml"
     rules.write_text(POOL_RULES)
-    hooks = receiver()  # a webhook receiver: leads' timelines show their deliveries
-    crm = hooks.__enter__()
+    hooks = contextlib.ExitStack()
+    crm = hooks.enter_context(receiver())  # a webhook receiver: leads' timelines show deliveries
     server = Served(
         folder / "serve.log",
         settings,
@@ -92,7 +93,7 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         yield server
     finally:
         server.stop()
-        hooks.__exit__(None, None, None)
+        hooks.close()
 
 
 def api(served: Served) -> httpx.AsyncClient:
