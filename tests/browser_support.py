@@ -2,11 +2,11 @@
 
 - The browser is ``/usr/bin/chromium`` (the Debian package ``chromium``, which ``.ci/run``
   installs), launched with ``executable_path``: Playwright's own browser downloads are never
-  used. ``LEADROUTE_CHROMIUM`` names another binary.
+  used. ``CHROMIUM_PATH`` names another binary.
 - No Chromium: the tests are skipped with the reason, except in CI (``CI=true``), where that is
   a failure: CI must run them.
 - A failing test leaves a screenshot of the page (and its HTML) in ``test-artifacts/`` at the
-  repository root (``LEADROUTE_TEST_ARTIFACTS`` names another folder): the hook in
+  repository root (``TEST_ARTIFACTS_DIR`` names another folder): the hook in
   ``tests/conftest.py`` tells the ``page`` fixture how the test went.
 """
 
@@ -21,12 +21,12 @@ from typing import Final
 import pytest
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-CHROMIUM: Final = os.environ.get("LEADROUTE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM: Final = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 
 def artifacts_dir() -> Path:
     """Where failing browser tests leave their screenshots."""
-    return Path(os.environ.get("LEADROUTE_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+    return Path(os.environ.get("TEST_ARTIFACTS_DIR", ROOT / "test-artifacts"))
 
 
 def chromium_or_skip() -> str:

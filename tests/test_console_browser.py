@@ -4,6 +4,7 @@ browser, the skip rule and where screenshots of failures go)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,10 +18,12 @@ from conftest import PHASE_REPORTS
 from console_support import DRAFT_RULES
 from leadroute.config import Settings
 from leadroute.store.migrate import migrate
+from outbound_support import receiver
 from process_support import Served
 from support import AUTH, POOL_RULES, connection, lead
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+expect.set_options(timeout=15_000)  # a shared CI machine under the whole suite can be slow
 
 PEOPLE = [
     ("Ada", "Lovelace", "Analytical Engines"),
@@ -52,6 +55,8 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     folder = tmp_path_factory.mktemp("console")
     rules = folder / "rules.yaml"
     rules.write_text(POOL_RULES)
+    hooks = contextlib.ExitStack()
+    crm = hooks.enter_context(receiver())  # a webhook receiver: leads' timelines show deliveries
     server = Served(
         folder / "serve.log",
         settings,
@@ -60,10 +65,16 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         db_pool_max="10",
         log_level="WARNING",
         reconcile_minutes="0",
+        outbound_poll_seconds="0.2",
+        webhook_allow_private="true",
     )
     try:
         server.wait_ready()
         async with api(server) as http:
+            made = await http.post(
+                "/v1/webhooks", json={"url": crm.url + "/crm", "events": ["lead.assigned"]}
+            )
+            assert made.status_code == 201, made.text
             for ident in ("olive", "oscar", "otto"):
                 assert (
                     await http.put(f"/v1/owners/{ident}", json={"name": ident.title()})
@@ -82,6 +93,7 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         yield server
     finally:
         server.stop()
+        hooks.close()
 
 
 def api(served: Served) -> httpx.AsyncClient:
@@ -162,6 +174,24 @@ class TestSigningIn:
         await page.get_by_label("API key").fill("lr_live_0000beef_" + "x" * 43)
         await page.get_by_role("button", name="Sign in").click()
         await expect(page.get_by_role("alert")).to_contain_text("That key is not valid")
+
+
+class TestWithoutJavaScript:
+    """Every page reads, and every form works, with JavaScript turned off."""
+
+    async def test_sign_in_search_and_read_a_lead(self, browser: Browser, served: Served) -> None:
+        context = await browser.new_context(java_script_enabled=False)
+        try:
+            page = await context.new_page()
+            await sign_in(page, served, await new_key(served, "leads:read"))
+            await page.get_by_label("Company or domain").fill("company-2.example")
+            await page.get_by_role("button", name="Search").click()
+            await page.locator("table.list tbody tr").first.get_by_role("link").click()
+            await expect(page.locator("ol.timeline")).to_contain_text("Assigned to")
+            await page.get_by_role("link", name="Queues").click()
+            await expect(page.get_by_role("heading", name="Queued leads")).to_be_visible()
+        finally:
+            await context.close()
 
 
 class TestLeads:
@@ -273,7 +303,7 @@ class TestRouting:
 
 
 class TestTheReadmeScreenshot:
-    """The lead page of a real run, for the README (``LEADROUTE_CONSOLE_SCREENSHOT=docs/console.png``)."""
+    """The lead page of a real run, for the README (``CONSOLE_SCREENSHOT=docs/console.png``)."""
 
     async def test_screenshot(self, page: Page, served: Served) -> None:
         await sign_in(page, served, await new_key(served, "leads:read", "rules:write", "routing:admin"))
@@ -281,10 +311,17 @@ class TestTheReadmeScreenshot:
         await page.get_by_role("button", name="Search").click()
         await page.locator("table.list tbody tr").first.get_by_role("link").click()
         await expect(page.locator("ol.timeline")).to_contain_text("Accepted by")
+        for _ in range(30):  # the relay sends within about a second
+            if "delivered" in await page.locator("ol.timeline").inner_text():
+                break
+            await page.wait_for_timeout(500)
+            await page.reload()
+        await expect(page.locator("ol.timeline")).to_contain_text("lead.assigned to wh_")
+        await expect(page.locator("ol.timeline")).to_contain_text("delivered after 1 attempt(s)")
         folder = artifacts_dir()
         folder.mkdir(parents=True, exist_ok=True)
         targets = [folder / "console-lead.png"]
-        if wanted := os.environ.get("LEADROUTE_CONSOLE_SCREENSHOT"):
+        if wanted := os.environ.get("CONSOLE_SCREENSHOT"):
             targets.append(Path(wanted))
         for target in targets:
             await page.screenshot(path=str(target), full_page=False)

@@ -112,6 +112,7 @@ CONSOLE_SCOPES: Final[Mapping[tuple[str, str], ConsoleAccess]] = MappingProxyTyp
     ("POST",   "/console/sign-out"):                    "signed-in",
     # leads: personal data, as GET /v1/leads/{lead_id}
     ("GET",    "/console/leads"):                       "leads:read",
+    ("POST",   "/console/leads"):                       "leads:read",
     ("GET",    "/console/leads/queued"):                "leads:read",
     ("GET",    "/console/leads/{lead_id}"):             "leads:read",
     # rules: read, drafts, the playground and replay, as /v1/rulesets and /v1/simulate

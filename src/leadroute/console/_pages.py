@@ -24,6 +24,7 @@ from litestar.template import TemplateConfig
 from leadroute.access import Scope
 from leadroute.api.problems import problem_for
 from leadroute.console._session import MissingScope, NotSignedIn, Viewer
+from leadroute.outage import OUTAGES, dependency_down
 
 __all__ = ["NAV", "NavItem", "console_error", "page", "template_config"]
 
@@ -111,7 +112,9 @@ def console_error(request: Request[Any, Any, Any], exc: Exception) -> Response[A
         nxt = f"?next={quote(target, safe='')}" if request.method == "GET" else ""
         return Redirect(f"/console/sign-in{nxt}", status_code=303)
     problem = problem_for(exc)
-    if problem.status >= 500:
+    if problem.status == 503 and (down := dependency_down(exc)) is not None:
+        OUTAGES.down(down, exc, f"{request.method} {request.url.path}")  # one line per outage, as the API
+    elif problem.status >= 500:
         # a form can hold personal data: the route and the exception's type only
         log.exception("console: unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
     viewer: Viewer | None = request.state.get("viewer")

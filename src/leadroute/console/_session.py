@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import secrets
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request
@@ -156,12 +157,14 @@ async def _viewer(connection: ASGIConnection[Any, Any, Any, Any]) -> Viewer | No
 
 
 def _same_site(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
-    """No ``Origin`` (an old browser, a script) or this console's own; ``null`` or another is refused
-    (the console's ``Referrer-Policy: same-origin`` makes browsers send the real one)."""
+    """No ``Origin`` (an old browser, a script) or one naming this console's host; ``null`` or
+    another host is refused (the console's ``Referrer-Policy: same-origin`` makes browsers send
+    the real one). The scheme is not compared: behind a proxy that ends TLS, the browser's
+    ``https`` origin reaches us as plain http."""
     origin = connection.headers.get("origin")
     if origin is None:
         return True
-    return origin == f"{connection.url.scheme}://{connection.headers.get('host', '')}"
+    return urlsplit(origin).netloc == connection.headers.get("host", "")
 
 
 async def _form_token(request: Request[Any, Any, Any]) -> str:

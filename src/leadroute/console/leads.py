@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
 
-from litestar import Controller, get
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
@@ -68,6 +69,55 @@ def _cursor(value: str | None) -> tuple[datetime, uuid.UUID] | None:
         raise BadFilter("after", "not a cursor this console made") from None
 
 
+FILTERS: Final = (
+    "email",
+    "company",
+    "owner",
+    "stage",
+    "status",
+    "queue",
+    "created_from",
+    "created_to",
+)
+"""The search's fields, in the form's order."""
+
+
+def _field(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+async def _results(rt: Runtime, viewer: Viewer, query: dict[str, str], after: str | None) -> Template:
+    start, end = _day("created_from", query.get("created_from")), _day("created_to", query.get("created_to"))
+    filters = LeadFilters(
+        email=query.get("email") or None,
+        company=query.get("company") or None,
+        owner=query.get("owner") or None,
+        stage=query.get("stage") or None,
+        status=query.get("status") or None,
+        queue=query.get("queue") or None,
+        created_from=datetime.combine(start, time(), UTC) if start else None,
+        created_to=datetime.combine(end, time(), UTC) + timedelta(days=1) if end else None,
+    )
+    async with rt.db.acquire() as conn:
+        found = await search_leads(conn, filters, limit=PAGE, after=_cursor(after))
+    following = None
+    if found.next_cursor is not None:
+        following = f"{found.next_cursor[0].isoformat()}_{found.next_cursor[1]}"
+    query = {name: query.get(name, "") for name in FILTERS}
+    return page(
+        "leads/search.html",
+        viewer,
+        leads=found.leads,
+        query=query,
+        searched=any(query.values()),
+        following=following,
+        paged=after is not None,
+        stages=STAGES,
+        statuses=STATUSES,
+    )
+
+
 class LeadPages(Controller):
     path = "/leads"
     include_in_schema = False
@@ -78,7 +128,6 @@ class LeadPages(Controller):
         *,
         rt: Rt,
         viewer: Who,
-        email: FromQuery[str | None] = None,
         company: FromQuery[str | None] = None,
         owner: FromQuery[str | None] = None,
         stage: FromQuery[str | None] = None,
@@ -88,44 +137,25 @@ class LeadPages(Controller):
         created_to: FromQuery[str | None] = None,
         after: FromQuery[str | None] = None,
     ) -> Template:
-        """Leads matching the filters, newest first, a page at a time."""
-        start, end = _day("created_from", created_from), _day("created_to", created_to)
-        filters = LeadFilters(
-            email=email or None,
-            company=company or None,
-            owner=owner or None,
-            stage=stage or None,
-            status=status or None,
-            queue=queue or None,
-            created_from=datetime.combine(start, time(), UTC) if start else None,
-            created_to=datetime.combine(end, time(), UTC) + timedelta(days=1) if end else None,
-        )
-        async with rt.db.acquire() as conn:
-            found = await search_leads(conn, filters, limit=PAGE, after=_cursor(after))
-        query = {
-            "email": email or "",
-            "company": company or "",
-            "owner": owner or "",
-            "stage": stage or "",
-            "status": status or "",
-            "queue": queue or "",
-            "created_from": created_from or "",
-            "created_to": created_to or "",
+        """Leads matching the filters, newest first, a page at a time (a link such as a queue's;
+        a search by email is a POST, so that no address is in a URL, a log or a trace)."""
+        given = {
+            "company": company,
+            "owner": owner,
+            "stage": stage,
+            "status": status,
+            "queue": queue,
+            "created_from": created_from,
+            "created_to": created_to,
         }
-        following = None
-        if found.next_cursor is not None:
-            following = f"{found.next_cursor[0].isoformat()}_{found.next_cursor[1]}"
-        return page(
-            "leads/search.html",
-            viewer,
-            leads=found.leads,
-            query=query,
-            searched=any(query.values()),
-            following=following,
-            paged=after is not None,
-            stages=STAGES,
-            statuses=STATUSES,
-        )
+        return await _results(rt, viewer, {k: v or "" for k, v in given.items()}, after)
+
+    @post("/", status_code=200)
+    async def search_form(self, request: Request[Any, Any, Any], rt: Rt, viewer: Who) -> Template:
+        """The search form (its email stays out of the URL), and its pages."""
+        form = await request.form()
+        values = {name: _field(form, name) for name in FILTERS}
+        return await _results(rt, viewer, values, _field(form, "after") or None)
 
     @get("/queued")
     async def queued(self, rt: Rt, viewer: Who, offset: FromQuery[int] = 0) -> Template:

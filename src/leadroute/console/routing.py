@@ -36,7 +36,7 @@ from leadroute.store import owners as store
 from leadroute.store.owners import Owner, Pool
 from leadroute.structs import Struct
 
-__all__ = ["OwnerNow", "PoolMemberNow", "RoutingPages", "owner_now"]
+__all__ = ["OwnerNow", "PoolMemberNow", "PoolNow", "RoutingPages", "next_in_turn", "owner_now"]
 
 Rt = NamedDependency[Runtime]
 Who = NamedDependency[Viewer]
@@ -71,9 +71,30 @@ class PoolMemberNow(Struct, kw_only=True):
 
 
 class PoolNow(Struct, kw_only=True):
+    """A pool now: its members' availability, and who round robin would pick next."""
+
     pool: Pool
     members: list[PoolMemberNow]
     available: int
+    next_owner: str | None
+    """Round robin only: the first member able to take a lead after the cursor (None: nobody)."""
+
+
+def next_in_turn(members: list[PoolMemberNow], last: str | None) -> str | None:
+    """Who ``round_robin.lua`` would give the pool's next lead to: the first member able to take
+    it after ``last`` (the cursor) in byte order of ids, wrapping around; when the cursor's owner
+    has left the pool, after where they were."""
+    ordered = sorted(members, key=lambda m: m.owner.id.encode())
+    ids = [m.owner.id.encode() for m in ordered]
+    start = 0
+    if last is not None:
+        cursor = last.encode()
+        start = ids.index(cursor) + 1 if cursor in ids else sum(1 for i in ids if i < cursor)
+    for step in range(len(ordered)):
+        member = ordered[(start + step) % len(ordered)]
+        if member.reason is None:
+            return member.owner.id
+    return None
 
 
 def _member(owner: Owner) -> Member:
@@ -125,7 +146,13 @@ def _pool_now(
         view = views[ident]
         reason = skip_reason(_member(owners[ident]), rules, now) or view.capacity
         members.append(PoolMemberNow(owner=view, reason=reason, last=state.rr.get(pool.id) == ident))
-    return PoolNow(pool=pool, members=members, available=sum(1 for m in members if m.reason is None))
+    following = next_in_turn(members, state.rr.get(pool.id)) if pool.strategy == "round_robin" else None
+    return PoolNow(
+        pool=pool,
+        members=members,
+        available=sum(1 for m in members if m.reason is None),
+        next_owner=following,
+    )
 
 
 class RoutingPages(Controller):

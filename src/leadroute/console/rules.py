@@ -195,6 +195,7 @@ class RulePages(Controller):
             versions=listed.versions,
             answer=None,
             problem=None,
+            field_errors={},
         )
 
     @post("/playground", status_code=200)
@@ -219,19 +220,20 @@ class RulePages(Controller):
             versions=listed.versions,
             answer=answer,
             problem=problem,
+            field_errors=_field_errors(problem),
         )
 
     @post("/replay", status_code=200)
     async def replay(self, request: Request[Any, Any, Any], rt: Rt, viewer: Who) -> Template:
-        """Replay the last N days of leads under a stored version (or pasted YAML), as
+        """Replay the last N days of leads under a stored version (or a draft's text), as
         ``POST /v1/rulesets/replay``: the stage matrix, pool changes and example leads."""
         form = await request.form()
         body: dict[str, Any] = {"examples": 5}
         version = _text(form, "version")
         if version:
             body["version"] = int(version) if version.isdigit() else version
-        else:
-            body["candidate"] = _text(form, "candidate")
+        else:  # the draft editor's text (or file), not stored
+            body["candidate"] = (await _rule_text(form))[0]
         days = _text(form, "days").strip()
         if days:
             body["since"] = f"{days}d" if days.isdigit() else days
@@ -266,6 +268,20 @@ class RulePages(Controller):
         )
         answer = await admin.roll_back(rt, body if body != RollbackIn() else None, viewer.actor)
         return Redirect(f"/console/rules?activated={answer.active.version}", status_code=303)
+
+
+def _field_errors(problem: Problem | None) -> dict[str, str]:
+    """The playground's form field each error names (``lead.employees`` → ``employees``)."""
+    if problem is None:
+        return {}
+    named = {}
+    for error in problem.errors:
+        field = str(error.get("field") or "")
+        if field.startswith("lead."):
+            named[field.removeprefix("lead.")] = str(error.get("message", ""))
+        elif field in {"lead_id", "ruleset", "ruleset_version"}:
+            named[field] = str(error.get("message", ""))
+    return named
 
 
 def _simulation_body(values: dict[str, str]) -> dict[str, Any]:
