@@ -174,14 +174,14 @@ class TestCalibration:
 
 
 class TestScreenshots:
-    """The two pages of a real run, for docs/reports.md: ``LEADROUTE_REPORTS_SCREENSHOTS=docs
+    """The two pages of a real run, for docs/reports.md: ``REPORTS_SCREENSHOTS=docs
     ./scripts/test tests/test_console_reports_browser.py -k screenshot`` writes
     ``docs/dashboard.png`` and ``docs/calibration.png``; test-artifacts/ always gets them."""
 
     async def test_screenshots(self, page: Page, served: Served) -> None:
         await sign_in(page, served, await new_key(served, "leads:read", "rules:write"))
         folders = [artifacts_dir()]
-        if wanted := os.environ.get("LEADROUTE_REPORTS_SCREENSHOTS"):
+        if wanted := os.environ.get("REPORTS_SCREENSHOTS"):
             folders.append(Path(wanted))
         for name, heading in (("calibration", "Conversion by score band"), ("dashboard", "Share per rep")):
             await page.goto(f"{served.base}/console/{name}")
