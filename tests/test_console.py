@@ -549,3 +549,17 @@ class TestTheBrowserHarness:
         assert browser_support.artifacts_dir() == browser_support.ROOT / "test-artifacts"
         name = browser_support.artifact_name("tests/test_console_browser.py::TestLeads::test_find[x/y]")
         assert name == "TestLeads_test_find_x_y_"
+
+
+class TestUnknownAddresses:
+    """An unknown console address is a page too; the API keeps answering problem+json."""
+
+    async def test_a_404_page(self, make_app: Any) -> None:
+        async with console_client(make_app()) as c:
+            await sign_in(c, ADMIN_KEY)
+            r = await c.get("/console/nowhere")
+            assert r.status_code == 404
+            assert r.headers["content-type"].startswith("text/html")
+            api = await c.get("/v1/nowhere")
+            assert api.status_code == 404
+            assert api.headers["content-type"] == "application/problem+json"
