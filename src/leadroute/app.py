@@ -1,6 +1,8 @@
 """The Litestar application: routes, the lifespan that opens PostgreSQL and Redis, the one
-exception handler (errors become problems in :mod:`leadroute.api.problems`), and access: every
-``/v1`` route needs a key with the scope :data:`leadroute.access.ROUTE_SCOPES` gives it."""
+exception handler (errors become problems in :mod:`leadroute.api.problems`, or pages under
+``/console``), and access: every ``/v1`` route needs a key with the scope
+:data:`leadroute.access.ROUTE_SCOPES` gives it, every console page the one
+:data:`leadroute.access.CONSOLE_SCOPES` gives it."""
 
 from __future__ import annotations
 
