@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from litestar.testing import AsyncTestClient
 
 import browser_support
 from conftest import FakeClock
@@ -551,3 +552,33 @@ class TestTheBrowserHarness:
         assert browser_support.artifacts_dir() == browser_support.ROOT / "test-artifacts"
         name = browser_support.artifact_name("tests/test_console_browser.py::TestLeads::test_find[x/y]")
         assert name == "TestLeads_test_find_x_y_"
+
+
+class TestUnknownAddresses:
+    """An unknown console address is a page too; the API keeps answering problem+json."""
+
+    async def test_a_404_page(self, make_app: Any) -> None:
+        async with console_client(make_app()) as c:
+            await sign_in(c, ADMIN_KEY)
+            r = await c.get("/console/nowhere")
+            assert r.status_code == 404
+            assert r.headers["content-type"].startswith("text/html")
+            api = await c.get("/v1/nowhere")
+            assert api.status_code == 404
+            assert api.headers["content-type"] == "application/problem+json"
+
+
+class TestOverHttps:
+    """Served over https, the session cookie is Secure too."""
+
+    async def test_the_cookie_is_secure(self, make_app: Any) -> None:
+        async with AsyncTestClient(make_app(), base_url="https://console.example") as c:
+            c.follow_redirects = False
+            form = await c.get("/console/sign-in")
+            assert "secure" in form.headers["set-cookie"].lower()
+            r = await c.post("/console/sign-in", data={"key": ADMIN_KEY, "_csrf": csrf(form.text)})
+            assert r.status_code == 303
+            cookie = r.headers["set-cookie"].lower()
+            assert cookie.startswith("leadroute_console=")
+            for attribute in ("secure", "httponly", "samesite=strict", "path=/console"):
+                assert attribute in cookie

@@ -129,8 +129,18 @@ async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterato
     opened = await context.new_page()
     opened.set_default_timeout(15_000)
     opened.on("dialog", lambda dialog: dialog.accept())  # the confirm() before activate / pause
+    problems: list[str] = []  # what the browser complains of: a CSP violation, a script error
+    opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    opened.on("pageerror", lambda e: problems.append(str(e)))
+    offsite: list[str] = []  # every asset is the console's own: nothing is fetched elsewhere
+    base = served_base(request)
+    opened.on("request", lambda r: None if r.url.startswith(base) else offsite.append(r.url))
     try:
         yield opened
+        refused = "Failed to load resource: the server responded with a status of {}"
+        expected = {refused.format("401 (Unauthorized)"), refused.format("403 (Forbidden)")}  # on purpose
+        assert [p for p in problems if p not in expected] == []
+        assert [u for u in offsite if not u.startswith("data:")] == []
     finally:
         reports = request.node.stash.get(PHASE_REPORTS, {})
         if "call" in reports and reports["call"].failed:
@@ -140,6 +150,12 @@ async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterato
             await opened.screenshot(path=str(folder / f"{name}.png"), full_page=True)
             (folder / f"{name}.html").write_text(await opened.content())
         await context.close()
+
+
+def served_base(request: pytest.FixtureRequest) -> str:
+    """The base URL of the module's server (for the ``page`` fixture's off-site check)."""
+    server: Served = request.getfixturevalue("served")
+    return server.base
 
 
 async def sign_in(page: Page, served: Served, key: str) -> None:

@@ -28,7 +28,7 @@ from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
 from leadroute.api.simulate import MAX_DRY_RUN_BYTES
-from leadroute.console._pages import NAV, NavItem, console_error, page, template_config
+from leadroute.console._pages import NAV, NavItem, console_error, is_console, page, template_config
 from leadroute.console._session import Viewer, check_access, provide_viewer
 from leadroute.console.auth import front, sign_in, sign_in_form, sign_out
 from leadroute.console.leads import LeadPages
@@ -36,13 +36,24 @@ from leadroute.console.reports import ReportPages
 from leadroute.console.routing import RoutingPages
 from leadroute.console.rules import RulePages
 
-__all__ = ["NAV", "NavItem", "Viewer", "console_router", "page", "static_router", "template_config"]
+__all__ = [
+    "NAV",
+    "NavItem",
+    "Viewer",
+    "console_error",
+    "console_router",
+    "is_console",
+    "page",
+    "static_router",
+    "template_config",
+]
 
 STATIC: Final = Path(__file__).parent / "static"
 
 
 def console_router() -> Router:
-    """Every console page under ``/console``, behind the guard, with HTML error pages."""
+    """Every console page under ``/console``, behind the guard (errors become pages in the app's
+    exception handler, :func:`leadroute.app.answer_error`, by path)."""
     return Router(
         path="/console",
         route_handlers=[
@@ -57,7 +68,6 @@ def console_router() -> Router:
         ],
         guards=[check_access],
         dependencies={"viewer": Provide(provide_viewer, sync_to_thread=False)},
-        exception_handlers={Exception: console_error},
         include_in_schema=False,
         # a form is at most a rule file (1 MB) and a lead, as the API's dry runs take
         request_max_body_size=MAX_DRY_RUN_BYTES,

@@ -26,7 +26,7 @@ from leadroute.api.problems import problem_for
 from leadroute.console._session import MissingScope, NotSignedIn, Viewer
 from leadroute.outage import OUTAGES, dependency_down
 
-__all__ = ["NAV", "NavItem", "console_error", "page", "template_config"]
+__all__ = ["NAV", "NavItem", "console_error", "is_console", "page", "template_config"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,11 @@ def page(template: str, viewer: Viewer | None, /, *, status_code: int = 200, **c
         status_code=status_code,
         media_type="text/html",
     )
+
+
+def is_console(path: str) -> bool:
+    """Whether ``path`` is the console's (its errors are pages, not problem+json)."""
+    return path == "/console" or path.startswith("/console/")
 
 
 def console_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
