@@ -104,12 +104,21 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
-    """A fresh context and page; a screenshot and the HTML in test-artifacts/ on failure."""
+    """A fresh context and page that fails its test on any browser error or request elsewhere;
+    a screenshot and the HTML in test-artifacts/ on failure."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     opened = await context.new_page()
     opened.set_default_timeout(15_000)
+    problems: list[str] = []  # what the browser complains of: a CSP violation (an inline SVG's
+    opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)  # style)
+    opened.on("pageerror", lambda e: problems.append(str(e)))
+    offsite: list[str] = []  # every asset, every chart is the console's own
+    base = request.getfixturevalue("served").base
+    opened.on("request", lambda r: None if r.url.startswith(base) else offsite.append(r.url))
     try:
         yield opened
+        assert problems == []
+        assert [u for u in offsite if not u.startswith("data:")] == []
     finally:
         reports = request.node.stash.get(PHASE_REPORTS, {})
         if "call" in reports and reports["call"].failed:
