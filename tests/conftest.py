@@ -192,3 +192,16 @@ class FakeClock:
 def clock() -> FakeClock:
     """A fresh :class:`FakeClock` per test (pass it to ``make_app(clock=clock)``)."""
     return FakeClock()
+
+
+PHASE_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+"""``item.stash[PHASE_REPORTS]["call"]``: how the test itself went."""
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item (``item.stash``), so a fixture's teardown can
+    tell whether the test failed (the browser tests' ``page`` saves a screenshot then)."""
+    report = yield
+    item.stash.setdefault(PHASE_REPORTS, {})[report.when] = report
+    return report

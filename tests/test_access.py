@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from litestar import Litestar
 
-from leadroute.access import ROUTE_SCOPES, SCOPES, SIGNED_ROUTES, first_start_key, parse_key
+from leadroute.access import CONSOLE_SCOPES, ROUTE_SCOPES, SCOPES, SIGNED_ROUTES, first_start_key, parse_key
 from leadroute.app import create_app
 from leadroute.config import Settings
 from leadroute.store.db import connect
@@ -33,6 +33,18 @@ def _routes() -> list[tuple[str, str]]:
             for method in handler.http_methods:
                 if route.path_format.startswith("/v1/") and method != "OPTIONS":
                     found.add((method, route.path_format))
+    return sorted(found)
+
+
+def _console_routes() -> list[tuple[str, str]]:
+    """Every (method, path template) of a console page (its static assets are open)."""
+    settings = Settings.from_env({}, database_url="postgresql://unused/db", redis_url="redis://unused")
+    found = set()
+    for route in create_app(settings).routes:
+        if not route.path_format.startswith("/console") or route.path_format.startswith("/console/static"):
+            continue
+        for handler in getattr(route, "route_handlers", []):
+            found |= {(m, route.path_format) for m in handler.http_methods if m not in {"OPTIONS", "HEAD"}}
     return sorted(found)
 
 
@@ -69,6 +81,15 @@ async def new_key(
     assert r.status_code == 201, r.text
     body = r.json()
     return body["key"], body["stored"]["id"]
+
+
+class TestTheConsoleScopeTable:
+    """Every console page is in CONSOLE_SCOPES, and every row of it is a page."""
+
+    def test_every_page_has_a_row_and_every_row_is_a_page(self) -> None:
+        pages = _console_routes()
+        assert [p for p in pages if p not in CONSOLE_SCOPES] == []
+        assert [p for p in CONSOLE_SCOPES if p not in pages] == []
 
 
 class TestTheScopeTable:

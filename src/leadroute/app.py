@@ -1,6 +1,8 @@
 """The Litestar application: routes, the lifespan that opens PostgreSQL and Redis, the one
-exception handler (errors become problems in :mod:`leadroute.api.problems`), and access: every
-``/v1`` route needs a key with the scope :data:`leadroute.access.ROUTE_SCOPES` gives it."""
+exception handler (errors become problems in :mod:`leadroute.api.problems`, or pages under
+``/console``), and access: every ``/v1`` route needs a key with the scope
+:data:`leadroute.access.ROUTE_SCOPES` gives it, every console page the one
+:data:`leadroute.access.CONSOLE_SCOPES` gives it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from litestar import Litestar
+from litestar import Litestar, Request, Response
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
@@ -39,13 +41,17 @@ from leadroute.api.inbound import InboundController
 from leadroute.api.keys import KeyController
 from leadroute.api.leads import LeadController
 from leadroute.api.openapi import StrictStructSchemaPlugin
+from leadroute.api.outcomes import OutcomeController
 from leadroute.api.owners import OwnerController, PoolController, RoutingController
 from leadroute.api.problems import problem_response, problem_responses
 from leadroute.api.replay import ReplayController
+from leadroute.api.reports import ReportController
 from leadroute.api.rulesets import RulesetController
 from leadroute.api.simulate import SimulateController
 from leadroute.api.webhooks import WebhookController
 from leadroute.config import Settings, SettingsError
+from leadroute.console import console_error, console_router, is_console, template_config
+from leadroute.console import static_router as console_static_router
 from leadroute.inbound import Inbound, start_mappings
 from leadroute.limits import RateLimiter, parse_limit, parse_scope_limits
 from leadroute.limits.middleware import RateLimitMiddleware, RateLimits
@@ -62,9 +68,17 @@ from leadroute.store.rulesets import start_ruleset
 from leadroute.telemetry import MetricsController, tracer_provider
 from leadroute.workflow.scheduler import scheduler as sla_scheduler
 
-__all__ = ["create_app"]
+__all__ = ["answer_error", "create_app"]
 
 log = logging.getLogger(__name__)
+
+
+def answer_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The app's exception handler: problem+json (:func:`leadroute.api.problems.problem_response`),
+    but a page for a person under ``/console`` (an unknown console address is a 404 page too)."""
+    if is_console(request.url.path):
+        return console_error(request, exc)
+    return problem_response(request, exc)
 
 
 def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clock = utc_now) -> Litestar:
@@ -162,6 +176,8 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             static_router(),
             LeadController,
             LeadBatchController,
+            OutcomeController,
+            ReportController,
             AssignmentController,
             EventController,
             InboundController,
@@ -174,6 +190,8 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             WebhookController,
             KeyController,
             AuditController,
+            console_router(),  # /console: the sales-ops pages, signed in with an API key
+            console_static_router(),
             live,
             ready,
         ],
@@ -193,8 +211,9 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
             AccessMiddleware,  # 401/403/415 and CORS, before any /v1 handler runs
             DefineMiddleware(RateLimitMiddleware, limits=limits, by="key"),  # the key, per route scope
         ],
-        exception_handlers={Exception: problem_response},  # every error, mapped in one place
+        exception_handlers={Exception: answer_error},  # every error, mapped in one place
         plugins=plugins,
+        template_config=template_config(),
         openapi_config=openapi_config(components=ACCESS_COMPONENTS),
         # Logging is the process's (set up by the CLI). Litestar's default replaces the root
         # handlers with a queue whose listener thread does not survive a fork into workers.

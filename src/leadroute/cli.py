@@ -216,7 +216,47 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  (one statement per s
             help="a mapping file or a directory of them (default: LEADROUTE_MAPPINGS_PATH)",
         )
         mapping_cmd.set_defaults(func=_mappings, command=verb)
+
+    _report_parser(sub)
     return parser
+
+
+def _report_parser(sub: Any) -> None:
+    """``leadroute report calibration|distribution`` (docs/reports.md)."""
+    reports = sub.add_parser(
+        "report", help="calibration and distribution reports, with charts"
+    ).add_subparsers(required=True, metavar="REPORT")
+    for name, text, days in (
+        ("calibration", "conversion by score band and stage, rule lift, funnel, rejected by sales", 30),
+        ("distribution", "leads per hour, actual vs expected share per rep, response times, SLA, queues", 7),
+    ):
+        parser = reports.add_parser(name, help=text)
+        parser.add_argument("--days", type=int, metavar="N", help=f"the last N days (default {days})")
+        parser.add_argument(
+            "--from", dest="start", metavar="WHEN", help="from this ISO date or time (UTC if naive)"
+        )
+        parser.add_argument(
+            "--to", dest="end", metavar="WHEN", help="up to this ISO date or time (default: now)"
+        )
+        parser.add_argument("--svg", type=Path, metavar="DIR", help="write each chart to DIR/NAME.svg")
+        parser.add_argument(
+            "--html", type=Path, metavar="FILE", help="write the charts and tables to one HTML page"
+        )
+        if name == "calibration":
+            parser.add_argument(
+                "--bands",
+                default="0,20,40,60,80",
+                metavar="EDGES",
+                help="score band edges (default %(default)s)",
+            )
+            parser.add_argument(
+                "--basis",
+                choices=["latest", "intake"],
+                default="latest",
+                help="the decision that stands for a lead: its latest before its first outcome (default), "
+                "or its first",
+            )
+        parser.set_defaults(func=_report, report=name, default_days=days)
 
 
 def _secrets(settings: Settings, args: argparse.Namespace) -> int:
@@ -648,3 +688,9 @@ def _webhooks(settings: Settings, args: argparse.Namespace) -> int:
     from leadroute.outbound._cli import webhooks_command
 
     return webhooks_command(settings, args, servers=_servers)
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from leadroute.reports._cli import report_command
+
+    return report_command(settings, args, servers=_servers)

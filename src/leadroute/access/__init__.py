@@ -28,6 +28,7 @@ from leadroute.access._middleware import (
 from leadroute.access._openapi import COMPONENTS, document_access
 from leadroute.access._scopes import (
     ADMIN,
+    CONSOLE_SCOPES,
     FORM_BODIES,
     NON_JSON_BODIES,
     ORIGIN_PATTERN,
@@ -35,6 +36,7 @@ from leadroute.access._scopes import (
     ROUTE_SCOPES,
     SCOPES,
     SIGNED_ROUTES,
+    ConsoleAccess,
     Scope,
     grants,
     required_scope,
@@ -45,6 +47,7 @@ __all__ = [
     "ADMIN",
     "ADMIN_KEY_FILE",
     "COMPONENTS",
+    "CONSOLE_SCOPES",
     "FORM_BODIES",
     "NON_JSON_BODIES",
     "ORIGIN_PATTERN",
@@ -54,6 +57,7 @@ __all__ = [
     "SCOPES",
     "SIGNED_ROUTES",
     "AccessMiddleware",
+    "ConsoleAccess",
     "KeyCache",
     "Principal",
     "Scope",

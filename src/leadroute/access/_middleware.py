@@ -10,7 +10,8 @@ For a ``/v1`` request, in this order:
    all): else 403. A route missing from the table is refused to every key.
 4. A request with an ``Origin`` (a browser) must come from one of the key's origins (or the
    service's own): else 403. Allowed ones get ``Access-Control-Allow-Origin`` on the response;
-   never ``Allow-Credentials``: leadroute uses no cookies.
+   never ``Allow-Credentials``: ``/v1`` reads no cookies (the console's session cookie is
+   for ``/console`` only).
 5. A body sent to a JSON route must say ``application/json``: else 415 (a form post or a
    ``text/plain`` fetch is not a lead). A body without ``Content-Type`` is parsed as JSON.
    The form route takes forms only (``FORM_BODIES``), and its key may come as ``?key=``.
@@ -209,12 +210,20 @@ class AccessMiddleware:
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 """API answers are data, never pages: nothing may load, run or frame them."""
 
+CONSOLE_CSP = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+"""The console's pages load their own stylesheet, script and images, post forms only to
+themselves, and nothing else (no inline script or style, nothing from another site)."""
+
 
 async def security_headers(message: Message, scope: Scope) -> None:
     """The app's ``before_send`` hook: security headers on every response.
 
-    ``/schema`` keeps no CSP (its documentation pages load scripts); ``/v1`` answers are never
-    cached (they hold personal data and change).
+    ``/schema`` keeps no CSP (its documentation pages load scripts); ``/console`` pages get
+    :data:`CONSOLE_CSP` and ``Referrer-Policy: same-origin``; ``/v1`` answers and console pages
+    are never cached (they hold personal data and change; the console's static assets may be).
     """
     if message["type"] != "http.response.start":
         return
@@ -223,7 +232,14 @@ async def security_headers(message: Message, scope: Scope) -> None:
     headers["X-Frame-Options"] = "DENY"
     headers["Referrer-Policy"] = "no-referrer"
     path: str = scope.get("path", "")
-    if not path.startswith("/schema"):
+    if path == "/console" or path.startswith("/console/"):
+        headers["Content-Security-Policy"] = CONSOLE_CSP
+        # a form post then carries its Origin (with no-referrer, Chromium sends "Origin: null"),
+        # which the console checks; nothing is sent to another site
+        headers["Referrer-Policy"] = "same-origin"
+        if not path.startswith("/console/static/"):
+            headers["Cache-Control"] = "no-store"
+    elif not path.startswith("/schema"):
         headers["Content-Security-Policy"] = API_CSP
     if path.startswith("/v1/"):
         headers["Cache-Control"] = "no-store"

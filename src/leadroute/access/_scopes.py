@@ -16,6 +16,7 @@ from typing import Final, Literal, get_args
 
 __all__ = [
     "ADMIN",
+    "CONSOLE_SCOPES",
     "FORM_BODIES",
     "NON_JSON_BODIES",
     "ORIGIN_PATTERN",
@@ -23,6 +24,7 @@ __all__ = [
     "ROUTE_SCOPES",
     "SCOPES",
     "SIGNED_ROUTES",
+    "ConsoleAccess",
     "Scope",
     "grants",
     "required_scope",
@@ -56,6 +58,11 @@ ROUTE_SCOPES: Final[Mapping[tuple[str, str], Scope]] = MappingProxyType({
     ("POST",   "/v1/assignments/{lead_id}/accept"):     "assignments:write",
     ("POST",   "/v1/assignments/{lead_id}/reassign"):   "assignments:write",
     ("POST",   "/v1/assignments/{lead_id}/close"):      "assignments:write",
+    # what sales made of a lead (not leads:write: that key sits in web forms, in the open)
+    ("POST",   "/v1/leads/{lead_id}/outcome"):          "assignments:write",
+    # reports (docs/reports.md): the dashboard for managers, calibration for who writes the rules
+    ("GET",    "/v1/reports/distribution"):             "leads:read",
+    ("GET",    "/v1/reports/calibration"):              "rules:write",
     # rulesets: read, upload, try out
     ("GET",    "/v1/rulesets"):                         "rules:write",
     ("GET",    "/v1/rulesets/active"):                  "rules:write",
@@ -119,6 +126,44 @@ QUERY_KEY_ROUTES: Final = frozenset({("POST", "/v1/inbound/form/{mapping}")})
 FORM_BODIES: Final = frozenset({("POST", "/v1/inbound/form/{mapping}")})
 """Routes whose body is a form (``application/x-www-form-urlencoded`` or ``multipart/form-data``;
 else 415) instead of JSON."""
+ConsoleAccess = Scope | Literal["open", "signed-in"]
+"""What a console page needs: a scope, only a signed-in key (``signed-in``), or nothing (``open``)."""
+
+# fmt: off
+CONSOLE_SCOPES: Final[Mapping[tuple[str, str], ConsoleAccess]] = MappingProxyType({
+    # signing in and out (the key is kept in an HttpOnly cookie; see docs/console.md)
+    ("GET",    "/console"):                             "signed-in",
+    ("GET",    "/console/sign-in"):                     "open",
+    ("POST",   "/console/sign-in"):                     "open",
+    ("POST",   "/console/sign-out"):                    "signed-in",
+    # leads: personal data, as GET /v1/leads/{lead_id}
+    ("GET",    "/console/leads"):                       "leads:read",
+    ("POST",   "/console/leads"):                       "leads:read",
+    ("GET",    "/console/leads/queued"):                "leads:read",
+    ("GET",    "/console/leads/{lead_id}"):             "leads:read",
+    # rules: read, drafts, the playground and replay, as /v1/rulesets and /v1/simulate
+    ("GET",    "/console/rules"):                       "rules:write",
+    ("GET",    "/console/rules/{version}"):             "rules:write",
+    ("GET",    "/console/rules/diff"):                  "rules:write",
+    ("GET",    "/console/rules/draft"):                 "rules:write",
+    ("POST",   "/console/rules/draft"):                 "rules:write",
+    ("GET",    "/console/rules/playground"):            "rules:write",
+    ("POST",   "/console/rules/playground"):            "rules:write",
+    ("POST",   "/console/rules/replay"):                "rules:write",
+    # rules: change what decides leads
+    ("POST",   "/console/rules/{version}/activate"):    "rules:activate",
+    ("POST",   "/console/rules/rollback"):              "rules:activate",
+    # owners, pools and routing state
+    ("GET",    "/console/routing"):                     "routing:admin",
+    ("POST",   "/console/routing/owners/{owner_id}/pause"):  "routing:admin",
+    ("POST",   "/console/routing/owners/{owner_id}/resume"): "routing:admin",
+    # reports: the distribution and SLA dashboard (managers), calibration (who writes the rules)
+    ("GET",    "/console/dashboard"):                   "leads:read",
+    ("GET",    "/console/calibration"):                 "rules:write",
+})
+# fmt: on
+"""Every ``/console`` page, as :data:`ROUTE_SCOPES` for ``/v1``: the console checks the signed-in
+key against this table (the same :func:`grants`), and a page missing from it is refused."""
 
 ORIGIN_PATTERN: Final = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"
 """A browser origin a key may be used from: scheme, host and port, no path or trailing slash."""

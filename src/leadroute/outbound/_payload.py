@@ -37,6 +37,7 @@ EVENT_TYPES: Final = (
     "lead.scored",
     "lead.merged",
     "lead.sla_warning",
+    "lead.outcome",
 )
 """The event types an endpoint may ask for: the log's, less ``lead.received`` (the posted body,
 personal data) and ``activity.recorded`` (what a person did on the website)."""
@@ -58,6 +59,7 @@ EventType = Literal[
     "lead.scored",
     "lead.merged",
     "lead.sla_warning",
+    "lead.outcome",
 ]
 """One of :data:`EVENT_TYPES`, as API bodies declare it."""
 assert get_args(EventType) == EVENT_TYPES

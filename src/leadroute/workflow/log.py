@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import msgspec
 
@@ -32,18 +32,21 @@ from leadroute.structs import Struct
 __all__ = [
     "EVENT_TYPES",
     "MOVES",
+    "OUTCOMES",
     "ActivityRecorded",
     "Cause",
     "FieldChange",
     "LeadAccepted",
     "LeadClosed",
     "LeadMerged",
+    "LeadOutcome",
     "LeadReceived",
     "LeadScored",
     "LeadSlaBreached",
     "LeadSlaWarning",
     "LogEvent",
     "LogPage",
+    "OutcomeKind",
     "Payload",
     "Placement",
     "append",
@@ -176,6 +179,27 @@ class LeadClosed(Payload):
     outcome: str | None = None
 
 
+OutcomeKind = Literal["converted", "won", "lost", "disqualified_by_sales"]
+"""What sales made of a lead: converted (to a contact or opportunity), the deal won or lost, or
+rejected by sales as not a real prospect. ``won`` and ``lost`` imply the lead had converted."""
+OUTCOMES: Final[tuple[OutcomeKind, ...]] = get_args(OutcomeKind)
+
+
+class LeadOutcome(Payload):
+    """``lead.outcome``: what sales made of the lead (posted by a person, a script or a CRM), with
+    the lead's stage, score and owner when it was recorded (what the prediction was then)."""
+
+    outcome: OutcomeKind
+    at: datetime
+    """When it happened (the body's ``at``, else when it was recorded); also the event's ``occurred_at``."""
+    amount: float | None = None
+    currency: str | None = None
+    reason: str | None = None
+    stage: str | None = None
+    score: float | None = None
+    owner: str | None = None
+
+
 class FieldChange(Struct):
     """One field a merge changed: its value before and after."""
 
@@ -215,6 +239,7 @@ EVENT_TYPES: Final[dict[str, type[Payload]]] = {
     "lead.sla_warning": LeadSlaWarning,
     "lead.sla_breached": LeadSlaBreached,
     "lead.closed": LeadClosed,
+    "lead.outcome": LeadOutcome,
 }
 """Every event type and the shape of its payload."""
 

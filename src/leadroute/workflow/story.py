@@ -25,6 +25,7 @@ from leadroute.workflow.log import (
     LeadAccepted,
     LeadClosed,
     LeadMerged,
+    LeadOutcome,
     LeadReceived,
     LeadScored,
     LeadSlaBreached,
@@ -289,7 +290,12 @@ def _told_by_routing(events: list[LogEvent], decision_id: int | None) -> int:
 
 
 def _is_move(event: LogEvent) -> bool:
-    return event.type in MOVES or event.type in {"lead.accepted", "lead.sla_breached", "lead.closed"}
+    return event.type in MOVES or event.type in {
+        "lead.accepted",
+        "lead.sla_breached",
+        "lead.closed",
+        "lead.outcome",
+    }
 
 
 _CAUSE = {
@@ -318,6 +324,8 @@ def _move(event: LogEvent) -> Move:
         text = f"At {at} {data.owner} accepted it after {data.after_minutes:g} minutes."
     elif isinstance(data, LeadClosed):
         text = f"At {at} it was closed{by}" + (f": {data.reason}." if data.reason else ".")
+    elif isinstance(data, LeadOutcome):
+        text = _outcome(data, by)
     else:
         assert isinstance(data, Placement)
         owner, queue = data.owner, data.queue
@@ -358,6 +366,23 @@ def _merge(event: LogEvent) -> Move:
     what = "; ".join(parts) if parts else "nothing new"
     text = f"Merged on {at} from {origin} (matched on {data.matched_on}): {what}."
     return Move(seq=event.seq, at=event.at, type=event.type, actor=event.actor, text=text)
+
+
+_OUTCOME_TEXT = {
+    "converted": "it converted",
+    "won": "the deal was won",
+    "lost": "the deal was lost",
+    "disqualified_by_sales": "sales rejected it",
+}
+
+
+def _outcome(data: LeadOutcome, by: str) -> str:
+    """``At 2026-11-23 16:00 UTC the deal was won (12,000 USD), recorded by key:ab12: ...``."""
+    text = f"At {data.at.strftime('%Y-%m-%d %H:%M UTC')} {_OUTCOME_TEXT[data.outcome]}"
+    if data.amount is not None:
+        text += f" ({data.amount:,.2f} {data.currency})".replace(".00 ", " ")
+    text += f", recorded{by}" if by else ""
+    return text + (f": {data.reason}." if data.reason else ".")
 
 
 def _now(state: LeadState) -> str:
