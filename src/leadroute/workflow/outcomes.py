@@ -216,7 +216,11 @@ async def record_outcome(
         )
         if idempotency_key is not None:
             await ch.conn.execute(
-                QUERIES["idempotency_complete"], SCOPE, idempotency_key, lead_id, msgspec.to_builtins(answer)
+                QUERIES["idempotency_complete"],
+                SCOPE,
+                [idempotency_key],
+                lead_id,
+                msgspec.to_builtins(answer),
             )
         return OutcomeResult(answer, created=True)
 
