@@ -15,6 +15,7 @@ from typing import Any, Literal
 import msgspec
 
 from leadroute.inbound._format import OutcomeRule, Outcomes, _empty, _first, _get, _Rule, _rule
+from leadroute.intake.normalize import normalize_email
 
 __all__ = ["LeadKey", "OutcomeMap", "OutcomeMatch"]
 
@@ -103,5 +104,8 @@ class OutcomeMap:
         for path in self._emails:
             value = _get(record, path)
             if isinstance(value, str) and not _empty(value):
-                keys.append(LeadKey("email", value.strip().lower()))
+                try:
+                    keys.append(LeadKey("email", normalize_email(value)[0]))  # as leads store it
+                except ValueError:
+                    continue
         return list(dict.fromkeys(keys))
