@@ -340,3 +340,7 @@ class TestOutcomeProblems:
     def test_a_bad_attribute_name(self) -> None:
         [line] = problems(CRM.replace("{crm_id:", "{crm-id:"))
         assert line == "mappings/test.yaml:7: outcomes.lead.attributes: 'crm-id' is not an attribute name"
+
+    def test_a_when_value_that_is_not_text(self) -> None:
+        [line] = problems(CRM.replace('Won: "true"}', "Won: {yes: 1}}"))
+        assert line == "mappings/test.yaml:10: outcomes.rules.0.when: Expected `str | array`, got `object`"

@@ -709,6 +709,30 @@ class TestOutcomesFromSalesforce:
         report = await calibration(client)
         assert (report["converted"]["successes"], report["won"]["successes"]) == (1, 0)
 
+    async def test_a_lead_posted_elsewhere_is_found_by_its_email(
+        self, client: Client, settings: Settings
+    ) -> None:
+        posted = await client.post("/v1/leads", json={"email": "sam.lee@initech.example", "title": "CTO"})
+        assert posted.status_code == 201, posted.text
+        rejected = outbound_message(
+            "04l5e00000Gx7R1AAJ",
+            "Lead",
+            {
+                "Id": "00Q5e00000SAMLEEAA", "Email": "Sam.Lee@Initech.example",
+                "IsConverted": "false", "Status": "Closed - Not Converted",
+                "LastModifiedDate": iso(datetime.now(UTC)),
+            },
+        )  # fmt: skip
+        r = await client.post("/v1/inbound/salesforce", content=rejected, headers=XML)
+        assert b"<Ack>true</Ack>" in r.content
+        [(lead_id, _, payload)] = await outcome_events(settings)
+        assert lead_id == posted.json()["lead_id"]
+        assert (payload["outcome"], payload.get("owner")) == (
+            "disqualified_by_sales",
+            posted.json().get("owner"),
+        )
+        assert await count(settings, "SELECT count(*) FROM leads") == 1
+
     async def test_opportunities_from_a_signed_callout(self, client: Client, settings: Settings) -> None:
         contact = [
             {"attributes": {"type": "Contact"}, "Id": "0035e00000QRSTUVWX", "Email": "r.roe@globex.example",
