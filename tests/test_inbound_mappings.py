@@ -53,12 +53,14 @@ class TestTheShippedMappings:
     def test_check_passes(self, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["mappings", "check", str(ROOT / "mappings")]) == 0
         out = capsys.readouterr().out
-        for name in ("hubspot", "salesforce", "webhook", "form"):
-            assert f"mapping {name!r} version 1" in out
+        for name, version in (("hubspot", 2), ("salesforce", 2), ("webhook", 1), ("form", 1)):
+            assert f"mapping {name!r} version {version}" in out
 
     def test_test_lists_each_test(self, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["mappings", "test", str(ROOT / "mappings" / "hubspot.yaml")]) == 0
-        assert "passed: a contact created in HubSpot" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "passed: a contact created in HubSpot" in out
+        assert "passed: outcome: a contact becoming a customer" in out
 
 
 class TestMapping:
@@ -233,3 +235,112 @@ class TestVersions:
         [row] = await fetch(settings, "SELECT normalized FROM leads")
         assert row["normalized"]["source"] == "web-form"  # version 1 mapped it
         assert row["normalized"]["attributes"] == {"message": "hi"}
+
+
+# -- outcomes: ---------------------------------------------------------------------------------
+
+CRM = """\
+version: 1
+source: crm
+fields:
+  email: Email
+outcomes:
+  lead:
+    attributes: {crm_id: [Id, ContactId]}
+    email: Email
+  rules:
+    - when: {type: Deal, Won: "true"}
+      outcome: won
+      amount: {from: Amount, transform: number}
+      at: {from: [Modified, CloseDate], transform: datetime}
+    - when: {type: Deal, Stage: [Lost, No Decision]}
+      outcome: lost
+      reason: LossReason
+    - when: {type: Deal}
+      outcome: ignore
+  tests:
+    - name: a won deal
+      input: {type: Deal, Won: true, Amount: "1,500.50", CloseDate: "2026-11-30"}
+      expect: {outcome: won, amount: 1500.5, at: "2026-11-30T00:00:00Z"}
+"""
+
+
+class TestOutcomeRules:
+    """The first rule whose `when` values all match decides; values compare as text without case."""
+
+    def mapping(self) -> Any:
+        mapping = parse_mapping(CRM, path="mappings/crm.yaml")
+        assert mapping.outcomes is not None
+        return mapping.outcomes
+
+    def test_the_first_matching_rule_makes_the_outcome_body(self) -> None:
+        outcomes = self.mapping()
+        won = outcomes.match(
+            {"type": "deal", "Won": "TRUE", "Amount": 10, "Modified": "2026-11-23T15:00:00.000+0000"}
+        )
+        assert (won.rule, won.body) == (0, {"outcome": "won", "amount": 10, "at": "2026-11-23T15:00:00Z"})
+        lost = outcomes.match({"type": "Deal", "Won": False, "Stage": "No Decision", "LossReason": "price"})
+        assert lost.body == {"outcome": "lost", "reason": "price"}
+
+    def test_ignore_and_no_match(self) -> None:
+        outcomes = self.mapping()
+        ignored = outcomes.match({"type": "Deal", "Stage": "Open"})
+        assert (ignored.rule, ignored.body) == (2, None)
+        assert outcomes.match({"type": "Lead", "Email": "a@b.example"}) is None
+        assert outcomes.match({"Won": "true"}) is None  # a missing value never matches
+
+    def test_the_lead_is_looked_up_by_attributes_then_email(self) -> None:
+        keys = self.mapping().lead_keys({"Id": "D1", "ContactId": "C1", "Email": " A@B.example "})
+        assert [(k.kind, k.attribute, k.value) for k in keys] == [
+            ("attribute", "crm_id", "D1"),
+            ("attribute", "crm_id", "C1"),
+            ("email", "", "a@b.example"),
+        ]
+
+    def test_the_datetime_transform(self) -> None:
+        to = TRANSFORMS["datetime"]
+        assert to("2026-11-30") == "2026-11-30T00:00:00Z"
+        assert to("2026-11-23T15:00:00.000+0000") == "2026-11-23T15:00:00Z"
+        assert to("2026-11-23T17:00:00+02:00") == "2026-11-23T15:00:00Z"
+        assert to("soon") == "soon"  # left for the outcome check to refuse
+
+
+class TestOutcomeProblems:
+    """A bad outcomes: section is named by file and line, its tests included."""
+
+    def test_a_failing_outcome_test(self) -> None:
+        [line] = problems(CRM.replace("amount: 1500.5", "amount: 1500"))
+        assert line == "mappings/test.yaml:20: outcome test 'a won deal': amount: expected 1500, got 1500.5"
+
+    def test_an_outcome_test_expecting_nothing(self) -> None:
+        [line] = problems(CRM.replace("Won: true, Amount", "Won: false, Amount"))
+        assert line.startswith("mappings/test.yaml:20: outcome test 'a won deal': expected {")
+        assert line.endswith(", got null")
+
+    def test_an_outcome_the_outcome_route_refuses(self) -> None:
+        text = CRM.replace('CloseDate: "2026-11-30"', 'CloseDate: "someday"').replace(
+            'at: "2026-11-30T00:00:00Z"', "at: someday"
+        )
+        [line] = problems(text)
+        assert line.startswith(
+            "mappings/test.yaml:20: outcome test 'a won deal': the outcome it makes is refused (at:"
+        )
+
+    def test_an_unknown_outcome(self) -> None:
+        [line] = problems(CRM.replace("outcome: lost", "outcome: gone"))
+        assert line == "mappings/test.yaml:15: outcomes.rules.1.outcome: Invalid enum value 'gone'"
+
+    def test_a_lead_lookup_that_names_nothing(self) -> None:
+        text = CRM.replace(
+            "    attributes: {crm_id: [Id, ContactId]}\n    email: Email\n", "    attributes: {}\n"
+        )
+        [line] = problems(text)
+        assert line == "mappings/test.yaml:7: outcomes.lead: name at least one attribute or an email path"
+
+    def test_a_bad_attribute_name(self) -> None:
+        [line] = problems(CRM.replace("{crm_id:", "{crm-id:"))
+        assert line == "mappings/test.yaml:7: outcomes.lead.attributes: 'crm-id' is not an attribute name"
+
+    def test_a_when_value_that_is_not_text(self) -> None:
+        [line] = problems(CRM.replace('Won: "true"}', "Won: {yes: 1}}"))
+        assert line == "mappings/test.yaml:10: outcomes.rules.0.when: Expected `str | array`, got `object`"

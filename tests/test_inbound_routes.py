@@ -572,3 +572,217 @@ class TestServed:
             assert leads.json()["lead"]["attributes"]["hubspot_contact_id"] == "123"
         finally:
             served.stop()
+
+
+# -- outcomes from the CRMs ---------------------------------------------------------------------
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def hubspot_change(
+    event_id: int, object_id: int, name: str, value: str, *, attempt: int = 0
+) -> dict[str, Any]:
+    """A contact.propertyChange event as HubSpot's webhooks documentation shows one."""
+    return {
+        "eventId": event_id, "subscriptionId": 12346, "portalId": 62515, "appId": 54321,
+        "occurredAt": now_ms(), "subscriptionType": "contact.propertyChange", "attemptNumber": attempt,
+        "objectId": object_id, "changeSource": "CRM", "propertyName": name, "propertyValue": value,
+    }  # fmt: skip
+
+
+async def outcome_events(settings: Settings) -> list[Any]:
+    rows = await fetch(
+        settings,
+        "SELECT lead_id, idempotency_key, payload FROM lead_events WHERE kind = 'lead.outcome' ORDER BY id",
+    )
+    return [(str(r["lead_id"]), r["idempotency_key"], r["payload"]) for r in rows]
+
+
+async def calibration(client: Client) -> Any:
+    r = await client.get("/v1/reports/calibration", headers=AUTH, params={"days": "1"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def outbound_message(notification: str, sobject: str, fields: dict[str, str]) -> bytes:
+    """One Notification of an Outbound Message, as the outbound messaging WSDL defines it."""
+    values = "".join(f"<sf:{name}>{value}</sf:{name}>" for name, value in fields.items())
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body>
+  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
+   <OrganizationId>{ORG_ID}</OrganizationId>
+   <ActionId>04k5e000000CaRkAAK</ActionId>
+   <SessionId xsi:nil="true"/>
+   <EnterpriseUrl>https://acme.my.salesforce.com/services/Soap/c/62.0/00D5e000000KQ2e</EnterpriseUrl>
+   <PartnerUrl>https://acme.my.salesforce.com/services/Soap/u/62.0/00D5e000000KQ2e</PartnerUrl>
+   <Notification>
+    <Id>{notification}</Id>
+    <sObject xsi:type="sf:{sobject}" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">{values}</sObject>
+   </Notification>
+  </notifications>
+ </soapenv:Body>
+</soapenv:Envelope>""".encode()
+
+
+OPPORTUNITY = "/services/data/v62.0/sobjects/Opportunity"
+
+
+class TestOutcomesFromHubSpot:
+    """A lifecycle stage change the mapping names is an outcome of the contact's lead, once per eventId."""
+
+    async def test_a_customer_is_won_once_and_the_report_counts_it(
+        self, client: Client, settings: Settings, crm: Receiver
+    ) -> None:
+        created = await hubspot(client, HUBSPOT_BATCH, hubspot_headers(HUBSPOT_BATCH))
+        lead_id = created.json()["results"][0]["lead_id"]
+        body = json.dumps(
+            [
+                hubspot_change(7001, 123, "lifecyclestage", "opportunity"),
+                hubspot_change(7002, 123, "lifecyclestage", "customer"),
+                hubspot_change(7003, 999, "lifecyclestage", "customer"),
+            ]
+        ).encode()
+        r = await hubspot(client, body, hubspot_headers(body))
+        assert r.status_code == 200, r.text
+        converted, won, unknown = r.json()["results"]
+        assert converted == {"item": "7001", "status": "recorded", "lead_id": lead_id, "outcome": "converted"}
+        assert won == {"item": "7002", "status": "recorded", "lead_id": lead_id, "outcome": "won"}
+        assert unknown["status"] == "skipped"
+        assert unknown["reason"] == "no lead matches the record (by hubspot_contact_id)"
+        assert len(crm.requests) == 1  # the creation's contact read; an outcome event needs none
+        # HubSpot retries the batch (attemptNumber 1): recorded once
+        retry = body.replace(b'"attemptNumber": 0', b'"attemptNumber": 1')
+        again = await hubspot(client, retry, hubspot_headers(retry))
+        assert [x["status"] for x in again.json()["results"]] == ["replayed", "replayed", "skipped"]
+        events = await outcome_events(settings)
+        assert [(lead, key, p["outcome"]) for lead, key, p in events] == [
+            (lead_id, "hubspot:62515:7001", "converted"),
+            (lead_id, "hubspot:62515:7002", "won"),
+        ]
+        assert await count(settings, "SELECT count(*) FROM leads") == 1
+        report = await calibration(client)
+        assert report["with_outcome"] == 1
+        assert (report["converted"]["successes"], report["won"]["successes"]) == (1, 1)
+
+    async def test_other_stages_stay_contact_changes(self, client: Client, crm: Receiver) -> None:
+        await hubspot(client, HUBSPOT_BATCH, hubspot_headers(HUBSPOT_BATCH))
+        body = json.dumps([hubspot_change(7010, 123, "lifecyclestage", "salesqualifiedlead")]).encode()
+        [result] = (await hubspot(client, body, hubspot_headers(body))).json()["results"]
+        assert result["status"] == "merged"  # a property the mapping reads: the lead is updated
+        assert len(crm.requests) == 2
+
+
+class TestOutcomesFromSalesforce:
+    """A converted Lead and a closed Opportunity are outcomes of their lead, once per change."""
+
+    async def test_a_converted_lead_from_an_outbound_message(
+        self, client: Client, settings: Settings
+    ) -> None:
+        await client.post("/v1/inbound/salesforce", content=OUTBOUND_MESSAGE, headers=XML)
+        [lead] = await fetch(settings, "SELECT id FROM leads")
+        converted = outbound_message(
+            "04l5e00000Gx7R0AAJ",
+            "Lead",
+            {
+                "Id": "00Q5e00000ABCDEFGH", "Email": "jane.doe@acme.example", "IsConverted": "true",
+                "Status": "Closed - Converted", "ConvertedOpportunityId": "0065e00000OPPWON1",
+                "LastModifiedDate": iso(datetime.now(UTC)),
+            },
+        )  # fmt: skip
+        for _ in range(2):  # Salesforce resends a message it had no Ack for
+            r = await client.post("/v1/inbound/salesforce", content=converted, headers=XML)
+            assert r.status_code == 200, r.text
+            assert b"<Ack>true</Ack>" in r.content
+        [(lead_id, key, payload)] = await outcome_events(settings)
+        assert lead_id == str(lead["id"])
+        assert key == f"salesforce:{ORG_ID}:04l5e00000Gx7R0AAJ"
+        assert payload["outcome"] == "converted"
+        assert await count(settings, "SELECT count(*) FROM leads") == 1  # not taken as a lead again
+        report = await calibration(client)
+        assert (report["converted"]["successes"], report["won"]["successes"]) == (1, 0)
+
+    async def test_a_lead_posted_elsewhere_is_found_by_its_email(
+        self, client: Client, settings: Settings
+    ) -> None:
+        posted = await client.post("/v1/leads", json={"email": "sam.lee@initech.example", "title": "CTO"})
+        assert posted.status_code == 201, posted.text
+        rejected = outbound_message(
+            "04l5e00000Gx7R1AAJ",
+            "Lead",
+            {
+                "Id": "00Q5e00000SAMLEEAA", "Email": "Sam.Lee@Initech.example",
+                "IsConverted": "false", "Status": "Closed - Not Converted",
+                "LastModifiedDate": iso(datetime.now(UTC)),
+            },
+        )  # fmt: skip
+        r = await client.post("/v1/inbound/salesforce", content=rejected, headers=XML)
+        assert b"<Ack>true</Ack>" in r.content
+        [(lead_id, _, payload)] = await outcome_events(settings)
+        assert lead_id == posted.json()["lead_id"]
+        assert (payload["outcome"], payload.get("owner")) == (
+            "disqualified_by_sales",
+            posted.json().get("owner"),
+        )
+        assert await count(settings, "SELECT count(*) FROM leads") == 1
+
+    async def test_opportunities_from_a_signed_callout(self, client: Client, settings: Settings) -> None:
+        contact = [
+            {"attributes": {"type": "Contact"}, "Id": "0035e00000QRSTUVWX", "Email": "r.roe@globex.example",
+             "LastName": "Roe", "Account": {"Name": "Globex"}},
+        ]  # fmt: skip
+        body = json.dumps(contact).encode()
+        created = await client.post("/v1/inbound/salesforce", content=body, headers=callout_headers(body))
+        lead_id = created.json()["results"][0]["lead_id"]
+        changed, in_two_days = iso(datetime.now(UTC)), iso(datetime.now(UTC) + timedelta(days=2))
+        opportunities = [
+            {"attributes": {"type": "Opportunity", "url": f"{OPPORTUNITY}/0065e00000OPPWON1"},
+             "Id": "0065e00000OPPWON1", "ContactId": "0035e00000QRSTUVWX", "StageName": "Closed Won",
+             "IsClosed": True, "IsWon": True, "Amount": 48000.0, "CurrencyIsoCode": "EUR",
+             "CloseDate": datetime.now(UTC).date().isoformat(), "LastModifiedDate": changed},
+            {"attributes": {"type": "Opportunity"}, "Id": "0065e00000OPPOPEN",
+             "ContactId": "0035e00000QRSTUVWX",
+             "IsClosed": False, "IsWon": False, "Amount": 9000.0, "LastModifiedDate": changed},
+            {"attributes": {"type": "Opportunity"}, "Id": "0065e00000OPPELSE",
+             "ContactId": "0035e00000UNKNOWN",
+             "IsClosed": True, "IsWon": False, "LastModifiedDate": changed},
+            {"attributes": {"type": "Opportunity"}, "Id": "0065e00000OPPFUTR",
+             "ContactId": "0035e00000QRSTUVWX",
+             "IsClosed": True, "IsWon": False, "LastModifiedDate": in_two_days},
+        ]  # fmt: skip
+        body = json.dumps({"records": opportunities}).encode()
+        r = await client.post("/v1/inbound/salesforce", content=body, headers=callout_headers(body))
+        assert r.status_code == 200, r.text
+        won, still_open, unknown, future = r.json()["results"]
+        assert won == {
+            "item": "0065e00000OPPWON1",
+            "status": "recorded",
+            "lead_id": lead_id,
+            "outcome": "won",
+        }
+        assert still_open == {
+            "item": "0065e00000OPPOPEN",
+            "status": "skipped",
+            "reason": "not an outcome (outcomes rule 5)",
+        }
+        assert unknown["status"] == "skipped"
+        assert unknown["reason"] == "no lead matches the record (by salesforce_id, salesforce_lead_id)"
+        assert future["status"] == "refused"  # the vendor gets 200: retrying cannot fix it
+        assert future["errors"][0]["field"] == "at"
+        again = await client.post("/v1/inbound/salesforce", content=body, headers=callout_headers(body))
+        assert again.json()["results"][0]["status"] == "replayed"
+        [(lead, key, payload)] = await outcome_events(settings)
+        assert (lead, key) == (lead_id, f"salesforce:0065e00000OPPWON1:{changed}")
+        assert (payload["outcome"], payload["amount"], payload["currency"]) == ("won", 48000.0, "EUR")
+        assert await count(settings, "SELECT count(*) FROM leads") == 1
+        report = await calibration(client)
+        assert report["won"]["successes"] == 1
+        assert report["revenue"] == {"EUR": 48000.0}
+        assert report["currency"] == "EUR"

@@ -298,14 +298,15 @@ def _mappings(settings: Settings, args: argparse.Namespace) -> int:
         except MappingFileError as exc:
             failed[path.stem] = exc
     for mapping in loaded.values():
-        tests = mapping.file.tests
+        names = [t.name for t in mapping.file.tests]
+        names += [f"outcome: {t.name}" for t in (mapping.outcomes.section.tests if mapping.outcomes else ())]
         print(
             f"{mapping.path}: mapping {mapping.name!r} version {mapping.version} "
-            f"(sha256 {mapping.sha256[:12]}): ok, {len(tests)} test(s) passed"
+            f"(sha256 {mapping.sha256[:12]}): ok, {len(names)} test(s) passed"
         )
         if args.command == "test":
-            for test in tests:
-                print(f"  passed: {test.name}")
+            for name in names:
+                print(f"  passed: {name}")
     for error in failed.values():
         print(error, file=sys.stderr)
     conflicts = 0

@@ -17,6 +17,17 @@ A mapping file turns what a CRM or a form sends into a lead body (the ``POST /v1
       - name: a new contact
         input: {...}
         expect: {...}
+    outcomes:                       # optional: CRM records that are outcomes, not leads
+      lead:                         # how a record names its lead, tried in this order
+        attributes: {hubspot_contact_id: objectId}    # a lead attribute: path(s) holding its value
+        email: properties.email     # then the lead with this email
+      rules:                        # the first rule whose `when` all match decides
+        - when: {propertyName: lifecyclestage, propertyValue: customer}
+          outcome: won              # converted, won, lost, disqualified_by_sales, or ignore
+          at: {from: occurredAt, transform: epoch_ms}
+          amount: ...               # also currency, reason: paths, like fields
+      tests:                        # sample record in, the outcome it must be (null: none)
+        - {name: ..., input: {...}, expect: {outcome: won, at: ...}}
 
 A path is keys separated by dots (``Account.Name``). Empty values (missing, ``null``, ``""``)
 count as absent. Field names starting with ``_`` (form control fields such as ``_redirect``) are
@@ -41,9 +52,13 @@ __all__ = [
     "LEAD_FIELDS",
     "TRANSFORMS",
     "FieldSpec",
+    "LeadLookup",
     "Mapping",
     "MappingFile",
     "MappingTest",
+    "OutcomeRule",
+    "OutcomeTest",
+    "Outcomes",
     "Spec",
     "canonical_sha256",
 ]
@@ -93,6 +108,20 @@ def _epoch_ms(value: Any) -> Any:
     return datetime.fromtimestamp(millis / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _datetime(value: Any) -> Any:
+    """A date or a date-time as RFC 3339 UTC: Salesforce's ``CloseDate`` (``2026-11-30``, that
+    day at 00:00 UTC) and its ``+0000`` offsets (``2026-11-23T15:00:00.000+0000``)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _text(case: Callable[[str], str]) -> Callable[[Any], Any]:
     return lambda value: case(value) if isinstance(value, str) else value
 
@@ -104,10 +133,11 @@ TRANSFORMS: dict[str, Callable[[Any], Any]] = {
     "lower": _text(str.lower),
     "upper": _text(str.upper),
     "epoch_ms": _epoch_ms,
+    "datetime": _datetime,
 }
 """The transforms a field may name: small on purpose (the normalizer does the real cleaning)."""
 
-Transform = Literal["integer", "number", "string", "lower", "upper", "epoch_ms"]
+Transform = Literal["integer", "number", "string", "lower", "upper", "epoch_ms", "datetime"]
 
 
 class FieldSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -128,6 +158,45 @@ class MappingTest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     expect: dict[str, Any]
 
 
+Matched = Annotated[str, msgspec.Meta(max_length=200)] | list[Annotated[str, msgspec.Meta(max_length=200)]]
+"""What a ``when`` path must hold: a value or any of a list (as text, without case: ``true``
+matches Salesforce's ``true`` and JSON's ``true``)."""
+
+
+class OutcomeRule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """When a record holds these values, it is this outcome (``ignore``: no outcome and no lead)."""
+
+    when: Annotated[dict[SourcePath, Matched], msgspec.Meta(min_length=1)]
+    outcome: Literal["converted", "won", "lost", "disqualified_by_sales", "ignore"]
+    amount: Spec | None = None
+    currency: Spec | None = None
+    at: Spec | None = None
+    reason: Spec | None = None
+
+
+class LeadLookup(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How a record names its lead: lead attributes holding a record id, then an email."""
+
+    attributes: dict[str, SourcePath | list[SourcePath]] = msgspec.field(default_factory=dict)
+    email: SourcePath | list[SourcePath] | None = None
+
+
+class OutcomeTest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A sample record and the outcome body it must make (``null``: not an outcome)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    input: dict[str, Any]
+    expect: dict[str, Any] | None
+
+
+class Outcomes(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The ``outcomes:`` section: which records are outcomes, and of which lead."""
+
+    lead: LeadLookup
+    rules: Annotated[list[OutcomeRule], msgspec.Meta(min_length=1)]
+    tests: list[OutcomeTest] = msgspec.field(default_factory=list)
+
+
 class MappingFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A mapping file as written. ``forbid_unknown_fields``: a typo (``feilds:``) is an error
     with its line, not a silently ignored section."""
@@ -142,6 +211,8 @@ class MappingFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     thank_you_url: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$", max_length=2000)] | None = None
     """Forms only: where a form that asks for it (``_redirect``) is sent after a lead is taken."""
     tests: list[MappingTest] = msgspec.field(default_factory=list)
+    outcomes: Outcomes | None = None
+    """CRM records that say what became of a lead (``_outcomes``): recorded, not taken as leads."""
 
 
 class _Rule(msgspec.Struct, frozen=True):
@@ -189,7 +260,17 @@ def _scalar_or_list(value: Any) -> bool:
 class Mapping:
     """A loaded mapping: its file's content, identity (name, version, sha256) and compiled rules."""
 
-    __slots__ = ("_attributes", "_fields", "_rest", "file", "name", "path", "sha256", "source_text")
+    __slots__ = (
+        "_attributes",
+        "_fields",
+        "_rest",
+        "file",
+        "name",
+        "outcomes",
+        "path",
+        "sha256",
+        "source_text",
+    )
 
     def __init__(self, name: str, file: MappingFile, *, path: str, sha256: str, source_text: str) -> None:
         self.name = name
@@ -200,6 +281,9 @@ class Mapping:
         self._fields = [_rule(target, spec) for target, spec in file.fields.items()]
         self._attributes = [_rule(target, spec) for target, spec in file.attributes.items()]
         self._rest = tuple(file.unmapped_from.split(".")) if file.unmapped_from else ()
+        from leadroute.inbound._outcomes import OutcomeMap
+
+        self.outcomes = OutcomeMap(file.outcomes) if file.outcomes is not None else None
 
     @property
     def version(self) -> int:

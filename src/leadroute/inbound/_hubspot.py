@@ -13,6 +13,9 @@ with ``{"event": <the event>}`` added.
   lead intake each; other events (other objects, other properties) are skipped.
 - Idempotency key: ``hubspot:<portalId>:<objectId>:<occurredAt>``: a retry of the same event, and
   the creation and initial property events HubSpot sends for one change, are one intake.
+- An event the mapping's ``outcomes:`` rules name (``lifecyclestage`` becoming ``customer``) is
+  an outcome of the lead whose ``hubspot_contact_id`` is its ``objectId``, recorded once per
+  ``eventId`` (key ``hubspot:<portalId>:<eventId>``); no contact is read for it.
 - A contact that no longer exists (404) is skipped. A failure of the CRM API (network, 429, 5xx)
   fails the whole request with 503: HubSpot retries it, and the events already taken answer
   their first decision again.
@@ -29,7 +32,7 @@ import msgspec
 
 from leadroute.errors import MalformedBody, UpstreamUnavailable
 from leadroute.inbound._format import Mapping
-from leadroute.inbound._intake import ItemResult, take
+from leadroute.inbound._intake import ItemResult, take, take_outcome
 from leadroute.runtime import Runtime
 
 __all__ = ["CONTACT_EVENTS", "CrmUnavailable", "HubSpotEvent", "contact_properties", "handle_events"]
@@ -105,7 +108,13 @@ async def handle_events(
     todo: list[tuple[HubSpotEvent, dict[str, Any]]] = []
     results: dict[int, ItemResult] = {}
     for i, (event, raw) in enumerate(events):
-        if event.subscriptionType not in CONTACT_EVENTS:
+        outcome = await take_outcome(
+            rt, mapping, str(event.eventId), raw, key=f"hubspot:{event.portalId}:{event.eventId}",
+            actor=actor, route="hubspot",
+        )  # fmt: skip
+        if outcome is not None:
+            results[i] = outcome
+        elif event.subscriptionType not in CONTACT_EVENTS:
             results[i] = ItemResult(item=str(event.eventId), status="skipped", reason="not a contact event")
         elif event.subscriptionType == "contact.propertyChange" and event.propertyName not in wanted:
             results[i] = ItemResult(

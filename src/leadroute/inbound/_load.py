@@ -64,8 +64,9 @@ def parse_mapping(text: str, *, path: str, name: str | None = None) -> Mapping:
     except msgspec.ValidationError as exc:
         message, segments = validation_path(str(exc))
         key = unknown_key(message)
-        if "[...]" in str(exc):  # inside a fields: or attributes: entry, which msgspec does not name
-            raise MappingFileError(path, [*problems, *_entry_problems(doc)]) from None
+        entries = _entry_problems(doc) if "[...]" in str(exc) else []
+        if entries:  # inside a fields: or attributes: entry, which msgspec does not name
+            raise MappingFileError(path, [*problems, *entries]) from None
         if key is not None:
             known = [f.encode_name for f in msgspec.structs.fields(MappingFile)]
             hint = difflib.get_close_matches(key, known, n=1)
@@ -80,6 +81,9 @@ def parse_mapping(text: str, *, path: str, name: str | None = None) -> Mapping:
         raise MappingFileError(path, problems)
     mapping = Mapping(name, file, path=path, sha256=canonical_sha256(doc.data), source_text=text)
     failures = [(doc.locate(["tests", i]).line, failure) for i, failure in _failed_tests(mapping)]
+    failures += [
+        (doc.locate(["outcomes", "tests", i]).line, failure) for i, failure in _failed_outcome_tests(mapping)
+    ]
     if failures:
         raise MappingFileError(path, failures)
     return mapping
@@ -107,6 +111,21 @@ def _name_problems(doc: YamlDocument, file: MappingFile) -> list[tuple[int, str]
                     "not starting with a digit, at most 64)",
                 )
             )
+    for attribute in file.outcomes.lead.attributes if file.outcomes is not None else ():
+        if not _ATTRIBUTE.match(attribute) or len(attribute) > 64:
+            problems.append(
+                (
+                    doc.locate(["outcomes", "lead", "attributes"], key=attribute).line,
+                    f"outcomes.lead.attributes: {attribute!r} is not an attribute name",
+                )
+            )
+    if file.outcomes is not None and not file.outcomes.lead.attributes and file.outcomes.lead.email is None:
+        problems.append(
+            (
+                doc.locate(["outcomes", "lead"]).line,
+                "outcomes.lead: name at least one attribute or an email path",
+            )
+        )
     return problems
 
 
@@ -136,6 +155,34 @@ def _failed_tests(mapping: Mapping) -> list[tuple[int, str]]:
         except InvalidLead as exc:
             wrong = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
             failed.append((i, f"test {test.name!r}: the lead it makes is refused at intake ({wrong})"))
+    return failed
+
+
+def _failed_outcome_tests(mapping: Mapping) -> list[tuple[int, str]]:
+    """Each ``outcomes.tests`` entry whose record does not make its ``expect`` (an outcome
+    ``POST /v1/leads/{id}/outcome`` would accept, or null: no outcome)."""
+    if mapping.outcomes is None:
+        return []
+    # here, not at the top: workflow.outcomes needs the runtime, which holds the loaded mappings
+    from leadroute.workflow.outcomes import InvalidOutcome, parse_outcome
+
+    failed: list[tuple[int, str]] = []
+    for i, test in enumerate(mapping.outcomes.section.tests):
+        found = mapping.outcomes.match(test.input)
+        got = found.body if found is not None else None
+        if got != test.expect:
+            if got is None or test.expect is None:
+                wrong = f"expected {_show(test.expect)}, got {_show(got)}"
+            else:
+                wrong = _difference(test.expect, got)
+            failed.append((i, f"outcome test {test.name!r}: {wrong}"))
+            continue
+        if got is not None:
+            try:
+                parse_outcome(_encode(got))
+            except InvalidOutcome as exc:
+                wrong = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
+                failed.append((i, f"outcome test {test.name!r}: the outcome it makes is refused ({wrong})"))
     return failed
 
 

@@ -12,6 +12,10 @@ with ``<Ack>true</Ack>``, else Salesforce sends the message again (for up to 24 
 Idempotency key: ``salesforce:<OrganizationId>:<notification Id>`` (Salesforce's own advice: a
 message can be delivered more than once; track notification ids).
 
+A record the mapping's ``outcomes:`` rules name (a converted Lead, a closed Opportunity) is
+recorded as an outcome of its lead under the same key (``_intake.take_outcome``), not taken as
+a lead.
+
 **Callout** (Flow HTTP Callout or Apex ``HttpRequest``): JSON, signed with the shared secret
 (``X-Leadroute-Signature``, see ``_signatures``); the body is what ``JSON.serialize`` makes of a
 ``List<SObject>`` (``[{"attributes": {"type": "Lead", ...}, "Id": ..., ...}]``) or
@@ -31,7 +35,7 @@ from defusedxml.common import DefusedXmlException
 
 from leadroute.errors import MalformedBody
 from leadroute.inbound._format import Mapping
-from leadroute.inbound._intake import ItemResult, take
+from leadroute.inbound._intake import ItemResult, take, take_outcome
 from leadroute.inbound._signatures import BadSignature
 from leadroute.runtime import Runtime
 
@@ -117,10 +121,18 @@ async def handle_outbound_message(
     results = []
     for note_id, record in message.notifications:
         key = f"salesforce:{message.organization_id}:{note_id}"
-        results.append(
-            await take(rt, note_id, mapping.apply(record), key=key, actor=actor, route="salesforce")
-        )
+        results.append(await _take_record(rt, mapping, note_id, record, key=key, actor=actor))
     return results
+
+
+async def _take_record(
+    rt: Runtime, mapping: Mapping, item: str, record: dict[str, Any], *, key: str, actor: str
+) -> ItemResult:
+    """An outcome when the mapping's ``outcomes:`` rules say the record is one, else a lead."""
+    outcome = await take_outcome(rt, mapping, item, record, key=key, actor=actor, route="salesforce")
+    if outcome is not None:
+        return outcome
+    return await take(rt, item, mapping.apply(record), key=key, actor=actor, route="salesforce")
 
 
 def _records(body: bytes) -> list[dict[str, Any]]:
@@ -147,9 +159,7 @@ async def handle_records(rt: Runtime, mapping: Mapping, body: bytes, *, actor: s
     for record in _records(body):
         changed = record.get("LastModifiedDate") or record.get("SystemModstamp") or ""
         key = f"salesforce:{record['Id']}:{changed}" if changed else f"salesforce:{record['Id']}"
-        results.append(
-            await take(rt, record["Id"], mapping.apply(record), key=key, actor=actor, route="salesforce")
-        )
+        results.append(await _take_record(rt, mapping, record["Id"], record, key=key, actor=actor))
     return results
 
 

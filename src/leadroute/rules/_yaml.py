@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 _MSGSPEC_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
-_MSGSPEC_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_MSGSPEC_SEGMENT = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")  # not the "]" of a dict value's "[...]"
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
 

@@ -3,8 +3,10 @@
 :func:`search_leads` builds its ``WHERE`` from the fixed conditions of :data:`_CONDITIONS` (one
 per filter that is set, each binding its own parameter: no value is ever put in the SQL text),
 so PostgreSQL plans each search for the filters it has. Email and company domain use their
-indexes (``leads_email_created_idx``, ``leads_company_domain_idx``); a search by owner, stage,
-status or date alone scans leads newest first and stops after one page (see docs/console.md).
+indexes (``leads_email_created_idx``, ``leads_company_domain_idx``); no filter reads
+``leads_created_idx`` and an owner ``leads_owner_created_idx`` (migration 0016) in the page's
+order; stage, status or date alone read leads newest first and stop after one page (see
+docs/console.md).
 Pages are keyset cursors: ``(created_at, id)`` of the last row shown.
 """
 

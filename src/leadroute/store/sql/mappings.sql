@@ -37,3 +37,16 @@ SELECT m.name, m.version, m.sha256, m.path, m.created_at, m.created_by, m.activa
 -- name: mapping_next_version
 -- The next free version number of a mapping.
 SELECT coalesce(max(version), 0) + 1 FROM inbound_mappings WHERE name = $1;
+
+-- name: inbound_lead_by_attribute
+-- The lead whose attribute $1 holds $2 (the CRM id intake stored), newest first; a lead merged
+-- away by dedupe answers the lead it was merged into.
+SELECT coalesce(merged_into, id) AS id
+  FROM leads WHERE normalized -> 'attributes' ->> $1 = $2
+ ORDER BY created_at DESC LIMIT 1;
+
+-- name: inbound_lead_by_email
+-- The lead with the normalized email $1 (leads_email_created_idx), newest first, as above.
+SELECT coalesce(merged_into, id) AS id
+  FROM leads WHERE email = $1
+ ORDER BY created_at DESC LIMIT 1;
