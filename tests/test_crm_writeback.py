@@ -110,7 +110,9 @@ class TestSalesforce:
                 await crm_owners(client)
                 await post_one(client, lead(1, attributes={"salesforce_lead_id": "00Q5e00000ABCDEFGH"}))
                 await relay_pass(client)
-                await post_one(client, lead(2, attributes={"salesforce_lead_id": "00Q5e00000ZYXWVUTS"}))
+                # as POST /v1/inbound/salesforce stores a Lead record (mappings/salesforce.yaml)
+                inbound = {"salesforce_id": "00Q5e00000ZYXWVUTS", "salesforce_type": "Lead"}
+                await post_one(client, lead(2, attributes=inbound))
                 await relay_pass(client)
                 await post_one(client, lead(3))  # no Salesforce id: skipped
                 await relay_pass(client)

@@ -11,7 +11,9 @@ record in the CRM comes from the lead's attributes as posted:
 - HubSpot: ``attributes.hubspot_contact_id``; without it, the contact with the lead's email
   (``PATCH /crm/v3/objects/contacts/{email}?idProperty=email``, no search call needed).
   ``{"properties": {"hubspot_owner_id": <crm_user_id>}}`` with the private app's Bearer token.
-- Salesforce: ``attributes.salesforce_lead_id`` (an 18- or 15-character Lead Id).
+- Salesforce: ``attributes.salesforce_lead_id`` (an 18- or 15-character Lead Id), else the
+  ``salesforce_id`` of a lead that came in as a Salesforce Lead record (``salesforce_type: Lead``,
+  as ``mappings/salesforce.yaml`` stores it); a Contact's id is never PATCHed as a Lead.
   ``PATCH /services/data/<version>/sobjects/Lead/<Id>`` with ``{"OwnerId": <crm_user_id>}`` and
   ``Sforce-Auto-Assign: FALSE`` (Salesforce's own assignment rules must not undo the decision),
   authorized by an OAuth 2.0 client-credentials token: fetched once, reused, fetched again on a 401.

@@ -95,7 +95,9 @@ SELECT d.id, d.attempts, d.event_seq, d.lead_id,
        po.crm_user_id AS previous_owner_crm_user_id,
        l.email AS lead_email, l.normalized -> 'source' AS lead_source,
        l.normalized -> 'attributes' ->> 'hubspot_contact_id' AS hubspot_contact_id,
-       l.normalized -> 'attributes' ->> 'salesforce_lead_id' AS salesforce_lead_id
+       coalesce(l.normalized -> 'attributes' ->> 'salesforce_lead_id',
+                CASE WHEN l.normalized -> 'attributes' ->> 'salesforce_type' = 'Lead'
+                     THEN l.normalized -> 'attributes' ->> 'salesforce_id' END) AS salesforce_lead_id
   FROM outbound_deliveries AS d
   JOIN outbound_endpoints AS ep ON ep.id = d.endpoint_id
   JOIN lead_events AS e ON e.id = d.event_seq
