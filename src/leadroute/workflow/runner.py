@@ -17,6 +17,7 @@ each a *step*: an async function of a :class:`Change`. :func:`run` owns what the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -115,11 +116,14 @@ class Change:
         self.rt.drain_wakeup.set()  # capacity came free: queued leads may be placed now
 
     async def _undo(self) -> None:
-        for placed in self._claimed:
-            await self.rt.routing.unclaim(placed)
-        self._claimed.clear()
+        claimed, self._claimed = self._claimed, []
         self._pending.clear()
         self._after.clear()
+        # every give-back starts before the first await: a cancellation (a client gone, a
+        # shutdown) that interrupts this wait leaves none of them undone
+        tasks = [task for placed in claimed if (task := self.rt.routing.give_back(placed)) is not None]
+        for task in tasks:
+            await asyncio.shield(task)
 
 
 @contextlib.asynccontextmanager
@@ -162,9 +166,15 @@ async def run(
             change = Change(rt, conn, now or rt.clock(), actor)
             try:
                 with span("commit"):  # the whole transaction: routing's claim, the writes, COMMIT
-                    async with conn.transaction():
+                    transaction = conn.transaction()
+                    await transaction.start()
+                    try:
                         result = await step(change)
                         await change._prepare()
+                    except BaseException:
+                        await transaction.rollback()
+                        raise
+                    cancelled = await _to_the_end(transaction.commit())
             except RoutingStateLost:
                 await change._undo()
                 if attempt == STATE_LOST_RETRIES - 1:
@@ -174,5 +184,22 @@ async def run(
                 await change._undo()
                 raise
         await change._committed()  # outside the try: the claims of a committed step are kept
+        if cancelled:
+            raise asyncio.CancelledError
         return result
     raise AssertionError("unreachable")
+
+
+async def _to_the_end(commit: Awaitable[None]) -> bool:
+    """Await ``commit`` to its outcome even if the caller is cancelled meanwhile (a client gone, a
+    shutdown): once COMMIT is sent, whether it committed decides whether the step's Redis claims
+    are kept or given back. True if a cancellation arrived (the caller raises it afterwards)."""
+    task = asyncio.ensure_future(commit)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()  # a failed commit raises here: the step is undone
+    return cancelled
