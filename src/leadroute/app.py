@@ -143,6 +143,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
     prometheus = PrometheusConfig(
         app_name="leadroute", prefix="leadroute_http", group_path=True, exclude=["/metrics"]
     )
+    gate = InFlight(settings.max_in_flight)
     app = Litestar(
         route_handlers=[
             MetricsController,
@@ -173,7 +174,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         lifespan=[lifespan],
         middleware=[
             prometheus.middleware,
-            DefineMiddleware(AdmissionControl, gate=InFlight(settings.max_in_flight)),
+            DefineMiddleware(AdmissionControl, gate=gate),
             DefineMiddleware(RateLimitMiddleware, limits=limits, by="address"),
             AccessMiddleware,  # 401/403/415 and CORS, before any /v1 handler runs
             DefineMiddleware(RateLimitMiddleware, limits=limits, by="key"),  # the key, per route scope
@@ -186,5 +187,6 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         logging_config=None,
         debug=False,
     )
+    app.state.admission = gate  # the Retry-After of an Overloaded (no connection free) too
     document_access(app, problem_responses)  # each /v1 operation's scope, 401, 403 and 415 in /schema
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +17,13 @@ from leadroute.config import Settings
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
 
-__all__ = ["ActiveRuleset", "Clock", "RulesetFollower", "Runtime", "utc_now"]
+__all__ = ["CLIENT_GONE", "ActiveRuleset", "Clock", "RulesetFollower", "Runtime", "utc_now"]
+
+CLIENT_GONE: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
+    "leadroute_client_gone", default=None
+)
+"""Set (by :mod:`leadroute.api.admission`) for a request whose body has arrived: the event is set
+once its client closes the connection. The transaction runner drops such work before it starts."""
 
 Clock = Callable[[], datetime]
 """What time it is (timezone-aware UTC); tests inject their own to move time."""

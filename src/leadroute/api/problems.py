@@ -118,7 +118,7 @@ def problem_for(exc: Exception) -> Problem:  # noqa: PLR0911  (one case per row 
             kind = _HTTP_KINDS.get(exc.status_code, "http-error")
             return _problem(exc.status_code, kind, exc.detail, exc.detail)
         case Overloaded():
-            detail = f"this instance is busy; retry after {exc.retry_after} s"
+            detail = "this instance is busy; retry after the seconds Retry-After gives"
             return _problem(503, "overloaded", "Overloaded", detail)
         case _ if (down := dependency_down(exc)) is not None:  # see leadroute.outage
             detail = f"{down} does not answer; retry after {RETRY_AFTER} s"
@@ -138,7 +138,8 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if isinstance(exc, ClientError):
         headers = exc.headers  # WWW-Authenticate on a 401 or 403
     if isinstance(exc, Overloaded):
-        headers = {"Retry-After": str(exc.retry_after)}
+        gate = getattr(request.app.state, "admission", None)  # the load-based estimate, if served
+        headers = {"Retry-After": str(gate.retry_after() if gate is not None else exc.retry_after)}
     elif problem.status == 503 and (down := dependency_down(exc)) is not None:
         OUTAGES.down(down, exc, f"{request.method} {request.url.path}")  # one line per outage
         headers = {"Retry-After": str(RETRY_AFTER)}

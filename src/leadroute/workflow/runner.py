@@ -28,10 +28,10 @@ from typing import TypeVar
 
 import redis.exceptions
 
-from leadroute.errors import Overloaded
+from leadroute.errors import ClientGone, Overloaded
 from leadroute.outage import dependency_down
 from leadroute.routing import Assignment, Release, RoutingStateLost
-from leadroute.runtime import Runtime
+from leadroute.runtime import CLIENT_GONE, Runtime
 from leadroute.store.db import Connection
 from leadroute.telemetry import span
 from leadroute.workflow.log import Payload, append
@@ -135,6 +135,10 @@ async def _connection(rt: Runtime, *, background: bool) -> AsyncIterator[Connect
         conn = await pool.acquire(timeout=rt.settings.db_acquire_timeout)
     except TimeoutError:
         raise Overloaded from None
+    gone = None if background else CLIENT_GONE.get()
+    if gone is not None and gone.is_set():  # the client left while this waited: drop the work
+        await pool.release(conn)
+        raise ClientGone
     try:
         yield conn
     except BaseException as exc:
