@@ -66,6 +66,8 @@ class Options(NamedTuple):
     poll_seconds: float = 2.0
     keep: bool = False
     seed: int | None = None
+    connections: int = 64
+    """Keep-alive connections per Locust process, shared by its users (as a load balancer keeps)."""
 
 
 class Row(NamedTuple):
@@ -237,6 +239,7 @@ def run(opts: Options) -> RunResult:  # noqa: PLR0915  (one story, told in order
             "LEADROUTE_LOADTEST_SEED": str(opts.seed if opts.seed is not None else secrets.randbelow(2**31)),
         }
         locust_env["LEADROUTE_LOADTEST_KEY"] = key
+        locust_env["LEADROUTE_LOADTEST_CONNECTIONS"] = str(opts.connections)
         command = [
             *(sys.executable, "-m", "locust", "-f", str(HERE / "locust_workflows.py"), "--headless"),
             *("-u", str(opts.workflows), "-r", f"{rate:g}", "-t", f"{opts.seconds}s", "--host", base),
@@ -362,7 +365,8 @@ def _table(
     lines = [
         f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end",
         f"{opts.workflows} concurrent workflows, pace {opts.pace} s per step, {elapsed:.0f} s of traffic, "
-        f"{opts.processes} Locust process(es), {opts.workers} serve worker(s)",
+        f"{opts.processes} Locust process(es) with {opts.connections} keep-alive connections each, "
+        f"{opts.workers} serve worker(s)",
         "",
         f"{'workflows started (leads posted)':<44} {len(recorded.sent):>10}",
         f"{'workflows closed':<44} {closed:>10}",
@@ -396,6 +400,8 @@ def _table(
         "",
         f"CPU seconds over the run: serve {cpu['serve']:.1f}, PostgreSQL backends {cpu['postgres']:.1f}, "
         f"Redis {cpu['redis']:.1f}, Locust {cpu['locust']:.1f}",
+        f"load generator: {cpu['locust'] / max(elapsed, 1):.2f} cores on average "
+        f"({opts.processes} process(es); a process saturates at 1.0)",
         f"CPU per lead (its whole workflow): serve {cpu['serve'] / per * 1000:.1f} ms, "
         f"PostgreSQL {cpu['postgres'] / per * 1000:.1f} ms",
     ]
@@ -445,6 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--poll-seconds", type=float, default=2.0, help="the service's LEADROUTE_SLA_POLL_SECONDS"
     )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=64,
+        help="keep-alive connections per Locust process, shared by its users (default 64)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database, Redis keys and records")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
@@ -461,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             key=args.key,
             poll_seconds=args.poll_seconds,
             keep=args.keep,
+            connections=args.connections,
         )
     )
     print(result.table)
