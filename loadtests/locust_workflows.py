@@ -65,6 +65,8 @@ MAX_OVERLOAD_RETRIES = 30
 BACKOFF_CAP = 60.0
 """Longest wait, in seconds, before retrying a refused (503) request (before jitter)."""
 CONNECTIONS = 64
+LATE_BREACH_SECONDS = 300.0
+"""How late past the SLA and two polls a user still waits to see the breach before failing."""
 """Keep-alive connections per Locust process (``LEADROUTE_LOADTEST_CONNECTIONS``)."""
 
 _PAGES = ("/pricing", "/pricing/teams", "/blog/lead-routing-101", "/careers", "/docs/api", "/")
@@ -306,14 +308,27 @@ class LeadWorkflow(FastHttpUser):
         s = self._settings
         deadline = posted_at + s.sla_seconds + 2 * s.poll_seconds + 5
         time.sleep(max(0.0, deadline - time.monotonic()))
-        story = self._call("GET", f"/v1/leads/{lead_id}", "/v1/leads/{id}")
-        if story is None:
-            return
-        timers = story.get("workflow", {}).get("timers", [])
-        if story.get("status") != "closed" and not any(t.get("status") == "fired" for t in timers):
-            self._fail("sla breach", "no SLA timer fired within the SLA and two scheduler polls")
-            return
-        self._record("action", lead=lead_id, action="breach", status=story.get("status"))
+        late, wait = False, 5.0
+        while True:
+            story = self._call("GET", f"/v1/leads/{lead_id}", "/v1/leads/{id}")
+            if story is None:
+                return
+            timers = story.get("workflow", {}).get("timers", [])
+            if story.get("status") == "closed" or any(t.get("status") == "fired" for t in timers):
+                break
+            # not yet: an overloaded service fires timers late (its lateness is in the table);
+            # look again, ever less often, and fail only past LATE_BREACH_SECONDS
+            if time.monotonic() + wait > deadline + LATE_BREACH_SECONDS:
+                self._fail(
+                    "sla breach",
+                    f"no SLA timer fired within the SLA, two scheduler polls and {LATE_BREACH_SECONDS:g} s",
+                )
+                return
+            late = True
+            time.sleep(wait)
+            wait = min(wait * 2, 60.0)
+        action = "breach (seen late)" if late else "breach"
+        self._record("action", lead=lead_id, action=action, status=story.get("status"))
 
     def _fail(self, name: str, message: str) -> None:
         self.environment.events.request.fire(

@@ -1,6 +1,7 @@
 """Admission control: Retry-After of an overloaded worker follows its load (the estimate alone,
 with a fake clock; the 503 itself is tested over HTTP in test_workflow_log.TestAdmission), and
-the work of a client that left before its transaction started is dropped."""
+the work of a client that left before its transaction started is dropped; while SLA timers are
+late, fewer requests are admitted."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import httpx
 
-from leadroute.api.admission import RETRY_AFTER_CAP, WINDOW, InFlight
+from conftest import FakeClock
+from leadroute.api.admission import BEHIND_LIMIT, RETRY_AFTER_CAP, WINDOW, InFlight
 from leadroute.config import Settings
+from leadroute.workflow.scheduler import background_pass
 from process_support import Served
-from sla_support import iso
-from support import AUTH, POOL_RULES, connection, count, lead
+from sla_support import in_app, instance, iso, runtime, sla_rules
+from support import AUTH, POOL_RULES, connection, count, lead, owner, pool, post_one
 
 
 class Clock:
@@ -141,3 +144,33 @@ class TestClientGone:
                 assert (await http.post("/v1/leads", json=lead(3))).status_code == 201
         finally:
             served.stop()
+
+
+class TestTimersFirst:
+    """While due SLA timers are late, a worker admits fewer requests, until they caught up."""
+
+    def test_the_bound_tightens_while_behind(self) -> None:
+        gate = InFlight(256)
+        assert gate.limit == 256
+        gate.backlog.behind = True
+        assert gate.limit == BEHIND_LIMIT
+        gate.backlog.behind = False
+        assert gate.limit == 256
+
+    async def test_the_scheduler_says_when_timers_are_late_and_when_they_caught_up(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        async with instance(settings, sla_rules(30), clock, sla_poll_seconds=0) as client:
+            await owner(client, "ann")
+            await owner(client, "ben")
+            await pool(client, "sales", ["ann", "ben"])
+            await post_one(client, lead(1))
+            rt = runtime(client)
+            await in_app(client, background_pass)
+            assert not rt.backlog.behind
+            clock.advance(minutes=31)  # due a minute ago: later than a poll and BEHIND_AFTER
+            await in_app(client, background_pass)  # sees the late timer, then fires it
+            assert rt.backlog.behind
+            assert 55 <= rt.backlog.lag_seconds <= 65
+            await in_app(client, background_pass)
+            assert not rt.backlog.behind

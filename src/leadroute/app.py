@@ -56,6 +56,7 @@ from leadroute.store.migrate import migrate
 from leadroute.store.redis_client import redis_client
 from leadroute.store.rulesets import start_ruleset
 from leadroute.telemetry import MetricsController, tracer_provider
+from leadroute.workflow.scheduler import WORKERS as TIMER_WORKERS
 from leadroute.workflow.scheduler import scheduler as sla_scheduler
 
 __all__ = ["create_app"]
@@ -72,6 +73,8 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         raise ValueError("create_app needs database and redis URLs; the CLI starts embedded servers first")
     active_rules = ruleset or load_rules_path(settings.rules_path)
 
+    gate = InFlight(settings.max_in_flight)  # admission control; its backlog is the runtime's
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         assert settings.database_url is not None
@@ -79,8 +82,9 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         db = await create_pool(
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
-        # the background work's own two connections: a flood of requests cannot starve the timers
-        background_db = await create_pool(settings.database_url, min_size=1, max_size=2)
+        # the background work's own connections, one per timer worker: a flood of requests cannot
+        # starve the timers
+        background_db = await create_pool(settings.database_url, min_size=1, max_size=TIMER_WORKERS)
         redis: Redis = redis_client(settings.redis_url)
         limits.limiter = RateLimiter(redis, settings.redis_prefix)
         try:
@@ -103,6 +107,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                 clock=clock,
                 file_conflict=started.file_conflict,
                 keys=KeyCache(ttl=settings.key_cache_seconds),
+                backlog=gate.backlog,
             )
             log.info(
                 "ruleset %s v%s active (sha256 %s)",
@@ -143,7 +148,6 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
     prometheus = PrometheusConfig(
         app_name="leadroute", prefix="leadroute_http", group_path=True, exclude=["/metrics"]
     )
-    gate = InFlight(settings.max_in_flight)
     app = Litestar(
         route_handlers=[
             MetricsController,

@@ -17,7 +17,7 @@ from leadroute.config import Settings
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
 
-__all__ = ["CLIENT_GONE", "ActiveRuleset", "Clock", "RulesetFollower", "Runtime", "utc_now"]
+__all__ = ["CLIENT_GONE", "ActiveRuleset", "Backlog", "Clock", "RulesetFollower", "Runtime", "utc_now"]
 
 CLIENT_GONE: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
     "leadroute_client_gone", default=None
@@ -50,6 +50,17 @@ class RulesetFollower(Protocol):
 
 
 @dataclass(slots=True)
+class Backlog:
+    """Whether this instance's background work is behind (due SLA timers late): set by the
+    scheduler each pass, read by admission control, which then admits fewer requests so the
+    timers catch up (:mod:`leadroute.api.admission`). One per app."""
+
+    behind: bool = False
+    lag_seconds: float = 0.0
+    """How late the oldest due timer was at the last pass."""
+
+
+@dataclass(slots=True)
 class Runtime:
     """The I/O edges shared by request handlers."""
 
@@ -71,6 +82,8 @@ class Runtime:
     background_db: asyncpg.Pool | None = None
     """Connections of the background work (SLA timers, queue drain, decay) of its own, so that an
     instance flooded with requests still fires its timers (None: it shares :attr:`db`)."""
+    backlog: Backlog = field(default_factory=Backlog)
+    """The background work's lag, shared with admission control (the app passes its own)."""
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this instance freed routing capacity: the queue drain runs without waiting its interval."""
 

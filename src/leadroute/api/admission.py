@@ -16,6 +16,13 @@ Once a request's body has arrived, the middleware watches for its client closing
 (:data:`leadroute.runtime.CLIENT_GONE`); the transaction runner drops the work of a client that
 left while it waited for a database connection, before its transaction starts (answered 499,
 which nobody reads), so a worker behind on its queue does not spend itself on abandoned requests.
+
+The background work comes first: SLA timers are the service's promise to sales, and they share the
+worker's event loop with the requests. When the scheduler finds a due timer later than
+:data:`leadroute.workflow.scheduler.BEHIND_AFTER` seconds, the bound drops to
+:data:`BEHIND_LIMIT` until a pass finds them caught up: fewer requests compete with the breaches
+for the loop and the database, and the rest are refused with ``Retry-After`` (measured in the
+10,000-workflow run, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -38,9 +45,12 @@ from litestar.types import (
     Send,
 )
 
-from leadroute.runtime import CLIENT_GONE
+from leadroute.runtime import CLIENT_GONE, Backlog
 
-__all__ = ["RETRY_AFTER_CAP", "WINDOW", "AdmissionControl", "InFlight"]
+__all__ = ["BEHIND_LIMIT", "RETRY_AFTER_CAP", "WINDOW", "AdmissionControl", "InFlight"]
+
+BEHIND_LIMIT: Final = 16
+"""Requests in flight a worker admits while its SLA timers are late (see the module docstring)."""
 
 WINDOW: Final = 2.0
 """Seconds over which the throughput and the refusals that set ``Retry-After`` are measured."""
@@ -62,8 +72,10 @@ class InFlight:
     the middleware of every route (Litestar builds a middleware stack per route handler)."""
 
     def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
+        self._limit = limit
         self.count = 0
+        self.backlog = Backlog()
+        """Set by the scheduler: while the timers are late, at most :data:`BEHIND_LIMIT` in flight."""
         self._clock = clock
         self._since = clock()
         self._done = 0
@@ -72,6 +84,11 @@ class InFlight:
         """Requests finished per second over the last whole window."""
         self._refusing = 0.0
         """Requests refused per second over the last whole window."""
+
+    @property
+    def limit(self) -> int:
+        """The bound now: the configured one, or a tighter one while the timers are behind."""
+        return min(self._limit, BEHIND_LIMIT) if self.backlog.behind else self._limit
 
     def _roll(self, now: float) -> None:
         elapsed = now - self._since
