@@ -147,15 +147,16 @@ class TestClientGone:
 
 
 class TestTimersFirst:
-    """While due SLA timers are late, a worker admits fewer requests, until they caught up."""
+    """While due SLA timers are late, a worker admits fewer new leads, until they caught up."""
 
-    def test_the_bound_tightens_while_behind(self) -> None:
+    def test_the_bound_tightens_for_new_leads_while_behind(self) -> None:
         gate = InFlight(256)
-        assert gate.limit == 256
+        assert gate.limit(new_work=True) == gate.limit() == 256
         gate.backlog.behind = True
-        assert gate.limit == BEHIND_LIMIT
+        assert gate.limit(new_work=True) == BEHIND_LIMIT
+        assert gate.limit() == 256  # accept, close, events: they finish work
         gate.backlog.behind = False
-        assert gate.limit == 256
+        assert gate.limit(new_work=True) == 256
 
     async def test_the_scheduler_says_when_timers_are_late_and_when_they_caught_up(
         self, settings: Settings, clean: None, clock: FakeClock

@@ -17,12 +17,14 @@ Once a request's body has arrived, the middleware watches for its client closing
 left while it waited for a database connection, before its transaction starts (answered 499,
 which nobody reads), so a worker behind on its queue does not spend itself on abandoned requests.
 
-The background work comes first: SLA timers are the service's promise to sales, and they share the
-worker's event loop with the requests. When the scheduler finds a due timer later than
-:data:`leadroute.workflow.scheduler.BEHIND_AFTER` seconds, the bound drops to
-:data:`BEHIND_LIMIT` until a pass finds them caught up: fewer requests compete with the breaches
-for the loop and the database, and the rest are refused with ``Retry-After`` (measured in the
-10,000-workflow run, docs/benchmarks.md).
+Work already started comes before new work: SLA timers are the service's promise to sales, and
+they share the worker's event loop and database with the requests. When the scheduler finds a due
+timer later than :data:`leadroute.workflow.scheduler.BEHIND_AFTER` seconds past a poll, a new
+lead (``POST /v1/leads``) is admitted only while fewer than :data:`BEHIND_LIMIT` requests are in
+flight, until a pass finds the timers caught up. Activity, accept, reassign and close keep the
+normal bound: they finish work (an accept stops a timer), while each new lead adds a timer.
+Measured in the 10,000-workflow run (docs/benchmarks.md): refusing everything while behind
+starved the accepts, so timers kept breaching and the breaches became most of the work.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ from leadroute.runtime import CLIENT_GONE, Backlog
 __all__ = ["BEHIND_LIMIT", "RETRY_AFTER_CAP", "WINDOW", "AdmissionControl", "InFlight"]
 
 BEHIND_LIMIT: Final = 16
-"""Requests in flight a worker admits while its SLA timers are late (see the module docstring)."""
+"""While its SLA timers are late, a worker admits a new lead only with fewer requests than this in
+flight (see the module docstring)."""
 
 WINDOW: Final = 2.0
 """Seconds over which the throughput and the refusals that set ``Retry-After`` are measured."""
@@ -75,7 +78,7 @@ class InFlight:
         self._limit = limit
         self.count = 0
         self.backlog = Backlog()
-        """Set by the scheduler: while the timers are late, at most :data:`BEHIND_LIMIT` in flight."""
+        """Set by the scheduler: while the timers are late, new leads get a tighter bound."""
         self._clock = clock
         self._since = clock()
         self._done = 0
@@ -85,10 +88,10 @@ class InFlight:
         self._refusing = 0.0
         """Requests refused per second over the last whole window."""
 
-    @property
-    def limit(self) -> int:
-        """The bound now: the configured one, or a tighter one while the timers are behind."""
-        return min(self._limit, BEHIND_LIMIT) if self.backlog.behind else self._limit
+    def limit(self, *, new_work: bool = False) -> int:
+        """The bound now: the configured one, or for ``new_work`` (a new lead) while the timers
+        are behind, :data:`BEHIND_LIMIT`."""
+        return min(self._limit, BEHIND_LIMIT) if new_work and self.backlog.behind else self._limit
 
     def _roll(self, now: float) -> None:
         elapsed = now - self._since
@@ -129,7 +132,8 @@ class AdmissionControl:
             await self.app(scope, receive, send)
             return
         gate = self.gate
-        if gate.count >= gate.limit:
+        new_work = scope["method"] == "POST" and scope["path"].startswith("/v1/leads")
+        if gate.count >= gate.limit(new_work=new_work):
             start: HTTPResponseStartEvent = {
                 "type": "http.response.start",
                 "status": 503,

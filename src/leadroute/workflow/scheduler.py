@@ -253,10 +253,10 @@ async def background_pass(rt: Runtime) -> None:
     behind = lag > settings.sla_poll_seconds + BEHIND_AFTER
     if behind != rt.backlog.behind:
         log.warning(
-            "SLA timers %s (the oldest due one is %.0f s late): admitting %s requests",
+            "SLA timers %s (the oldest due one is %.0f s late): admitting %s",
             "behind" if behind else "caught up",
             lag,
-            "fewer" if behind else "all",
+            "fewer new leads" if behind else "all requests",
         )
     rt.backlog.behind, rt.backlog.lag_seconds = behind, lag
     for name, verb, work in parts:
