@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from litestar.exceptions import InternalServerException
 
 from conftest import FakeClock
 from leadroute.api.admission import BEHIND_LIMIT, RETRY_AFTER_CAP, WINDOW, InFlight
+from leadroute.api.problems import problem_for
 from leadroute.config import Settings
 from leadroute.workflow.scheduler import background_pass
 from process_support import Served
@@ -175,3 +177,8 @@ class TestTimersFirst:
             assert 55 <= rt.backlog.lag_seconds <= 65
             await in_app(client, background_pass)
             assert not rt.backlog.behind
+
+    def test_a_body_cut_off_by_the_client_is_a_499_not_a_logged_500(self) -> None:
+        problem = problem_for(InternalServerException("client disconnected prematurely"))
+        assert (problem.status, problem.type.rsplit("/", 1)[-1]) == (499, "client-closed-request")
+        assert problem_for(InternalServerException("something else")).status == 500

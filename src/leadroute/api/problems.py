@@ -18,6 +18,7 @@ Litestar ``HTTPException``, 400        400     ``malformed-body``           ``bo
 Litestar ``HTTPException``, other      its own ``not-found``, ...           none
 PostgreSQL or Redis does not answer    503     ``dependency-unavailable``   none (``Retry-After``)
 ``Overloaded`` (no connection free)    503     ``overloaded``               none (``Retry-After``)
+``ClientGone``, a client that left     499     ``client-closed-request``    none (nobody reads it)
 anything else                          500     ``internal``                 none (logged)
 =====================================  ======  ===========================  =====================
 """
@@ -33,7 +34,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
-from leadroute.errors import ClientError, InvalidLead, MalformedBody, Overloaded, RulesetError
+from leadroute.errors import ClientError, ClientGone, InvalidLead, MalformedBody, Overloaded, RulesetError
 from leadroute.intake import InvalidEvent
 from leadroute.outage import OUTAGES, RETRY_AFTER, dependency_down
 from leadroute.structs import Struct
@@ -114,6 +115,9 @@ def problem_for(exc: Exception) -> Problem:  # noqa: PLR0911  (one case per row 
         case HTTPException(status_code=400):  # the body is not JSON (Litestar could not decode it)
             errors = [{"field": "body", "message": exc.detail}]
             return _problem(400, "malformed-body", "Malformed request body", exc.detail, errors)
+        case HTTPException(status_code=500, detail="client disconnected prematurely"):
+            # the client left while its body was being read (Litestar's words): answered to nobody
+            return problem_for(ClientGone())
         case HTTPException():
             kind = _HTTP_KINDS.get(exc.status_code, "http-error")
             return _problem(exc.status_code, kind, exc.detail, exc.detail)
