@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from typing import Any
 
 import msgspec
 
 from leadroute.config import Settings
 from leadroute.runtime import Runtime
+from leadroute.workflow.actions import close
 from leadroute.workflow.intake import submit_lead
 from sla_support import assert_routing_consistent, in_app, open_counts
 from support import POOL_RULES, authed, lead, open_per_owner, owner, pool, post_one
@@ -110,3 +112,41 @@ class TestCancelledClaim:
             stored = await open_per_owner(settings)
             assert 0 < answered <= sum(stored.values()) < 40
             await assert_routing_consistent(client)
+
+    async def test_cancel_while_a_committed_close_frees_the_slot(
+        self, make_app: Any, settings: Settings
+    ) -> None:
+        """The close committed; the cancel lands while its owner's slot is being freed in Redis
+        (a shutdown cancelling the scheduler or a request): the slot is still freed."""
+        async with authed(make_app(POOL_RULES)) as client:
+            await owner(client, "ann", capacity={"max_open": 1})
+            await pool(client, "sales", ["ann"])
+            lead_id = (await post_one(client, lead(1)))["lead_id"]
+            assert await open_counts(client) == {"ann": 1}
+
+            async def cancel_mid_release(rt: Runtime) -> None:
+                router = rt.routing
+                real = router.release
+                reached = asyncio.Event()
+
+                async def slow_release(releases: Any) -> None:
+                    reached.set()
+                    await asyncio.sleep(ANSWER_DELAY)
+                    await real(releases)
+
+                router.release = slow_release  # type: ignore[method-assign]
+                try:
+                    task = asyncio.ensure_future(close(rt, uuid.UUID(lead_id), "won"))
+                    await reached.wait()
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                    assert task.cancelled()  # the caller still learns it was cancelled
+                finally:
+                    router.release = real  # type: ignore[method-assign]
+
+            await in_app(client, cancel_mid_release)
+            assert (await client.get(f"/v1/leads/{lead_id}")).json()["status"] == "closed"
+            assert await open_counts(client) == {}
+            await assert_routing_consistent(client)
+            assert (await post_one(client, lead(2)))["owner"] == "ann"

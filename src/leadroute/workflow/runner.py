@@ -115,15 +115,16 @@ class Change:
             )
         self.rt.drain_wakeup.set()  # capacity came free: queued leads may be placed now
 
-    async def _undo(self) -> None:
+    async def _undo(self) -> bool:
+        """Give the claims back; True if a cancellation arrived meanwhile (waited out: at a
+        shutdown the Redis client closes next, and a give-back left running would be lost)."""
         claimed, self._claimed = self._claimed, []
         self._pending.clear()
         self._after.clear()
-        # every give-back starts before the first await: a cancellation (a client gone, a
-        # shutdown) that interrupts this wait leaves none of them undone
         tasks = [task for placed in claimed if (task := self.rt.routing.give_back(placed)) is not None]
-        for task in tasks:
-            await asyncio.shield(task)
+        if not tasks:
+            return False
+        return await _to_the_end(asyncio.gather(*tasks))
 
 
 @contextlib.asynccontextmanager
@@ -180,25 +181,31 @@ async def run(
                         raise
                     cancelled = await _to_the_end(transaction.commit())
             except RoutingStateLost:
-                await change._undo()
+                if await change._undo():
+                    raise asyncio.CancelledError from None
                 if attempt == STATE_LOST_RETRIES - 1:
                     raise
                 continue
             except BaseException:
-                await change._undo()
+                if await change._undo():
+                    raise asyncio.CancelledError from None
                 raise
-        await change._committed()  # outside the try: the claims of a committed step are kept
+            # outside the try: the claims of a committed step are kept. Inside the connection's
+            # block and waited out: a cancellation while the connection goes back to the pool, or
+            # while the slots are freed, must not leave a freed owner's slot counted in Redis
+            cancelled = await _to_the_end(change._committed()) or cancelled
         if cancelled:
             raise asyncio.CancelledError
         return result
     raise AssertionError("unreachable")
 
 
-async def _to_the_end(commit: Awaitable[None]) -> bool:
-    """Await ``commit`` to its outcome even if the caller is cancelled meanwhile (a client gone, a
+async def _to_the_end(work: Awaitable[object]) -> bool:
+    """Await ``work`` to its outcome even if the caller is cancelled meanwhile (a client gone, a
     shutdown): once COMMIT is sent, whether it committed decides whether the step's Redis claims
-    are kept or given back. True if a cancellation arrived (the caller raises it afterwards)."""
-    task = asyncio.ensure_future(commit)
+    are kept or given back, and a committed step's claims and releases must reach Redis. True if
+    a cancellation arrived (the caller raises it afterwards); ``work``'s error is raised."""
+    task = asyncio.ensure_future(work)
     cancelled = False
     while not task.done():
         try:
