@@ -107,7 +107,7 @@ def _ms(text: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def _wrk(target: str, base: str, *, seconds: int, connections: int) -> Run:
+def _wrk(target: str, base: str, *, seconds: int, connections: int, key: str) -> Run:
     out = subprocess.run(
         [
             "wrk",
@@ -122,6 +122,7 @@ def _wrk(target: str, base: str, *, seconds: int, connections: int) -> Run:
         capture_output=True,
         text=True,
         check=True,
+        env=os.environ | {"LEADROUTE_BENCH_KEY": key},  # post_leads.lua sends it
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -194,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one story, to
         return 2
     import asyncio
 
+    from leadroute.access import format_key, new_secret
+
     name = f"leadroute_bench_{secrets.token_hex(4)}"
+    key = format_key(secrets.token_hex(4), new_secret())  # the service's admin key, sent by wrk
     asyncio.run(_database(name, drop=False))
     work = Path(tempfile.mkdtemp(prefix="leadroute-bench-"))
     (work / "rules.yaml").write_text(RULES)
@@ -210,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one story, to
         "LEADROUTE_PORT": str(port),
         "LEADROUTE_LOG_LEVEL": "WARNING",
         "LEADROUTE_SEED_DEMO": "false",
+        "LEADROUTE_ADMIN_KEY": key,
     }
     subprocess.run(
         [sys.executable, "-m", "leadroute", "owners", "import", str(work / "owners.yaml")],
@@ -246,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one story, to
                     f"http://127.0.0.1:{hello_port}",
                     seconds=args.seconds,
                     connections=args.connections,
+                    key=key,
                 )
             )
             for target, (target_port, proc) in targets.items():
@@ -256,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one story, to
                     f"http://127.0.0.1:{target_port}",
                     seconds=args.seconds,
                     connections=args.connections,
+                    key=key,
                 )
                 postgres = _postgres_cpu()
                 if receiver is not None:  # the last spans are exported (and counted); both alike
@@ -286,6 +293,9 @@ def _report(
     print(f"{'target':<12} {'req/s':>9} {'requests':>9} {'non-2xx':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for r in runs:
         print(f"{r.target:<12} {r.rps:>9.0f} {r.requests:>9} {r.errors:>8} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f}")
+    refused = sum(r.errors for r in runs)
+    if refused:
+        print(f"\nWARNING: {refused} non-2xx answers (see the table): the ratios below count them as work")
     median = {t: statistics.median(r.rps for r in runs if r.target == t) for t in ("hello-world", *targets)}
     print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end, {os.cpu_count()} CPUs")
     print(f"intake / hello-world (medians): {median['intake'] / median['hello-world']:.2f}")
