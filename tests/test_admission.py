@@ -10,12 +10,13 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from litestar.exceptions import InternalServerException
 
 from conftest import FakeClock
-from leadroute.api.admission import BEHIND_LIMIT, RETRY_AFTER_CAP, WINDOW, InFlight
+from leadroute.api.admission import BEHIND_LIMIT, RETRY_AFTER_CAP, WINDOW, AdmissionControl, InFlight
 from leadroute.api.problems import problem_for
 from leadroute.config import Settings
 from leadroute.workflow.scheduler import background_pass
@@ -182,3 +183,33 @@ class TestTimersFirst:
         problem = problem_for(InternalServerException("client disconnected prematurely"))
         assert (problem.status, problem.type.rsplit("/", 1)[-1]) == (499, "client-closed-request")
         assert problem_for(InternalServerException("something else")).status == 500
+
+    async def test_while_behind_new_leads_are_refused_and_actions_admitted(self) -> None:
+        gate = InFlight(256)
+        gate.count = BEHIND_LIMIT  # this many requests already in flight
+        gate.backlog.behind = True
+        served: list[str] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            served.append(scope["path"])
+
+        middleware = AdmissionControl(app, gate=gate)
+        sent: list[Any] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        def post(path: str) -> Any:  # the fields the middleware reads of an HTTP scope
+            return {"type": "http", "method": "POST", "path": path}
+
+        for path in ("/v1/leads", "/v1/assignments/x/accept", "/v1/events"):
+            await middleware(post(path), receive, send)
+        assert served == ["/v1/assignments/x/accept", "/v1/events"]
+        assert sent[0]["status"] == 503
+        assert any(name == b"retry-after" for name, _ in sent[0]["headers"])
+        gate.backlog.behind = False
+        await middleware(post("/v1/leads"), receive, send)
+        assert served[-1] == "/v1/leads"
