@@ -12,7 +12,13 @@ each a *step*: an async function of a :class:`Change`. :func:`run` owns what the
 3. a retry of the whole step when Redis lost its routing state mid-claim (``RoutingStateLost``:
    the next try rebuilds it from PostgreSQL first);
 4. the event log: :meth:`Change.emit` appends in the same transaction;
-5. after the commit: freed capacity wakes the queue drain (:attr:`Runtime.drain_wakeup`).
+5. after the commit: freed capacity wakes the queue drain (:attr:`Runtime.drain_wakeup`);
+6. cancellation (a shutdown, a caller's timeout) never splits Redis from PostgreSQL: the claim
+   script runs shielded (:meth:`RoutingState.pick` gives back what a cancelled caller never saw),
+   and the COMMIT, the rollback's give-backs and the committed step's releases are each waited out
+   before the cancellation is raised;
+7. a request whose client closed its connection while it waited for a database connection is
+   dropped before BEGIN (:class:`ClientGone`; :mod:`leadroute.api.admission` watches).
 """
 
 from __future__ import annotations
