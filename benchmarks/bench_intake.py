@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.bench_intake                      # 3 rounds of 15 s, 64 connections
     .venv/bin/python -m benchmarks.bench_intake --rounds 5 --seconds 30 --connections 64
+    .venv/bin/python -m benchmarks.bench_intake --no-tracing         # without the traced instance
 
 Starts ``leadroute serve`` (one worker, on the local PostgreSQL and Redis at 127.0.0.1:5432 and
 6379, in a database of its own that is dropped afterwards) with 20 owners in one round-robin pool
@@ -10,8 +11,14 @@ body, served the same way: uvicorn, uvloop, httptools, no access log). Each roun
 against one, then the other, posting a unique ~1 KB lead per request (``post_leads.lua``). It
 prints each run, the ratio of the medians (intake / hello-world), and CPU per lead: the service
 process's and PostgreSQL's (every ``postgres`` process) CPU seconds over the intake runs divided
-by the leads written. The machine is shared: compare the ratio within one run, not numbers across
-runs. Needs ``wrk`` (Debian package ``wrk``).
+by the leads written.
+
+Tracing: a second ``leadroute serve`` on the same database runs with
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set to a local OTLP/HTTP receiver in this process (it reads each
+export and answers 200, as a collector would), and each round also runs ``wrk`` against it
+("intake+otel"), so tracing on and off are interleaved in one run; the ratio of their medians and
+the CPU per lead of each are printed. The machine is shared: compare the ratio within one run,
+not numbers across runs. Needs ``wrk`` (Debian package ``wrk``).
 """
 
 from __future__ import annotations
@@ -26,9 +33,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import asyncpg
 import httpx
@@ -98,7 +107,7 @@ def _ms(text: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def _wrk(target: str, base: str, *, seconds: int, connections: int) -> Run:
+def _wrk(target: str, base: str, *, seconds: int, connections: int, key: str) -> Run:
     out = subprocess.run(
         [
             "wrk",
@@ -113,6 +122,7 @@ def _wrk(target: str, base: str, *, seconds: int, connections: int) -> Run:
         capture_output=True,
         text=True,
         check=True,
+        env=os.environ | {"LEADROUTE_BENCH_KEY": key},  # post_leads.lua sends it
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -120,6 +130,30 @@ def _wrk(target: str, base: str, *, seconds: int, connections: int) -> Run:
     p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     return Run(target, rps, requests, errors, p50, p99)
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """An OTLP/HTTP trace receiver that reads each export, counts it, and answers 200."""
+
+    exports = 0
+    received = 0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        type(self).exports += 1
+        type(self).received += len(body)
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        del format, args
+
+
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
 
 
 def _postgres_cpu() -> float:
@@ -144,7 +178,7 @@ async def _database(name: str, *, drop: bool) -> None:
         await conn.close()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one story, told in order)
     """Run the benchmark; print each run and the ratio."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -152,13 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--no-tracing", action="store_true", help="leave out the instance with OTLP tracing on"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("bench_intake needs wrk (apt-get install wrk)", file=sys.stderr)
         return 2
     import asyncio
 
+    from leadroute.access import format_key, new_secret
+
     name = f"leadroute_bench_{secrets.token_hex(4)}"
+    key = format_key(secrets.token_hex(4), new_secret())  # the service's admin key, sent by wrk
     asyncio.run(_database(name, drop=False))
     work = Path(tempfile.mkdtemp(prefix="leadroute-bench-"))
     (work / "rules.yaml").write_text(RULES)
@@ -174,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "LEADROUTE_PORT": str(port),
         "LEADROUTE_LOG_LEVEL": "WARNING",
         "LEADROUTE_SEED_DEMO": "false",
+        "LEADROUTE_ADMIN_KEY": key,
     }
     subprocess.run(
         [sys.executable, "-m", "leadroute", "owners", "import", str(work / "owners.yaml")],
@@ -183,13 +224,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     service = subprocess.Popen([sys.executable, "-m", "leadroute", "serve"], env=env, cwd=ROOT)
     hello = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/hello.py"), str(hello_port)], cwd=ROOT)
+    targets = {"intake": (port, service)}
+    receiver = None
+    if not args.no_tracing:
+        receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+        threading.Thread(target=receiver.serve_forever, daemon=True).start()
+        traced_port = _free_port()
+        traced_env = env | {
+            "LEADROUTE_PORT": str(traced_port),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}",
+        }
+        traced = subprocess.Popen([sys.executable, "-m", "leadroute", "serve"], env=traced_env, cwd=ROOT)
+        targets["intake+otel"] = (traced_port, traced)
     runs: list[Run] = []
-    cpu_service = cpu_postgres = 0.0
-    leads = 0
+    cpu_service = dict.fromkeys(targets, 0.0)
+    cpu_postgres = dict.fromkeys(targets, 0.0)
+    leads = dict.fromkeys(targets, 0)
     try:
-        _wait(f"http://127.0.0.1:{port}/health/ready", service)
+        for target_port, proc in targets.values():
+            _wait(f"http://127.0.0.1:{target_port}/health/ready", proc)
         _wait(f"http://127.0.0.1:{hello_port}/", hello)
-        served = psutil.Process(service.pid)
         for _ in range(args.rounds):
             runs.append(
                 _wrk(
@@ -197,33 +251,65 @@ def main(argv: list[str] | None = None) -> int:
                     f"http://127.0.0.1:{hello_port}",
                     seconds=args.seconds,
                     connections=args.connections,
+                    key=key,
                 )
             )
-            before = served.cpu_times(), _postgres_cpu()
-            run = _wrk(
-                "intake", f"http://127.0.0.1:{port}", seconds=args.seconds, connections=args.connections
-            )
-            after = served.cpu_times(), _postgres_cpu()
-            cpu_service += (after[0].user + after[0].system) - (before[0].user + before[0].system)
-            cpu_postgres += after[1] - before[1]
-            leads += run.requests - run.errors
-            runs.append(run)
+            for target, (target_port, proc) in targets.items():
+                served = psutil.Process(proc.pid)
+                before = _cpu(served), _postgres_cpu()
+                run = _wrk(
+                    target,
+                    f"http://127.0.0.1:{target_port}",
+                    seconds=args.seconds,
+                    connections=args.connections,
+                    key=key,
+                )
+                postgres = _postgres_cpu()
+                if receiver is not None:  # the last spans are exported (and counted); both alike
+                    time.sleep(6)
+                cpu_service[target] += _cpu(served) - before[0]
+                cpu_postgres[target] += postgres - before[1]
+                leads[target] += run.requests - run.errors
+                runs.append(run)
     finally:
-        for proc in (service, hello):
+        for proc in (hello, *(p for _, p in targets.values())):
             proc.terminate()
             proc.wait(30)
+        if receiver is not None:
+            receiver.shutdown()
         asyncio.run(_database(name, drop=True))
         shutil.rmtree(work, ignore_errors=True)
+    _report(runs, list(targets), leads, cpu_service, cpu_postgres)
+    return 0
+
+
+def _report(
+    runs: list[Run],
+    targets: list[str],
+    leads: dict[str, int],
+    cpu_service: dict[str, float],
+    cpu_postgres: dict[str, float],
+) -> None:
     print(f"{'target':<12} {'req/s':>9} {'requests':>9} {'non-2xx':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for r in runs:
         print(f"{r.target:<12} {r.rps:>9.0f} {r.requests:>9} {r.errors:>8} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f}")
-    hello_rps = statistics.median(r.rps for r in runs if r.target == "hello-world")
-    intake_rps = statistics.median(r.rps for r in runs if r.target == "intake")
-    print(f"\nintake / hello-world (medians): {intake_rps / hello_rps:.2f}")
-    if leads:
-        service_ms, postgres_ms = cpu_service / leads * 1000, cpu_postgres / leads * 1000
-        print(f"CPU per lead: service {service_ms:.2f} ms, PostgreSQL {postgres_ms:.2f} ms")
-    return 0
+    refused = sum(r.errors for r in runs)
+    if refused:
+        print(f"\nWARNING: {refused} non-2xx answers (see the table): the ratios below count them as work")
+    median = {t: statistics.median(r.rps for r in runs if r.target == t) for t in ("hello-world", *targets)}
+    print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end, {os.cpu_count()} CPUs")
+    print(f"intake / hello-world (medians): {median['intake'] / median['hello-world']:.2f}")
+    if "intake+otel" in median:
+        print(
+            "tracing on / off (intake+otel / intake, medians): "
+            f"{median['intake+otel'] / median['intake']:.2f}"
+            f" ({_Receiver.exports} OTLP exports, {_Receiver.received / 2**20:.1f} MiB received)"
+        )
+    for target in targets:
+        if leads[target]:
+            service_ms = cpu_service[target] / leads[target] * 1000
+            postgres_ms = cpu_postgres[target] / leads[target] * 1000
+            print(f"CPU per lead, {target}: service {service_ms:.2f} ms, PostgreSQL {postgres_ms:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ function init(args)
 end
 
 local pad = string.rep("x", 700)
+-- the API key (bench_intake sets it; the service refuses /v1 requests without one)
+local headers = {["Content-Type"] = "application/json"}
+local key = os.getenv("LEADROUTE_BENCH_KEY")
+if key then headers["Authorization"] = "Bearer " .. key end
 
 request = function()
   counter = counter + 1
@@ -22,5 +26,5 @@ request = function()
     '"title":"VP Sales","company":"Company %d","country":"US","employees":%d,' ..
     '"attributes":{"notes":"%s"}}',
     run, thread_id, counter, counter % 997, counter % 997, (counter * 37) % 5000, pad)
-  return wrk.format("POST", "/v1/leads", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/v1/leads", headers, body)
 end

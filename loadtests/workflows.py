@@ -50,6 +50,8 @@ __all__ = ["Options", "RunResult", "main", "run"]
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 SLA_SECONDS = 60
+CATCH_UP_SECONDS = 300
+"""After the traffic, how long the SLA timers may take to catch up before they are checked."""
 """The SLA of ``loadtests/rules.yaml`` (one minute), which the users wait out on the breach path."""
 
 
@@ -66,6 +68,8 @@ class Options(NamedTuple):
     poll_seconds: float = 2.0
     keep: bool = False
     seed: int | None = None
+    connections: int = 64
+    """Keep-alive connections per Locust process, shared by its users (as a load balancer keeps)."""
 
 
 class Row(NamedTuple):
@@ -237,6 +241,7 @@ def run(opts: Options) -> RunResult:  # noqa: PLR0915  (one story, told in order
             "LEADROUTE_LOADTEST_SEED": str(opts.seed if opts.seed is not None else secrets.randbelow(2**31)),
         }
         locust_env["LEADROUTE_LOADTEST_KEY"] = key
+        locust_env["LEADROUTE_LOADTEST_CONNECTIONS"] = str(opts.connections)
         command = [
             *(sys.executable, "-m", "locust", "-f", str(HERE / "locust_workflows.py"), "--headless"),
             *("-u", str(opts.workflows), "-r", f"{rate:g}", "-t", f"{opts.seconds}s", "--host", base),
@@ -258,9 +263,12 @@ def run(opts: Options) -> RunResult:  # noqa: PLR0915  (one story, told in order
 
         settle = 2 * opts.poll_seconds + 3  # the last breaches of the run are fired within two polls
         time.sleep(settle)
-        after = _metrics(base, headers)
         slack = 2 * opts.poll_seconds + 5
+        # an overloaded service fires timers late; give it time to catch up (how long: in the table)
+        catch_up = asyncio.run(_catch_up(database_url, slack, CATCH_UP_SECONDS))
+        after = _metrics(base, headers)
         checks = asyncio.run(_timer_checks(database_url, slack))
+        lateness = asyncio.run(_lateness(database_url))
         sampler.stop()
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=60)
@@ -278,6 +286,7 @@ def run(opts: Options) -> RunResult:  # noqa: PLR0915  (one story, told in order
             latency=latency,
             sampler=sampler,
             checks=checks,
+            timers=(catch_up, lateness),
         )
         ok = all(c.ok for c in checks) and not stats["failures"] and not stats["errors"]
         summary["ok"] = ok
@@ -302,6 +311,41 @@ async def _timer_checks(database_url: str, slack: float) -> list[rc.Check]:
     conn = await connect(database_url)
     try:
         return await rc.reconcile_timers(conn, slack_seconds=slack)
+    finally:
+        await conn.close()
+
+
+async def _catch_up(database_url: str, slack: float, limit: float) -> float:
+    """Seconds until no due timer is later than ``slack`` (at most ``limit``)."""
+    started = time.monotonic()
+    conn = await connect(database_url)
+    try:
+        while time.monotonic() - started < limit:
+            late = await conn.fetchval(
+                "SELECT count(*) FROM sla_timers WHERE status = 'pending'"
+                " AND due_at < now() - make_interval(secs => $1)",
+                slack,
+            )
+            if not late:
+                break
+            await asyncio.sleep(2)
+        return time.monotonic() - started
+    finally:
+        await conn.close()
+
+
+async def _lateness(database_url: str) -> list[float]:
+    """Seconds SLA timers fired after their due time: p50, p95, p99, max (the pass's start time)."""
+    conn = await connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            """SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY s) AS q, max(s) AS m
+                 FROM (SELECT extract(epoch FROM resolved_at - due_at)::float8 AS s FROM sla_timers
+                        WHERE status = 'fired') t"""
+        )
+        if row is None or row["q"] is None:
+            return []
+        return [*row["q"], row["m"]]
     finally:
         await conn.close()
 
@@ -347,6 +391,7 @@ def _table(
     latency: dict[tuple[str, str], serverstats.Histogram],
     sampler: serverstats.Sampler,
     checks: list[rc.Check],
+    timers: tuple[float, list[float]],
 ) -> tuple[str, dict[str, Any]]:
     by_name: dict[str, tuple[int, int]] = stats["by_name"]
     overloaded = sum(n for name, (n, _) in by_name.items() if name.endswith("[503]"))
@@ -362,7 +407,8 @@ def _table(
     lines = [
         f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end",
         f"{opts.workflows} concurrent workflows, pace {opts.pace} s per step, {elapsed:.0f} s of traffic, "
-        f"{opts.processes} Locust process(es), {opts.workers} serve worker(s)",
+        f"{opts.processes} Locust process(es) with {opts.connections} keep-alive connections each, "
+        f"{opts.workers} serve worker(s)",
         "",
         f"{'workflows started (leads posted)':<44} {len(recorded.sent):>10}",
         f"{'workflows closed':<44} {closed:>10}",
@@ -396,12 +442,21 @@ def _table(
         "",
         f"CPU seconds over the run: serve {cpu['serve']:.1f}, PostgreSQL backends {cpu['postgres']:.1f}, "
         f"Redis {cpu['redis']:.1f}, Locust {cpu['locust']:.1f}",
+        f"load generator: {cpu['locust'] / max(elapsed, 1):.2f} cores on average "
+        f"({opts.processes} process(es); a process saturates at 1.0)",
         f"CPU per lead (its whole workflow): serve {cpu['serve'] / per * 1000:.1f} ms, "
         f"PostgreSQL {cpu['postgres'] / per * 1000:.1f} ms",
     ]
     for pid, peak in sorted(sampler.rss.items()):
         role = "serve" if pid == sampler.serve.pid else "worker"
         lines.append(f"RSS {role} {pid}: peak {peak.peak / 2**20:.0f} MiB, after {peak.last / 2**20:.0f} MiB")
+    catch_up, lateness = timers
+    if lateness:
+        p50, p95, p99, worst = lateness
+        lines.append(
+            f"SLA breaches fired late by (s): p50 {p50:.1f}, p95 {p95:.1f}, p99 {p99:.1f}, max {worst:.1f}; "
+            f"timers caught up {catch_up:.0f} s after the traffic stopped"
+        )
     lines += ["", "reconciliation"]
     lines += [f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in checks]
     summary = {
@@ -415,6 +470,8 @@ def _table(
         "latency": quantiles,
         "cpu": cpu,
         "checks": [c._asdict() for c in checks],
+        "breach_lateness": lateness,
+        "timers_caught_up_seconds": catch_up,
     }
     return "\n".join(lines), summary
 
@@ -445,6 +502,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--poll-seconds", type=float, default=2.0, help="the service's LEADROUTE_SLA_POLL_SECONDS"
     )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=64,
+        help="keep-alive connections per Locust process, shared by its users (default 64)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database, Redis keys and records")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
@@ -461,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             key=args.key,
             poll_seconds=args.poll_seconds,
             keep=args.keep,
+            connections=args.connections,
         )
     )
     print(result.table)

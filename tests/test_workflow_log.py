@@ -518,7 +518,7 @@ class TestAdmission:
                     took = time.monotonic() - started
                     assert (await http.get("/health/live")).status_code == 200
                 assert refused.status_code == 503, refused.text
-                assert refused.headers["retry-after"] == "1"
+                assert 1 <= int(refused.headers["retry-after"]) <= 3  # 1 in flight, little throughput
                 assert refused.headers["content-type"] == "application/problem+json"
                 assert took < 0.5
                 assert (await held).status_code == 201
@@ -554,7 +554,7 @@ class TestAdmission:
                     took = time.monotonic() - started
                 assert refused.status_code == 503, refused.text
                 assert refused.json()["type"].endswith("/overloaded")
-                assert refused.headers["retry-after"] == "1"
+                assert 1 <= int(refused.headers["retry-after"]) <= 3
                 assert took < 1.5
                 assert (await held).status_code == 201
         finally:

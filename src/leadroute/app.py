@@ -66,6 +66,7 @@ from leadroute.store.migrate import migrate
 from leadroute.store.redis_client import redis_client
 from leadroute.store.rulesets import start_ruleset
 from leadroute.telemetry import MetricsController, tracer_provider
+from leadroute.workflow.scheduler import WORKERS as TIMER_WORKERS
 from leadroute.workflow.scheduler import scheduler as sla_scheduler
 
 __all__ = ["answer_error", "create_app"]
@@ -79,6 +80,16 @@ def answer_error(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     if is_console(request.url.path):
         return console_error(request, exc)
     return problem_response(request, exc)
+
+
+def _plugins(tracing: Any) -> list[Any]:
+    """The OpenAPI schema plugin, and OpenTelemetry's when tracing is on (off costs nothing)."""
+    plugins: list[Any] = [StrictStructSchemaPlugin()]
+    if tracing is not None:
+        plugins.append(
+            OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=tracing, exclude=["/metrics"]))
+        )
+    return plugins
 
 
 def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clock = utc_now) -> Litestar:
@@ -95,6 +106,8 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         )
     active_rules = ruleset or load_rules_path(settings.rules_path)
 
+    gate = InFlight(settings.max_in_flight)  # admission control; its backlog is the runtime's
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         assert settings.database_url is not None
@@ -102,8 +115,9 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         db = await create_pool(
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
-        # the background work's own two connections: a flood of requests cannot starve the timers
-        background_db = await create_pool(settings.database_url, min_size=1, max_size=2)
+        # the background work's own connections, one per timer worker: a flood of requests cannot
+        # starve the timers
+        background_db = await create_pool(settings.database_url, min_size=1, max_size=TIMER_WORKERS)
         redis: Redis = redis_client(settings.redis_url)
         limits.limiter = RateLimiter(redis, settings.redis_prefix)
         try:
@@ -129,6 +143,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                 file_conflict=started.file_conflict,
                 keys=KeyCache(ttl=settings.key_cache_seconds),
                 inbound=Inbound(mappings, httpx.AsyncClient(timeout=settings.webhook_timeout)),
+                backlog=gate.backlog,
             )
             log.info(
                 "ruleset %s v%s active (sha256 %s)",
@@ -162,11 +177,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         per_address=parse_limit(settings.rate_limit_address, setting="LEADROUTE_RATE_LIMIT_ADDRESS"),
         per_scope=parse_scope_limits(settings.rate_limits, setting="LEADROUTE_RATE_LIMITS"),
     )
-    plugins: list[Any] = [StrictStructSchemaPlugin()]
-    if tracing is not None:
-        plugins.append(
-            OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=tracing, exclude=["/metrics"]))
-        )
+    plugins = _plugins(tracing)
     prometheus = PrometheusConfig(
         app_name="leadroute", prefix="leadroute_http", group_path=True, exclude=["/metrics"]
     )
@@ -206,7 +217,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         lifespan=[lifespan],
         middleware=[
             prometheus.middleware,
-            DefineMiddleware(AdmissionControl, gate=InFlight(settings.max_in_flight)),
+            DefineMiddleware(AdmissionControl, gate=gate),
             DefineMiddleware(RateLimitMiddleware, limits=limits, by="address"),
             AccessMiddleware,  # 401/403/415 and CORS, before any /v1 handler runs
             DefineMiddleware(RateLimitMiddleware, limits=limits, by="key"),  # the key, per route scope
@@ -220,5 +231,6 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         logging_config=None,
         debug=False,
     )
+    app.state.admission = gate  # the Retry-After of an Overloaded (no connection free) too
     document_access(app, problem_responses)  # each /v1 operation's scope, 401, 403 and 415 in /schema
     return app

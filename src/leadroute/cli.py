@@ -43,9 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"leadroute: invalid setting: {exc}", file=sys.stderr)
         return 2
+    metrics_dir = None
+    if args.func is _serve:
+        from leadroute.server import multiprocess_metrics
+
+        # before prometheus_client is imported (telemetry imports it): with several workers, the
+        # value store it picks at import must be the shared directory
+        metrics_dir = multiprocess_metrics(settings.workers)
     from leadroute.telemetry import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    if metrics_dir is not None:
+        log.info("the workers' metrics are summed in %s (PROMETHEUS_MULTIPROC_DIR)", metrics_dir)
     if links := service_links(os.environ):
         log.info(
             "ignoring %d Kubernetes service-link variable(s) that share our prefix (%s); they are not "

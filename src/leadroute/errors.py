@@ -47,6 +47,7 @@ import msgspec
 
 __all__ = [
     "ClientError",
+    "ClientGone",
     "CommandError",
     "EmbeddedServersError",
     "FieldError",
@@ -314,6 +315,19 @@ class UnknownOwner(ClientError):
             f"no owner with id {owner_id!r}",
             errors=[{"field": "owner_id", "message": f"unknown owner {owner_id!r}"}],
         )
+
+
+class ClientGone(ClientError):
+    """The client closed its connection before the request's transaction started: its work is
+    dropped (nobody would read the answer; a client that retries sends its idempotency key again).
+    Answered 499, as nginx logs it, to nobody."""
+
+    status = 499
+    kind = "client-closed-request"
+    title = "Client closed the request"
+
+    def __init__(self) -> None:
+        super().__init__("the client closed the connection before the change started")
 
 
 class Overloaded(LeadrouteError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +18,13 @@ from leadroute.inbound import Inbound
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
 
-__all__ = ["ActiveRuleset", "Clock", "RulesetFollower", "Runtime", "utc_now"]
+__all__ = ["CLIENT_GONE", "ActiveRuleset", "Backlog", "Clock", "RulesetFollower", "Runtime", "utc_now"]
+
+CLIENT_GONE: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
+    "leadroute_client_gone", default=None
+)
+"""Set (by :mod:`leadroute.api.admission`) for a request whose body has arrived: the event is set
+once its client closes the connection. The transaction runner drops such work before it starts."""
 
 Clock = Callable[[], datetime]
 """What time it is (timezone-aware UTC); tests inject their own to move time."""
@@ -44,6 +51,17 @@ class RulesetFollower(Protocol):
 
 
 @dataclass(slots=True)
+class Backlog:
+    """Whether this instance's background work is behind (due SLA timers late): set by the
+    scheduler each pass, read by admission control, which then admits fewer requests so the
+    timers catch up (:mod:`leadroute.api.admission`). One per app."""
+
+    behind: bool = False
+    lag_seconds: float = 0.0
+    """How late the oldest due timer was at the last pass."""
+
+
+@dataclass(slots=True)
 class Runtime:
     """The I/O edges shared by request handlers."""
 
@@ -67,6 +85,8 @@ class Runtime:
     instance flooded with requests still fires its timers (None: it shares :attr:`db`)."""
     inbound: Inbound | None = None
     """The inbound routes' mapping files and HTTP client (``leadroute.inbound``); set at start."""
+    backlog: Backlog = field(default_factory=Backlog)
+    """The background work's lag, shared with admission control (the app passes its own)."""
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this instance freed routing capacity: the queue drain runs without waiting its interval."""
 

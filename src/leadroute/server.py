@@ -28,6 +28,13 @@ The parent only supervises:
   (``prctl(PR_SET_PDEATHSIG)``), so ``kill -9`` of the supervisor leaves nothing serving
   unsupervised.
 
+Metrics: with several workers, each one's Prometheus samples would be its own, and a scrape of
+``/metrics`` reaches one worker at random. :func:`multiprocess_metrics` (called before
+``prometheus_client`` is imported) points ``PROMETHEUS_MULTIPROC_DIR`` at a directory emptied for
+this run (a fresh temporary one unless the variable names one), so every worker writes its
+samples there and any worker's ``/metrics`` sums them all; the supervisor marks a dead worker's
+live gauges dead (``multiprocess.mark_process_dead``) and removes a directory it made at exit.
+
 SIGTERM or SIGINT drains: the listening socket closes, every worker stops accepting, finishes
 its in-flight requests (up to ``LEADROUTE_DRAIN_SECONDS``), answers them with
 ``Connection: close`` and closes idle keep-alive connections (uvicorn's graceful shutdown); the
@@ -45,11 +52,14 @@ import ctypes
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -58,7 +68,7 @@ import uvicorn
 from leadroute.config import Settings
 from leadroute.errors import CommandError
 
-__all__ = ["EXIT_DEPENDENCY", "EXIT_STARTUP", "backoff", "run_server"]
+__all__ = ["EXIT_DEPENDENCY", "EXIT_STARTUP", "backoff", "multiprocess_metrics", "run_server"]
 
 log = logging.getLogger("leadroute")
 
@@ -92,6 +102,39 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 def backoff(deaths: int) -> float:
     """Seconds to wait before replacing a worker after ``deaths`` consecutive deaths (1, 2, ...)."""
     return float(min(BACKOFF_FIRST * 2 ** max(deaths - 1, 0), BACKOFF_CAP))
+
+
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_made_metrics_dir: Path | None = None
+
+
+def multiprocess_metrics(workers: int) -> Path | None:
+    """With ``workers`` > 1, an empty ``PROMETHEUS_MULTIPROC_DIR`` for this run (see the module
+    docstring); None with one worker. Must run before ``prometheus_client`` is imported: it picks
+    its value store (in memory, or files in that directory) at import."""
+    global _made_metrics_dir  # noqa: PLW0603  (one per serving process)
+    if workers <= 1:
+        return None
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before the workers' metrics directory was set")
+    given = os.environ.get(MULTIPROC_VARIABLE)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):  # a previous run's samples would be summed in
+            stale.unlink()
+    else:
+        path = _made_metrics_dir = Path(tempfile.mkdtemp(prefix="leadroute-metrics-"))
+    os.environ[MULTIPROC_VARIABLE] = str(path)
+    return path
+
+
+def _mark_dead(pid: int) -> None:
+    """A worker is gone: its live gauges (requests in progress) no longer count."""
+    if os.environ.get(MULTIPROC_VARIABLE):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def run_server(app: Any, settings: Settings) -> int:
@@ -254,6 +297,8 @@ class _Supervisor:
                 signal.signal(sig, handler)
             self._reap_all()
             sock.close()
+            if _made_metrics_dir is not None:
+                shutil.rmtree(_made_metrics_dir, ignore_errors=True)
 
     def _fork(self, sock: socket.socket) -> None:
         parent = os.getpid()
@@ -287,6 +332,7 @@ class _Supervisor:
                 done, status = os.waitpid(worker.pid, os.WNOHANG)
                 if done != 0:
                     del self.workers[worker.pid]
+                    _mark_dead(worker.pid)
                     if not self.stopping:
                         self._died(worker, status)
             if self.stopping:

@@ -19,6 +19,7 @@ Litestar ``HTTPException``, other      its own ``not-found``, ...           none
 PostgreSQL or Redis does not answer    503     ``dependency-unavailable``   none (``Retry-After``)
 ``Overloaded`` (no connection free)    503     ``overloaded``               none (``Retry-After``)
 ``UpstreamUnavailable`` (a CRM API)     503     ``upstream-unavailable``     none (``Retry-After``)
+``ClientGone``, a client that left     499     ``client-closed-request``    none (nobody reads it)
 anything else                          500     ``internal``                 none (logged)
 =====================================  ======  ===========================  =====================
 """
@@ -36,6 +37,7 @@ from litestar.openapi import ResponseSpec
 
 from leadroute.errors import (
     ClientError,
+    ClientGone,
     InvalidLead,
     MalformedBody,
     Overloaded,
@@ -87,7 +89,7 @@ def _problem(
     return Problem(status=status, type=PROBLEM_BASE + kind, title=title, detail=detail, errors=errors or [])
 
 
-def problem_for(exc: Exception) -> Problem:  # noqa: PLR0911  (one case per row of the table)
+def problem_for(exc: Exception) -> Problem:  # noqa: PLR0911, PLR0912  (one case per row of the table)
     """The problem that answers ``exc`` (see the table in the module docstring)."""
     match exc:
         case ClientError():
@@ -122,13 +124,16 @@ def problem_for(exc: Exception) -> Problem:  # noqa: PLR0911  (one case per row 
         case HTTPException(status_code=400):  # the body is not JSON (Litestar could not decode it)
             errors = [{"field": "body", "message": exc.detail}]
             return _problem(400, "malformed-body", "Malformed request body", exc.detail, errors)
+        case HTTPException(status_code=500, detail="client disconnected prematurely"):
+            # the client left while its body was being read (Litestar's words): answered to nobody
+            return problem_for(ClientGone())
         case HTTPException():
             kind = _HTTP_KINDS.get(exc.status_code, "http-error")
             return _problem(exc.status_code, kind, exc.detail, exc.detail)
         case UpstreamUnavailable():
             return _problem(503, "upstream-unavailable", "Upstream API unavailable", str(exc))
         case Overloaded():
-            detail = f"this instance is busy; retry after {exc.retry_after} s"
+            detail = "this instance is busy; retry after the seconds Retry-After gives"
             return _problem(503, "overloaded", "Overloaded", detail)
         case _ if (down := dependency_down(exc)) is not None:  # see leadroute.outage
             detail = f"{down} does not answer; retry after {RETRY_AFTER} s"
@@ -147,7 +152,10 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
     headers = exc.headers if isinstance(exc, HTTPException) and exc.status_code == 405 else None
     if isinstance(exc, ClientError):
         headers = exc.headers  # WWW-Authenticate on a 401 or 403
-    if isinstance(exc, Overloaded | UpstreamUnavailable):
+    if isinstance(exc, Overloaded):
+        gate = getattr(request.app.state, "admission", None)  # the load-based estimate, if served
+        headers = {"Retry-After": str(gate.retry_after() if gate is not None else exc.retry_after)}
+    elif isinstance(exc, UpstreamUnavailable):
         headers = {"Retry-After": str(exc.retry_after)}
     elif problem.status == 503 and (down := dependency_down(exc)) is not None:
         OUTAGES.down(down, exc, f"{request.method} {request.url.path}")  # one line per outage

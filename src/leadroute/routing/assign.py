@@ -395,8 +395,16 @@ class Router:
         PostgreSQL, where the failed transaction left nothing). The daily count stays: a cap is
         never exceeded because of it, and the next rebuild corrects it.
         """
-        if placed.owner is not None:
-            await self.state.release(placed.owner, placed.generation)
+        task = self.give_back(placed)
+        if task is not None:
+            # shielded: a caller cancelled again meanwhile (a client gone) still gives it back
+            await asyncio.shield(task)
+
+    def give_back(self, placed: Assignment) -> asyncio.Task[None] | None:
+        """Start :meth:`unclaim` in a task no cancellation of the caller stops (None: no claim)."""
+        if placed.owner is None:
+            return None
+        return self.state.give_back(placed.owner, placed.generation)
 
     # -- rebuild -----------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ comparing the stored day with today's, not by expiring.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from importlib import resources
@@ -43,6 +45,8 @@ from leadroute.routing.eligibility import Member, local_day
 from leadroute.structs import FrozenStruct, Struct
 
 __all__ = ["Claim", "RoutingKeys", "RoutingState", "RoutingStateLost", "Snapshot"]
+
+log = logging.getLogger(__name__)
 
 _FILES = resources.files("leadroute.routing")
 
@@ -110,6 +114,14 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _claim(raw: Any, pool: str | None) -> Claim:
+    """A claim script's answer: ``[owner or "", seq, generation, skipped owner, reason, ...]``."""
+    owner = _text(raw[0]) or None
+    skips = [_text(v) for v in raw[3:]]
+    skipped = tuple(OwnerSkip(skips[i], skips[i + 1], pool) for i in range(0, len(skips), 2))
+    return Claim(owner, int(raw[1]) if owner else None, skipped, _text(raw[2]))
+
+
 class RoutingState:
     """Atomic owner picks, releases and whole-state writes over one Redis client."""
 
@@ -121,6 +133,8 @@ class RoutingState:
             for name in (*STRATEGIES, "claim")
         }
         self._release = redis.register_script(_lua("release.lua"))
+        self._late: set[asyncio.Task[Any]] = set()
+        """Give-backs running on their own (see :meth:`pick` and :meth:`give_back`)."""
 
     async def present(self) -> bool:
         """Whether the state exists (the generation key is there)."""
@@ -154,16 +168,47 @@ class RoutingState:
                 local_day(m, now),
                 m.weight,
             ]
+        # The script runs in a task of its own, shielded: a caller cancelled while it runs (its
+        # client went away, a shutdown) must not leave a slot claimed in Redis that nobody
+        # records. The script then finishes, and what it claimed is given back at once.
+        script = asyncio.ensure_future(self._scripts[strategy](keys=self.keys.for_script(), args=args))
         try:
-            raw = await self._scripts[strategy](keys=self.keys.for_script(), args=args)
+            raw = await asyncio.shield(script)
+        except asyncio.CancelledError:
+            script.add_done_callback(self._give_back_unseen)
+            raise
         except ResponseError as exc:
             if str(exc).startswith("NOSTATE"):
                 raise RoutingStateLost(str(exc)) from None
             raise
-        owner = _text(raw[0]) or None
-        skips = [_text(v) for v in raw[3:]]
-        skipped = tuple(OwnerSkip(skips[i], skips[i + 1], pool) for i in range(0, len(skips), 2))
-        return Claim(owner, int(raw[1]) if owner else None, skipped, _text(raw[2]))
+        return _claim(raw, pool)
+
+    def _give_back_unseen(self, script: asyncio.Future[Any]) -> None:
+        """The caller of a claim script was cancelled before its answer: free what it claimed."""
+        if script.cancelled() or script.exception() is not None:
+            return  # nothing claimed (an error), or unknown (Redis unreachable: a rebuild recounts)
+        claim = _claim(script.result(), None)
+        if claim.owner is not None:
+            self.give_back(claim.owner, claim.generation)
+
+    def give_back(self, owner: str, generation: str | None) -> asyncio.Task[None]:
+        """Free a claimed slot of ``owner`` (its transaction will not commit) in a task that no
+        cancellation of the caller stops; errors are logged (the count stays high, which is safe,
+        until the next rebuild or reconcile). The caller may await the task."""
+        task = asyncio.ensure_future(self.release(owner, generation))
+        self._late.add(task)
+        task.add_done_callback(self._gave_back)
+        return task
+
+    def _gave_back(self, task: asyncio.Task[None]) -> None:
+        self._late.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning(
+                "could not give back a claimed slot (%s: %s); the count stays one too high until "
+                "the next routing reconcile",
+                type(error).__name__,
+                error,
+            )
 
     async def release(self, owner: str, generation: str | None = None) -> None:
         """Free one open slot of ``owner`` (no-op when the state is lost: rebuild counts PG).

@@ -15,10 +15,17 @@ each a *step*: an async function of a :class:`Change`. :func:`run` owns what the
 5. after the commit: freed capacity wakes the queue drain (:attr:`Runtime.drain_wakeup`);
 6. a part of a step that may fail on its own (one item of a batch): :meth:`Change.savepoint`
    rolls back only that part, and gives back at once the slots claimed inside it.
+7. cancellation (a shutdown, a caller's timeout) never splits Redis from PostgreSQL: the claim
+   script runs shielded (:meth:`RoutingState.pick` gives back what a cancelled caller never saw),
+   and the COMMIT, the rollback's give-backs and the committed step's releases are each waited out
+   before the cancellation is raised;
+8. a request whose client closed its connection while it waited for a database connection is
+   dropped before BEGIN (:class:`ClientGone`; :mod:`leadroute.api.admission` watches).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -29,10 +36,10 @@ from typing import TypeVar
 
 import redis.exceptions
 
-from leadroute.errors import Overloaded
+from leadroute.errors import ClientGone, Overloaded
 from leadroute.outage import dependency_down
 from leadroute.routing import Assignment, Release, RoutingStateLost
-from leadroute.runtime import Runtime
+from leadroute.runtime import CLIENT_GONE, Runtime
 from leadroute.store.db import Connection
 from leadroute.telemetry import span
 from leadroute.workflow.log import Payload, append
@@ -144,12 +151,16 @@ class Change:
             )
         self.rt.drain_wakeup.set()  # capacity came free: queued leads may be placed now
 
-    async def _undo(self) -> None:
-        for placed in self._claimed:
-            await self.rt.routing.unclaim(placed)
-        self._claimed.clear()
+    async def _undo(self) -> bool:
+        """Give the claims back; True if a cancellation arrived meanwhile (waited out: at a
+        shutdown the Redis client closes next, and a give-back left running would be lost)."""
+        claimed, self._claimed = self._claimed, []
         self._pending.clear()
         self._after.clear()
+        tasks = [task for placed in claimed if (task := self.rt.routing.give_back(placed)) is not None]
+        if not tasks:
+            return False
+        return await _to_the_end(asyncio.gather(*tasks))
 
 
 @contextlib.asynccontextmanager
@@ -161,6 +172,10 @@ async def _connection(rt: Runtime, *, background: bool) -> AsyncIterator[Connect
         conn = await pool.acquire(timeout=rt.settings.db_acquire_timeout)
     except TimeoutError:
         raise Overloaded from None
+    gone = None if background else CLIENT_GONE.get()
+    if gone is not None and gone.is_set():  # the client left while this waited: drop the work
+        await pool.release(conn)
+        raise ClientGone
     try:
         yield conn
     except BaseException as exc:
@@ -192,17 +207,46 @@ async def run(
             change = Change(rt, conn, now or rt.clock(), actor)
             try:
                 with span("commit"):  # the whole transaction: routing's claim, the writes, COMMIT
-                    async with conn.transaction():
+                    transaction = conn.transaction()
+                    await transaction.start()
+                    try:
                         result = await step(change)
                         await change._prepare()
+                    except BaseException:
+                        await transaction.rollback()
+                        raise
+                    cancelled = await _to_the_end(transaction.commit())
             except RoutingStateLost:
-                await change._undo()
+                if await change._undo():
+                    raise asyncio.CancelledError from None
                 if attempt == STATE_LOST_RETRIES - 1:
                     raise
                 continue
             except BaseException:
-                await change._undo()
+                if await change._undo():
+                    raise asyncio.CancelledError from None
                 raise
-        await change._committed()  # outside the try: the claims of a committed step are kept
+            # outside the try: the claims of a committed step are kept. Inside the connection's
+            # block and waited out: a cancellation while the connection goes back to the pool, or
+            # while the slots are freed, must not leave a freed owner's slot counted in Redis
+            cancelled = await _to_the_end(change._committed()) or cancelled
+        if cancelled:
+            raise asyncio.CancelledError
         return result
     raise AssertionError("unreachable")
+
+
+async def _to_the_end(work: Awaitable[object]) -> bool:
+    """Await ``work`` to its outcome even if the caller is cancelled meanwhile (a client gone, a
+    shutdown): once COMMIT is sent, whether it committed decides whether the step's Redis claims
+    are kept or given back, and a committed step's claims and releases must reach Redis. True if
+    a cancellation arrived (the caller raises it afterwards); ``work``'s error is raised."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()  # a failed commit raises here: the step is undone
+    return cancelled

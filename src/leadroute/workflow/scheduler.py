@@ -60,6 +60,7 @@ from leadroute.workflow.writer import Current, current_of, place
 
 __all__ = [
     "BATCH",
+    "BEHIND_AFTER",
     "WORKERS",
     "background_pass",
     "fire_due_timers",
@@ -75,6 +76,9 @@ BATCH = 200
 WORKERS = 4
 """Timers one instance fires side by side (each on its own pooled connection)."""
 MAX_RETRY_MINUTES = 60
+BEHIND_AFTER = 5.0
+"""Seconds past the poll interval a due timer may wait before this instance counts itself behind
+(admission control then admits fewer requests until the timers catch up)."""
 
 
 async def fire_due_timers(
@@ -313,6 +317,16 @@ async def background_pass(rt: Runtime) -> None:
     )
     async with rt.pool(background=True).acquire() as conn:
         METRICS.queue_depth.set(await conn.fetchval(QUERIES["queue_depth"]))
+        lag = await conn.fetchval(QUERIES["sla_timers_lag"], rt.clock())
+    behind = lag > settings.sla_poll_seconds + BEHIND_AFTER
+    if behind != rt.backlog.behind:
+        log.warning(
+            "SLA timers %s (the oldest due one is %.0f s late): admitting %s",
+            "behind" if behind else "caught up",
+            lag,
+            "fewer new leads" if behind else "all requests",
+        )
+    rt.backlog.behind, rt.backlog.lag_seconds = behind, lag
     for name, verb, work in parts:
         try:
             done = await work()

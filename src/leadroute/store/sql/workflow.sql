@@ -141,6 +141,11 @@ SELECT pg_try_advisory_xact_lock(x'1EAD0006'::int, hashtext($1));
 -- Every owner a lead had before its current assignment.
 SELECT DISTINCT owner_id FROM assignments WHERE lead_id = $1 AND owner_id IS NOT NULL AND ended_at IS NOT NULL;
 
+-- name: sla_timers_lag
+-- Seconds the oldest due, still pending SLA timer is late (0: none is due).
+SELECT coalesce(extract(epoch FROM $1::timestamptz - min(due_at)), 0)::float8
+  FROM sla_timers WHERE status = 'pending' AND due_at <= $1;
+
 -- name: queue_depth
 -- Leads waiting in queues for an owner of their pool (or pending routing).
 SELECT count(*) FROM assignments WHERE ended_at IS NULL AND waiting;
