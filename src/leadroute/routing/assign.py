@@ -42,7 +42,7 @@ from leadroute.routing.placement import (
     member_from_row,
 )
 from leadroute.routing.rebuild import ROUTING_LOCK, rebuild, snapshot_from_pg
-from leadroute.routing.state import RoutingState, RoutingStateLost
+from leadroute.routing.state import Claim, RoutingState, RoutingStateLost
 from leadroute.store import locks
 from leadroute.store.db import Connection, connect
 from leadroute.store.queries import QUERIES
@@ -197,19 +197,7 @@ class Router:
         skipped += claim.skipped
         if claim.owner is None:
             return None
-        return Assignment(
-            owner=claim.owner,
-            pool=None,
-            queue=None,
-            reason=None,
-            skipped=skipped,
-            pools_tried=[],
-            rule=target.rule,
-            sla=target.sla,
-            strategy="previous_owner",
-            seq=claim.seq,
-            generation=claim.generation,
-        )
+        return _direct(target, claim.owner, claim, skipped, "previous_owner")
 
     async def _account_owner(
         self,
@@ -246,19 +234,7 @@ class Router:
         if claim.owner is None:
             why = claim.skipped[0].reason if claim.skipped else "no room"
             return AccountMiss(rule=rule, why=f"{domain}'s owner is skipped ({why})", owner=owner_id)
-        return Assignment(
-            owner=claim.owner,
-            pool=None,
-            queue=None,
-            reason=None,
-            skipped=skipped,
-            pools_tried=[],
-            rule=target.rule,
-            sla=target.sla,
-            strategy="account_owner",
-            seq=claim.seq,
-            generation=claim.generation,
-        )
+        return _direct(target, claim.owner, claim, skipped, "account_owner")
 
     async def _pool_chain(
         self,
@@ -447,3 +423,20 @@ class Router:
         done = await rebuild(self.state, conn, at=at, only_if_lost=only_if_lost, log_level=log_level)
         self.rebuilds += done
         return done
+
+
+def _direct(target: Target, owner: str, claim: Claim, skipped: list[OwnerSkip], strategy: str) -> Assignment:
+    """A lead given to one named owner outside any pool (its account's owner, its previous one)."""
+    return Assignment(
+        owner=owner,
+        pool=None,
+        queue=None,
+        reason=None,
+        skipped=skipped,
+        pools_tried=[],
+        rule=target.rule,
+        sla=target.sla,
+        strategy=strategy,
+        seq=claim.seq,
+        generation=claim.generation,
+    )
