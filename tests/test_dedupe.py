@@ -225,6 +225,17 @@ class TestMerging:
         assert all(t in why["summary"] for t in texts)
 
 
+    async def test_the_summary_still_ends_where_the_lead_is_now(self, client: Client) -> None:
+        first = await post_one(client, {"email": "jo@acme.example", "title": "Engineer"})
+        r = await client.post(f"/v1/assignments/{first['lead_id']}/reassign", json={"reason": "territory"})
+        assert r.status_code == 200, r.text
+        now_with = r.json()["owner"]
+        await merged(client, {"email": "jo@acme.example", "city": "Berlin"})
+        why = await explain(client, first["lead_id"])
+        assert "filled city" in why["summary"]
+        assert why["summary"].endswith(f"Now with {now_with} (reassigned).")
+
+
 class TestConcurrency:
     """50 concurrent posts of one person without keys: one lead, one owner, capacity used once."""
 

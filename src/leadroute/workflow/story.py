@@ -233,18 +233,19 @@ async def explain(conn: Connection, lead_id: uuid.UUID) -> Explanation:
         f"by rule {why['qualification']['rule']!r}. "
         + routing_summary(routing_why["routing"], routing_why["assignment"])
     )
-    if moves:
-        summary += " " + " ".join(m.text for m in moves) + " " + _now(state)
     merges = [_merge(e) for e in events if isinstance(e.data, LeadMerged)]
-    if merges:
-        summary += " " + " ".join(m.text for m in merges)
     received = next((e.data for e in events if isinstance(e.data, LeadReceived)), None)
     previous = received.previous_lead_id if received is not None else None
+    told = [m.text for m in moves] + [m.text for m in merges]
     if received is not None and previous is not None:
-        summary += (
-            f" A returning person: their previous lead is {previous} (matched on {received.matched_on});"
+        told.append(
+            f"A returning person: their previous lead is {previous} (matched on {received.matched_on});"
             " it had ended or gone quiet for longer than the re-engagement window, so this is a new lead."
         )
+    if moves:
+        told.append(_now(state))  # where it is now, always the last sentence once it has moved
+    if told:
+        summary += " " + " ".join(told)
     return Explanation(
         lead_id=str(lead_id),
         status=state.status,
