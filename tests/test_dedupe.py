@@ -224,7 +224,6 @@ class TestMerging:
         ]
         assert all(t in why["summary"] for t in texts)
 
-
     async def test_the_summary_still_ends_where_the_lead_is_now(self, client: Client) -> None:
         first = await post_one(client, {"email": "jo@acme.example", "title": "Engineer"})
         r = await client.post(f"/v1/assignments/{first['lead_id']}/reassign", json={"reason": "territory"})
