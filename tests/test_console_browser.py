@@ -9,18 +9,16 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from browser_support import artifact_name, artifacts_dir, chromium_or_skip
-from conftest import PHASE_REPORTS
+from browser_support import api, artifacts_dir, chromium, new_key, sign_in, watched_page
 from console_support import DRAFT_RULES
 from leadroute.config import Settings
 from leadroute.store.migrate import migrate
 from outbound_support import receiver
 from process_support import Served
-from support import AUTH, POOL_RULES, connection, lead
+from support import POOL_RULES, connection, lead
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 expect.set_options(timeout=15_000)  # a shared CI machine under the whole suite can be slow
@@ -96,74 +94,18 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         hooks.close()
 
 
-def api(served: Served) -> httpx.AsyncClient:
-    """A client of the JSON API with the admin key (to set things up and check what happened)."""
-    return httpx.AsyncClient(base_url=served.base, headers=AUTH, timeout=30)
-
-
-async def new_key(served: Served, *scopes: str) -> str:
-    """A key with ``scopes``, made through the API."""
-    async with api(served) as http:
-        r = await http.post("/v1/keys", json={"name": "browser test", "scopes": list(scopes)})
-        assert r.status_code == 201, r.text
-        key: str = r.json()["key"]
-        return key
-
-
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    """Debian's Chromium, headless, through Playwright (never a browser Playwright downloaded)."""
-    executable = chromium_or_skip()
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(
-            executable_path=executable, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
+    async with chromium() as launched:
         yield launched
-        await launched.close()
 
 
 @pytest.fixture
 async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
-    """A fresh browser context and page; a screenshot and the HTML in test-artifacts/ on failure."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = await context.new_page()
-    opened.set_default_timeout(15_000)
-    opened.on("dialog", lambda dialog: dialog.accept())  # the confirm() before activate / pause
-    problems: list[str] = []  # what the browser complains of: a CSP violation, a script error
-    opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    opened.on("pageerror", lambda e: problems.append(str(e)))
-    offsite: list[str] = []  # every asset is the console's own: nothing is fetched elsewhere
-    base = served_base(request)
-    opened.on("request", lambda r: None if r.url.startswith(base) else offsite.append(r.url))
-    try:
+    refused = "Failed to load resource: the server responded with a status of {}"
+    expected = {refused.format("401 (Unauthorized)"), refused.format("403 (Forbidden)")}  # on purpose
+    async with watched_page(browser, request, accept_dialogs=True, expected_errors=expected) as opened:
         yield opened
-        refused = "Failed to load resource: the server responded with a status of {}"
-        expected = {refused.format("401 (Unauthorized)"), refused.format("403 (Forbidden)")}  # on purpose
-        assert [p for p in problems if p not in expected] == []
-        assert [u for u in offsite if not u.startswith("data:")] == []
-    finally:
-        reports = request.node.stash.get(PHASE_REPORTS, {})
-        if "call" in reports and reports["call"].failed:
-            folder = artifacts_dir()
-            folder.mkdir(parents=True, exist_ok=True)
-            name = artifact_name(request.node.nodeid)
-            await opened.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-            (folder / f"{name}.html").write_text(await opened.content())
-        await context.close()
-
-
-def served_base(request: pytest.FixtureRequest) -> str:
-    """The base URL of the module's server (for the ``page`` fixture's off-site check)."""
-    server: Served = request.getfixturevalue("served")
-    return server.base
-
-
-async def sign_in(page: Page, served: Served, key: str) -> None:
-    """Sign in through the form, as a person would."""
-    await page.goto(f"{served.base}/console/sign-in")
-    await page.get_by_label("API key").fill(key)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 class TestSigningIn:

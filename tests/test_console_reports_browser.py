@@ -9,24 +9,18 @@ import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from browser_support import artifact_name, artifacts_dir, chromium_or_skip
-from conftest import PHASE_REPORTS
+from browser_support import api, artifacts_dir, chromium, new_key, sign_in, watched_page
 from leadroute.config import Settings
 from leadroute.store.migrate import migrate
 from process_support import Served
-from support import AUTH, POOL_RULES, connection, lead
+from support import POOL_RULES, connection, lead
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 LEADS = 24
-
-
-def api(served: Served) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=served.base, headers=AUTH, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -83,58 +77,16 @@ async def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         server.stop()
 
 
-async def new_key(served: Served, *scopes: str) -> str:
-    async with api(served) as http:
-        r = await http.post("/v1/keys", json={"name": "browser test", "scopes": list(scopes)})
-        assert r.status_code == 201, r.text
-        key: str = r.json()["key"]
-        return key
-
-
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    executable = chromium_or_skip()
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(
-            executable_path=executable, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
+    async with chromium() as launched:
         yield launched
-        await launched.close()
 
 
 @pytest.fixture
 async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
-    """A fresh context and page that fails its test on any browser error or request elsewhere;
-    a screenshot and the HTML in test-artifacts/ on failure."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = await context.new_page()
-    opened.set_default_timeout(15_000)
-    problems: list[str] = []  # what the browser complains of: a CSP violation (an inline SVG's
-    opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)  # style)
-    opened.on("pageerror", lambda e: problems.append(str(e)))
-    offsite: list[str] = []  # every asset, every chart is the console's own
-    base = request.getfixturevalue("served").base
-    opened.on("request", lambda r: None if r.url.startswith(base) else offsite.append(r.url))
-    try:
+    async with watched_page(browser, request) as opened:
         yield opened
-        assert problems == []
-        assert [u for u in offsite if not u.startswith("data:")] == []
-    finally:
-        reports = request.node.stash.get(PHASE_REPORTS, {})
-        if "call" in reports and reports["call"].failed:
-            folder = artifacts_dir()
-            folder.mkdir(parents=True, exist_ok=True)
-            name = artifact_name(request.node.nodeid)
-            await opened.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-            (folder / f"{name}.html").write_text(await opened.content())
-        await context.close()
-
-
-async def sign_in(page: Page, served: Served, key: str) -> None:
-    await page.goto(f"{served.base}/console/sign-in")
-    await page.get_by_label("API key").fill(key)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 class TestDashboard:
