@@ -50,7 +50,14 @@ from leadroute.intake.text import decode_body
 from leadroute.outage import dependency_down
 from leadroute.runtime import Runtime
 from leadroute.telemetry import span
-from leadroute.workflow.intake import IntakeResult, Prepared, fingerprint, prepare_lead, record_lead
+from leadroute.workflow.intake import (
+    IntakeResult,
+    Prepared,
+    RequestKeys,
+    fingerprint,
+    prepare_lead,
+    record_lead,
+)
 from leadroute.workflow.runner import Change, run
 
 __all__ = [
@@ -123,7 +130,8 @@ def parse_batch(body: bytes) -> list[bytes]:
 def _prepare(rt: Runtime, body: bytes, batch_key: str | None, index: int) -> Prepared:
     prepared = prepare_lead(rt, body, None)  # the item's own event_id, if any, is its key
     if prepared.key is None and batch_key is not None:
-        return msgspec.structs.replace(prepared, key=f"{batch_key}#{index}", body_print=fingerprint(body))
+        keys = RequestKeys(header=f"{batch_key}#{index}")  # named by the request's header
+        return msgspec.structs.replace(prepared, keys=keys, body_print=fingerprint(body))
     return prepared
 
 

@@ -166,15 +166,18 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes
     lead_in: LeadIn
     lead: NormalizedLead
-    key: str | None
-    """The key the lead is recorded under (:attr:`RequestKeys.primary`)."""
+    keys: RequestKeys
+    """Every idempotency key of the request (header and ``event_id``): claimed together."""
     body_print: str
     active: ActiveRuleset
     evaluation: Evaluation
     warnings: list[FieldWarning] = msgspec.field(default_factory=list)
     """Fields accepted with a problem: in the answer and in ``lead.received``."""
-    keys: RequestKeys = RequestKeys()
-    """Every idempotency key of the request (header and ``event_id``): claimed together."""
+
+    @property
+    def key(self) -> str | None:
+        """The key the lead is recorded under (:attr:`RequestKeys.primary`)."""
+        return self.keys.primary
 
 
 def prepare_lead(rt: Runtime, body: bytes, idempotency_key: str | None) -> Prepared:
@@ -187,7 +190,6 @@ def prepare_lead(rt: Runtime, body: bytes, idempotency_key: str | None) -> Prepa
         read = read_lead(body, policy)
     lead_in, lead = read.lead_in, read.lead
     keys = RequestKeys(header=idempotency_key, event_id=lead_in.event_id)
-    key = keys.primary
     active = rt.rules  # one reference: the whole request sees one ruleset
     with span("score"):
         evaluation = evaluate(active.ruleset, lead)
@@ -195,12 +197,11 @@ def prepare_lead(rt: Runtime, body: bytes, idempotency_key: str | None) -> Prepa
         body=body,
         lead_in=lead_in,
         lead=lead,
-        key=key,
-        body_print=fingerprint(body) if key else "",
+        keys=keys,
+        body_print=fingerprint(body) if keys.primary else "",
         active=active,
         evaluation=evaluation,
         warnings=read.warnings,
-        keys=keys,
     )
 
 
@@ -210,7 +211,7 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
     A retry of a committed key returns its stored answer (``created=False``); raises
     IdempotencyConflict when the key was used with another body.
     """
-    stored = await replayed(ch.conn, SCOPE, p.keys if p.keys.named() else p.key, p.body_print)
+    stored = await replayed(ch.conn, SCOPE, p.keys, p.body_print)
     if stored is not None:
         return IntakeResult(msgspec.convert(stored.response, Decision), created=False)
     lead, evaluation, active = p.lead, p.evaluation, p.active
@@ -282,7 +283,7 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
         placed=placed,
         pending=status == "pending",
         answer=msgspec.to_builtins(decision) if p.key is not None else None,
-        answer_keys=p.keys.all() or ([p.key] if p.key is not None else []),
+        answer_keys=p.keys.all(),
     )
     ch.after_commit(METRICS.leads.labels(decision.stage, status).inc)
     return IntakeResult(decision, created=True)
@@ -307,7 +308,7 @@ async def _merge(ch: Change, p: Prepared, found: Found) -> IntakeResult:
     decision = msgspec.structs.replace(
         merge_decision(found.row, done, found.match.matched_on, p.active), warnings=p.warnings
     )
-    answer_keys = p.keys.all() or ([p.key] if p.key is not None else [])
+    answer_keys = p.keys.all()
     if answer_keys:
         await ch.conn.execute(
             QUERIES["idempotency_complete"],
