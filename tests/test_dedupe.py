@@ -563,7 +563,8 @@ class TestProcesses:
 
 
 class TestRoundTrips:
-    """Matching costs intake one statement: the identity locks and the candidates, in one round trip."""
+    """Matching costs intake no statement of its own: the identity locks and the candidates are read
+    by the transaction's first statement, with the key claim and the routing lock (migration 0017)."""
 
     async def test_statements_of_a_new_lead_and_of_a_merge(
         self, settings: Settings, clean: None, clock: FakeClock
@@ -588,14 +589,12 @@ class TestRoundTrips:
             seen.clear()
             await post_one(c, {"email": "jo@acme.example"})
             assert [s[:40] for s in transaction()] == [
-                "SELECT * FROM leadroute_identity_match($",  # the one statement matching adds
-                "SELECT pg_advisory_xact_lock_shared($1),",  # routing
-                "INSERT INTO account_owners (company_doma",  # routing: the domain's account owner
-                "WITH lead AS ( INSERT INTO leads (id, em",  # the lead, its events, decision...
+                "SELECT * FROM leadroute_intake_begin($1,",  # key, identity locks + match, routing lock
+                "WITH lead AS ( INSERT INTO leads (id, em",  # the lead, its events, decision, account...
             ]
             await merged(c, {"email": "JO@acme.example"})
             assert [s[:40] for s in transaction()] == [
-                "SELECT * FROM leadroute_identity_match($",
+                "SELECT * FROM leadroute_intake_begin($1,",
                 "SELECT occurred_at, payload FROM lead_ev",  # its activities, to rescore
                 "INSERT INTO lead_events (lead_id, kind, ",  # lead.merged
                 "UPDATE leads SET normalized = $2, email ",

@@ -82,11 +82,17 @@ class Router:
         """How many rebuilds this process did (for logs and tests)."""
         self.config = EMPTY
         """The routing configuration as last read (:mod:`leadroute.routing.config`)."""
+        self._seen = False
+        """Whether this process saw the Redis state present, and no claim found it lost since."""
 
-    async def configuration(self, conn: Connection) -> RoutingConfig:
+    async def configuration(self, conn: Connection, version: int | None = None) -> RoutingConfig:
         """Take the routing lock shared for the rest of ``conn``'s transaction, and the routing
-        configuration: the cached one when PostgreSQL's version matches it, else read afresh."""
-        version = await lock_and_version(conn, ROUTING_LOCK)
+        configuration: the cached one when PostgreSQL's version matches it, else read afresh.
+
+        ``version``: the transaction already holds the lock and read this version (intake's first
+        statement, ``leadroute_intake_begin``)."""
+        if version is None:
+            version = await lock_and_version(conn, ROUTING_LOCK)
         config = self.config
         if config.version != version or version == 0:
             config = self.config = await load_config(conn, version)
@@ -105,6 +111,7 @@ class Router:
         now: datetime,
         exclude: Collection[str] = (),
         previous_owner: str | None = None,
+        version: int | None = None,
     ) -> Assignment:
         """Try ``targets`` in order and claim an owner; else the queue with the reasons.
 
@@ -112,13 +119,51 @@ class Router:
         routed at all (a target matched); skipped (and said so in ``skipped``) when they cannot
         take it, then routing goes on as usual.
 
+        ``version``: the caller's transaction already holds the routing lock shared and read the
+        configuration's version (intake's first statement), and checked the state with
+        :meth:`ready` before taking it; the caller then also records the domain's account owner
+        (intake does it in its write statement), which ``assign`` otherwise does itself.
+
         Raises :class:`RoutingStateLost` when Redis lost its state between the check and the
         claim: the caller rolls back and retries (the next try rebuilds first). Whatever it
         raises, it has given back any claim it made first: a caller only owns (and must
         :meth:`unclaim` on rollback) the claim of an assignment it was returned.
         """
-        await self.ensure_state()
-        config = await self.configuration(conn)
+        if version is None:
+            await self.ensure_state()
+        config = await self.configuration(conn, version)
+        record = version is None
+        try:
+            return await self._assign(
+                conn,
+                config,
+                lead_id=lead_id,
+                company_domain=company_domain,
+                targets=targets,
+                fallback=fallback,
+                now=now,
+                exclude=exclude,
+                previous_owner=previous_owner,
+                record=record,
+            )
+        except RoutingStateLost:
+            self._seen = False  # the next :meth:`ready` looks (and rebuilds) before the lock
+            raise
+
+    async def _assign(
+        self,
+        conn: Connection,
+        config: RoutingConfig,
+        *,
+        lead_id: uuid.UUID,
+        company_domain: str | None,
+        targets: Sequence[Target],
+        fallback: str,
+        now: datetime,
+        exclude: Collection[str],
+        previous_owner: str | None,
+        record: bool,
+    ) -> Assignment:
         skipped: list[OwnerSkip] = []
         tried: list[str] = []
         reasons: list[str] = []
@@ -128,7 +173,7 @@ class Router:
                 config, previous_owner, target=targets[0], now=now, exclude=exclude, skipped=skipped
             )
             if again is not None:
-                return await self._settle(conn, again, company_domain, lead_id, now)
+                return await self._settle(conn, again, company_domain, lead_id, now, record)
         for target in targets:
             if target.kind == "account_owner":
                 placed = await self._account_owner(
@@ -146,7 +191,7 @@ class Router:
                     continue
                 placed.pools_tried = tried
                 placed.account = account
-                return await self._settle(conn, placed, company_domain, lead_id, now)
+                return await self._settle(conn, placed, company_domain, lead_id, now, record)
             if target.pool is None:
                 continue
             placed = await self._pool_chain(
@@ -161,7 +206,7 @@ class Router:
             )
             placed.account = account
             if placed.owner is not None:
-                return await self._settle(conn, placed, company_domain, lead_id, now)
+                return await self._settle(conn, placed, company_domain, lead_id, now, record)
             return placed
         return Assignment(
             owner=None,
@@ -299,11 +344,20 @@ class Router:
             rule=target.rule,
         )
 
-    async def _settle(
-        self, conn: Connection, placed: Assignment, domain: str | None, lead_id: uuid.UUID, now: datetime
+    async def _settle(  # noqa: PLR0917  (private; one call shape, the arguments of its callers)
+        self,
+        conn: Connection,
+        placed: Assignment,
+        domain: str | None,
+        lead_id: uuid.UUID,
+        now: datetime,
+        record: bool,
     ) -> Assignment:
-        """The last step after a claim: record the account owner. If that raises, the caller never
-        sees ``placed`` (so cannot unclaim it): give the slot back here, then let the error go on."""
+        """The last step after a claim: record the account owner (unless the caller does). If that
+        raises, the caller never sees ``placed`` (so cannot unclaim it): give the slot back here,
+        then let the error go on."""
+        if not record:
+            return placed
         try:
             await self._record_account(conn, domain, placed.owner, lead_id, now)
         except BaseException:
@@ -383,6 +437,16 @@ class Router:
         return self.state.give_back(placed.owner, placed.generation)
 
     # -- rebuild -----------------------------------------------------------------------------
+
+    async def ready(self) -> None:
+        """:meth:`ensure_state`, with I/O only until this process has seen the state, and again
+        after a claim found it lost (the claim scripts check it themselves: ``NOSTATE`` raises
+        :class:`RoutingStateLost`, and the runner's retry comes back here). Intake's hot path calls
+        this before its transaction takes the routing lock, instead of one ``EXISTS`` per lead."""
+        if self._seen:
+            return
+        await self.ensure_state()
+        self._seen = True
 
     async def ensure_state(self, *, startup: bool = False) -> None:
         """Rebuild from PostgreSQL if Redis lost the state (one rebuild across all instances).

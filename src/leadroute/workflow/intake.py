@@ -3,9 +3,11 @@
 The pure steps run first, outside any transaction. Then one step of the runner claims the
 idempotency key, picks the owner (Redis, atomically), and writes the lead, its
 ``lead.received``, ``lead.scored`` and placement events, its decision, its assignment and SLA
-timer and the response stored with the key (so a retry gets the same answer) in one statement
-(:func:`leadroute.workflow.writer.record_new_lead`): BEGIN, the key, the person's match, the
-routing lock, the account owner when there is one, that statement, COMMIT.
+timer, the domain's account owner and the response stored with the key (so a retry gets the same
+answer) in one statement (:func:`leadroute.workflow.writer.record_new_lead`). Four round trips to
+PostgreSQL in all: BEGIN; one statement that claims the keys, locks and reads the person's stored
+leads and takes the routing lock (``leadroute_intake_begin``, migration 0017); the write; COMMIT.
+And one to Redis: the claim script (which itself finds a lost state: :meth:`Router.ready`).
 
 The match (:mod:`leadroute.workflow.merge`) comes first: a lead event of a person who has a live
 lead is merged into it instead (answered 200, ``merged: true``, the lead keeps its owner); one who
@@ -28,18 +30,20 @@ import uuid
 from typing import Any, Literal
 
 import msgspec
+import redis.exceptions
 
 from leadroute.errors import IdempotencyConflict
 from leadroute.intake import FieldPolicy, read_lead
 from leadroute.intake.identity import identity_of, name_key
 from leadroute.models import Decision, FieldWarning, LeadIn, NormalizedLead
+from leadroute.routing.rebuild import ROUTING_LOCK
 from leadroute.runtime import ActiveRuleset, Runtime
 from leadroute.scoring import Evaluation, evaluate
 from leadroute.store.db import Connection
 from leadroute.store.queries import QUERIES
 from leadroute.telemetry import METRICS, span
 from leadroute.workflow.log import LeadMerged, LeadReceived
-from leadroute.workflow.merge import Found, find_match, merge_decision, merge_lead
+from leadroute.workflow.merge import Found, found_among, merge_decision, merge_lead
 from leadroute.workflow.rescore import rescore_at
 from leadroute.workflow.runner import Change, run
 from leadroute.workflow.writer import REDIS_DOWN, NewLead, pending_placement, record_new_lead
@@ -145,6 +149,15 @@ async def replayed(
     claimed = {
         row["key"] for row in await conn.fetch(QUERIES["idempotency_claim"], scope, wanted, body_print)
     }
+    return await _stored_answer(conn, scope, named, claimed, body_print)
+
+
+async def _stored_answer(
+    conn: Connection, scope: str, named: list[tuple[str, str]], claimed: set[str], body_print: str
+) -> Replayed | None:
+    """After the claim of ``named`` (``claimed``: the keys it took), the stored answer when one of
+    them was taken before (see :func:`replayed`); None when every key was claimed now."""
+    wanted = [key for _, key in named]
     if len(claimed) == len(wanted):
         return None
     # the claim conflicted on these, so their rows exist and are committed
@@ -211,12 +224,18 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
     A retry of a committed key returns its stored answer (``created=False``); raises
     IdempotencyConflict when the key was used with another body.
     """
-    stored = await replayed(ch.conn, SCOPE, p.keys, p.body_print)
-    if stored is not None:
-        return IntakeResult(msgspec.convert(stored.response, Decision), created=False)
     lead, evaluation, active = p.lead, p.evaluation, p.active
-    settings = rt.settings
-    found = await find_match(ch, identity_of(lead, by_name=settings.match_by_name), settings.reengage_after)
+    # The routing state is checked before the transaction takes the routing lock (a rebuild of a
+    # lost state takes it exclusively): a cheap check, with I/O only after Redis lost its state.
+    try:
+        await rt.routing.ready()
+        routable = True
+    except REDIS_DOWN:
+        routable = False
+    begun = await _begin(ch, rt, p)
+    if isinstance(begun, Replayed):
+        return IntakeResult(msgspec.convert(begun.response, Decision), created=False)
+    found = begun.found
     if found is not None and not found.match.reengaged:
         return await _merge(ch, p, found)
     previous = found.match if found is not None else None
@@ -225,6 +244,8 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
     )
     lead_id = uuid.uuid4()
     try:
+        if not routable:
+            raise redis.exceptions.ConnectionError("the routing state (Redis) could not be reached")
         with span("route"):
             placed = ch.claimed(
                 await rt.routing.assign(
@@ -235,6 +256,7 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
                     fallback=evaluation.fallback,
                     now=ch.now,
                     previous_owner=previous_owner,
+                    version=begun.version,
                 )
             )
         status: Literal["assigned", "unassigned", "pending"] = placed.status
@@ -287,6 +309,41 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
     )
     ch.after_commit(METRICS.leads.labels(decision.stage, status).inc)
     return IntakeResult(decision, created=True)
+
+
+class _Begun(msgspec.Struct, frozen=True):
+    """A new lead's transaction after its first statement: the person's stored lead, if any
+    (locked), and the routing configuration's version (the routing lock is held shared)."""
+
+    found: Found | None
+    version: int
+
+
+async def _begin(ch: Change, rt: Runtime, p: Prepared) -> _Begun | Replayed:
+    """The first statement of a new lead's transaction (``leadroute_intake_begin``, migration
+    0017): claim the request's keys, lock the person's identity values and read their stored
+    leads, take the routing lock shared and read the configuration's version, in one round trip.
+    A retry (a key taken before) gets its stored answer instead."""
+    identity = identity_of(p.lead, by_name=rt.settings.match_by_name)
+    named = p.keys.named()
+    rows = await ch.conn.fetch(
+        QUERIES["intake_begin"],
+        SCOPE,
+        [key for _, key in named],
+        p.body_print,
+        identity.lock_keys(),
+        identity.email,
+        identity.phone,
+        identity.name,
+        ROUTING_LOCK,
+    )
+    head = rows[0]
+    if head["config_version"] is None:  # a key was taken before: no lock, no match
+        stored = await _stored_answer(ch.conn, SCOPE, named, set(head["claimed"]), p.body_print)
+        assert stored is not None
+        return stored
+    found = found_among(rows[1:], identity, now=ch.now, window=rt.settings.reengage_after)
+    return _Begun(found=found, version=head["config_version"])
 
 
 async def _merge(ch: Change, p: Prepared, found: Found) -> IntakeResult:

@@ -25,6 +25,7 @@ when an unowned lead's stage rose). A lead with an owner keeps it: never a secon
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -42,7 +43,7 @@ from leadroute.workflow.log import FieldChange, LeadMerged
 from leadroute.workflow.rescore import activities, requalify
 from leadroute.workflow.runner import Change
 
-__all__ = ["Found", "Merge", "candidate_of", "find_match", "merge_decision", "merge_lead"]
+__all__ = ["Found", "Merge", "candidate_of", "find_match", "found_among", "merge_decision", "merge_lead"]
 
 
 class Found(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,9 +75,17 @@ async def find_match(ch: Change, identity: Identity, window: timedelta | None) -
         rows = await ch.conn.fetch(
             QUERIES["identity_match"], identity.lock_keys(), identity.email, identity.phone, identity.name
         )
+    return found_among(rows, identity, now=ch.now, window=window)
+
+
+def found_among(
+    rows: Sequence[Any], identity: Identity, *, now: datetime, window: timedelta | None
+) -> Found | None:
+    """What :func:`~leadroute.intake.identity.choose` decides over the person's stored leads
+    ``rows`` (read and locked by ``leadroute_identity_match`` or ``leadroute_intake_begin``)."""
     if not rows:
         return None
-    match = choose([candidate_of(r) for r in rows], identity, now=ch.now, window=window)
+    match = choose([candidate_of(r) for r in rows], identity, now=now, window=window)
     if match is None:
         return None
     row = next(dict(r) for r in rows if str(r["id"]) == match.lead.id)

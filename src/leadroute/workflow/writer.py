@@ -14,6 +14,7 @@ statement from the generic path would put the same rules in two.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -50,6 +51,8 @@ PENDING_QUEUE = "pending"
 """Where a lead waits when it came in while the routing state (Redis) could not be reached."""
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 """What redis-py raises when Redis cannot be reached (the routing state is unavailable)."""
+
+log = logging.getLogger(__name__)
 
 
 def pending_placement() -> Assignment:
@@ -372,7 +375,8 @@ async def record_new_lead(
     ``lead.received``, ``lead.scored`` and placement events, built by the same functions), in one
     round trip instead of nine: intake is the hot path. ``answer`` is the response stored under
     ``answer_keys``, the request's idempotency keys claimed in this transaction (default: the
-    lead's ``idempotency_key``); None: no key.
+    lead's ``idempotency_key``); None: no key. The same statement records the company domain's
+    account owner (what routing does itself for other steps), cached in Redis when written.
     """
     ruleset = active.ruleset
     status = "assigned" if placed.owner is not None else "pending" if pending else "unassigned"
@@ -391,7 +395,7 @@ async def record_new_lead(
         due=timer.due if timer is not None else None,
         ruleset_version=ruleset.version,
     )
-    decision_id: int = await ch.conn.fetchval(
+    row = await ch.conn.fetchrow(
         QUERIES["intake_record"],
         lead.id,
         lead.email,
@@ -439,5 +443,12 @@ async def record_new_lead(
         lead.name_key,
         timer.warn if timer is not None else None,
     )
+    assert row is not None
+    if row["account_owner"] is not None and lead.company_domain is not None:
+        try:  # the cache of account_owners in Redis (a miss reads PostgreSQL)
+            await ch.rt.routing.state.set_account_owner(lead.company_domain, row["account_owner"])
+        except REDIS_DOWN:
+            log.warning("routing state unreachable: a new account owner is not cached in Redis")
     _count(ch, placed)
+    decision_id: int = row["id"]
     return decision_id

@@ -63,7 +63,9 @@ SELECT id, explanation FROM decisions
 -- Everything a new lead writes, in one statement (one round trip): the lead; its lead.received,
 -- lead.scored and placement events; its decision; its assignment; its SLA timer when $31 is
 -- true; and the answer stored under each of the request's idempotency keys ($39, text[]). $41, $42:
--- the phone and name key it is matched on later (migration 0012); $43 the SLA warning time. Returns the decision id.
+-- the phone and name key it is matched on later (migration 0012); $43 the SLA warning time. The
+-- company domain's account owner too ($3, $7: as routing_account_owner_set does, first owner wins).
+-- Returns the decision id and the account owner when that row was written (else null).
 WITH lead AS (
     INSERT INTO leads (id, email, company_domain, stage, score, status, owner_id, pool_id, normalized, rescore_at,
                        phone_e164, name_key, last_seen_at)
@@ -95,5 +97,18 @@ WITH lead AS (
     SELECT $1, $37, $11, $14, $38 FROM scored
 ), answer AS (
     UPDATE idempotency_keys SET lead_id = $1, response = $40 WHERE scope = 'lead' AND key = ANY ($39::text[])
+), account AS (
+    INSERT INTO account_owners (company_domain, owner_id, lead_id, updated_at)
+    SELECT $3, $7, $1, $11 WHERE $3::text IS NOT NULL AND $7::text IS NOT NULL
+    ON CONFLICT (company_domain) DO UPDATE
+       SET owner_id = EXCLUDED.owner_id, lead_id = EXCLUDED.lead_id, updated_at = EXCLUDED.updated_at
+     WHERE account_owners.owner_id <> EXCLUDED.owner_id
+       AND NOT (SELECT active FROM owners WHERE id = account_owners.owner_id)
+    RETURNING owner_id
 )
-SELECT id FROM decision;
+SELECT decision.id, (SELECT owner_id FROM account) AS account_owner FROM decision;
+
+-- name: intake_begin
+-- A new lead's first statement (migration 0017): claim the keys $2, lock the identity values $4
+-- and read the person's leads ($5-$7), take the routing lock $8 shared and read the version.
+SELECT * FROM leadroute_intake_begin($1, $2::text[], $3, $4::int[], $5, $6, $7, $8);
