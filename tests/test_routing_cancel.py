@@ -17,9 +17,23 @@ import msgspec
 from leadroute.config import Settings
 from leadroute.runtime import Runtime
 from leadroute.workflow.actions import close
-from leadroute.workflow.intake import submit_lead
+from leadroute.workflow.intake import IntakeResult, prepare_lead, record_lead
+from leadroute.workflow.runner import Change, run
 from sla_support import assert_routing_consistent, in_app, open_counts
 from support import POOL_RULES, authed, lead, open_per_owner, owner, pool, post_one
+
+
+async def submit_lead(rt: Runtime, body: bytes, key: str | None) -> IntakeResult:
+    """Intake through :func:`run` itself, in a transaction of its own: what these tests cancel is
+    the runner's step. (Intake's group commit, ``run_grouped``, shields its callers' cancellation
+    altogether: tests/test_group_commit.py.)"""
+    prepared = prepare_lead(rt, body, key)
+
+    async def step(ch: Change) -> IntakeResult:
+        return await record_lead(ch, rt, prepared)
+
+    return await run(rt, step, actor="api")
+
 
 ANSWER_DELAY = 0.3
 """Seconds the claim script's answer takes after Redis ran it (the window a cancel falls in)."""

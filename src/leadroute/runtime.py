@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 from redis.asyncio import Redis
@@ -18,7 +19,16 @@ from leadroute.inbound import Inbound
 from leadroute.routing.assign import Router
 from leadroute.rules import Ruleset
 
-__all__ = ["CLIENT_GONE", "ActiveRuleset", "Backlog", "Clock", "RulesetFollower", "Runtime", "utc_now"]
+__all__ = [
+    "CLIENT_GONE",
+    "ActiveRuleset",
+    "Backlog",
+    "Clock",
+    "CommitGroups",
+    "RulesetFollower",
+    "Runtime",
+    "utc_now",
+]
 
 CLIENT_GONE: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
     "leadroute_client_gone", default=None
@@ -62,6 +72,15 @@ class Backlog:
 
 
 @dataclass(slots=True)
+class CommitGroups:
+    """Single-lead changes waiting to share a transaction, and the tasks writing them
+    (:func:`leadroute.workflow.runner.run_grouped`). One per runtime."""
+
+    waiting: deque[Any] = field(default_factory=deque)
+    writers: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+@dataclass(slots=True)
 class Runtime:
     """The I/O edges shared by request handlers."""
 
@@ -89,6 +108,8 @@ class Runtime:
     """The background work's lag, shared with admission control (the app passes its own)."""
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this instance freed routing capacity: the queue drain runs without waiting its interval."""
+    groups: CommitGroups = field(default_factory=CommitGroups)
+    """Group commit of single-lead intakes (``settings.group_commit``)."""
 
     def pool(self, *, background: bool = False) -> asyncpg.Pool:
         """The connections for requests, or for the background work."""

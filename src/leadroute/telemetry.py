@@ -78,6 +78,15 @@ class Metrics:
         self.webhook_deliveries = Counter(
             "leadroute_webhook_deliveries_total", "Webhook delivery attempts, by outcome.", ["outcome"]
         )
+        self.commit_groups = Histogram(
+            "leadroute_commit_group_leads",
+            "Single-lead intakes written per transaction (group commit; 1: alone).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+        )
+        self.commit_group_splits = Counter(
+            "leadroute_commit_group_splits_total",
+            "Shared intake transactions that failed, so each of their leads was written again alone.",
+        )
 
 
 METRICS: Final = Metrics()

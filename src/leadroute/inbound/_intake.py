@@ -24,7 +24,7 @@ from leadroute.runtime import Runtime
 from leadroute.store.queries import QUERIES
 from leadroute.workflow.intake import IntakeResult, prepare_lead, record_lead
 from leadroute.workflow.outcomes import InvalidOutcome, parse_outcome, record_outcome
-from leadroute.workflow.runner import Change, run
+from leadroute.workflow.runner import Change, run_grouped
 
 __all__ = ["ItemResult", "submit_mapped", "take", "take_outcome"]
 
@@ -60,7 +60,7 @@ async def submit_mapped(
     async def step(ch: Change) -> IntakeResult:
         return await record_lead(ch, rt, prepared)
 
-    return await run(rt, step, actor=actor)
+    return await run_grouped(rt, step, actor=actor)
 
 
 async def take(

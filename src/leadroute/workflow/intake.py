@@ -45,7 +45,7 @@ from leadroute.telemetry import METRICS, span
 from leadroute.workflow.log import LeadMerged, LeadReceived
 from leadroute.workflow.merge import Found, found_among, merge_decision, merge_lead
 from leadroute.workflow.rescore import rescore_at
-from leadroute.workflow.runner import Change, run
+from leadroute.workflow.runner import Change, run_grouped
 from leadroute.workflow.writer import REDIS_DOWN, NewLead, pending_placement, record_new_lead
 
 __all__ = [
@@ -227,11 +227,13 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
     lead, evaluation, active = p.lead, p.evaluation, p.active
     # The routing state is checked before the transaction takes the routing lock (a rebuild of a
     # lost state takes it exclusively): a cheap check, with I/O only after Redis lost its state.
-    try:
-        await rt.routing.ready()
-        routable = True
-    except REDIS_DOWN:
-        routable = False
+    # In a shared transaction (group commit, a batch) only before the first lead took the lock.
+    routable = True
+    if not ch.holds(ROUTING_LOCK):
+        try:
+            await rt.routing.ready()
+        except REDIS_DOWN:
+            routable = False
     begun = await _begin(ch, rt, p)
     if isinstance(begun, Replayed):
         return IntakeResult(msgspec.convert(begun.response, Decision), created=False)
@@ -342,6 +344,7 @@ async def _begin(ch: Change, rt: Runtime, p: Prepared) -> _Begun | Replayed:
         stored = await _stored_answer(ch.conn, SCOPE, named, set(head["claimed"]), p.body_print)
         assert stored is not None
         return stored
+    ch.took(ROUTING_LOCK)
     found = found_among(rows[1:], identity, now=ch.now, window=rt.settings.reengage_after)
     return _Begun(found=found, version=head["config_version"])
 
@@ -388,4 +391,4 @@ async def submit_lead(
         return await record_lead(ch, rt, prepared)
 
     with span("intake"):
-        return await run(rt, step, actor=actor)
+        return await run_grouped(rt, step, actor=actor)

@@ -21,12 +21,21 @@ each a *step*: an async function of a :class:`Change`. :func:`run` owns what the
    before the cancellation is raised;
 8. a request whose client closed its connection while it waited for a database connection is
    dropped before BEGIN (:class:`ClientGone`; :mod:`leadroute.api.admission` watches).
+
+:func:`run_grouped` is :func:`run` for single-lead intake under load (group commit): steps that
+arrive while others are being written wait, and are then run one after the other in one shared
+transaction, each with its own actor and clock but one connection, one BEGIN, one COMMIT; each
+caller is answered once that COMMIT returned (never a 2xx before its lead is durable). When any
+step of a group fails, the group rolls back and gives its claims back, and each step is run again
+alone with :func:`run`, so only the failing one gets an error and none is half-written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,10 +50,10 @@ from leadroute.outage import dependency_down
 from leadroute.routing import Assignment, Release, RoutingStateLost
 from leadroute.runtime import CLIENT_GONE, Runtime
 from leadroute.store.db import Connection
-from leadroute.telemetry import span
+from leadroute.telemetry import METRICS, span
 from leadroute.workflow.log import Payload, append
 
-__all__ = ["STATE_LOST_RETRIES", "SYSTEM", "Change", "run"]
+__all__ = ["GROUP_WRITERS_SHARE", "STATE_LOST_RETRIES", "SYSTEM", "Change", "run", "run_grouped"]
 
 STATE_LOST_RETRIES = 3
 """Tries of one step when Redis loses its routing state mid-step (each rebuilds first)."""
@@ -67,6 +76,16 @@ class Change:
     _freed: list[str] = field(default_factory=list)
     _pending: list[Release] = field(default_factory=list)
     _after: list[Callable[[], object]] = field(default_factory=list)
+    _locks: set[int] = field(default_factory=set)
+
+    def holds(self, lock: int) -> bool:
+        """Whether this transaction took the advisory ``lock`` (see :meth:`took`)."""
+        return lock in self._locks
+
+    def took(self, lock: int) -> None:
+        """The transaction holds the advisory ``lock`` until it ends (a step of a shared
+        transaction, :func:`run_grouped`, then knows an earlier step took it)."""
+        self._locks.add(lock)
 
     def after_commit(self, action: Callable[[], object]) -> None:
         """Run ``action`` once the transaction committed (metrics: never counted for a rollback)."""
@@ -234,6 +253,114 @@ async def run(
             raise asyncio.CancelledError
         return result
     raise AssertionError("unreachable")
+
+
+GROUP_WRITERS_SHARE = 4
+"""Groups written at once: ``db_pool_max`` // this (at least one), so intake leaves connections
+to the other requests (events, accept, reads) of the same worker."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """A step waiting for a group: what to run, as whom, in which request's context."""
+
+    step: Callable[[Change], Awaitable[object]]
+    actor: str
+    context: contextvars.Context
+    done: asyncio.Future[object]
+
+
+async def run_grouped(rt: Runtime, step: Callable[[Change], Awaitable[T]], *, actor: str = SYSTEM) -> T:
+    """:func:`run`, in a transaction shared with the steps that arrive meanwhile (see the module
+    docstring); at most ``settings.group_commit`` steps per transaction (1: :func:`run` itself)."""
+    if rt.settings.group_commit <= 1:
+        return await run(rt, step, actor=actor)
+    loop = asyncio.get_running_loop()
+    waiting = _Waiting(step, actor, contextvars.copy_context(), loop.create_future())
+    groups = rt.groups
+    groups.waiting.append(waiting)
+    if len(groups.writers) < max(1, rt.settings.db_pool_max // GROUP_WRITERS_SHARE):
+        # a context of its own: the writer serves many requests (their contexts are each step's)
+        writer = loop.create_task(_write_groups(rt), context=contextvars.Context())
+        groups.writers.add(writer)
+        writer.add_done_callback(groups.writers.discard)
+    try:
+        # shielded: a caller that goes away once its group started does not stop the group
+        result = await asyncio.shield(waiting.done)
+    except asyncio.CancelledError:
+        waiting.done.add_done_callback(_forget)
+        raise
+    return result  # type: ignore[return-value]  # the future holds what this step returned
+
+
+def _forget(done: asyncio.Future[object]) -> None:
+    """A caller stopped waiting: its outcome is nobody's (retrieved, so it is not logged as lost)."""
+    if not done.cancelled():
+        done.exception()
+
+
+async def _write_groups(rt: Runtime) -> None:
+    """Write the waiting steps, a group at a time, until none waits."""
+    waiting = rt.groups.waiting
+    while waiting:
+        group: list[_Waiting] = []
+        while waiting and len(group) < rt.settings.group_commit:
+            member = waiting.popleft()
+            gone = member.context.get(CLIENT_GONE)
+            if gone is not None and gone.is_set():  # the client left while this waited: drop it
+                member.done.set_exception(ClientGone())
+                continue
+            group.append(member)
+        if group:
+            METRICS.commit_groups.observe(len(group))
+        if len(group) == 1:
+            await _alone(rt, group[0])
+        elif group:
+            await _together(rt, group)
+
+
+async def _alone(rt: Runtime, member: _Waiting) -> None:
+    """Run one waiting step with :func:`run`, in its request's context; settle its future."""
+    work = asyncio.get_running_loop().create_task(
+        run(rt, member.step, actor=member.actor), context=member.context
+    )
+    try:
+        member.done.set_result(await work)
+    except Exception as exc:  # the caller's to handle, as if it had called run itself
+        member.done.set_exception(exc)
+
+
+async def _together(rt: Runtime, group: list[_Waiting]) -> None:
+    """One transaction for ``group``; if it fails, each member again alone (concurrently)."""
+
+    loop = asyncio.get_running_loop()
+
+    async def steps(ch: Change) -> list[object]:
+        results = []
+        for member in group:
+            # the member's own actor and instant; the connection, claims and after-commit work
+            # are the group's (replace copies the references to the same lists)
+            mine = dataclasses.replace(ch, now=rt.clock(), actor=member.actor)
+            results.append(await loop.create_task(_call(member.step, mine), context=member.context))
+        return results
+
+    try:
+        results = await run(rt, steps, actor=SYSTEM)
+    except Exception as exc:
+        if isinstance(exc, Overloaded) or dependency_down(exc) is not None:
+            for member in group:  # what stopped the group stops each alone too: no retry storm
+                member.done.set_exception(exc)
+            return
+        log.info("a group of %d lead writes failed (%s); writing each alone", len(group), type(exc).__name__)
+        METRICS.commit_group_splits.inc()
+        await asyncio.gather(*(_alone(rt, member) for member in group))
+        return
+    for member, result in zip(group, results, strict=True):
+        member.done.set_result(result)
+
+
+async def _call(step: Callable[[Change], Awaitable[T]], ch: Change) -> T:
+    return await step(ch)
 
 
 async def _to_the_end(work: Awaitable[object]) -> bool:

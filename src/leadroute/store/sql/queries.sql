@@ -64,7 +64,9 @@ SELECT id, explanation FROM decisions
 -- lead.scored and placement events; its decision; its assignment; its SLA timer when $31 is
 -- true; and the answer stored under each of the request's idempotency keys ($39, text[]). $41, $42:
 -- the phone and name key it is matched on later (migration 0012); $43 the SLA warning time. The
--- company domain's account owner too ($3, $7: as routing_account_owner_set does, first owner wins).
+-- company domain's account owner too ($3, $7: as routing_account_owner_set does, first owner wins;
+-- but a domain whose owner is set and active is not even locked, so concurrent transactions, and
+-- the shared ones of group commit, do not queue on a busy company's row).
 -- Returns the decision id and the account owner when that row was written (else null).
 WITH lead AS (
     INSERT INTO leads (id, email, company_domain, stage, score, status, owner_id, pool_id, normalized, rescore_at,
@@ -97,9 +99,11 @@ WITH lead AS (
     SELECT $1, $37, $11, $14, $38 FROM scored
 ), answer AS (
     UPDATE idempotency_keys SET lead_id = $1, response = $40 WHERE scope = 'lead' AND key = ANY ($39::text[])
-), account AS (
+), account AS (  -- skipped, without locking the row, when it already names this or an active owner
     INSERT INTO account_owners (company_domain, owner_id, lead_id, updated_at)
     SELECT $3, $7, $1, $11 WHERE $3::text IS NOT NULL AND $7::text IS NOT NULL
+       AND NOT EXISTS (SELECT FROM account_owners AS a JOIN owners AS o ON o.id = a.owner_id
+                        WHERE a.company_domain = $3 AND (a.owner_id = $7 OR o.active))
     ON CONFLICT (company_domain) DO UPDATE
        SET owner_id = EXCLUDED.owner_id, lead_id = EXCLUDED.lead_id, updated_at = EXCLUDED.updated_at
      WHERE account_owners.owner_id <> EXCLUDED.owner_id
