@@ -178,6 +178,32 @@ async def _database(name: str, *, drop: bool) -> None:
         await conn.close()
 
 
+def intake_env(name: str, key: str, work: Path, port: int) -> dict[str, str]:
+    """The environment of a ``leadroute serve`` on database ``name`` with admin key ``key``,
+    listening on ``port``, with the benchmark's ruleset and 20 owners (imported here) in ``work``."""
+    (work / "rules.yaml").write_text(RULES)
+    owners = "\n".join(f"  - {{id: rep{i}, name: Rep {i}}}" for i in range(20))
+    members = ", ".join(f"rep{i}" for i in range(20))
+    (work / "owners.yaml").write_text(f"owners:\n{owners}\npools:\n  - {{id: sales, members: [{members}]}}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")} | {
+        "LEADROUTE_DATABASE_URL": f"postgresql://127.0.0.1:5432/{name}",
+        "LEADROUTE_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "LEADROUTE_REDIS_PREFIX": name,
+        "LEADROUTE_RULES_PATH": str(work / "rules.yaml"),
+        "LEADROUTE_PORT": str(port),
+        "LEADROUTE_LOG_LEVEL": "WARNING",
+        "LEADROUTE_SEED_DEMO": "false",
+        "LEADROUTE_ADMIN_KEY": key,
+    }
+    subprocess.run(
+        [sys.executable, "-m", "leadroute", "owners", "import", str(work / "owners.yaml")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one story, told in order)
     """Run the benchmark; print each run and the ratio."""
     parser = argparse.ArgumentParser(
@@ -201,27 +227,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one story, to
     key = format_key(secrets.token_hex(4), new_secret())  # the service's admin key, sent by wrk
     asyncio.run(_database(name, drop=False))
     work = Path(tempfile.mkdtemp(prefix="leadroute-bench-"))
-    (work / "rules.yaml").write_text(RULES)
-    owners = "\n".join(f"  - {{id: rep{i}, name: Rep {i}}}" for i in range(20))
-    members = ", ".join(f"rep{i}" for i in range(20))
-    (work / "owners.yaml").write_text(f"owners:\n{owners}\npools:\n  - {{id: sales, members: [{members}]}}\n")
     port, hello_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")} | {
-        "LEADROUTE_DATABASE_URL": f"postgresql://127.0.0.1:5432/{name}",
-        "LEADROUTE_REDIS_URL": "redis://127.0.0.1:6379/0",
-        "LEADROUTE_REDIS_PREFIX": name,
-        "LEADROUTE_RULES_PATH": str(work / "rules.yaml"),
-        "LEADROUTE_PORT": str(port),
-        "LEADROUTE_LOG_LEVEL": "WARNING",
-        "LEADROUTE_SEED_DEMO": "false",
-        "LEADROUTE_ADMIN_KEY": key,
-    }
-    subprocess.run(
-        [sys.executable, "-m", "leadroute", "owners", "import", str(work / "owners.yaml")],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    env = intake_env(name, key, work, port)
     service = subprocess.Popen([sys.executable, "-m", "leadroute", "serve"], env=env, cwd=ROOT)
     hello = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/hello.py"), str(hello_port)], cwd=ROOT)
     targets = {"intake": (port, service)}
