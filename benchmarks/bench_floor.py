@@ -60,7 +60,7 @@ from bench_intake import (
     _wrk,
     intake_env,
 )
-from floor_app import BATCH, FLUSHERS, POOL_MAX
+from floor_app import BATCH, FLUSHERS, POOL_MAX, POOL_MIN
 from floor_app import TARGETS as FLOOR_TARGETS
 
 __all__ = ["main"]
@@ -125,8 +125,8 @@ def _measure(
     after = _cpu(service), _postgres(database), _postgres()
     if spy is not None:
         spy.wait(60)
-    # a process that appeared during the run counts whole; one that went away is lost (the floor
-    # apps' pools are opened full before the first run)
+    # a process that appeared during the run counts whole (a pool growing under load); one that
+    # went away is lost (the pools close idle connections only after the run, 10 s idle)
     return run, Cpu(after[0] - before[0], _grown(before[1], after[1]), _grown(before[2], after[2]))
 
 
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915  (one 
 
 def _report(runs: list[Run], targets: list[str], cpu: dict[str, Cpu]) -> None:
     print(
-        f"\npool of {POOL_MAX} connections per floor app; group commit: up to {BATCH} rows a flush, "
+        f"\npools of {POOL_MIN}-{POOL_MAX} connections; group commit: up to {BATCH} rows a flush, "
         f"{FLUSHERS} flushes at once"
     )
     print(f"{'target':<8} {'req/s':>9} {'requests':>9} {'non-2xx':>8} {'p50 ms':>8} {'p99 ms':>8}")

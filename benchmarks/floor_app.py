@@ -4,8 +4,9 @@
         .venv/bin/python benchmarks/floor_app.py PORT
 
 Each is hello.py's app (Litestar, msgspec decoding the ~1 KB lead into ``hello.Body``) served the
-same way (uvicorn, uvloop, httptools, no access log, one worker), with an asyncpg pool as large as
-leadroute's default (``LEADROUTE_DB_POOL_MAX``, 20). ``POST /v1/leads`` answers 201 only after
+same way (uvicorn, uvloop, httptools, no access log, one worker), with an asyncpg pool sized as
+leadroute's default (``LEADROUTE_DB_POOL_MIN`` 2 to ``LEADROUTE_DB_POOL_MAX`` 20; connections idle
+for 10 s close, so the apps waiting for their turn hold few). ``POST /v1/leads`` answers 201 only after
 PostgreSQL has committed the lead (``synchronous_commit`` as the server has it):
 
 - ``commit``: one ``INSERT INTO floor_leads (id, body) VALUES ($1, $2)`` in autocommit, on a pool
@@ -52,7 +53,10 @@ __all__ = ["BATCH", "FLUSHERS", "TARGETS", "GroupCommit", "app"]
 TARGETS = ("commit", "txn", "group")
 BATCH = 256  # rows per group-commit flush, at most
 FLUSHERS = 4  # group-commit flushes in flight, at most
-POOL_MAX: int = next(f.default for f in msgspec.structs.fields(Settings) if f.name == "db_pool_max")
+DEFAULTS = {f.name: f.default for f in msgspec.structs.fields(Settings)}
+POOL_MIN: int = DEFAULTS["db_pool_min"]  # leadroute's default pool, LEADROUTE_DB_POOL_MIN/_MAX
+POOL_MAX: int = DEFAULTS["db_pool_max"]
+IDLE_SECONDS = 10.0  # an idle app gives its connections back while the other targets run
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS floor_leads (id uuid PRIMARY KEY, body jsonb NOT NULL, owner text);
@@ -190,8 +194,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await conn.close()
     pool = await asyncpg.create_pool(
         os.environ["FLOOR_DATABASE_URL"],
-        min_size=POOL_MAX,
+        min_size=POOL_MIN,
         max_size=POOL_MAX,
+        max_inactive_connection_lifetime=IDLE_SECONDS,
         server_settings={"search_path": schema},
         # ``txn`` keeps asyncpg's reset on release (a round trip), as leadroute does; the others
         # release without one (their single statement leaves no session state behind)
