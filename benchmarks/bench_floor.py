@@ -24,8 +24,9 @@ shared). Then the correctness check of ``commit``/``txn``/``group``: the rows in
 table equal the 201s the app counted (each given after its commit), and lie between the 2xx
 answers wrk counted and those plus the requests in flight when each run stopped (at most
 ``--connections`` per run: wrk drops them, the app finishes them). Exits 1 if any answer was not
-2xx or a count does not match. ``--profile TARGET=PATH`` runs ``py-spy record`` (200 Hz, raw
-format) on that target's process during its first run. Needs ``wrk`` (Debian package ``wrk``).
+2xx, a request got no answer (wrk's socket errors; its timeout is 30 s) or a count does not
+match. ``--profile TARGET=PATH`` runs ``py-spy record`` (200 Hz, raw format) on that target's
+process during its first run. Needs ``wrk`` (Debian package ``wrk``).
 """
 
 from __future__ import annotations
@@ -157,8 +158,13 @@ def _check(name: str, runs: list[Run], served: dict[str, Served], connections: i
             f"{stats['answered']}, failed in the app {stats['failed']}, 2xx counted by wrk {ok_wrk} "
             f"(+{count - ok_wrk} finished after wrk stopped, at most {in_flight})"
         )
-    refused = sum(r.errors for r in runs)
-    lines.append(f"{'ok' if refused == 0 else 'MISMATCH':<8} non-2xx answers over all runs: {refused}")
+    for what, count in (
+        ("non-2xx answers", lambda r: r.errors),
+        ("socket errors", lambda r: r.socket_errors),
+    ):
+        by_target = {t: sum(count(r) for r in runs if r.target == t) for t in served}
+        bad = ", ".join(f"{t} {n}" for t, n in by_target.items() if n) or "none"
+        lines.append(f"{'ok' if bad == 'none' else 'MISMATCH':<8} {what} over all runs: {bad}")
     return lines
 
 
@@ -248,9 +254,14 @@ def _report(runs: list[Run], targets: list[str], cpu: dict[str, Cpu]) -> None:
         f"\npools of {POOL_MIN}-{POOL_MAX} connections; group commit: up to {BATCH} rows a flush, "
         f"{FLUSHERS} flushes at once"
     )
-    print(f"{'target':<8} {'req/s':>9} {'requests':>9} {'non-2xx':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'target':<8} {'req/s':>9} {'requests':>9} {'non-2xx':>8} {'socket':>7} {'p50 ms':>8} {'p99 ms':>8}"
+    )
     for r in runs:
-        print(f"{r.target:<8} {r.rps:>9.0f} {r.requests:>9} {r.errors:>8} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f}")
+        print(
+            f"{r.target:<8} {r.rps:>9.0f} {r.requests:>9} {r.errors:>8} {r.socket_errors:>7}"
+            f" {r.p50_ms:>8.1f} {r.p99_ms:>8.1f}"
+        )
     print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end, {os.cpu_count()} CPUs")
     median = {t: statistics.median(r.rps for r in runs if r.target == t) for t in targets}
     print(

@@ -74,6 +74,7 @@ class Run(NamedTuple):
     errors: int
     p50_ms: float
     p99_ms: float
+    socket_errors: int = 0  # connect, read, write errors and timeouts: requests without an answer
 
 
 def _free_port() -> int:
@@ -114,6 +115,8 @@ def _wrk(target: str, base: str, *, seconds: int, connections: int, key: str) ->
             "-t2",
             f"-c{connections}",
             f"-d{seconds}s",
+            "--timeout",  # a slow answer is an answer (wrk's default, 2 s, drops it from every count)
+            "30s",
             "--latency",
             "-s",
             str(ROOT / "benchmarks/post_leads.lua"),
@@ -130,7 +133,9 @@ def _wrk(target: str, base: str, *, seconds: int, connections: int, key: str) ->
     # the latency distribution's own lines: "+/- Stdev" columns end in % too ("70.50%")
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    return Run(target, rps, requests, errors, p50, p99)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = sum(int(n) for n in sockets.groups()) if sockets else 0
+    return Run(target, rps, requests, errors, p50, p99, socket_errors)
 
 
 class _Receiver(BaseHTTPRequestHandler):
