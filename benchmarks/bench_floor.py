@@ -158,11 +158,8 @@ def _check(name: str, runs: list[Run], served: dict[str, Served], connections: i
             f"{stats['answered']}, failed in the app {stats['failed']}, 2xx counted by wrk {ok_wrk} "
             f"(+{count - ok_wrk} finished after wrk stopped, at most {in_flight})"
         )
-    for what, count in (
-        ("non-2xx answers", lambda r: r.errors),
-        ("socket errors", lambda r: r.socket_errors),
-    ):
-        by_target = {t: sum(count(r) for r in runs if r.target == t) for t in served}
+    for what, field in (("non-2xx answers", "errors"), ("socket errors", "socket_errors")):
+        by_target = {t: sum(getattr(r, field) for r in runs if r.target == t) for t in served}
         bad = ", ".join(f"{t} {n}" for t, n in by_target.items() if n) or "none"
         lines.append(f"{'ok' if bad == 'none' else 'MISMATCH':<8} {what} over all runs: {bad}")
     return lines
