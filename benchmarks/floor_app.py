@@ -23,7 +23,8 @@ PostgreSQL has committed the lead (``synchronous_commit`` as the server has it):
 
 Each target keeps its tables in a schema of its own (``floor_<target>``, set as the connections'
 ``search_path``) so the rows of each can be counted against its answers; ``GET /floor/stats``
-answers the count of 201s the app has given and of the requests it failed.
+answers the count of 201s the app has given, of the requests it failed and (``group``) of the
+flushes that wrote them.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Stats:
 
     answered = 0
     failed = 0
+    flushes = 0  # group commit: statements that wrote a flush's rows together
 
 
 class GroupCommit:
@@ -109,6 +111,7 @@ class GroupCommit:
                         return
                     try:
                         await conn.execute(INSERT_MANY, [r[0] for r in rows], [r[1] for r in rows])
+                        Stats.flushes += 1
                     except (asyncpg.PostgresError, asyncpg.InterfaceError):
                         await self._one_by_one(conn, rows)
                         continue
@@ -178,8 +181,8 @@ async def _routed(
 
 @get("/floor/stats")
 async def stats() -> dict[str, int]:
-    """The 201s given (each after its commit) and the requests that failed."""
-    return {"answered": Stats.answered, "failed": Stats.failed}
+    """The 201s given (each after its commit), the requests that failed, group commit's flushes."""
+    return {"answered": Stats.answered, "failed": Stats.failed, "flushes": Stats.flushes}
 
 
 @asynccontextmanager
