@@ -309,6 +309,8 @@ def _report(
     refused = sum(r.errors for r in runs)
     if refused:
         print(f"\nWARNING: {refused} non-2xx answers (see the table): the ratios below count them as work")
+    if unanswered := sum(r.socket_errors for r in runs):
+        print(f"\nWARNING: {unanswered} requests without an answer (wrk's socket errors): not counted above")
     median = {t: statistics.median(r.rps for r in runs if r.target == t) for t in ("hello-world", *targets)}
     print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end, {os.cpu_count()} CPUs")
     print(f"intake / hello-world (medians): {median['intake'] / median['hello-world']:.2f}")
