@@ -49,7 +49,7 @@ from redis.asyncio import Redis
 from leadroute.config import Settings
 from leadroute.store.redis_client import redis_client
 
-__all__ = ["BATCH", "FLUSHERS", "TARGETS", "GroupCommit", "app"]
+__all__ = ["BATCH", "FLUSHERS", "POOL_MAX", "POOL_MIN", "TARGETS", "GroupCommit", "app"]
 
 TARGETS = ("commit", "txn", "group")
 BATCH = 256  # rows per group-commit flush, at most
