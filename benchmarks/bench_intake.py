@@ -74,6 +74,7 @@ class Run(NamedTuple):
     errors: int
     p50_ms: float
     p99_ms: float
+    socket_errors: int = 0  # connect, read, write errors and timeouts: requests without an answer
 
 
 def _free_port() -> int:
@@ -114,6 +115,8 @@ def _wrk(target: str, base: str, *, seconds: int, connections: int, key: str) ->
             "-t2",
             f"-c{connections}",
             f"-d{seconds}s",
+            "--timeout",  # a slow answer is an answer (wrk's default, 2 s, drops it from every count)
+            "30s",
             "--latency",
             "-s",
             str(ROOT / "benchmarks/post_leads.lua"),
@@ -127,9 +130,12 @@ def _wrk(target: str, base: str, *, seconds: int, connections: int, key: str) ->
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    return Run(target, rps, requests, errors, p50, p99)
+    # the latency distribution's own lines: "+/- Stdev" columns end in % too ("70.50%")
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = sum(int(n) for n in sockets.groups()) if sockets else 0
+    return Run(target, rps, requests, errors, p50, p99, socket_errors)
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -178,6 +184,32 @@ async def _database(name: str, *, drop: bool) -> None:
         await conn.close()
 
 
+def intake_env(name: str, key: str, work: Path, port: int) -> dict[str, str]:
+    """The environment of a ``leadroute serve`` on database ``name`` with admin key ``key``,
+    listening on ``port``, with the benchmark's ruleset and 20 owners (imported here) in ``work``."""
+    (work / "rules.yaml").write_text(RULES)
+    owners = "\n".join(f"  - {{id: rep{i}, name: Rep {i}}}" for i in range(20))
+    members = ", ".join(f"rep{i}" for i in range(20))
+    (work / "owners.yaml").write_text(f"owners:\n{owners}\npools:\n  - {{id: sales, members: [{members}]}}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")} | {
+        "LEADROUTE_DATABASE_URL": f"postgresql://127.0.0.1:5432/{name}",
+        "LEADROUTE_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "LEADROUTE_REDIS_PREFIX": name,
+        "LEADROUTE_RULES_PATH": str(work / "rules.yaml"),
+        "LEADROUTE_PORT": str(port),
+        "LEADROUTE_LOG_LEVEL": "WARNING",
+        "LEADROUTE_SEED_DEMO": "false",
+        "LEADROUTE_ADMIN_KEY": key,
+    }
+    subprocess.run(
+        [sys.executable, "-m", "leadroute", "owners", "import", str(work / "owners.yaml")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one story, told in order)
     """Run the benchmark; print each run and the ratio."""
     parser = argparse.ArgumentParser(
@@ -201,27 +233,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one story, to
     key = format_key(secrets.token_hex(4), new_secret())  # the service's admin key, sent by wrk
     asyncio.run(_database(name, drop=False))
     work = Path(tempfile.mkdtemp(prefix="leadroute-bench-"))
-    (work / "rules.yaml").write_text(RULES)
-    owners = "\n".join(f"  - {{id: rep{i}, name: Rep {i}}}" for i in range(20))
-    members = ", ".join(f"rep{i}" for i in range(20))
-    (work / "owners.yaml").write_text(f"owners:\n{owners}\npools:\n  - {{id: sales, members: [{members}]}}\n")
     port, hello_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADROUTE_")} | {
-        "LEADROUTE_DATABASE_URL": f"postgresql://127.0.0.1:5432/{name}",
-        "LEADROUTE_REDIS_URL": "redis://127.0.0.1:6379/0",
-        "LEADROUTE_REDIS_PREFIX": name,
-        "LEADROUTE_RULES_PATH": str(work / "rules.yaml"),
-        "LEADROUTE_PORT": str(port),
-        "LEADROUTE_LOG_LEVEL": "WARNING",
-        "LEADROUTE_SEED_DEMO": "false",
-        "LEADROUTE_ADMIN_KEY": key,
-    }
-    subprocess.run(
-        [sys.executable, "-m", "leadroute", "owners", "import", str(work / "owners.yaml")],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    env = intake_env(name, key, work, port)
     service = subprocess.Popen([sys.executable, "-m", "leadroute", "serve"], env=env, cwd=ROOT)
     hello = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/hello.py"), str(hello_port)], cwd=ROOT)
     targets = {"intake": (port, service)}
@@ -296,6 +309,8 @@ def _report(
     refused = sum(r.errors for r in runs)
     if refused:
         print(f"\nWARNING: {refused} non-2xx answers (see the table): the ratios below count them as work")
+    if unanswered := sum(r.socket_errors for r in runs):
+        print(f"\nWARNING: {unanswered} requests without an answer (wrk's socket errors): not counted above")
     median = {t: statistics.median(r.rps for r in runs if r.target == t) for t in ("hello-world", *targets)}
     print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end, {os.cpu_count()} CPUs")
     print(f"intake / hello-world (medians): {median['intake'] / median['hello-world']:.2f}")
