@@ -221,6 +221,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one story, to
     parser.add_argument(
         "--no-tracing", action="store_true", help="leave out the instance with OTLP tracing on"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE[,VAR=VALUE]",
+        help="one more instance with these environment variables, interleaved with the others "
+        "(e.g. alone:LEADROUTE_GROUP_COMMIT=1): a lever measured on and off in one run",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("bench_intake needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -249,6 +257,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one story, to
         }
         traced = subprocess.Popen([sys.executable, "-m", "leadroute", "serve"], env=traced_env, cwd=ROOT)
         targets["intake+otel"] = (traced_port, traced)
+    for variant in args.variant:
+        label, _, assignments = variant.partition(":")
+        extra = dict(item.split("=", 1) for item in assignments.split(",") if item)
+        variant_port = _free_port()
+        variant_env = env | extra | {"LEADROUTE_PORT": str(variant_port)}
+        proc = subprocess.Popen([sys.executable, "-m", "leadroute", "serve"], env=variant_env, cwd=ROOT)
+        targets[f"intake[{label}]"] = (variant_port, proc)
     runs: list[Run] = []
     cpu_service = dict.fromkeys(targets, 0.0)
     cpu_postgres = dict.fromkeys(targets, 0.0)
@@ -303,9 +318,9 @@ def _report(
     cpu_service: dict[str, float],
     cpu_postgres: dict[str, float],
 ) -> None:
-    print(f"{'target':<12} {'req/s':>9} {'requests':>9} {'non-2xx':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'target':<16} {'req/s':>9} {'requests':>9} {'non-2xx':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for r in runs:
-        print(f"{r.target:<12} {r.rps:>9.0f} {r.requests:>9} {r.errors:>8} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f}")
+        print(f"{r.target:<16} {r.rps:>9.0f} {r.requests:>9} {r.errors:>8} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f}")
     refused = sum(r.errors for r in runs)
     if refused:
         print(f"\nWARNING: {refused} non-2xx answers (see the table): the ratios below count them as work")
@@ -320,6 +335,9 @@ def _report(
             f"{median['intake+otel'] / median['intake']:.2f}"
             f" ({_Receiver.exports} OTLP exports, {_Receiver.received / 2**20:.1f} MiB received)"
         )
+    for target in targets:
+        if target.startswith("intake["):
+            print(f"{target} / intake (medians): {median[target] / median['intake']:.2f}")
     for target in targets:
         if leads[target]:
             service_ms = cpu_service[target] / leads[target] * 1000
