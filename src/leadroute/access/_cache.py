@@ -64,6 +64,11 @@ class KeyCache:
             self._tokens[slot] = (now + self.ttl, principal)
         return principal
 
+    def cached(self, token: str) -> Principal | None:
+        """The key this token is if this cache verified it within ``ttl`` (no I/O), else None."""
+        cached = self._tokens.get(hashlib.sha256(token.encode()).digest())
+        return cached[1] if cached is not None and cached[0] > self._clock() else None
+
     async def origin_allowed(self, db: asyncpg.Pool, origin: str) -> bool:
         """Whether some live key allows ``origin`` (what a CORS preflight, which has no key, can ask)."""
         now = self._clock()
