@@ -45,14 +45,14 @@ class KeyCache:
 
     async def verify(self, db: asyncpg.Pool, token: str) -> Principal | None:
         """The key this token is, or None (malformed, unknown, revoked, an old secret)."""
-        parsed = parse_key(token)
-        if parsed is None:
-            return None
         slot = hashlib.sha256(token.encode()).digest()
         now = self._clock()
         cached = self._tokens.get(slot)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > now:  # only well-formed tokens are ever cached
             return cached[1]
+        parsed = parse_key(token)
+        if parsed is None:
+            return None
         async with db.acquire() as conn:
             row = await find_key(conn, parsed.id)
         principal = None
