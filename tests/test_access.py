@@ -14,7 +14,16 @@ import msgspec
 import pytest
 from litestar import Litestar
 
-from leadroute.access import CONSOLE_SCOPES, ROUTE_SCOPES, SCOPES, SIGNED_ROUTES, first_start_key, parse_key
+from leadroute.access import (
+    CONSOLE_SCOPES,
+    ROUTE_SCOPES,
+    SCOPES,
+    SIGNED_ROUTES,
+    first_start_key,
+    parse_key,
+    security_headers,
+)
+from leadroute.access._middleware import API_CSP, CONSOLE_CSP
 from leadroute.app import create_app
 from leadroute.config import Settings
 from leadroute.store.db import connect
@@ -321,6 +330,47 @@ class TestBrowsers:
                 assert "set-cookie" not in r.headers
             assert answers[0].headers["cache-control"] == "no-store"
             assert answers[1].headers["cache-control"] == "no-store"
+
+
+_API = {"content-security-policy": API_CSP, "referrer-policy": "no-referrer"}
+_PAGE = {"content-security-policy": CONSOLE_CSP, "referrer-policy": "same-origin"}
+
+
+class TestSecurityHeadersByPath:
+    """Each kind of path gets its own set of security headers, replacing any the response set."""
+
+    @pytest.mark.parametrize(
+        ("path", "expected"),
+        [
+            ("/v1/leads", {**_API, "cache-control": "no-store"}),
+            ("/health/live", _API),
+            ("/metrics", _API),
+            ("/schema", {"referrer-policy": "no-referrer"}),
+            ("/schema/swagger", {"referrer-policy": "no-referrer"}),
+            ("/console", {**_PAGE, "cache-control": "no-store"}),
+            ("/console/leads", {**_PAGE, "cache-control": "no-store"}),
+            ("/console/static/console.css", _PAGE),
+            ("/consoles", _API),
+        ],
+    )
+    def test_the_set_of_each_path(self, path: str, expected: dict[str, str]) -> None:
+        message: Any = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/html"), (b"Cache-Control", b"max-age=60")],
+        }
+        scope: Any = {"type": "http", "path": path}
+        asyncio.run(security_headers(message, scope))
+        names = [name.decode().lower() for name, _ in message["headers"]]
+        assert len(names) == len(set(names)), "a header appears twice"
+        got = {name.decode().lower(): value.decode() for name, value in message["headers"]}
+        assert got == {
+            "content-type": "text/html",
+            "x-content-type-options": "nosniff",
+            "x-frame-options": "DENY",
+            **({"cache-control": "max-age=60"} if "cache-control" not in expected else {}),
+            **expected,
+        }
 
 
 class TestCli:

@@ -64,3 +64,62 @@ class TestAddressLimit:
         async with instance(settings, sla_rules(30), clock, rate_limit_address="1/h") as client:
             statuses = [(await client.get("/health/live")).status_code for _ in range(5)]
         assert statuses == [200] * 5
+
+
+class TestKeyLimit:
+    """A key gets the limit of the scope of the route it calls, and every answer carries the
+    ``RateLimit-*`` headers of its tightest bucket, the address's or the key's."""
+
+    async def test_the_key_limit_holds(self, settings: Settings, clean: None, clock: FakeClock) -> None:
+        async with instance(
+            settings, sla_rules(30), clock, rate_limit_address="0", rate_limits="leads:write=3/m, default=0"
+        ) as client:
+            await owner(client, "ann")
+            await pool(client, "sales", ["ann"])
+            answers = [await client.post("/v1/leads", json=lead(n)) for n in range(5)]
+        assert [r.status_code for r in answers] == [201] * 3 + [429] * 2
+        assert [r.headers["ratelimit-remaining"] for r in answers[:3]] == ["2", "1", "0"]
+        assert {r.headers["ratelimit-policy"] for r in answers} == {"3;w=60"}
+        assert 1 <= int(answers[3].headers["retry-after"]) <= 20  # one more request every 20 s
+        assert await count(settings, "SELECT count(*) FROM leads") == 3
+
+    @pytest.mark.parametrize(("address", "key"), [("4/m", "leads:write=6/m"), ("6/m", "leads:write=4/m")])
+    async def test_the_tighter_bucket_answers(
+        self, settings: Settings, clean: None, clock: FakeClock, address: str, key: str
+    ) -> None:
+        async with instance(settings, sla_rules(30), clock, rate_limit_address="0") as admin:
+            await owner(admin, "ann")
+            await pool(admin, "sales", ["ann"])
+        async with instance(
+            settings, sla_rules(30), clock, rate_limit_address=address, rate_limits=f"{key}, default=0"
+        ) as client:
+            answers = [await client.post("/v1/leads", json=lead(n)) for n in range(6)]
+        assert [r.status_code for r in answers] == [201] * 4 + [429] * 2
+        assert [r.headers["ratelimit-remaining"] for r in answers[:4]] == ["3", "2", "1", "0"]
+        assert {r.headers["ratelimit-policy"] for r in answers} == {"4;w=60"}  # the tighter one
+        assert await count(settings, "SELECT count(*) FROM leads") == 4
+
+
+class TestRefusedRequestsCountAgainstTheAddress:
+    """The address limit holds for requests the access check refuses: a flood of bad keys, or a
+    key calling a route outside its scopes, gets 429 once the address has no room left."""
+
+    async def test_unknown_keys(self, settings: Settings, clean: None, clock: FakeClock) -> None:
+        bad = {"Authorization": "Bearer lr_live_0badbad0_" + "x" * 43}
+        async with instance(settings, sla_rules(30), clock, rate_limit_address="3/m") as client:
+            answers = [await client.post("/v1/leads", json=lead(n), headers=bad) for n in range(5)]
+        assert [r.status_code for r in answers] == [401] * 3 + [429] * 2
+        assert answers[3].headers["ratelimit-policy"] == "3;w=60"
+
+    async def test_a_known_key_without_the_scope(
+        self, settings: Settings, clean: None, clock: FakeClock
+    ) -> None:
+        async with instance(settings, sla_rules(30), clock, rate_limit_address="5/m") as client:
+            made = await client.post("/v1/keys", json={"name": "reader", "scopes": ["leads:read"]})
+            assert made.status_code == 201, made.text
+            reader = {"Authorization": f"Bearer {made.json()['key']}"}
+            answers = [await client.post("/v1/leads", json=lead(n), headers=reader) for n in range(5)]
+        # the key's first request looks it up, the next ones find it cached: all alike
+        assert [r.status_code for r in answers] == [403] * 4 + [429]
+        assert answers[4].headers["ratelimit-policy"] == "5;w=60"
+        assert await count(settings, "SELECT count(*) FROM leads") == 0

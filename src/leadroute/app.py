@@ -120,6 +120,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
         background_db = await create_pool(settings.database_url, min_size=1, max_size=TIMER_WORKERS)
         redis: Redis = redis_client(settings.redis_url)
         limits.limiter = RateLimiter(redis, settings.redis_prefix)
+        limits.keys = keys = KeyCache(ttl=settings.key_cache_seconds)
         try:
             async with db.acquire() as conn:
                 await migrate(conn)
@@ -141,7 +142,7 @@ def create_app(settings: Settings, *, ruleset: Ruleset | None = None, clock: Clo
                 rules=ActiveRuleset(running, ruleset_id),
                 clock=clock,
                 file_conflict=started.file_conflict,
-                keys=KeyCache(ttl=settings.key_cache_seconds),
+                keys=keys,
                 inbound=Inbound(mappings, httpx.AsyncClient(timeout=settings.webhook_timeout)),
                 backlog=gate.backlog,
             )

@@ -17,9 +17,9 @@ ids, never an email, phone or name (a test posts a canary address and reads the 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
+import time
+from types import TracebackType
 from typing import Final
 
 import msgspec
@@ -42,7 +42,8 @@ __all__ = [
 
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-_tracer: trace.Tracer = trace.NoOpTracer()
+_tracer: trace.Tracer | None = None
+"""The tracer of :func:`span`: None while tracing is off (no provider installed)."""
 
 
 class Metrics:
@@ -105,7 +106,7 @@ def tracer_provider(endpoint: str | None) -> TracerProvider | None:
     """
     global _tracer  # noqa: PLW0603  (one tracer per process, set when the app is built)
     if not endpoint:
-        _tracer = trace.NoOpTracer()
+        _tracer = None
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -115,11 +116,48 @@ def tracer_provider(endpoint: str | None) -> TracerProvider | None:
     return provider
 
 
-@contextlib.contextmanager
-def span(name: str, step: str | None = None) -> Iterator[trace.Span]:
-    """A child span of the current request's span, and the step's duration in ``leadroute_step_seconds``."""
-    with _tracer.start_as_current_span(name) as current, METRICS.step_seconds.labels(step or name).time():
-        yield current
+class span:  # noqa: N801  (used as a function: ``with span("route"):``)
+    """A child span of the current request's span, and the step's duration in ``leadroute_step_seconds``.
+
+    A plain class rather than ``contextlib.contextmanager``: it runs several times per request, and
+    with tracing off it enters no OpenTelemetry span at all (the no-op tracer's span would be
+    invisible anyway: with no provider there is no request span to be a child of). The duration is
+    observed as ``Histogram.time()`` would (``time.perf_counter``), into a labelled child looked up
+    once per step name. Measured in docs/benchmarks.md ("Per-request overhead outside the workflow").
+    """
+
+    __slots__ = ("_histogram", "_start", "_traced")
+
+    def __init__(self, name: str, step: str | None = None) -> None:
+        self._histogram = _step_histogram(step or name)
+        self._traced = None if _tracer is None else _tracer.start_as_current_span(name)
+        self._start = 0.0
+
+    def __enter__(self) -> trace.Span:
+        current = trace.INVALID_SPAN if self._traced is None else self._traced.__enter__()
+        self._start = time.perf_counter()
+        return current
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._histogram.observe(max(time.perf_counter() - self._start, 0))
+        if self._traced is not None:
+            self._traced.__exit__(exc_type, exc, traceback)  # records the exception on the span
+
+
+_step_histograms: dict[str, Histogram] = {}
+
+
+def _step_histogram(step: str) -> Histogram:
+    """``leadroute_step_seconds`` labelled ``step`` (``labels()`` takes a lock on every call)."""
+    histogram = _step_histograms.get(step)
+    if histogram is None:
+        histogram = _step_histograms[step] = METRICS.step_seconds.labels(step)
+    return histogram
 
 
 class JsonFormatter(logging.Formatter):

@@ -45,14 +45,14 @@ class KeyCache:
 
     async def verify(self, db: asyncpg.Pool, token: str) -> Principal | None:
         """The key this token is, or None (malformed, unknown, revoked, an old secret)."""
-        parsed = parse_key(token)
-        if parsed is None:
-            return None
         slot = hashlib.sha256(token.encode()).digest()
         now = self._clock()
         cached = self._tokens.get(slot)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > now:  # only well-formed tokens are ever cached
             return cached[1]
+        parsed = parse_key(token)
+        if parsed is None:
+            return None
         async with db.acquire() as conn:
             row = await find_key(conn, parsed.id)
         principal = None
@@ -63,6 +63,11 @@ class KeyCache:
                 self._tokens.clear()
             self._tokens[slot] = (now + self.ttl, principal)
         return principal
+
+    def cached(self, token: str) -> Principal | None:
+        """The key this token is if this cache verified it within ``ttl`` (no I/O), else None."""
+        cached = self._tokens.get(hashlib.sha256(token.encode()).digest())
+        return cached[1] if cached is not None and cached[0] > self._clock() else None
 
     async def origin_allowed(self, db: asyncpg.Pool, origin: str) -> bool:
         """Whether some live key allows ``origin`` (what a CORS preflight, which has no key, can ask)."""

@@ -218,28 +218,54 @@ CONSOLE_CSP = (
 themselves, and nothing else (no inline script or style, nothing from another site)."""
 
 
+def _security_set(path: str) -> tuple[frozenset[bytes], list[tuple[bytes, bytes]]]:
+    """The names and the security headers of a response to ``path`` (see :func:`security_headers`)."""
+    headers = {
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+        "referrer-policy": "no-referrer",
+    }
+    if path == "/console" or path.startswith("/console/"):
+        headers["content-security-policy"] = CONSOLE_CSP
+        # a form post then carries its Origin (with no-referrer, Chromium sends "Origin: null"),
+        # which the console checks; nothing is sent to another site
+        headers["referrer-policy"] = "same-origin"
+        if not path.startswith("/console/static/"):
+            headers["cache-control"] = "no-store"
+    elif not path.startswith("/schema"):
+        headers["content-security-policy"] = API_CSP
+    if path.startswith("/v1/"):
+        headers["cache-control"] = "no-store"
+    encoded = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    return frozenset(name for name, _ in encoded), encoded
+
+
+# One path of each kind: the sets are built once, and a response only picks its own.
+_API = _security_set("/v1/")
+_CONSOLE_PAGE = _security_set("/console")
+_CONSOLE_STATIC = _security_set("/console/static/")
+_SCHEMA = _security_set("/schema")
+_OTHER = _security_set("/")
+
+
 async def security_headers(message: Message, scope: Scope) -> None:
     """The app's ``before_send`` hook: security headers on every response.
 
     ``/schema`` keeps no CSP (its documentation pages load scripts); ``/console`` pages get
     :data:`CONSOLE_CSP` and ``Referrer-Policy: same-origin``; ``/v1`` answers and console pages
     are never cached (they hold personal data and change; the console's static assets may be).
+    They replace any the response set itself. The set of each kind of path is built once
+    (:func:`_security_set`) and added in one pass over the response's headers: this runs on every
+    response, and Litestar's ``MutableScopeHeaders`` scans them for each header set.
     """
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["X-Frame-Options"] = "DENY"
-    headers["Referrer-Policy"] = "no-referrer"
     path: str = scope.get("path", "")
-    if path == "/console" or path.startswith("/console/"):
-        headers["Content-Security-Policy"] = CONSOLE_CSP
-        # a form post then carries its Origin (with no-referrer, Chromium sends "Origin: null"),
-        # which the console checks; nothing is sent to another site
-        headers["Referrer-Policy"] = "same-origin"
-        if not path.startswith("/console/static/"):
-            headers["Cache-Control"] = "no-store"
-    elif not path.startswith("/schema"):
-        headers["Content-Security-Policy"] = API_CSP
     if path.startswith("/v1/"):
-        headers["Cache-Control"] = "no-store"
+        ours = _API
+    elif path == "/console" or path.startswith("/console/"):
+        ours = _CONSOLE_STATIC if path.startswith("/console/static/") else _CONSOLE_PAGE
+    else:
+        ours = _SCHEMA if path.startswith("/schema") else _OTHER
+    names, headers = ours
+    message["headers"] = [h for h in message["headers"] if h[0].lower() not in names] + headers

@@ -3,7 +3,9 @@
 Every ``/v1`` request is counted against two buckets at once: its client address, and (when it
 carries a key) the key for the scope of the route it calls. Both live in Redis under one hash tag
 and one Lua script (:file:`gcra.lua`) admits the request only if both have room, and counts it in
-both, atomically: the limits are exact however many workers and instances serve. A refused
+both, atomically: the limits are exact however many workers and instances serve. (A request
+whose key the instance has not verified lately has its address checked on its own first, before
+the key is looked up: :mod:`leadroute.limits.middleware`.) A refused
 request gets ``429`` with ``Retry-After``; every answer carries the IETF ``RateLimit-*`` headers
 of its tightest bucket. Nothing is written for a refused request: a form or CRM retrying after
 ``Retry-After`` loses no lead.
@@ -16,11 +18,13 @@ service): a rate limit must not become a second way to be down.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from importlib import resources
 from typing import Final
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from leadroute.errors import SettingsError
 from leadroute.structs import FrozenStruct
@@ -102,7 +106,8 @@ class RateLimiter:
     """The buckets of one deployment (one key prefix), checked together in one script."""
 
     def __init__(self, redis: Redis, prefix: str) -> None:
-        self._script = redis.register_script(_SCRIPT)
+        self._redis = redis
+        self._sha = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()  # its Redis name
         self._tag = f"{prefix}:{{ratelimit}}"
 
     def bucket(self, kind: str, name: str) -> str:
@@ -110,24 +115,34 @@ class RateLimiter:
         return f"{self._tag}:{kind}:{name}"
 
     async def admit(self, buckets: list[tuple[str, Limit]]) -> Verdict | None:
-        """Admit a request against every bucket at once (None: no bucket applies)."""
+        """Admit a request against every bucket at once (None: no bucket applies).
+
+        The verdict is the tightest bucket's: when admitted, the one with the least room left (the
+        first of equals); when refused, the one to wait longest for.
+        """
         if not buckets:
             return None
-        args: list[int] = []
+        command: list[str | int] = [len(buckets)]
+        command += [key for key, _ in buckets]
         for _, limit in buckets:
-            args += [limit.interval_us, limit.count]
-        raw = await self._script(keys=[key for key, _ in buckets], args=args)
+            command += [limit.interval_us, limit.count]
+        try:
+            # EVALSHA itself, not redis-py's Script object: that one costs a Pipeline isinstance
+            # check and two wrappers per call (measured in docs/benchmarks.md)
+            raw = await self._redis.execute_command("EVALSHA", self._sha, *command)  # type: ignore[no-untyped-call]
+        except NoScriptError:  # a new or flushed Redis: load it, once
+            raw = await self._redis.execute_command("EVAL", _SCRIPT, *command)  # type: ignore[no-untyped-call]
         admitted = bool(raw[0])
-        verdicts = [
-            Verdict(
-                admitted=admitted,
-                limit=limit,
-                remaining=int(raw[1 + 3 * i]),
-                retry_after=_seconds(raw[2 + 3 * i]),
-                reset=_seconds(raw[3 + 3 * i]),
-            )
-            for i, (_, limit) in enumerate(buckets)
-        ]
         if admitted:
-            return min(verdicts, key=lambda v: v.remaining)
-        return max(verdicts, key=lambda v: v.retry_after)
+            remaining = [int(raw[1 + 3 * i]) for i in range(len(buckets))]
+            at = remaining.index(min(remaining))
+        else:
+            waits = [int(raw[2 + 3 * i]) for i in range(len(buckets))]
+            at = waits.index(max(waits))
+        return Verdict(
+            admitted=admitted,
+            limit=buckets[at][1],
+            remaining=int(raw[1 + 3 * at]),
+            retry_after=_seconds(raw[2 + 3 * at]),
+            reset=_seconds(raw[3 + 3 * at]),
+        )
