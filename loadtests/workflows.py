@@ -69,6 +69,9 @@ class Options(NamedTuple):
     keep: bool = False
     seed: int | None = None
     connections: int = 64
+    serve_env: tuple[str, ...] = ()
+    """``VAR=VALUE`` settings of the service (e.g. ``LEADROUTE_GROUP_COMMIT=1``): a lever measured
+    under the workflow load."""
     """Keep-alive connections per Locust process, shared by its users (as a load balancer keeps)."""
 
 
@@ -205,7 +208,7 @@ def run(opts: Options) -> RunResult:  # noqa: PLR0915  (one story, told in order
         "LEADROUTE_SLA_POLL_SECONDS": str(opts.poll_seconds),
         "LEADROUTE_LOG_LEVEL": "WARNING",
         "LEADROUTE_SEED_DEMO": "false",
-    }
+    } | dict(item.split("=", 1) for item in opts.serve_env)
     serve: subprocess.Popen[bytes] | None = None
     log_path = tmp / "serve.log"
     try:
@@ -509,6 +512,13 @@ def main(argv: list[str] | None = None) -> int:
         help="keep-alive connections per Locust process, shared by its users (default 64)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database, Redis keys and records")
+    parser.add_argument(
+        "--serve-env",
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="a setting of the service under test (repeatable), e.g. LEADROUTE_GROUP_COMMIT=1",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     result = run(
@@ -525,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             poll_seconds=args.poll_seconds,
             keep=args.keep,
             connections=args.connections,
+            serve_env=tuple(args.serve_env),
         )
     )
     print(result.table)

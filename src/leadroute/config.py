@@ -130,11 +130,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_in_flight: int = 256
     """``/v1`` requests one worker serves at once; the next gets 503 with ``Retry-After`` at once
     instead of waiting in a queue (admission control)."""
-    group_commit: int = 16
-    """Concurrent single-lead intakes one worker writes in one shared transaction (group commit;
-    1: each its own). Each lead is answered only after that COMMIT; when any lead of a group fails,
-    the group rolls back and each of its leads is written again alone, so only the failing one gets
-    an error. Up to ``db_pool_max`` / 4 groups are written at once."""
+    group_commit: int = 1
+    """Concurrent single-lead intakes one worker may write in one shared transaction (group commit;
+    1, the default: each its own). Each lead is answered only after that COMMIT; when any lead of a
+    group fails, the group rolls back and each of its leads is written again alone, so only the
+    failing one gets an error. Up to ``db_pool_max`` groups are written at once. A throughput lever
+    for floods of new leads; it costs latency under mixed load (docs/benchmarks.md)."""
     batch_chunk: int = 50
     """Leads of a ``POST /v1/leads:batch`` written per transaction, each in a savepoint (1-64):
     larger saves commits; smaller bounds how long a batch holds its keys and the routing lock. At

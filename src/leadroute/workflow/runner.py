@@ -53,7 +53,7 @@ from leadroute.store.db import Connection
 from leadroute.telemetry import METRICS, span
 from leadroute.workflow.log import Payload, append
 
-__all__ = ["GROUP_WRITERS_SHARE", "STATE_LOST_RETRIES", "SYSTEM", "Change", "run", "run_grouped"]
+__all__ = ["STATE_LOST_RETRIES", "SYSTEM", "Change", "run", "run_grouped"]
 
 STATE_LOST_RETRIES = 3
 """Tries of one step when Redis loses its routing state mid-step (each rebuilds first)."""
@@ -255,11 +255,6 @@ async def run(
     raise AssertionError("unreachable")
 
 
-GROUP_WRITERS_SHARE = 4
-"""Groups written at once: ``db_pool_max`` // this (at least one), so intake leaves connections
-to the other requests (events, accept, reads) of the same worker."""
-
-
 @dataclass(slots=True)
 class _Waiting:
     """A step waiting for a group: what to run, as whom, in which request's context."""
@@ -279,7 +274,10 @@ async def run_grouped(rt: Runtime, step: Callable[[Change], Awaitable[T]], *, ac
     waiting = _Waiting(step, actor, contextvars.copy_context(), loop.create_future())
     groups = rt.groups
     groups.waiting.append(waiting)
-    if len(groups.writers) < max(1, rt.settings.db_pool_max // GROUP_WRITERS_SHARE):
+    # as many groups at once as the pool has connections: never fewer transactions in flight
+    # than without groups (with fewer writers, the steps a group runs one after the other wait
+    # for each other: measured, docs/benchmarks.md)
+    if len(groups.writers) < rt.settings.db_pool_max:
         # a context of its own: the writer serves many requests (their contexts are each step's)
         writer = loop.create_task(_write_groups(rt), context=contextvars.Context())
         groups.writers.add(writer)
