@@ -18,23 +18,7 @@ from leadroute.errors import IdempotencyConflict
 from leadroute.runtime import Runtime
 from leadroute.workflow.intake import IntakeResult, submit_lead
 from sla_support import assert_routing_consistent, in_app, instance
-from support import count, lead, setup_pool
-
-RULES = """
-version: 1
-description: everyone to one pool with room for all
-scoring:
-  groups:
-    fit: {max: 100}
-  rules:
-    - {id: vp, group: fit, when: 'title =~~ "(?i)\\\\bvp\\\\b"', points: 60}
-qualification:
-  - {id: rest, stage: lead}
-routing:
-  rules:
-    - {id: everyone, when: 'true', pool: sales}
-  fallback: unassigned
-"""
+from support import POOL_RULES, count, lead, setup_pool
 
 Client = AsyncTestClient[Any]
 
@@ -74,7 +58,7 @@ class TestSharing:
     async def test_concurrent_leads_share_transactions_and_each_is_stored_once(
         self, settings: Settings, clean: None
     ) -> None:
-        async with instance(settings, RULES, _clock(), db_pool_max=4, group_commit=16) as c:
+        async with instance(settings, POOL_RULES, _clock(), db_pool_max=4, group_commit=16) as c:
             await setup_pool(c, ["ana", "ben", "cy"])
             groups_before, leads_before = _groups()
             bodies = [lead(i) for i in range(60)]
@@ -98,7 +82,7 @@ class TestSharing:
             assert await count(settings, "SELECT count(*) FROM leads") == 60
 
     async def test_one_group_commit_setting_writes_each_alone(self, settings: Settings, clean: None) -> None:
-        async with instance(settings, RULES, _clock(), db_pool_max=4, group_commit=1) as c:
+        async with instance(settings, POOL_RULES, _clock(), db_pool_max=4, group_commit=1) as c:
             await setup_pool(c, ["ana"])
             groups_before, _ = _groups()
             _created(await _submit_all(c, [lead(i) for i in range(10)], [None] * 10))
@@ -110,7 +94,7 @@ class TestFailureIsolation:
     async def test_a_failing_lead_fails_alone_and_the_others_are_written_once(
         self, settings: Settings, clean: None
     ) -> None:
-        async with instance(settings, RULES, _clock(), db_pool_max=4, group_commit=16) as c:
+        async with instance(settings, POOL_RULES, _clock(), db_pool_max=4, group_commit=16) as c:
             await setup_pool(c, ["ana", "ben"])
             first = await c.post("/v1/leads", json=lead(1000), headers={"Idempotency-Key": "taken"})
             assert first.status_code == 201
@@ -145,7 +129,7 @@ class TestCancelledCallers:
     ) -> None:
         """A caller cancelled while its group is being written (its client went away) does not stop
         the group: its lead is committed with the others, and Redis counts exactly what is stored."""
-        async with instance(settings, RULES, _clock(), db_pool_max=4, group_commit=16) as c:
+        async with instance(settings, POOL_RULES, _clock(), db_pool_max=4, group_commit=16) as c:
             await setup_pool(c, ["ana", "ben"])
 
             async def storm(rt: Runtime) -> int:

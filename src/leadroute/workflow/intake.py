@@ -339,13 +339,14 @@ async def _begin(ch: Change, rt: Runtime, p: Prepared) -> _Begun | Replayed:
         identity.name,
         ROUTING_LOCK,
     )
-    head = rows[0]
+    head = next(row for row in rows if row["kind"] == "head")
     if head["config_version"] is None:  # a key was taken before: no lock, no match
         stored = await _stored_answer(ch.conn, SCOPE, named, set(head["claimed"]), p.body_print)
         assert stored is not None
         return stored
     ch.took(ROUTING_LOCK)
-    found = found_among(rows[1:], identity, now=ch.now, window=rt.settings.reengage_after)
+    leads = [row for row in rows if row["kind"] == "lead"]
+    found = found_among(leads, identity, now=ch.now, window=rt.settings.reengage_after)
     return _Begun(found=found, version=head["config_version"])
 
 

@@ -4,12 +4,11 @@
 -- and the routing lock with the configuration version (routing.sql routing_lock_config). This
 -- function does the same three, in the same order and with the same locks, in one round trip.
 --
--- Rows: the first is the head (kind 'head'): the keys claimed now and, unless the request is a
--- retry, the routing configuration's version. When a key was already taken (claimed has fewer
--- keys than p_keys) the function stops there: the caller reads the stored answer, and neither the
--- identity locks nor the routing lock are taken (a retry neither matches nor routes). Otherwise the
--- head is followed by the person's stored leads (kind 'lead'), row-locked, as
--- leadroute_identity_match returns them.
+-- Rows: one head (kind 'head'): the keys claimed now and, unless the request is a retry, the
+-- routing configuration's version. When a key was already taken (claimed has fewer keys than
+-- p_keys) the head is the only row: the caller reads the stored answer, and neither the identity
+-- locks nor the routing lock are taken (a retry neither matches nor routes). Otherwise the person's
+-- stored leads (kind 'lead'), row-locked, as leadroute_identity_match returns them, come first.
 --
 -- Lock order, as before: the idempotency keys (row locks, sorted), the identity values (advisory,
 -- sorted), the routing lock (advisory, shared, until the transaction ends).
@@ -27,7 +26,6 @@ RETURNS TABLE (
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     got text[] := '{}';
-    k int;
     v bigint;
 BEGIN
     IF cardinality(p_keys) > 0 THEN
@@ -45,35 +43,17 @@ BEGIN
             RETURN;
         END IF;
     END IF;
+    -- the identity locks and the person's stored leads, as leadroute_identity_match (0012) does
+    -- for every other caller: one definition of a match
     IF cardinality(p_lock_keys) > 0 THEN
-        FOREACH k IN ARRAY p_lock_keys LOOP
-            PERFORM pg_advisory_xact_lock(x'1EAD0012'::int, k);
-        END LOOP;
+        RETURN QUERY
+        SELECT 'lead'::text, NULL::text[], NULL::bigint, m.*
+          FROM leadroute_identity_match(p_lock_keys, p_email, p_phone, p_name) AS m;
     END IF;
     PERFORM pg_advisory_xact_lock_shared(p_routing_lock);
     SELECT rc.version INTO v FROM routing_config AS rc;
     RETURN QUERY SELECT 'head'::text, got, coalesce(v, 0), NULL::uuid, NULL::text, NULL::text,
         NULL::text, NULL::text, NULL::text, NULL::double precision, NULL::text, NULL::text,
         NULL::text, NULL::jsonb, NULL::timestamptz, NULL::timestamptz;
-    IF cardinality(p_lock_keys) > 0 THEN
-        RETURN QUERY
-        SELECT 'lead'::text, NULL::text[], NULL::bigint,
-               l.id, l.email, l.phone_e164, l.name_key, l.company_domain, l.stage, l.score, l.status,
-               l.owner_id, l.pool_id, l.normalized, l.created_at, l.last_seen_at
-          FROM leads AS l
-         WHERE l.merged_into IS NULL
-           AND l.id IN (
-               (SELECT e.id FROM leads AS e WHERE e.email = p_email AND e.merged_into IS NULL
-                 ORDER BY e.created_at DESC LIMIT 20)
-               UNION
-               (SELECT p.id FROM leads AS p WHERE p.phone_e164 = p_phone AND p.merged_into IS NULL
-                 ORDER BY p.created_at DESC LIMIT 20)
-               UNION
-               (SELECT n.id FROM leads AS n WHERE n.name_key = p_name AND n.merged_into IS NULL
-                 ORDER BY n.created_at DESC LIMIT 20)
-           )
-         ORDER BY l.id
-           FOR UPDATE OF l;
-    END IF;
 END
 $$;
