@@ -30,12 +30,12 @@ import uuid
 from typing import Any, Literal
 
 import msgspec
-import redis.exceptions
 
 from leadroute.errors import IdempotencyConflict
 from leadroute.intake import FieldPolicy, read_lead
 from leadroute.intake.identity import identity_of, name_key
 from leadroute.models import Decision, FieldWarning, LeadIn, NormalizedLead
+from leadroute.routing import Assignment
 from leadroute.routing.rebuild import ROUTING_LOCK
 from leadroute.runtime import ActiveRuleset, Runtime
 from leadroute.scoring import Evaluation, evaluate
@@ -245,27 +245,17 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
         previous.lead.owner_id if previous is not None and active.ruleset.reengage_previous_owner else None
     )
     lead_id = uuid.uuid4()
-    try:
-        if not routable:
-            raise redis.exceptions.ConnectionError("the routing state (Redis) could not be reached")
-        with span("route"):
-            placed = ch.claimed(
-                await rt.routing.assign(
-                    ch.conn,
-                    lead_id=lead_id,
-                    company_domain=lead.company_domain,
-                    targets=evaluation.targets,
-                    fallback=evaluation.fallback,
-                    now=ch.now,
-                    previous_owner=previous_owner,
-                    version=begun.version,
-                )
-            )
-        status: Literal["assigned", "unassigned", "pending"] = placed.status
-    except REDIS_DOWN:
+    placed = (
+        await _route(ch, rt, p, lead_id, previous_owner=previous_owner, version=begun.version)
+        if routable
+        else None
+    )
+    status: Literal["assigned", "unassigned", "pending"]
+    if placed is None:
         # Redis cannot be reached: take the lead anyway, routed by the queue drain once it is back
-        placed = pending_placement()
-        status = "pending"
+        placed, status = pending_placement(), "pending"
+    else:
+        status = placed.status
     ruleset = active.ruleset
     decision = Decision(
         lead_id=str(lead_id),
@@ -311,6 +301,29 @@ async def record_lead(ch: Change, rt: Runtime, p: Prepared) -> IntakeResult:
     )
     ch.after_commit(METRICS.leads.labels(decision.stage, status).inc)
     return IntakeResult(decision, created=True)
+
+
+async def _route(
+    ch: Change, rt: Runtime, p: Prepared, lead_id: uuid.UUID, *, previous_owner: str | None, version: int
+) -> Assignment | None:
+    """Claim an owner for the new lead (the transaction holds the routing lock at ``version``);
+    None when Redis cannot be reached."""
+    try:
+        with span("route"):
+            return ch.claimed(
+                await rt.routing.assign(
+                    ch.conn,
+                    lead_id=lead_id,
+                    company_domain=p.lead.company_domain,
+                    targets=p.evaluation.targets,
+                    fallback=p.evaluation.fallback,
+                    now=ch.now,
+                    previous_owner=previous_owner,
+                    version=version,
+                )
+            )
+    except REDIS_DOWN:
+        return None
 
 
 class _Begun(msgspec.Struct, frozen=True):
